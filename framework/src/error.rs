@@ -1,0 +1,63 @@
+//! The errors a user of the framework can get back, as `thiserror` types.
+
+use std::time::Duration;
+
+use ractor::ActorCell;
+
+use crate::ExitReason;
+
+/// A boxed error for callbacks: anything `?` can turn into it (ractor's `ActorProcessingErr`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a call did not return a reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No reply within the timeout. The server may still handle the request; a late reply
+    /// is dropped.
+    #[error("call timed out after {0:?}; the server is busy or stuck: raise the timeout or check the server")]
+    Timeout(Duration),
+    /// No such process: the name is not registered or the server had already exited.
+    #[error("no such process (noproc): the server is not running; start it or check its name")]
+    NoProc,
+    /// The server exited while the call was queued or being handled.
+    #[error("the server exited before replying: {0}")]
+    Exited(ExitReason),
+    /// The server was killed, or dropped the caller's `ReplyTo` without answering.
+    #[error("the server dropped the call without replying (killed, or its ReplyTo was dropped)")]
+    NoReply,
+}
+
+/// Why a process (server or supervisor) did not start.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StartError {
+    /// The name is taken by a running process (`{already_started, Pid}`); `existing` is it,
+    /// or `None` if it exited meanwhile.
+    #[error("a process is already registered as {name:?}: stop it first or pick another name")]
+    AlreadyStarted {
+        /// The contested name.
+        name: String,
+        /// The running process under it.
+        existing: Option<ActorCell>,
+    },
+    /// `init` returned an error or panicked.
+    #[error("init failed: {0}")]
+    Init(String),
+    /// A supervisor's child failed to start; the children started before it were stopped.
+    #[error("child {id:?} failed to start: {reason}")]
+    Child {
+        /// The child spec id.
+        id: String,
+        /// What its start returned.
+        reason: Box<StartError>,
+    },
+    /// A supervisor refused to start a child (duplicate id, `max_children` reached, ...).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl StartError {
+    pub(crate) fn already_started(name: String) -> Self {
+        let existing = ractor::registry::where_is(&name);
+        Self::AlreadyStarted { name, existing }
+    }
+}

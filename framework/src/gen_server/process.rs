@@ -1,0 +1,262 @@
+//! The ractor actor that runs a [`GenServer`].
+//!
+//! OTP semantics that ractor does not have, and how they are made here:
+//! - *terminate on every orderly stop and crash*: callbacks run under `catch_unwind`, and every
+//!   way to stop goes through [`Process::begin_exit`], which calls `terminate` exactly once.
+//! - *callers learn the exit reason*: after deciding to stop, the server does not vanish at
+//!   once (ractor would drop its mailbox and every queued caller with it). It enqueues an
+//!   [`Envelope::Exit`] marker to itself and, until the marker comes round, answers each
+//!   queued call with the exit reason. Then it stops with the encoded reason, which its
+//!   supervisor and monitors decode.
+//! - *monitors and links*: ractor delivers both as supervision events; they become
+//!   [`Info::Down`] and [`Info::Exit`].
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
+
+use super::{CallResponse, Context, Flow, GenServer, Info, ProcessExit, ReplyTo, ServerRef};
+use crate::{BoxError, ExitReason, StartError};
+
+/// A GenServer's mailbox entry.
+pub(crate) enum Envelope<G: GenServer> {
+    Call(G::Call, ReplyTo<G::Reply>),
+    Cast(G::Cast),
+    Info(G::Info),
+    /// `ServerRef::stop` or a supervisor's orderly shutdown: in order, like OTP's exit
+    /// signal to a process that traps exits.
+    Stop(ExitReason),
+    /// The marker a stopping server sends itself; see the module docs.
+    Exit,
+    /// A monitored process may have exited before the monitor was in place; sent after it
+    /// finished, so its own exit event (if it reached us) is handled first.
+    MonitorGone(ActorId),
+}
+
+// Local only: remote messaging wraps these in serde types (the distribution layer).
+impl<G: GenServer> ractor::Message for Envelope<G> {}
+
+/// The ractor actor; `server` is the user's behaviour value.
+pub(crate) struct Process<G> {
+    server: G,
+}
+
+/// The actor state: the user's state plus what the framework tracks for it.
+pub(crate) struct Running<G: GenServer> {
+    state: G::State,
+    me: Context<G>,
+    /// Set once the server has decided to stop: it then only answers callers with this
+    /// reason until its exit marker arrives.
+    exiting: Option<ExitReason>,
+}
+
+/// Asks the server behind `cell` to stop in order with `reason`. Returns false if it is gone.
+/// Stored as a plain `fn` in child records so a supervisor can stop any kind of child.
+pub(crate) fn request_stop<G: GenServer>(cell: &ActorCell, reason: ExitReason) -> bool {
+    cell.send_message(Envelope::<G>::Stop(reason)).is_ok()
+}
+
+/// Spawns and initialises a server; returns once `init` has finished.
+pub(crate) async fn spawn<G: GenServer>(
+    server: G,
+    args: G::Args,
+    name: Option<String>,
+    parent: Option<ActorCell>,
+) -> Result<ServerRef<G>, StartError> {
+    let process = Process { server };
+    let spawned = match parent {
+        Some(parent) => Actor::spawn_linked(name.clone(), process, args, parent).await,
+        None => Actor::spawn(name.clone(), process, args).await,
+    };
+    match spawned {
+        Ok((actor, _)) => Ok(ServerRef::from_actor(actor)),
+        Err(SpawnErr::ActorAlreadyRegistered(name)) => Err(StartError::already_started(name)),
+        Err(SpawnErr::StartupFailed(reason)) => Err(StartError::Init(reason.to_string())),
+        Err(other) => Err(StartError::Init(other.to_string())),
+    }
+}
+
+/// Runs a callback, turning a panic into an error so that a crash takes the same path as an
+/// `Err` return (`terminate`, then exit with the message).
+async fn guarded<T>(callback: impl Future<Output = Result<T, BoxError>>) -> Result<T, ExitReason> {
+    match AssertUnwindSafe(callback).catch_unwind().await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(ExitReason::error(error)),
+        Err(panic) => Err(ExitReason::Error(panic_message(panic))),
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(text) => format!("panicked: {text}"),
+        Err(panic) => match panic.downcast::<&'static str>() {
+            Ok(text) => format!("panicked: {text}"),
+            Err(_) => "panicked".to_owned(),
+        },
+    }
+}
+
+impl<G: GenServer> Process<G> {
+    /// The one way a server stops: `terminate` once, then drain callers until the marker.
+    async fn begin_exit(&self, run: &mut Running<G>, reason: ExitReason) {
+        let terminated = AssertUnwindSafe(self.server.terminate(&run.me, &reason, &mut run.state))
+            .catch_unwind()
+            .await;
+        if let Err(panic) = terminated {
+            tracing::error!(server = %run.me.id(), reason = %panic_message(panic), "terminate panicked");
+        }
+        if !reason.is_orderly() {
+            tracing::error!(server = %run.me.id(), name = ?run.me.name(), %reason, "server terminating");
+        }
+        if run.me.actor().send_message(Envelope::Exit).is_err() {
+            run.me.actor().stop(Some(reason.encode()));
+        }
+        run.me.drop_monitors();
+        run.exiting = Some(reason);
+    }
+
+    async fn serve(&self, message: Envelope<G>, run: &mut Running<G>) -> Option<ExitReason> {
+        let Running { state, me, .. } = run;
+        match message {
+            Envelope::Call(request, mut from) => {
+                let response =
+                    guarded(self.server.handle_call(me, request, &mut from, state)).await;
+                match response {
+                    Ok(CallResponse::Reply(reply)) => {
+                        from.reply(reply);
+                        None
+                    }
+                    Ok(CallResponse::NoReply) => None,
+                    Ok(CallResponse::Stop { reason, reply }) => {
+                        match reply {
+                            Some(reply) => _ = from.reply(reply),
+                            None => from.exited(reason.clone()),
+                        }
+                        Some(reason)
+                    }
+                    Err(crash) => {
+                        from.exited(crash.clone());
+                        Some(crash)
+                    }
+                }
+            }
+            Envelope::Cast(message) => {
+                flow(guarded(self.server.handle_cast(me, message, state)).await)
+            }
+            Envelope::Info(message) => self.info(Info::Message(message), run).await,
+            Envelope::Stop(reason) => Some(reason),
+            Envelope::MonitorGone(id) => {
+                if !me.forget_monitor(id) {
+                    return None;
+                }
+                let gone = ProcessExit {
+                    id,
+                    reason: ExitReason::NoProc,
+                };
+                self.info(Info::Down(gone), run).await
+            }
+            // Only reachable if someone forged a marker; ignoring it keeps the server alive.
+            Envelope::Exit => None,
+        }
+    }
+
+    async fn info(&self, info: Info<G::Info>, run: &mut Running<G>) -> Option<ExitReason> {
+        flow(guarded(self.server.handle_info(&run.me, info, &mut run.state)).await)
+    }
+}
+
+fn flow(result: Result<Flow, ExitReason>) -> Option<ExitReason> {
+    match result {
+        Ok(Flow::Continue) => None,
+        Ok(Flow::Stop(reason)) => Some(reason),
+        Err(crash) => Some(crash),
+    }
+}
+
+impl<G: GenServer> Actor for Process<G> {
+    type Msg = Envelope<G>;
+    type State = Running<G>;
+    type Arguments = G::Args;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Envelope<G>>,
+        args: G::Args,
+    ) -> Result<Running<G>, ActorProcessingErr> {
+        let me = Context::new(ServerRef::from_actor(myself));
+        let state = guarded(self.server.init(&me, args))
+            .await
+            .map_err(|reason| reason.to_string())?;
+        Ok(Running {
+            state,
+            me,
+            exiting: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Envelope<G>>,
+        message: Envelope<G>,
+        run: &mut Running<G>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(reason) = &run.exiting {
+            match message {
+                Envelope::Call(_, from) => from.exited(reason.clone()),
+                Envelope::Exit => myself.stop(Some(reason.encode())),
+                _ => {}
+            }
+            return Ok(());
+        }
+        if let Some(reason) = self.serve(message, run).await {
+            self.begin_exit(run, reason).await;
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Envelope<G>>,
+        event: SupervisionEvent,
+        run: &mut Running<G>,
+    ) -> Result<(), ActorProcessingErr> {
+        let (Some(reason), Some(cell)) = (ExitReason::from_event(&event), event.actor_cell())
+        else {
+            return Ok(());
+        };
+        if run.exiting.is_some() {
+            return Ok(());
+        }
+        let exit = ProcessExit {
+            id: cell.get_id(),
+            reason,
+        };
+        let info = if run.me.forget_monitor(exit.id) {
+            Info::Down(exit)
+        } else {
+            Info::Exit(exit)
+        };
+        if let Some(reason) = self.info(info, run).await {
+            self.begin_exit(run, reason).await;
+        }
+        Ok(())
+    }
+
+    /// Reached only when something stopped the actor through ractor directly (not through
+    /// this crate): give `terminate` its orderly run anyway.
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Envelope<G>>,
+        run: &mut Running<G>,
+    ) -> Result<(), ActorProcessingErr> {
+        if run.exiting.is_none() {
+            let reason = ExitReason::Shutdown;
+            let _ = AssertUnwindSafe(self.server.terminate(&run.me, &reason, &mut run.state))
+                .catch_unwind()
+                .await;
+        }
+        Ok(())
+    }
+}

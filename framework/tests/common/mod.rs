@@ -1,0 +1,199 @@
+//! A configurable test server and helpers shared by the framework's integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo};
+use tokio::sync::mpsc;
+
+/// Upper bound for waiting on any event in tests: generous, since CI machines are slow;
+/// tests never sleep for a fixed time, they wait for the event with this bound.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// What a [`Probe`] reports to its test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Started(String),
+    Terminated(String, ExitReason),
+    Down(ExitReason),
+    Tick,
+    /// A `Slow` call has begun.
+    Busy,
+}
+
+/// A server whose behaviour the test chooses message by message.
+#[derive(Clone)]
+pub struct Probe {
+    pub label: String,
+    pub events: mpsc::UnboundedSender<Event>,
+}
+
+pub enum Call {
+    Get,
+    Echo(u64),
+    /// Defer: keep the caller; answered by a later `ReleaseDeferred` cast.
+    Defer,
+    /// Stop without reply.
+    StopWith(ExitReason),
+    /// Stop after replying.
+    StopReplying(ExitReason, u64),
+    Panic,
+    Fail,
+    /// Wait this long before replying (to test timeouts).
+    Slow(Duration),
+}
+
+pub enum Cast {
+    Add(u64),
+    ReleaseDeferred(u64),
+    Stop(ExitReason),
+    Panic,
+    Monitor(otp::ServerRef<Probe>),
+    TickAfter(Duration),
+}
+
+pub struct State {
+    pub value: u64,
+    pub deferred: Vec<ReplyTo<u64>>,
+}
+
+/// `Err` from init when the label says so, to test start failures.
+pub const FAIL_INIT: &str = "fail-init";
+
+impl GenServer for Probe {
+    type Args = u64;
+    type State = State;
+    type Call = Call;
+    type Reply = u64;
+    type Cast = Cast;
+    type Info = Event;
+
+    async fn init(&self, _me: &Context<Self>, value: u64) -> Result<State, BoxError> {
+        if self.label == FAIL_INIT {
+            return Err("refusing to start".into());
+        }
+        let _ = self.events.send(Event::Started(self.label.clone()));
+        Ok(State {
+            value,
+            deferred: Vec::new(),
+        })
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &Context<Self>,
+        request: Call,
+        from: &mut ReplyTo<u64>,
+        state: &mut State,
+    ) -> Result<CallResponse<u64>, BoxError> {
+        Ok(match request {
+            Call::Get => CallResponse::Reply(state.value),
+            Call::Echo(value) => CallResponse::Reply(value),
+            Call::Defer => {
+                state.deferred.push(from.take());
+                CallResponse::NoReply
+            }
+            Call::StopWith(reason) => CallResponse::Stop {
+                reason,
+                reply: None,
+            },
+            Call::StopReplying(reason, value) => CallResponse::Stop {
+                reason,
+                reply: Some(value),
+            },
+            Call::Panic => panic!("asked to panic"),
+            Call::Fail => return Err("asked to fail".into()),
+            Call::Slow(delay) => {
+                let _ = self.events.send(Event::Busy);
+                tokio::time::sleep(delay).await;
+                CallResponse::Reply(state.value)
+            }
+        })
+    }
+
+    async fn handle_cast(
+        &self,
+        me: &Context<Self>,
+        message: Cast,
+        state: &mut State,
+    ) -> Result<Flow, BoxError> {
+        match message {
+            Cast::Add(n) => state.value += n,
+            Cast::ReleaseDeferred(value) => {
+                for from in state.deferred.drain(..) {
+                    from.reply(value);
+                }
+            }
+            Cast::Stop(reason) => return Ok(Flow::Stop(reason)),
+            Cast::Panic => panic!("cast panic"),
+            Cast::Monitor(target) => me.monitor(&target),
+            Cast::TickAfter(delay) => {
+                me.send_after(delay, Event::Tick);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn handle_info(
+        &self,
+        _me: &Context<Self>,
+        message: Info<Event>,
+        _state: &mut State,
+    ) -> Result<Flow, BoxError> {
+        let event = match message {
+            Info::Message(event) => event,
+            Info::Down(down) => Event::Down(down.reason),
+            _ => return Ok(Flow::Continue),
+        };
+        let _ = self.events.send(event);
+        Ok(Flow::Continue)
+    }
+
+    async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, _state: &mut State) {
+        let _ = self
+            .events
+            .send(Event::Terminated(self.label.clone(), reason.clone()));
+    }
+}
+
+/// A probe and the receiving end of its events.
+pub fn probe(label: &str) -> (Probe, mpsc::UnboundedReceiver<Event>) {
+    let (events, receiver) = mpsc::unbounded_channel();
+    (
+        Probe {
+            label: label.to_owned(),
+            events,
+        },
+        receiver,
+    )
+}
+
+/// A probe reporting into an existing channel (several probes, one ordered event log).
+pub fn probe_into(label: &str, events: &mpsc::UnboundedSender<Event>) -> Probe {
+    Probe {
+        label: label.to_owned(),
+        events: events.clone(),
+    }
+}
+
+/// The next event, or a test failure after [`PATIENCE`].
+pub async fn next(events: &mut mpsc::UnboundedReceiver<Event>) -> Event {
+    tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .expect("timed out waiting for an event")
+        .expect("event channel closed")
+}
+
+/// Waits for a condition that becomes true through another process's work, polling with
+/// a bounded deadline (used only where no event can be awaited, e.g. a registry entry).
+pub async fn eventually(mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached in time"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

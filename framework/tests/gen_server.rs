@@ -1,0 +1,295 @@
+//! GenServer semantics, case by case after OTP's `gen_server_SUITE`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{next, probe, Call, Cast, Event, FAIL_INIT};
+use otp::{CallError, ExitReason, GenServer, Named, ServerRef, StartError};
+
+#[tokio::test]
+async fn call_cast_and_state() {
+    let (server, mut events) = probe("a");
+    let server = server.start(1).await.unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("a".into()));
+    server.cast(Cast::Add(41));
+    assert_eq!(server.call(Call::Get).await, Ok(42));
+    assert_eq!(server.call(Call::Echo(7)).await, Ok(7));
+}
+
+#[tokio::test]
+async fn init_error_fails_start_and_frees_the_name() {
+    let (server, _events) = probe(FAIL_INIT);
+    let err = server.start_named("init-fails", 0).await.unwrap_err();
+    assert!(
+        matches!(&err, StartError::Init(reason) if reason.contains("refusing to start")),
+        "{err}"
+    );
+    let (server, _events) = probe("second");
+    let server = server.start_named("init-fails", 0).await.unwrap();
+    assert_eq!(server.name().as_deref(), Some("init-fails"));
+}
+
+#[tokio::test]
+async fn deferred_reply_answers_later_from_another_message() {
+    let (server, _events) = probe("deferred");
+    let server = server.start(0).await.unwrap();
+    let caller = {
+        let server = server.clone();
+        tokio::spawn(async move { server.call(Call::Defer).await })
+    };
+    // The server keeps serving while the deferred caller waits.
+    assert_eq!(server.call(Call::Echo(1)).await, Ok(1));
+    // The deferred call is queued before this call, so by the time `Get` returns it is held.
+    assert_eq!(server.call(Call::Get).await, Ok(0));
+    server.cast(Cast::ReleaseDeferred(99));
+    assert_eq!(caller.await.unwrap(), Ok(99));
+}
+
+#[tokio::test]
+async fn call_timeout_then_late_reply_is_dropped() {
+    let (server, _events) = probe("slow");
+    let server = server.start(5).await.unwrap();
+    let result = server
+        .call_timeout(
+            Call::Slow(Duration::from_millis(300)),
+            Duration::from_millis(20),
+        )
+        .await;
+    assert_eq!(result, Err(CallError::Timeout(Duration::from_millis(20))));
+    // The next call gets its own answer, not the late one.
+    assert_eq!(server.call(Call::Echo(3)).await, Ok(3));
+}
+
+#[tokio::test]
+async fn call_to_a_dead_server_is_noproc() {
+    let (server, _events) = probe("dead");
+    let server = server.start(0).await.unwrap();
+    server.stop(ExitReason::Normal).await.unwrap();
+    assert_eq!(server.call(Call::Get).await, Err(CallError::NoProc));
+    assert_eq!(
+        server.stop(ExitReason::Normal).await,
+        Err(CallError::NoProc)
+    );
+    assert_eq!(
+        Named::<common::Probe>::new("never-registered")
+            .call(Call::Get)
+            .await,
+        Err(CallError::NoProc)
+    );
+    // A cast to a dead server is silently dropped, as in OTP.
+    server.cast(Cast::Add(1));
+}
+
+#[tokio::test]
+async fn stop_from_call_tells_the_caller_and_queued_callers_the_reason() {
+    let (server, mut events) = probe("stopper");
+    let server = server.start(0).await.unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("stopper".into()));
+    let reason = ExitReason::ShutdownWith("done".into());
+    let queued = {
+        let server = server.clone();
+        // Deferred first so the stop request below is queued behind a call that waits.
+        tokio::spawn(async move { server.call(Call::Defer).await })
+    };
+    assert_eq!(server.call(Call::Get).await, Ok(0));
+    assert_eq!(
+        server.call(Call::StopWith(reason.clone())).await,
+        Err(CallError::Exited(reason.clone()))
+    );
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("stopper".into(), reason.clone())
+    );
+    // The deferred caller's handle was dropped with the state: it learns at once.
+    assert_eq!(queued.await.unwrap(), Err(CallError::NoReply));
+    server.wait_exit().await;
+}
+
+#[tokio::test]
+async fn stop_with_reply_replies_then_terminates() {
+    let (server, mut events) = probe("reply-stop");
+    let server = server.start(0).await.unwrap();
+    next(&mut events).await;
+    assert_eq!(
+        server.call(Call::StopReplying(ExitReason::Normal, 8)).await,
+        Ok(8)
+    );
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("reply-stop".into(), ExitReason::Normal)
+    );
+}
+
+#[tokio::test]
+async fn calls_queued_behind_a_stop_get_the_exit_reason() {
+    let (server, mut events) = probe("queue");
+    let server = server.start(0).await.unwrap();
+    next(&mut events).await;
+    // Park the server in a slow call so the next messages queue up behind it.
+    let slow = {
+        let server = server.clone();
+        tokio::spawn(async move { server.call(Call::Slow(Duration::from_millis(100))).await })
+    };
+    assert_eq!(next(&mut events).await, Event::Busy);
+    let reason = ExitReason::error("boom");
+    server.cast(Cast::Stop(reason.clone()));
+    let queued = server.call(Call::Get).await;
+    assert_eq!(slow.await.unwrap(), Ok(0));
+    assert_eq!(queued, Err(CallError::Exited(reason)));
+}
+
+#[tokio::test]
+async fn panic_and_error_in_callbacks_crash_with_the_message_after_terminate() {
+    let (server, mut events) = probe("panics");
+    let server = server.start(0).await.unwrap();
+    next(&mut events).await;
+    let result = server.call(Call::Panic).await;
+    assert!(
+        matches!(&result, Err(CallError::Exited(ExitReason::Error(m))) if m.contains("asked to panic")),
+        "{result:?}"
+    );
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Terminated(_, ExitReason::Error(m)) if m.contains("asked to panic")
+    ));
+
+    let (server, mut events) = probe("fails");
+    let server = server.start(0).await.unwrap();
+    next(&mut events).await;
+    let expected = ExitReason::error("asked to fail");
+    assert_eq!(
+        server.call(Call::Fail).await,
+        Err(CallError::Exited(expected.clone()))
+    );
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("fails".into(), expected)
+    );
+}
+
+#[tokio::test]
+async fn terminate_runs_on_stop_but_not_on_kill() {
+    let (server, mut events) = probe("stopped");
+    let server = server.start(0).await.unwrap();
+    next(&mut events).await;
+    server.stop(ExitReason::Shutdown).await.unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("stopped".into(), ExitReason::Shutdown)
+    );
+
+    let (server, mut events) = probe("killed");
+    let server = server.start(0).await.unwrap();
+    next(&mut events).await;
+    server.kill();
+    server.wait_exit().await;
+    // Only the channel's end follows: no Terminated event was sent.
+    drop(server);
+    assert_eq!(
+        tokio::time::timeout(common::PATIENCE, events.recv())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn name_clash_returns_the_running_server_and_the_name_is_reused_after_exit() {
+    let (first, _e1) = probe("first");
+    let first = first.start_named("clash", 1).await.unwrap();
+    let (second, _e2) = probe("second");
+    match second.start_named("clash", 2).await {
+        Err(StartError::AlreadyStarted { name, existing }) => {
+            assert_eq!(name, "clash");
+            let existing = ServerRef::<common::Probe>::from_cell(existing.unwrap()).unwrap();
+            assert_eq!(existing.id(), first.id());
+        }
+        other => panic!("expected AlreadyStarted, got {other:?}"),
+    }
+    let by_name = Named::<common::Probe>::new("clash");
+    assert_eq!(by_name.call(Call::Get).await, Ok(1));
+    first.stop(ExitReason::Normal).await.unwrap();
+    assert_eq!(by_name.call(Call::Get).await, Err(CallError::NoProc));
+    let (third, _e3) = probe("third");
+    third.start_named("clash", 3).await.unwrap();
+    assert_eq!(by_name.call(Call::Get).await, Ok(3));
+}
+
+#[tokio::test]
+async fn whereis_is_typed() {
+    let (server, _events) = probe("typed");
+    let _server = server.start_named("typed-name", 0).await.unwrap();
+    assert!(ServerRef::<common::Probe>::whereis("typed-name").is_some());
+    assert!(ServerRef::<Other>::whereis("typed-name").is_none());
+}
+
+#[tokio::test]
+async fn monitor_delivers_down_with_the_reason_once() {
+    let (watcher, mut events) = probe("watcher");
+    let watcher = watcher.start(0).await.unwrap();
+    next(&mut events).await;
+    let (target, _target_events) = probe("target");
+    let target = target.start(0).await.unwrap();
+    watcher.cast(Cast::Monitor(target.clone()));
+    // A call after the cast guarantees the monitor is in place.
+    assert_eq!(watcher.call(Call::Get).await, Ok(0));
+    target.cast(Cast::Stop(ExitReason::error("crashed")));
+    assert_eq!(
+        next(&mut events).await,
+        Event::Down(ExitReason::error("crashed"))
+    );
+
+    let (killed, _killed_events) = probe("killed-target");
+    let killed = killed.start(0).await.unwrap();
+    watcher.cast(Cast::Monitor(killed.clone()));
+    assert_eq!(watcher.call(Call::Get).await, Ok(0));
+    killed.kill();
+    assert_eq!(next(&mut events).await, Event::Down(ExitReason::Killed));
+}
+
+#[tokio::test]
+async fn monitoring_a_dead_process_delivers_noproc() {
+    let (watcher, mut events) = probe("watcher2");
+    let watcher = watcher.start(0).await.unwrap();
+    next(&mut events).await;
+    let (target, _target_events) = probe("gone");
+    let target = target.start(0).await.unwrap();
+    target.stop(ExitReason::Normal).await.unwrap();
+    watcher.cast(Cast::Monitor(target));
+    assert_eq!(next(&mut events).await, Event::Down(ExitReason::NoProc));
+    // Exactly one DOWN: the next event is the tick we ask for now.
+    watcher.cast(Cast::TickAfter(Duration::from_millis(1)));
+    assert_eq!(next(&mut events).await, Event::Tick);
+}
+
+#[tokio::test]
+async fn send_after_delivers_an_info() {
+    let (server, mut events) = probe("timer");
+    let server = server.start(0).await.unwrap();
+    next(&mut events).await;
+    server.cast(Cast::TickAfter(Duration::from_millis(5)));
+    assert_eq!(next(&mut events).await, Event::Tick);
+    let timer = server.send_after(Duration::from_secs(3600), Event::Tick);
+    timer.cancel();
+    let ticks = server.send_interval(Duration::from_millis(2), || Event::Tick);
+    assert_eq!(next(&mut events).await, Event::Tick);
+    assert_eq!(next(&mut events).await, Event::Tick);
+    ticks.cancel();
+}
+
+/// A second server type, to check that names are typed.
+struct Other;
+
+impl GenServer for Other {
+    type Args = ();
+    type State = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&self, _me: &otp::Context<Self>, _args: ()) -> Result<(), otp::BoxError> {
+        Ok(())
+    }
+}
