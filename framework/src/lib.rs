@@ -7,7 +7,6 @@
 //! |---|---|
 //! | [`gen_server`] | `gen_server`: init, call (reply, deferred reply, stop), cast, info, terminate, names, monitors, timers |
 //! | [`supervisor`] | `supervisor` and Elixir's `DynamicSupervisor`: strategies, restart intensity, ordered shutdown |
-//! | [`spec`] | supervision trees as data: JSON files under `supervisor-specs/`, validated before anything starts |
 //! | [`exit`] | exit reasons (`normal`, `shutdown`, `{shutdown, T}`, `killed`, errors) |
 //!
 //! Everything runs on ractor actors: a GenServer is one ractor actor, a supervisor is a
@@ -19,6 +18,7 @@
 
 pub mod exit;
 pub mod gen_server;
+pub mod supervisor;
 
 mod error;
 

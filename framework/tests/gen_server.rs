@@ -231,7 +231,7 @@ async fn monitor_delivers_down_with_the_reason_once() {
     next(&mut events).await;
     let (target, _target_events) = probe("target");
     let target = target.start(0).await.unwrap();
-    watcher.cast(Cast::Monitor(target.clone()));
+    watcher.cast(Cast::Monitor(target.cell()));
     // A call after the cast guarantees the monitor is in place.
     assert_eq!(watcher.call(Call::Get).await, Ok(0));
     target.cast(Cast::Stop(ExitReason::error("crashed")));
@@ -242,7 +242,7 @@ async fn monitor_delivers_down_with_the_reason_once() {
 
     let (killed, _killed_events) = probe("killed-target");
     let killed = killed.start(0).await.unwrap();
-    watcher.cast(Cast::Monitor(killed.clone()));
+    watcher.cast(Cast::Monitor(killed.cell()));
     assert_eq!(watcher.call(Call::Get).await, Ok(0));
     killed.kill();
     assert_eq!(next(&mut events).await, Event::Down(ExitReason::Killed));
@@ -256,7 +256,7 @@ async fn monitoring_a_dead_process_delivers_noproc() {
     let (target, _target_events) = probe("gone");
     let target = target.start(0).await.unwrap();
     target.stop(ExitReason::Normal).await.unwrap();
-    watcher.cast(Cast::Monitor(target));
+    watcher.cast(Cast::Monitor(target.cell()));
     assert_eq!(next(&mut events).await, Event::Down(ExitReason::NoProc));
     // Exactly one DOWN: the next event is the tick we ask for now.
     watcher.cast(Cast::TickAfter(Duration::from_millis(1)));

@@ -73,7 +73,10 @@ pub(crate) async fn spawn<G: GenServer>(
     match spawned {
         Ok((actor, _)) => Ok(ServerRef::from_actor(actor)),
         Err(SpawnErr::ActorAlreadyRegistered(name)) => Err(StartError::already_started(name)),
-        Err(SpawnErr::StartupFailed(reason)) => Err(StartError::Init(reason.to_string())),
+        Err(SpawnErr::StartupFailed(reason)) => Err(match reason.downcast::<StartError>() {
+            Ok(structured) => *structured,
+            Err(reason) => StartError::Init(reason.to_string()),
+        }),
         Err(other) => Err(StartError::Init(other.to_string())),
     }
 }
@@ -186,9 +189,15 @@ impl<G: GenServer> Actor for Process<G> {
         args: G::Args,
     ) -> Result<Running<G>, ActorProcessingErr> {
         let me = Context::new(ServerRef::from_actor(myself));
-        let state = guarded(self.server.init(&me, args))
+        // The error box goes through ractor untouched so that `spawn` can recover a
+        // structured `StartError` (a supervisor's child failure) from it.
+        let state = match AssertUnwindSafe(self.server.init(&me, args))
+            .catch_unwind()
             .await
-            .map_err(|reason| reason.to_string())?;
+        {
+            Ok(result) => result?,
+            Err(panic) => return Err(panic_message(panic).into()),
+        };
         Ok(Running {
             state,
             me,

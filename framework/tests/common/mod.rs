@@ -48,7 +48,7 @@ pub enum Cast {
     ReleaseDeferred(u64),
     Stop(ExitReason),
     Panic,
-    Monitor(otp::ServerRef<Probe>),
+    Monitor(ractor::ActorCell),
     TickAfter(Duration),
 }
 
@@ -59,6 +59,8 @@ pub struct State {
 
 /// `Err` from init when the label says so, to test start failures.
 pub const FAIL_INIT: &str = "fail-init";
+/// A probe whose label starts with this never finishes `terminate`.
+pub const HANG_IN_TERMINATE: &str = "hang";
 
 impl GenServer for Probe {
     type Args = u64;
@@ -126,7 +128,7 @@ impl GenServer for Probe {
             }
             Cast::Stop(reason) => return Ok(Flow::Stop(reason)),
             Cast::Panic => panic!("cast panic"),
-            Cast::Monitor(target) => me.monitor(&target),
+            Cast::Monitor(target) => me.monitor(target),
             Cast::TickAfter(delay) => {
                 me.send_after(delay, Event::Tick);
             }
@@ -153,6 +155,9 @@ impl GenServer for Probe {
         let _ = self
             .events
             .send(Event::Terminated(self.label.clone(), reason.clone()));
+        if self.label.starts_with(HANG_IN_TERMINATE) {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -196,4 +201,36 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) {
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// A permanent worker spec running a probe labelled `id` that reports into `events`.
+pub fn probe_spec(id: &str, events: &mpsc::UnboundedSender<Event>) -> otp::supervisor::ChildSpec {
+    let probe = probe_into(id, events);
+    otp::supervisor::ChildSpec::worker(id, move |parent| parent.start(probe.clone(), 0))
+}
+
+/// The running probe under `id` in a supervisor.
+pub async fn child_of(
+    supervisor: &otp::supervisor::SupervisorRef,
+    id: &str,
+) -> otp::ServerRef<Probe> {
+    let children = supervisor.which_children().await.expect("which_children");
+    let cell = children
+        .into_iter()
+        .find(|child| child.id == id)
+        .and_then(|child| child.process.cell().cloned())
+        .unwrap_or_else(|| panic!("child {id} is not running"));
+    otp::ServerRef::from_cell(cell).expect("child is a probe")
+}
+
+/// Ids of the running children, in start order.
+pub async fn running_ids(supervisor: &otp::supervisor::SupervisorRef) -> Vec<String> {
+    supervisor
+        .which_children()
+        .await
+        .expect("which_children")
+        .into_iter()
+        .filter(|child| child.process.cell().is_some())
+        .map(|child| child.id)
+        .collect()
 }

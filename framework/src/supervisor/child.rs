@@ -1,0 +1,237 @@
+//! Child specs (OTP's `child_spec()`) and the started-child handle a supervisor keeps.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use ractor::ActorCell;
+
+use super::{dynamic::DynamicFlags, Supervisor};
+use crate::gen_server::{request_stop, spawn};
+use crate::{ExitReason, GenServer, StartError};
+
+/// When a child is restarted (OTP's `restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restart {
+    /// Always restarted.
+    Permanent,
+    /// Restarted only after an abnormal exit (not `normal`, `shutdown` or `{shutdown, _}`).
+    Transient,
+    /// Never restarted, not even when a sibling's restart stops it; removed once it exits.
+    Temporary,
+}
+
+/// How a child is stopped (OTP's `shutdown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shutdown {
+    /// Killed at once; `terminate` does not run.
+    BrutalKill,
+    /// Asked to stop with reason `shutdown`, killed if still alive after this long.
+    Timeout(Duration),
+    /// Asked to stop, waited for without limit (the default for supervisors, whose own
+    /// children's budgets bound the wait).
+    Infinity,
+}
+
+/// Whether a child is a worker or a supervisor (OTP's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildType {
+    /// Any process that is not a supervisor.
+    Worker,
+    /// A supervisor: defaults to [`Shutdown::Infinity`].
+    Supervisor,
+}
+
+/// The default shutdown budget of workers, as in OTP.
+pub const DEFAULT_WORKER_SHUTDOWN: Duration = Duration::from_secs(5);
+
+type StartFn = dyn Fn(Parent) -> BoxFuture<'static, Result<ChildRef, StartError>> + Send + Sync;
+
+/// How to start, restart and stop one child.
+///
+/// ```
+/// # use otp::supervisor::{ChildSpec, Restart};
+/// # use otp::{BoxError, Context, GenServer};
+/// # #[derive(Clone)] struct Worker;
+/// # impl GenServer for Worker {
+/// #     type Args = u32; type State = u32; type Call = (); type Reply = ();
+/// #     type Cast = (); type Info = ();
+/// #     async fn init(&self, _: &Context<Self>, n: u32) -> Result<u32, BoxError> { Ok(n) }
+/// # }
+/// let spec = ChildSpec::worker("worker", |parent| parent.start_named("worker", Worker, 7))
+///     .restart(Restart::Transient);
+/// assert_eq!(spec.id, "worker");
+/// ```
+#[derive(Clone)]
+pub struct ChildSpec {
+    /// Unique among the supervisor's children; names it in reports and control calls.
+    pub id: String,
+    /// Called for the first start and again for every restart, so each instance starts
+    /// from fresh arguments.
+    start: Arc<StartFn>,
+    /// When to restart it.
+    pub restart: Restart,
+    /// How to stop it.
+    pub shutdown: Shutdown,
+    /// Worker or supervisor.
+    pub kind: ChildType,
+}
+
+impl ChildSpec {
+    /// A permanent worker with a 5 s shutdown budget. `start` gets the [`Parent`] to start
+    /// the child under.
+    pub fn worker<F, Fut>(id: impl Into<String>, start: F) -> Self
+    where
+        F: Fn(Parent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ChildRef, StartError>> + Send + 'static,
+    {
+        Self {
+            id: id.into(),
+            start: Arc::new(move |parent| start(parent).boxed()),
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Timeout(DEFAULT_WORKER_SHUTDOWN),
+            kind: ChildType::Worker,
+        }
+    }
+
+    /// A permanent supervisor child, waited for without limit on shutdown.
+    pub fn supervisor<F, Fut>(id: impl Into<String>, start: F) -> Self
+    where
+        F: Fn(Parent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ChildRef, StartError>> + Send + 'static,
+    {
+        Self {
+            kind: ChildType::Supervisor,
+            shutdown: Shutdown::Infinity,
+            ..Self::worker(id, start)
+        }
+    }
+
+    /// Sets the restart type.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// Sets the shutdown policy.
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    pub(crate) fn start(&self, parent: Parent) -> BoxFuture<'static, Result<ChildRef, StartError>> {
+        (self.start)(parent)
+    }
+}
+
+impl fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("id", &self.id)
+            .field("restart", &self.restart)
+            .field("shutdown", &self.shutdown)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The supervisor a child is being started under; a child spec's start function uses it to
+/// start the child linked to that supervisor (OTP's `start_link`).
+#[derive(Clone, Debug)]
+pub struct Parent {
+    pub(crate) cell: ActorCell,
+}
+
+impl Parent {
+    /// Starts a GenServer linked to the supervisor.
+    pub fn start<G: GenServer>(
+        self,
+        server: G,
+        args: G::Args,
+    ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
+        self.spawn(server, args, None)
+    }
+
+    /// Starts a GenServer linked to the supervisor and registered under `name`.
+    pub fn start_named<G: GenServer>(
+        self,
+        name: impl Into<String>,
+        server: G,
+        args: G::Args,
+    ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
+        self.spawn(server, args, Some(name.into()))
+    }
+
+    /// Starts a nested supervisor, optionally registered under `name`.
+    pub fn start_supervisor<S: Supervisor>(
+        self,
+        name: Option<String>,
+        supervisor: S,
+        args: S::Args,
+    ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
+        async move {
+            let spec = supervisor
+                .init(args)
+                .map_err(|e| StartError::Init(e.to_string()))?;
+            self.spawn(super::server::SupervisorProcess, spec, name)
+                .await
+        }
+    }
+
+    /// Starts a nested dynamic supervisor, optionally registered under `name`.
+    pub fn start_dynamic(
+        self,
+        name: Option<String>,
+        flags: DynamicFlags,
+    ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
+        self.spawn(super::dynamic::DynamicProcess, flags, name)
+    }
+
+    fn spawn<G: GenServer>(
+        self,
+        server: G,
+        args: G::Args,
+        name: Option<String>,
+    ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
+        async move {
+            let server = spawn(server, args, name, Some(self.cell)).await?;
+            Ok(ChildRef {
+                cell: server.cell(),
+                stop: request_stop::<G>,
+            })
+        }
+    }
+}
+
+/// A started child, as its supervisor holds it.
+#[derive(Clone)]
+pub struct ChildRef {
+    cell: ActorCell,
+    /// Asks this kind of child to stop in order; a plain `fn` so any GenServer type fits.
+    stop: fn(&ActorCell, ExitReason) -> bool,
+}
+
+impl ChildRef {
+    /// The child's process.
+    pub fn cell(&self) -> &ActorCell {
+        &self.cell
+    }
+
+    /// Asks the child to stop in order (its `terminate` runs); false if it is already gone.
+    pub(crate) fn request_stop(&self, reason: ExitReason) -> bool {
+        (self.stop)(&self.cell, reason)
+    }
+}
+
+impl fmt::Debug for ChildRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ChildRef")
+            .field(&self.cell.get_id())
+            .finish()
+    }
+}

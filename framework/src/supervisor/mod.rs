@@ -1,0 +1,276 @@
+//! Supervisors: processes that start children, watch them, and restart them by OTP's rules.
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | the [`Supervisor`] behaviour, flags, the tree spec, introspection types |
+//! | `child.rs` | [`ChildSpec`] (restart, shutdown, type), [`Parent`], [`ChildRef`] |
+//! | `server.rs` | the static supervisor: one_for_one, one_for_all, rest_for_one |
+//! | `dynamic.rs` | the dynamic supervisor (Elixir's `DynamicSupervisor`) |
+//! | `handle.rs` | [`SupervisorRef`], [`DynamicSupervisorRef`]: which_children, start_child, ... |
+//! | `intensity.rs` | restart intensity within a period |
+//! | `shutdown.rs` | stopping children within their budgets |
+//!
+//! A supervisor is itself a [`GenServer`](crate::GenServer) that links its children: their
+//! exits reach it as [`Info::Exit`](crate::Info::Exit), as `'EXIT'` messages reach an OTP
+//! supervisor that traps exits.
+//!
+//! # Example
+//! ```
+//! use otp::supervisor::{ChildSpec, Flags, Strategy, Supervisor, SupervisorSpec};
+//! use otp::{BoxError, Context, GenServer, Named};
+//!
+//! #[derive(Clone)]
+//! struct Greeter;
+//!
+//! impl GenServer for Greeter {
+//!     type Args = ();
+//!     type State = ();
+//!     type Call = String;
+//!     type Reply = String;
+//!     type Cast = ();
+//!     type Info = ();
+//!
+//!     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
+//!         Ok(())
+//!     }
+//!     async fn handle_call(&self, _me: &Context<Self>, who: String,
+//!                          _from: &mut otp::ReplyTo<String>, _: &mut ())
+//!                          -> Result<otp::CallResponse<String>, BoxError> {
+//!         Ok(otp::CallResponse::Reply(format!("hello, {who}")))
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() {
+//! let tree = SupervisorSpec {
+//!     flags: Flags { strategy: Strategy::OneForOne, ..Flags::default() },
+//!     children: vec![ChildSpec::worker("greeter", |parent| {
+//!         parent.start_named("greeter", Greeter, ())
+//!     })],
+//! };
+//! let supervisor = tree.start_named("top", ()).await.unwrap();
+//! let greeter = Named::<Greeter>::new("greeter");
+//! assert_eq!(greeter.call("joe".into()).await.unwrap(), "hello, joe");
+//! supervisor.stop().await.unwrap();
+//! # }
+//! ```
+
+mod child;
+pub(crate) mod dynamic;
+mod handle;
+mod intensity;
+pub(crate) mod server;
+mod shutdown;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use ractor::ActorCell;
+
+pub use child::{
+    ChildRef, ChildSpec, ChildType, Parent, Restart, Shutdown, DEFAULT_WORKER_SHUTDOWN,
+};
+pub use dynamic::DynamicFlags;
+pub use handle::{DynamicSupervisorRef, SupervisorRef};
+pub(crate) use intensity::RestartBudget;
+
+use crate::{BoxError, CallError, StartError};
+
+/// Elixir's default restart intensity (Erlang's is 1).
+pub const DEFAULT_INTENSITY: u32 = 3;
+/// The default intensity window.
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(5);
+
+/// Which children a restart concerns.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Only the child that exited.
+    #[default]
+    OneForOne,
+    /// All children: the others are stopped (reverse start order), then all start again.
+    OneForAll,
+    /// The child that exited and those started after it.
+    RestForOne,
+}
+
+/// A supervisor's flags (OTP's `sup_flags()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags {
+    /// The restart strategy.
+    pub strategy: Strategy,
+    /// Restarts allowed within `period`; one more and the supervisor gives up with `shutdown`.
+    pub intensity: u32,
+    /// The window for `intensity`.
+    pub period: Duration,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::OneForOne,
+            intensity: DEFAULT_INTENSITY,
+            period: DEFAULT_PERIOD,
+        }
+    }
+}
+
+/// A whole supervisor: flags and children in start order. Built by code
+/// ([`Supervisor::init`]) or loaded from a file ([`crate::spec`]); both give this value.
+#[derive(Debug, Clone, Default)]
+pub struct SupervisorSpec {
+    /// Strategy and intensity.
+    pub flags: Flags,
+    /// Children, started in this order and stopped in the reverse.
+    pub children: Vec<ChildSpec>,
+}
+
+impl SupervisorSpec {
+    /// The first child id that appears twice, if any.
+    pub fn duplicate_id(&self) -> Option<&str> {
+        let mut seen = HashSet::new();
+        self.children
+            .iter()
+            .map(|child| child.id.as_str())
+            .find(|id| !seen.insert(*id))
+    }
+}
+
+/// OTP's supervisor behaviour: `init` returns the flags and child specs. It runs on every
+/// start of the supervisor, restarts by its own parent included.
+pub trait Supervisor: Send + Sync + 'static {
+    /// Passed to `init`.
+    type Args: Send + 'static;
+
+    /// The tree to build.
+    fn init(&self, args: Self::Args) -> Result<SupervisorSpec, BoxError>;
+
+    /// Starts the supervisor and all its children, in order (`supervisor:start_link/2`).
+    /// If a child fails to start, those already started are stopped in reverse order and
+    /// this fails with [`StartError::Child`] naming it.
+    fn start(
+        self,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<SupervisorRef, StartError>> + Send
+    where
+        Self: Sized,
+    {
+        async move { server_start(self.init(args), None).await }
+    }
+
+    /// Like [`Supervisor::start`], registered under `name`.
+    fn start_named(
+        self,
+        name: impl Into<String>,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<SupervisorRef, StartError>> + Send
+    where
+        Self: Sized,
+    {
+        let name = name.into();
+        async move { server_start(self.init(args), Some(name)).await }
+    }
+}
+
+/// A spec is a supervisor that always builds itself.
+impl Supervisor for SupervisorSpec {
+    type Args = ();
+
+    fn init(&self, _args: ()) -> Result<SupervisorSpec, BoxError> {
+        Ok(self.clone())
+    }
+}
+
+async fn server_start(
+    spec: Result<SupervisorSpec, BoxError>,
+    name: Option<String>,
+) -> Result<SupervisorRef, StartError> {
+    let spec = spec.map_err(|error| StartError::Init(error.to_string()))?;
+    let server = crate::gen_server::spawn(server::SupervisorProcess, spec, name, None).await?;
+    Ok(SupervisorRef::new(server))
+}
+
+/// Starts a dynamic supervisor, optionally registered under `name`.
+pub async fn start_dynamic(
+    flags: DynamicFlags,
+    name: Option<String>,
+) -> Result<DynamicSupervisorRef, StartError> {
+    let server = crate::gen_server::spawn(dynamic::DynamicProcess, flags, name, None).await?;
+    Ok(DynamicSupervisorRef::new(server))
+}
+
+/// One child as [`SupervisorRef::which_children`] reports it.
+#[derive(Debug, Clone)]
+pub struct ChildInfo {
+    /// The spec id.
+    pub id: String,
+    /// Its process, or why there is none.
+    pub process: ChildProcess,
+    /// Worker or supervisor.
+    pub kind: ChildType,
+}
+
+/// The process part of [`ChildInfo`] (OTP: a pid, `restarting` or `undefined`).
+#[derive(Debug, Clone)]
+pub enum ChildProcess {
+    /// Running as this process.
+    Running(ActorCell),
+    /// Its restart failed and will be tried again.
+    Restarting,
+    /// Not running (exited without restart, or terminated by request).
+    Undefined,
+}
+
+impl ChildProcess {
+    /// The running process, if any.
+    pub fn cell(&self) -> Option<&ActorCell> {
+        match self {
+            Self::Running(cell) => Some(cell),
+            _ => None,
+        }
+    }
+}
+
+/// [`SupervisorRef::count_children`]'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChildCounts {
+    /// All child specs, running or not.
+    pub specs: usize,
+    /// Children running now.
+    pub active: usize,
+    /// Specs of type supervisor.
+    pub supervisors: usize,
+    /// Specs of type worker.
+    pub workers: usize,
+}
+
+/// Why a supervisor control request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SupervisorError {
+    /// No child with this id (or pid, for dynamic supervisors).
+    #[error("no child {0:?} in this supervisor")]
+    NotFound(String),
+    /// The child is running: terminate it first.
+    #[error("child {0:?} is running: terminate_child it first")]
+    Running(String),
+    /// The child's restart is pending.
+    #[error("child {0:?} is being restarted: try again shortly")]
+    Restarting(String),
+    /// A stopped child with this id exists: restart_child or delete_child it.
+    #[error("a child with id {0:?} exists: restart_child or delete_child it, or use another id")]
+    AlreadyPresent(String),
+    /// A running child with this id exists.
+    #[error("a child with this id is already running")]
+    AlreadyStarted(ActorCell),
+    /// `max_children` reached.
+    #[error("max_children ({0}) reached: stop a child or raise max_children")]
+    MaxChildren(usize),
+    /// The child failed to start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The supervisor itself could not be reached.
+    #[error("supervisor unreachable: {0}")]
+    Call(#[from] CallError),
+}

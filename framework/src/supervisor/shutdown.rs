@@ -1,0 +1,44 @@
+//! Stopping children: one at a time in reverse start order, or all at once for dynamic
+//! supervisors, each within its shutdown budget.
+
+use futures::future::join_all;
+
+use super::{ChildRef, Shutdown};
+use crate::ExitReason;
+
+/// Stops one child by its policy and returns once it is gone. A child that outlives its
+/// budget is killed and reported (OTP's `shutdown_error`).
+pub(crate) async fn stop_child(supervisor: &str, id: &str, child: &ChildRef, policy: Shutdown) {
+    let cell = child.cell();
+    match policy {
+        Shutdown::BrutalKill => cell.kill(),
+        Shutdown::Timeout(budget) => {
+            if child.request_stop(ExitReason::Shutdown) && cell.wait(Some(budget)).await.is_err() {
+                tracing::error!(
+                    supervisor,
+                    child = id,
+                    budget_ms = budget.as_millis() as u64,
+                    "shutdown_error: child did not stop within its shutdown budget; killed"
+                );
+                cell.kill();
+            }
+        }
+        Shutdown::Infinity => {
+            child.request_stop(ExitReason::Shutdown);
+        }
+    }
+    let _ = cell.wait(None).await;
+}
+
+/// Stops many children concurrently (dynamic supervisors: "no particular order").
+pub(crate) async fn stop_all<'a>(
+    supervisor: &str,
+    children: impl IntoIterator<Item = (&'a str, &'a ChildRef, Shutdown)>,
+) {
+    join_all(
+        children
+            .into_iter()
+            .map(|(id, child, policy)| stop_child(supervisor, id, child, policy)),
+    )
+    .await;
+}

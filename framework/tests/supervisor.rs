@@ -1,0 +1,558 @@
+//! Supervisor semantics, case by case after OTP's `supervisor_SUITE`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    child_of, next, probe_into, probe_spec, running_ids, Call, Cast, Event, FAIL_INIT,
+    HANG_IN_TERMINATE,
+};
+use otp::supervisor::{
+    start_dynamic, ChildProcess, ChildSpec, DynamicFlags, Flags, Restart, Shutdown, Strategy,
+    Supervisor, SupervisorError, SupervisorRef, SupervisorSpec,
+};
+use otp::{CallError, ExitReason, Named, StartError};
+use tokio::sync::mpsc;
+
+type Events = mpsc::UnboundedReceiver<Event>;
+
+fn channel() -> (mpsc::UnboundedSender<Event>, Events) {
+    mpsc::unbounded_channel()
+}
+
+fn tree(strategy: Strategy, intensity: u32, children: Vec<ChildSpec>) -> SupervisorSpec {
+    SupervisorSpec {
+        flags: Flags {
+            strategy,
+            intensity,
+            period: Duration::from_secs(60),
+        },
+        children,
+    }
+}
+
+/// Starts a supervisor and consumes the children's `Started` events, in order.
+async fn start(spec: SupervisorSpec, events: &mut Events) -> SupervisorRef {
+    let ids: Vec<String> = spec.children.iter().map(|c| c.id.clone()).collect();
+    let supervisor = spec.start(()).await.expect("supervisor starts");
+    for id in ids {
+        assert_eq!(next(events).await, Event::Started(id));
+    }
+    supervisor
+}
+
+/// Makes a child exit with `reason` and waits until it has fully exited, so that the
+/// supervisor has its exit event queued before any later request (supervision events are
+/// handled before messages).
+async fn exit_child(supervisor: &SupervisorRef, id: &str, reason: ExitReason, events: &mut Events) {
+    let child = child_of(supervisor, id).await;
+    child.cast(Cast::Stop(reason.clone()));
+    assert_eq!(next(events).await, Event::Terminated(id.into(), reason));
+    child.wait_exit().await;
+}
+
+async fn restart_type_case(restart: Restart, reason: ExitReason, restarted: bool) {
+    let (sender, mut events) = channel();
+    let spec = tree(
+        Strategy::OneForOne,
+        10,
+        vec![probe_spec("child", &sender).restart(restart)],
+    );
+    let supervisor = start(spec, &mut events).await;
+    let before = child_of(&supervisor, "child").await.id();
+    exit_child(&supervisor, "child", reason.clone(), &mut events).await;
+    if restarted {
+        assert_eq!(next(&mut events).await, Event::Started("child".into()));
+        assert_ne!(child_of(&supervisor, "child").await.id(), before);
+    } else {
+        assert!(
+            running_ids(&supervisor).await.is_empty(),
+            "{restart:?} {reason}"
+        );
+        let specs = supervisor.count_children().await.unwrap().specs;
+        // Temporary children are forgotten; transient ones keep their spec.
+        assert_eq!(specs, usize::from(restart != Restart::Temporary));
+    }
+    supervisor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn permanent_is_restarted_after_every_kind_of_exit() {
+    for reason in [
+        ExitReason::Normal,
+        ExitReason::Shutdown,
+        ExitReason::ShutdownWith("x".into()),
+        ExitReason::error("crash"),
+    ] {
+        restart_type_case(Restart::Permanent, reason, true).await;
+    }
+}
+
+#[tokio::test]
+async fn transient_is_restarted_only_after_an_abnormal_exit() {
+    restart_type_case(Restart::Transient, ExitReason::Normal, false).await;
+    restart_type_case(Restart::Transient, ExitReason::Shutdown, false).await;
+    restart_type_case(
+        Restart::Transient,
+        ExitReason::ShutdownWith("x".into()),
+        false,
+    )
+    .await;
+    restart_type_case(Restart::Transient, ExitReason::error("crash"), true).await;
+}
+
+#[tokio::test]
+async fn temporary_is_never_restarted() {
+    restart_type_case(Restart::Temporary, ExitReason::Normal, false).await;
+    restart_type_case(Restart::Temporary, ExitReason::Shutdown, false).await;
+    restart_type_case(Restart::Temporary, ExitReason::error("crash"), false).await;
+}
+
+#[tokio::test]
+async fn killed_child_is_restarted() {
+    let (sender, mut events) = channel();
+    let spec = tree(Strategy::OneForOne, 10, vec![probe_spec("k", &sender)]);
+    let supervisor = start(spec, &mut events).await;
+    child_of(&supervisor, "k").await.kill();
+    assert_eq!(next(&mut events).await, Event::Started("k".into()));
+    supervisor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_for_all_restarts_everyone_stopping_the_others_in_reverse_order() {
+    let (sender, mut events) = channel();
+    let spec = tree(
+        Strategy::OneForAll,
+        10,
+        vec![
+            probe_spec("a", &sender),
+            probe_spec("b", &sender),
+            probe_spec("c", &sender),
+            probe_spec("t", &sender).restart(Restart::Temporary),
+        ],
+    );
+    let supervisor = start(spec, &mut events).await;
+    let crash = ExitReason::error("b crashed");
+    exit_child(&supervisor, "b", crash, &mut events).await;
+    for id in ["t", "c", "a"] {
+        assert_eq!(
+            next(&mut events).await,
+            Event::Terminated(id.into(), ExitReason::Shutdown)
+        );
+    }
+    for id in ["a", "b", "c"] {
+        assert_eq!(next(&mut events).await, Event::Started(id.into()));
+    }
+    // The temporary sibling was stopped for the restart and is gone.
+    assert_eq!(running_ids(&supervisor).await, ["a", "b", "c"]);
+    supervisor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn rest_for_one_restarts_the_child_and_those_after_it() {
+    let (sender, mut events) = channel();
+    let spec = tree(
+        Strategy::RestForOne,
+        10,
+        vec![
+            probe_spec("a", &sender),
+            probe_spec("b", &sender),
+            probe_spec("c", &sender),
+            probe_spec("d", &sender),
+        ],
+    );
+    let supervisor = start(spec, &mut events).await;
+    let a = child_of(&supervisor, "a").await.id();
+    exit_child(&supervisor, "b", ExitReason::error("b"), &mut events).await;
+    for id in ["d", "c"] {
+        assert_eq!(
+            next(&mut events).await,
+            Event::Terminated(id.into(), ExitReason::Shutdown)
+        );
+    }
+    for id in ["b", "c", "d"] {
+        assert_eq!(next(&mut events).await, Event::Started(id.into()));
+    }
+    assert_eq!(child_of(&supervisor, "a").await.id(), a);
+    supervisor.stop().await.unwrap();
+}
+
+/// A probe outside any tree that monitors `target` and reports its DOWN.
+async fn watch(target: ractor::ActorCell) -> Events {
+    let (watcher, mut events) = common::probe("watcher");
+    let watcher = otp::GenServer::start(watcher, 0).await.unwrap();
+    next(&mut events).await;
+    watcher.cast(Cast::Monitor(target));
+    // The call returns after the cast was handled: the monitor is in place.
+    watcher.call(Call::Get).await.unwrap();
+    events
+}
+
+#[tokio::test]
+async fn intensity_exceeded_stops_children_in_reverse_and_exits_with_shutdown() {
+    let (sender, mut events) = channel();
+    let spec = tree(
+        Strategy::OneForOne,
+        1,
+        vec![
+            probe_spec("x", &sender),
+            probe_spec("y", &sender),
+            probe_spec("z", &sender),
+        ],
+    );
+    let supervisor = start(spec, &mut events).await;
+    let mut down = watch(supervisor.cell()).await;
+    exit_child(&supervisor, "y", ExitReason::error("1"), &mut events).await;
+    assert_eq!(next(&mut events).await, Event::Started("y".into()));
+    exit_child(&supervisor, "y", ExitReason::error("2"), &mut events).await;
+    for id in ["z", "x"] {
+        assert_eq!(
+            next(&mut events).await,
+            Event::Terminated(id.into(), ExitReason::Shutdown)
+        );
+    }
+    assert_eq!(next(&mut down).await, Event::Down(ExitReason::Shutdown));
+}
+
+#[tokio::test]
+async fn restarts_older_than_the_period_are_forgotten() {
+    let (sender, mut events) = channel();
+    let mut spec = tree(Strategy::OneForOne, 1, vec![probe_spec("p", &sender)]);
+    spec.flags.period = Duration::from_millis(50);
+    let supervisor = start(spec, &mut events).await;
+    for round in 0..3 {
+        let started = tokio::time::Instant::now();
+        exit_child(&supervisor, "p", ExitReason::error(round), &mut events).await;
+        assert_eq!(next(&mut events).await, Event::Started("p".into()));
+        // Let the period pass before the next crash: the budget is per window.
+        tokio::time::sleep_until(started + Duration::from_millis(60)).await;
+    }
+    assert!(supervisor.is_alive());
+    supervisor.stop().await.unwrap();
+}
+
+/// A tree of a top supervisor (intensity `top`) over a sub supervisor (intensity 0) over
+/// one worker: the sub gives up at the worker's first crash, the top restarts it.
+fn nested(sender: &mpsc::UnboundedSender<Event>, top: u32) -> SupervisorSpec {
+    let sub = tree(Strategy::OneForOne, 0, vec![probe_spec("leaf", sender)]);
+    let sub_spec = ChildSpec::supervisor("sub", move |parent| {
+        parent.start_supervisor(Some("escalation-sub".into()), sub.clone(), ())
+    });
+    tree(Strategy::OneForOne, top, vec![sub_spec])
+}
+
+#[tokio::test]
+async fn escalation_climbs_the_tree() {
+    let (sender, mut events) = channel();
+    let top = nested(&sender, 1).start(()).await.unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("leaf".into()));
+    let mut top_down = watch(top.cell()).await;
+
+    let sub = SupervisorRef::whereis("escalation-sub").unwrap();
+    exit_child(&sub, "leaf", ExitReason::error("leaf 1"), &mut events).await;
+    // The sub supervisor gave up; the top restarted it, which started a new leaf.
+    assert_eq!(next(&mut events).await, Event::Started("leaf".into()));
+    assert!(!sub.is_alive());
+    let sub = SupervisorRef::whereis("escalation-sub").unwrap();
+    assert!(sub.is_alive());
+
+    exit_child(&sub, "leaf", ExitReason::error("leaf 2"), &mut events).await;
+    // Second escalation within the period: the top gives up too.
+    assert_eq!(next(&mut top_down).await, Event::Down(ExitReason::Shutdown));
+}
+
+#[tokio::test]
+async fn shutdown_stops_children_in_reverse_start_order() {
+    let (sender, mut events) = channel();
+    let spec = tree(
+        Strategy::OneForOne,
+        3,
+        vec![
+            probe_spec("1", &sender),
+            probe_spec("2", &sender),
+            probe_spec("3", &sender),
+        ],
+    );
+    let supervisor = start(spec, &mut events).await;
+    supervisor.stop().await.unwrap();
+    for id in ["3", "2", "1"] {
+        assert_eq!(
+            next(&mut events).await,
+            Event::Terminated(id.into(), ExitReason::Shutdown)
+        );
+    }
+}
+
+#[tokio::test]
+async fn shutdown_timeout_then_kill_and_brutal_kill() {
+    let (sender, mut events) = channel();
+    let hang = format!("{HANG_IN_TERMINATE}-child");
+    let spec = tree(
+        Strategy::OneForOne,
+        3,
+        vec![
+            probe_spec("brutal", &sender).shutdown(Shutdown::BrutalKill),
+            probe_spec(&hang, &sender).shutdown(Shutdown::Timeout(Duration::from_millis(50))),
+        ],
+    );
+    let supervisor = start(spec, &mut events).await;
+    let brutal = child_of(&supervisor, "brutal").await;
+    let hanging = child_of(&supervisor, &hang).await;
+    let stopped = tokio::time::timeout(common::PATIENCE, supervisor.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "a hanging terminate must not hang the supervisor"
+    );
+    // The hanging child got its orderly request (terminate ran) and was then killed.
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated(hang.clone(), ExitReason::Shutdown)
+    );
+    assert!(!hanging.is_alive());
+    // The brutally killed child never ran terminate: no further event arrives.
+    assert!(!brutal.is_alive());
+    drop(sender);
+    assert_eq!(
+        tokio::time::timeout(common::PATIENCE, events.recv())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_failing_child_rolls_back_the_start_in_reverse_order() {
+    let (sender, mut events) = channel();
+    let spec = tree(
+        Strategy::OneForOne,
+        3,
+        vec![
+            probe_spec("first", &sender),
+            probe_spec("second", &sender),
+            probe_spec(FAIL_INIT, &sender),
+            probe_spec("never", &sender),
+        ],
+    );
+    let error = spec.start_named("rollback-sup", ()).await.unwrap_err();
+    match &error {
+        StartError::Child { id, reason } => {
+            assert_eq!(id, FAIL_INIT);
+            assert!(reason.to_string().contains("refusing to start"), "{reason}");
+        }
+        other => panic!("expected a child start error, got {other}"),
+    }
+    assert_eq!(next(&mut events).await, Event::Started("first".into()));
+    assert_eq!(next(&mut events).await, Event::Started("second".into()));
+    for id in ["second", "first"] {
+        assert_eq!(
+            next(&mut events).await,
+            Event::Terminated(id.into(), ExitReason::Shutdown)
+        );
+    }
+    // The supervisor's name was freed with its failed start.
+    assert!(SupervisorRef::whereis("rollback-sup").is_none());
+}
+
+#[tokio::test]
+async fn a_restarted_named_child_answers_under_its_name_at_once() {
+    let (sender, mut events) = channel();
+    let probe = probe_into("named", &sender);
+    let spec = tree(
+        Strategy::OneForOne,
+        100,
+        vec![ChildSpec::worker("named", move |parent| {
+            parent.start_named("restart-by-name", probe.clone(), 0)
+        })],
+    );
+    let supervisor = start(spec, &mut events).await;
+    let by_name = Named::<common::Probe>::new("restart-by-name");
+    for round in 0..20u64 {
+        let old = by_name.resolve().unwrap();
+        old.cast(Cast::Add(round + 1));
+        old.kill();
+        assert_eq!(next(&mut events).await, Event::Started("named".into()));
+        // Fresh state: the kill's instance had a non-zero value.
+        assert_eq!(by_name.call(Call::Get).await, Ok(0));
+        assert_ne!(by_name.resolve().unwrap().id(), old.id());
+    }
+    supervisor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn control_functions_follow_otp() {
+    let (sender, mut events) = channel();
+    let spec = tree(Strategy::OneForOne, 3, vec![probe_spec("a", &sender)]);
+    let supervisor = start(spec, &mut events).await;
+
+    supervisor
+        .start_child(probe_spec("b", &sender))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("b".into()));
+    assert!(matches!(
+        supervisor.start_child(probe_spec("b", &sender)).await,
+        Err(SupervisorError::AlreadyStarted(_))
+    ));
+    let counts = supervisor.count_children().await.unwrap();
+    assert_eq!(
+        (
+            counts.specs,
+            counts.active,
+            counts.workers,
+            counts.supervisors
+        ),
+        (2, 2, 2, 0)
+    );
+
+    assert!(matches!(
+        supervisor.delete_child("b").await,
+        Err(SupervisorError::Running(_))
+    ));
+    supervisor.terminate_child("b").await.unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("b".into(), ExitReason::Shutdown)
+    );
+    let children = supervisor.which_children().await.unwrap();
+    assert!(matches!(children[1].process, ChildProcess::Undefined));
+    assert!(matches!(
+        supervisor.start_child(probe_spec("b", &sender)).await,
+        Err(SupervisorError::AlreadyPresent(_))
+    ));
+    supervisor.restart_child("b").await.unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("b".into()));
+    assert!(matches!(
+        supervisor.restart_child("b").await,
+        Err(SupervisorError::Running(_))
+    ));
+    supervisor.terminate_child("b").await.unwrap();
+    next(&mut events).await;
+    supervisor.delete_child("b").await.unwrap();
+    assert!(matches!(
+        supervisor.restart_child("b").await,
+        Err(SupervisorError::NotFound(_))
+    ));
+    assert_eq!(running_ids(&supervisor).await, ["a"]);
+
+    // A temporary child is gone once terminated: nothing to restart.
+    supervisor
+        .start_child(probe_spec("t", &sender).restart(Restart::Temporary))
+        .await
+        .unwrap();
+    next(&mut events).await;
+    supervisor.terminate_child("t").await.unwrap();
+    next(&mut events).await;
+    assert!(matches!(
+        supervisor.restart_child("t").await,
+        Err(SupervisorError::NotFound(_))
+    ));
+    // A child that cannot start is reported and not added.
+    assert!(matches!(
+        supervisor.start_child(probe_spec(FAIL_INIT, &sender)).await,
+        Err(SupervisorError::Start(StartError::Init(_)))
+    ));
+    assert_eq!(supervisor.count_children().await.unwrap().specs, 1);
+    supervisor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn duplicate_ids_are_refused() {
+    let (sender, _events) = channel();
+    let spec = tree(
+        Strategy::OneForOne,
+        3,
+        vec![probe_spec("same", &sender), probe_spec("same", &sender)],
+    );
+    let error = spec.start(()).await.unwrap_err();
+    assert!(
+        error.to_string().contains("duplicate child id \"same\""),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn dynamic_supervisor_starts_restarts_and_limits_children() {
+    let (sender, mut events) = channel();
+    let flags = DynamicFlags {
+        max_children: Some(3),
+        ..DynamicFlags::default()
+    };
+    let supervisor = start_dynamic(flags, None).await.unwrap();
+    let permanent = supervisor
+        .start_child(probe_spec("p", &sender))
+        .await
+        .unwrap();
+    let transient = supervisor
+        .start_child(probe_spec("t", &sender).restart(Restart::Transient))
+        .await
+        .unwrap();
+    let temporary = supervisor
+        .start_child(probe_spec("x", &sender).restart(Restart::Temporary))
+        .await
+        .unwrap();
+    for id in ["p", "t", "x"] {
+        assert_eq!(next(&mut events).await, Event::Started(id.into()));
+    }
+    assert!(matches!(
+        supervisor.start_child(probe_spec("over", &sender)).await,
+        Err(SupervisorError::MaxChildren(3))
+    ));
+
+    let permanent = otp::ServerRef::<common::Probe>::from_cell(permanent).unwrap();
+    permanent.cast(Cast::Stop(ExitReason::Normal));
+    next(&mut events).await;
+    assert_eq!(next(&mut events).await, Event::Started("p".into()));
+
+    let transient = otp::ServerRef::<common::Probe>::from_cell(transient).unwrap();
+    transient.cast(Cast::Stop(ExitReason::Normal));
+    next(&mut events).await;
+    transient.wait_exit().await;
+    let counts = supervisor.count_children().await.unwrap();
+    assert_eq!((counts.specs, counts.active), (2, 2));
+
+    supervisor
+        .terminate_child(temporary.get_id())
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("x".into(), ExitReason::Shutdown)
+    );
+    assert!(matches!(
+        supervisor.terminate_child(temporary.get_id()).await,
+        Err(SupervisorError::NotFound(_))
+    ));
+    supervisor.stop().await.unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("p".into(), ExitReason::Shutdown)
+    );
+    assert!(matches!(
+        supervisor.count_children().await,
+        Err(SupervisorError::Call(CallError::NoProc))
+    ));
+}
+
+#[tokio::test]
+async fn a_restart_that_fails_is_retried_until_intensity_gives_up() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let (sender, mut events) = channel();
+    let starts = Arc::new(AtomicU32::new(0));
+    let counter = starts.clone();
+    let ok = probe_into("flaky", &sender);
+    let broken = probe_into(FAIL_INIT, &sender);
+    // Starts once, then never again.
+    let flaky = ChildSpec::worker("flaky", move |parent| {
+        let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+        parent.start(if first { ok.clone() } else { broken.clone() }, 0)
+    });
+    let supervisor = start(tree(Strategy::OneForOne, 3, vec![flaky]), &mut events).await;
+    let mut down = watch(supervisor.cell()).await;
+    child_of(&supervisor, "flaky").await.kill();
+    assert_eq!(next(&mut down).await, Event::Down(ExitReason::Shutdown));
+    // One first start, then `intensity` = 3 restart attempts; the 4th restart would be more
+    // than the intensity, so it is not attempted: the supervisor gives up instead.
+    assert_eq!(starts.load(Ordering::SeqCst), 4);
+}
