@@ -168,19 +168,17 @@ impl Parent {
     }
 
     /// Starts a nested supervisor, optionally registered under `name`.
-    pub fn start_supervisor<S: Supervisor>(
+    pub async fn start_supervisor<S: Supervisor>(
         self,
         name: Option<String>,
         supervisor: S,
         args: S::Args,
-    ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        async move {
-            let spec = supervisor
-                .init(args)
-                .map_err(|e| StartError::Init(e.to_string()))?;
-            self.spawn(super::server::SupervisorProcess, spec, name)
-                .await
-        }
+    ) -> Result<ChildRef, StartError> {
+        let spec = supervisor
+            .init(args)
+            .map_err(|e| StartError::Init(e.to_string()))?;
+        self.spawn(super::server::SupervisorProcess, spec, name)
+            .await
     }
 
     /// Starts a nested dynamic supervisor, optionally registered under `name`.
@@ -192,19 +190,17 @@ impl Parent {
         self.spawn(super::dynamic::DynamicProcess, flags, name)
     }
 
-    fn spawn<G: GenServer>(
+    async fn spawn<G: GenServer>(
         self,
         server: G,
         args: G::Args,
         name: Option<String>,
-    ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        async move {
-            let server = spawn(server, args, name, Some(self.cell)).await?;
-            Ok(ChildRef {
-                cell: server.cell(),
-                stop: request_stop::<G>,
-            })
-        }
+    ) -> Result<ChildRef, StartError> {
+        let server = spawn(server, args, name, Some(self.cell)).await?;
+        Ok(ChildRef {
+            cell: server.cell(),
+            stop: request_stop::<G>,
+        })
     }
 }
 
