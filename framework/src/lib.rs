@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`gen_server`] | `gen_server`: init, call (reply, deferred reply, stop), cast, info, terminate, names, monitors, timers |
 //! | [`supervisor`] | `supervisor` and Elixir's `DynamicSupervisor`: strategies, restart intensity, ordered shutdown |
+//! | [`spec`] | supervision trees as data: JSON files under `supervisor-specs/`, validated before anything starts |
 //! | [`exit`] | exit reasons (`normal`, `shutdown`, `{shutdown, T}`, `killed`, errors) |
 //!
 //! Everything runs on ractor actors: a GenServer is one ractor actor, a supervisor is a
@@ -18,6 +19,7 @@
 
 pub mod exit;
 pub mod gen_server;
+pub mod spec;
 pub mod supervisor;
 
 mod error;
@@ -27,3 +29,9 @@ pub use exit::ExitReason;
 pub use gen_server::{
     CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, ReplyTo, ServerRef, Timer,
 };
+pub use ractor::{ActorCell, ActorId};
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
