@@ -27,7 +27,8 @@ mod error;
 pub use error::{BoxError, CallError, StartError};
 pub use exit::ExitReason;
 pub use gen_server::{
-    CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, ReplyTo, ServerRef, Timer,
+    CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, ReplyTo, ServerRef, Timeout,
+    Timer,
 };
 pub use ractor::{ActorCell, ActorId};
 

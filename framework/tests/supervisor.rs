@@ -10,7 +10,7 @@ use common::{
 };
 use otp::supervisor::{
     start_dynamic, ChildProcess, ChildSpec, DynamicFlags, Flags, Restart, Shutdown, Strategy,
-    Supervisor, SupervisorError, SupervisorRef, SupervisorSpec,
+    SupervisorError, SupervisorRef, SupervisorSpec,
 };
 use otp::{CallError, ExitReason, Named, StartError};
 use tokio::sync::mpsc;
@@ -35,7 +35,7 @@ fn tree(strategy: Strategy, intensity: u32, children: Vec<ChildSpec>) -> Supervi
 /// Starts a supervisor and consumes the children's `Started` events, in order.
 async fn start(spec: SupervisorSpec, events: &mut Events) -> SupervisorRef {
     let ids: Vec<String> = spec.children.iter().map(|c| c.id.clone()).collect();
-    let supervisor = spec.start(()).await.expect("supervisor starts");
+    let supervisor = spec.start().await.expect("supervisor starts");
     for id in ids {
         assert_eq!(next(events).await, Event::Started(id));
     }
@@ -245,7 +245,7 @@ fn nested(sender: &mpsc::UnboundedSender<Event>, top: u32) -> SupervisorSpec {
 #[tokio::test]
 async fn escalation_climbs_the_tree() {
     let (sender, mut events) = channel();
-    let top = nested(&sender, 1).start(()).await.unwrap();
+    let top = nested(&sender, 1).start().await.unwrap();
     assert_eq!(next(&mut events).await, Event::Started("leaf".into()));
     let mut top_down = watch(top.cell()).await;
 
@@ -334,7 +334,7 @@ async fn a_failing_child_rolls_back_the_start_in_reverse_order() {
             probe_spec("never", &sender),
         ],
     );
-    let error = spec.start_named("rollback-sup", ()).await.unwrap_err();
+    let error = spec.start_named("rollback-sup").await.unwrap_err();
     match &error {
         StartError::Child { id, reason } => {
             assert_eq!(id, FAIL_INIT);
@@ -464,7 +464,7 @@ async fn duplicate_ids_are_refused() {
         3,
         vec![probe_spec("same", &sender), probe_spec("same", &sender)],
     );
-    let error = spec.start(()).await.unwrap_err();
+    let error = spec.start().await.unwrap_err();
     assert!(
         error.to_string().contains("duplicate child id \"same\""),
         "{error}"

@@ -56,7 +56,7 @@ use ractor::ActorId;
 pub use context::Context;
 pub(crate) use process::{request_stop, spawn, Envelope};
 pub use reply::ReplyTo;
-pub use server_ref::{Named, ServerRef, Timer, DEFAULT_CALL_TIMEOUT};
+pub use server_ref::{Named, ServerRef, Timeout, Timer, DEFAULT_CALL_TIMEOUT};
 
 use crate::{BoxError, ExitReason, StartError};
 

@@ -14,6 +14,21 @@ use crate::{CallError, ExitReason};
 /// OTP's default call timeout.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a call waits for its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// Fail with [`CallError::Timeout`] after this long.
+    After(Duration),
+    /// Wait as long as the server lives (OTP's `infinity`). Cheaper: no timer is armed.
+    Infinity,
+}
+
+impl From<Duration> for Timeout {
+    fn from(after: Duration) -> Self {
+        Self::After(after)
+    }
+}
+
 /// A typed handle to one server process (OTP's pid, typed). Cheap to clone.
 ///
 /// It keeps pointing at the same process: after a restart, use the name ([`Named`]) to reach
@@ -48,22 +63,28 @@ impl<G: GenServer> ServerRef<G> {
         self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
 
-    /// Calls and waits at most `timeout` for the reply (`gen_server:call/3`). The server still
-    /// handles a request that timed out; its late reply is dropped.
+    /// Calls and waits at most `timeout` (a `Duration`, or [`Timeout::Infinity`]) for the
+    /// reply (`gen_server:call/3`). The server still handles a request that timed out; its
+    /// late reply is dropped.
     pub async fn call_timeout(
         &self,
         request: G::Call,
-        timeout: Duration,
+        timeout: impl Into<Timeout>,
     ) -> Result<G::Reply, CallError> {
         let (sender, reply) = oneshot::channel();
         self.actor
             .send_message(Envelope::Call(request, ReplyTo::new(sender)))
             .map_err(|_| CallError::NoProc)?;
-        match tokio::time::timeout(timeout, reply).await {
-            Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(reason))) => Err(CallError::Exited(reason)),
-            Ok(Err(_)) => Err(CallError::NoReply),
-            Err(_) => Err(CallError::Timeout(timeout)),
+        let answer = match timeout.into() {
+            Timeout::Infinity => reply.await,
+            Timeout::After(after) => tokio::time::timeout(after, reply)
+                .await
+                .map_err(|_| CallError::Timeout(after))?,
+        };
+        match answer {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(reason)) => Err(CallError::Exited(reason)),
+            Err(_) => Err(CallError::NoReply),
         }
     }
 
@@ -206,7 +227,7 @@ impl<G: GenServer> Named<G> {
     pub async fn call_timeout(
         &self,
         request: G::Call,
-        timeout: Duration,
+        timeout: impl Into<Timeout>,
     ) -> Result<G::Reply, CallError> {
         self.resolve()?.call_timeout(request, timeout).await
     }

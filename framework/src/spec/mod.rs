@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 
 pub use registry::Registry;
 
-use crate::supervisor::{Supervisor, SupervisorRef, SupervisorSpec};
+use crate::supervisor::{SupervisorRef, SupervisorSpec};
 use crate::StartError;
 
 /// A loaded tree: the top supervisor's spec and its registered name, if the file gives one.
@@ -57,8 +57,8 @@ impl Tree {
     /// Starts the tree, registered under its name if it has one.
     pub async fn start(self) -> Result<SupervisorRef, StartError> {
         match self.name {
-            Some(name) => self.spec.start_named(name, ()).await,
-            None => self.spec.start(()).await,
+            Some(name) => self.spec.start_named(name).await,
+            None => self.spec.start().await,
         }
     }
 }

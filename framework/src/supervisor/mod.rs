@@ -16,7 +16,7 @@
 //!
 //! # Example
 //! ```
-//! use otp::supervisor::{ChildSpec, Flags, Strategy, Supervisor, SupervisorSpec};
+//! use otp::supervisor::{ChildSpec, Flags, Strategy, SupervisorSpec};
 //! use otp::{BoxError, Context, GenServer, Named};
 //!
 //! #[derive(Clone)]
@@ -47,7 +47,7 @@
 //!         parent.start_named("greeter", Greeter, ())
 //!     })],
 //! };
-//! let supervisor = tree.start_named("top", ()).await.unwrap();
+//! let supervisor = tree.start_named("top").await.unwrap();
 //! let greeter = Named::<Greeter>::new("greeter");
 //! assert_eq!(greeter.call("joe".into()).await.unwrap(), "hello, joe");
 //! supervisor.stop().await.unwrap();
@@ -128,6 +128,16 @@ pub struct SupervisorSpec {
 }
 
 impl SupervisorSpec {
+    /// Starts this tree: every child in order (see [`Supervisor::start`]).
+    pub async fn start(self) -> Result<SupervisorRef, StartError> {
+        server_start(Ok(self), None).await
+    }
+
+    /// Starts this tree registered under `name`.
+    pub async fn start_named(self, name: impl Into<String>) -> Result<SupervisorRef, StartError> {
+        server_start(Ok(self), Some(name.into())).await
+    }
+
     /// The first child id that appears twice, if any.
     pub fn duplicate_id(&self) -> Option<&str> {
         let mut seen = HashSet::new();
