@@ -155,6 +155,18 @@ async fn run() {
         unit: "ns",
         target: "≤ 7 µs",
     });
+    let (raw_spawn8, _) = spawn_in_fresh_process("raw8");
+    let (our_spawn8, _) = spawn_in_fresh_process("otp8");
+    rows.push(Row {
+        metric: format!(
+            "spawn {} dynamic children, 8 concurrent starters, time per child",
+            count(100_000)
+        ),
+        baseline: raw_spawn8,
+        ours: our_spawn8,
+        unit: "ns",
+        target: "≤ 7 µs",
+    });
     rows.push(Row {
         metric: "memory per dynamic child (RSS growth)".into(),
         baseline: raw_bytes,
@@ -316,38 +328,55 @@ fn spawn_in_fresh_process(variant: &str) -> (f64, f64) {
     )
 }
 
-/// Starts `n` children under a supervisor; returns time and RSS growth per child.
+/// Starts `n` children under a supervisor from `starters` concurrent tasks; returns time and
+/// RSS growth per child. Variants: `raw`, `otp` (one starter) and `raw8`, `otp8` (eight).
 async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
+    let starters = if variant.ends_with('8') { 8 } else { 1 };
+    let each = n / starters;
     let before = rss_bytes();
     let started = Instant::now();
-    match variant {
-        "raw" => {
-            let parent = Actor::spawn(
-                None,
-                RawRespawner {
-                    child_name: "bench-spawn-first".into(),
-                },
-                (),
-            )
+    let tasks: Vec<_> = if variant.starts_with("raw") {
+        let parent = Actor::spawn(
+            None,
+            RawRespawner {
+                child_name: format!("bench-spawn-{variant}"),
+            },
+            (),
+        )
+        .await
+        .expect("raw parent")
+        .0;
+        (0..starters)
+            .map(|_| {
+                let parent = parent.get_cell();
+                tokio::spawn(async move {
+                    for _ in 0..each {
+                        Actor::spawn_linked(None, RawCounter, (), parent.clone())
+                            .await
+                            .expect("raw child");
+                    }
+                })
+            })
+            .collect()
+    } else {
+        let supervisor = start_dynamic(DynamicFlags::default(), None)
             .await
-            .expect("raw parent")
-            .0;
-            for _ in 0..n {
-                Actor::spawn_linked(None, RawCounter, (), parent.get_cell())
-                    .await
-                    .expect("raw child");
-            }
-        }
-        _ => {
-            let supervisor = start_dynamic(DynamicFlags::default(), None)
-                .await
-                .expect("dynamic");
-            let spec = ChildSpec::worker("child", |parent| parent.start(Counter, ()))
-                .restart(Restart::Temporary);
-            for _ in 0..n {
-                supervisor.start_child(spec.clone()).await.expect("child");
-            }
-        }
+            .expect("dynamic");
+        let spec = ChildSpec::worker("child", |parent| parent.start(Counter, ()))
+            .restart(Restart::Temporary);
+        (0..starters)
+            .map(|_| {
+                let (supervisor, spec) = (supervisor.clone(), spec.clone());
+                tokio::spawn(async move {
+                    for _ in 0..each {
+                        supervisor.start_child(spec.clone()).await.expect("child");
+                    }
+                })
+            })
+            .collect()
+    };
+    for task in tasks {
+        task.await.expect("starter task");
     }
     let elapsed = started.elapsed();
     let grown = rss_bytes().saturating_sub(before) as f64 / n as f64;
