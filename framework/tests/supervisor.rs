@@ -556,3 +556,72 @@ async fn a_restart_that_fails_is_retried_until_intensity_gives_up() {
     // than the intensity, so it is not attempted: the supervisor gives up instead.
     assert_eq!(starts.load(Ordering::SeqCst), 4);
 }
+
+/// For one_for_all and rest_for_one, every restart type with every kind of exit: the middle
+/// child `b` exits; whether anyone restarts follows the restart type, and who restarts
+/// follows the strategy.
+#[tokio::test]
+async fn every_strategy_restart_type_and_exit_kind() {
+    let exits = [
+        ExitReason::Normal,
+        ExitReason::Shutdown,
+        ExitReason::ShutdownWith("done".into()),
+        ExitReason::error("crash"),
+    ];
+    for strategy in [
+        Strategy::OneForOne,
+        Strategy::OneForAll,
+        Strategy::RestForOne,
+    ] {
+        for restart in [Restart::Permanent, Restart::Transient, Restart::Temporary] {
+            for reason in &exits {
+                let case = format!("{strategy:?} {restart:?} {reason}");
+                let (sender, mut events) = channel();
+                let spec = tree(
+                    strategy,
+                    10,
+                    vec![
+                        probe_spec("a", &sender),
+                        probe_spec("b", &sender).restart(restart),
+                        probe_spec("c", &sender),
+                    ],
+                );
+                let supervisor = start(spec, &mut events).await;
+                let mut before = Vec::new();
+                for id in ["a", "c"] {
+                    before.push(child_of(&supervisor, id).await.id());
+                }
+                exit_child(&supervisor, "b", reason.clone(), &mut events).await;
+                let restarts = match restart {
+                    Restart::Permanent => true,
+                    Restart::Transient => !reason.is_orderly(),
+                    Restart::Temporary => false,
+                };
+                let children = supervisor.which_children().await.unwrap();
+                let ids: Vec<&str> = children.iter().map(|c| c.id.as_str()).collect();
+                let b_running = children
+                    .iter()
+                    .any(|c| c.id == "b" && c.process.cell().is_some());
+                assert_eq!(b_running, restarts, "{case}: b restarted?");
+                assert_eq!(
+                    ids.contains(&"b"),
+                    restart != Restart::Temporary,
+                    "{case}: b kept?"
+                );
+                let a_same = child_of(&supervisor, "a").await.id() == before[0];
+                let c_same = child_of(&supervisor, "c").await.id() == before[1];
+                let (a_expected, c_expected) = match (restarts, strategy) {
+                    (false, _) | (true, Strategy::OneForOne) => (true, true),
+                    (true, Strategy::OneForAll) => (false, false),
+                    (true, Strategy::RestForOne) => (true, false),
+                };
+                assert_eq!(
+                    (a_same, c_same),
+                    (a_expected, c_expected),
+                    "{case}: a and c untouched?"
+                );
+                supervisor.stop().await.unwrap();
+            }
+        }
+    }
+}
