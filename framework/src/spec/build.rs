@@ -83,19 +83,6 @@ impl<'r> Loader<'r> {
     }
 
     fn child(&mut self, entry: ChildEntry, file: &Path, at: &str) -> Result<ChildSpec, SpecError> {
-        let kinds = [
-            entry.start.is_some(),
-            entry.supervisor.is_some(),
-            entry.file.is_some(),
-            entry.dynamic_supervisor.is_some(),
-        ];
-        if kinds.iter().filter(|given| **given).count() != 1 {
-            return Err(SpecError::new(
-                file,
-                at,
-                "give exactly one of `start`, `supervisor`, `file` or `dynamic_supervisor`",
-            ));
-        }
         let ChildEntry {
             id,
             start,
@@ -115,28 +102,35 @@ impl<'r> Loader<'r> {
                 "`args` only go with `start`; nested supervisors take their settings inline",
             ));
         }
-        let mut spec = if let Some(start) = start {
-            self.registered(&id, &start, args, name, kind, file, at)?
-        } else {
-            let declared = kind.unwrap_or(ChildType::Supervisor);
-            if declared != ChildType::Supervisor {
-                return Err(SpecError::new(
-                    file,
-                    join(at, "type"),
-                    "a nested supervisor must have type \"supervisor\" (or leave `type` out)",
-                ));
+        if start.is_none() && kind.is_some_and(|kind| kind != ChildType::Supervisor) {
+            return Err(SpecError::new(
+                file,
+                join(at, "type"),
+                "a nested supervisor must have type \"supervisor\" (or leave `type` out)",
+            ));
+        }
+        let mut spec = match (start, supervisor, nested_file, dynamic_supervisor) {
+            (Some(start), None, None, None) => {
+                self.registered(&id, &start, args, name, kind, file, at)?
             }
-            if let Some(inline) = supervisor {
+            (None, Some(inline), None, None) => {
                 let nested = self.supervisor(*inline, file, &join(at, "supervisor"))?;
                 nested_spec(&id, name, nested)
-            } else if let Some(relative) = nested_file {
+            }
+            (None, None, Some(relative), None) => {
                 let nested = self.nested_file(&relative, file, &join(at, "file"))?;
                 nested_spec(&id, name.or(nested.name), nested.spec)
-            } else if let Some(dynamic) = dynamic_supervisor {
+            }
+            (None, None, None, Some(dynamic)) => {
                 let flags = dynamic_flags(dynamic, file, &join(at, "dynamic_supervisor"))?;
                 ChildSpec::supervisor(&id, move |parent| parent.start_dynamic(name.clone(), flags))
-            } else {
-                unreachable!("exactly one kind was checked above")
+            }
+            _ => {
+                return Err(SpecError::new(
+                    file,
+                    at,
+                    "give exactly one of `start`, `supervisor`, `file` or `dynamic_supervisor`",
+                ))
             }
         };
         if let Some(restart) = restart {
@@ -159,7 +153,7 @@ impl<'r> Loader<'r> {
         file: &Path,
         at: &str,
     ) -> Result<ChildSpec, SpecError> {
-        let Some(registered) = self.registry.kind(start) else {
+        let Some((registered, build)) = self.registry.get(start) else {
             let known: Vec<&str> = self.registry.names().collect();
             return Err(SpecError::new(
                 file,
@@ -177,18 +171,9 @@ impl<'r> Loader<'r> {
                 format!("{start:?} is registered as a {registered:?}, not a {declared:?}: fix `type` or leave it out"),
             ));
         }
-        match self
-            .registry
-            .build(start, id, args.unwrap_or(Value::Null), name)
-        {
-            Some(Ok(spec)) => Ok(spec),
-            Some(Err((inner, problem))) => Err(SpecError::new(
-                file,
-                join(&join(at, "args"), &inner),
-                problem,
-            )),
-            None => unreachable!("kind() found the start name"),
-        }
+        build(id, args.unwrap_or(Value::Null), name).map_err(|(inner, problem)| {
+            SpecError::new(file, join(&join(at, "args"), &inner), problem)
+        })
     }
 
     fn nested_file(&mut self, relative: &str, file: &Path, at: &str) -> Result<Tree, SpecError> {

@@ -94,21 +94,11 @@ impl Registry {
         self
     }
 
-    /// The kind registered under `start`, if any.
-    pub(crate) fn kind(&self, start: &str) -> Option<ChildType> {
-        self.entries.get(start).map(|entry| entry.kind)
-    }
-
-    pub(crate) fn build(
-        &self,
-        start: &str,
-        id: &str,
-        args: Value,
-        name: Option<String>,
-    ) -> Option<Result<ChildSpec, (String, String)>> {
+    /// What `start` names: its kind and how to build a child spec from a file's fields.
+    pub(crate) fn get(&self, start: &str) -> Option<(ChildType, &Build)> {
         self.entries
             .get(start)
-            .map(|entry| (entry.build)(id, args, name))
+            .map(|entry| (entry.kind, entry.build.as_ref()))
     }
 }
 
