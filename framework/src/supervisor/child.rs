@@ -25,6 +25,17 @@ pub enum Restart {
     Temporary,
 }
 
+impl Restart {
+    /// Whether a child with this restart type is restarted after exiting with `reason`.
+    pub fn restarts_after(self, reason: &ExitReason) -> bool {
+        match self {
+            Self::Permanent => true,
+            Self::Transient => !reason.is_orderly(),
+            Self::Temporary => false,
+        }
+    }
+}
+
 /// How a child is stopped (OTP's `shutdown`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shutdown {

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use ractor::ActorId;
 
-use super::server::{report_exit, start};
+use super::server::{report_exit, report_giving_up, start};
 use super::shutdown::stop_all;
 use super::{
-    ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, ChildType, Restart, RestartBudget,
+    ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, ChildType, RestartBudget,
     SupervisorError, DEFAULT_INTENSITY, DEFAULT_PERIOD,
 };
 use crate::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo};
@@ -159,11 +159,7 @@ impl State {
         let Some((spec, _)) = self.children.remove(&pid) else {
             return Flow::Continue;
         };
-        let restart = match spec.restart {
-            Restart::Permanent => true,
-            Restart::Transient => !reason.is_orderly(),
-            Restart::Temporary => false,
-        };
+        let restart = spec.restart.restarts_after(&reason);
         report_exit(&self.label, &spec.id, &reason, restart);
         if restart {
             self.restart(me, spec).await
@@ -174,11 +170,7 @@ impl State {
 
     async fn restart(&mut self, me: &Context<DynamicProcess>, spec: ChildSpec) -> Flow {
         if !self.budget.allow_restart() {
-            tracing::error!(
-                supervisor = %self.label,
-                child = %spec.id,
-                "shutdown: reached_max_restart_intensity; stopping all children"
-            );
+            report_giving_up(&self.label, &spec.id);
             self.stop_everyone().await;
             return Flow::Stop(ExitReason::Shutdown);
         }

@@ -175,6 +175,15 @@ pub(crate) fn report_exit(label: &str, id: &str, reason: &ExitReason, restart: b
     }
 }
 
+/// OTP's `shutdown` supervisor report: too many restarts, the supervisor gives up.
+pub(crate) fn report_giving_up(label: &str, offender: &str) {
+    tracing::error!(
+        supervisor = label,
+        child = offender,
+        "shutdown: reached_max_restart_intensity; stopping all children"
+    );
+}
+
 impl State {
     fn index_of(&self, id: &str) -> Option<usize> {
         self.children.iter().position(|child| child.spec.id == id)
@@ -199,11 +208,7 @@ impl State {
         };
         let child = &mut self.children[index];
         child.status = Status::Stopped;
-        let restart = match child.spec.restart {
-            Restart::Permanent => true,
-            Restart::Transient => !reason.is_orderly(),
-            Restart::Temporary => false,
-        };
+        let restart = child.spec.restart.restarts_after(&reason);
         report_exit(&self.label, &child.spec.id, &reason, restart);
         if child.spec.restart == Restart::Temporary {
             self.children.remove(index);
@@ -218,11 +223,7 @@ impl State {
     /// Restarts the child at `index` and, by strategy, its siblings.
     async fn restart(&mut self, me: &Context<SupervisorProcess>, index: usize) -> Flow {
         if !self.budget.allow_restart() {
-            tracing::error!(
-                supervisor = %self.label,
-                child = %self.children[index].spec.id,
-                "shutdown: reached_max_restart_intensity; stopping all children"
-            );
+            report_giving_up(&self.label, &self.children[index].spec.id);
             self.stop_range(0..self.children.len()).await;
             return Flow::Stop(ExitReason::Shutdown);
         }
