@@ -1,0 +1,96 @@
+//! Supervisor reports reach `tracing` with OTP's names, as an operator reading logs sees
+//! them: progress, child_terminated, shutdown_error, reached_max_restart_intensity.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{child_of, next, probe_spec, Cast, Event, HANG_IN_TERMINATE};
+use otp::supervisor::{Flags, Shutdown, Strategy, SupervisorSpec};
+use otp::ExitReason;
+
+/// Collects everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+// A current-thread runtime (tokio::test's default): every actor runs on this thread, so the
+// thread's default subscriber sees all their events.
+#[tokio::test]
+async fn supervisor_reports_use_otp_names() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let hang = format!("{HANG_IN_TERMINATE}-reported");
+    let spec = SupervisorSpec {
+        flags: Flags {
+            strategy: Strategy::OneForOne,
+            intensity: 1,
+            period: Duration::from_secs(60),
+        },
+        children: vec![
+            probe_spec(&hang, &sender).shutdown(Shutdown::Timeout(Duration::from_millis(20))),
+            probe_spec("worker", &sender),
+        ],
+    };
+    let supervisor = spec.start_named("reporting-sup").await.unwrap();
+    next(&mut events).await;
+    next(&mut events).await;
+    for round in 1..=2 {
+        let child = child_of(&supervisor, "worker").await;
+        let reason = ExitReason::error(format!("crash {round}"));
+        child.cast(Cast::Stop(reason.clone()));
+        assert_eq!(
+            next(&mut events).await,
+            Event::Terminated("worker".into(), reason)
+        );
+        if round == 1 {
+            assert_eq!(next(&mut events).await, Event::Started("worker".into()));
+        }
+    }
+    // The second crash exceeds the intensity: the hanging child is asked to stop, then killed.
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated(hang.clone(), ExitReason::Shutdown)
+    );
+    supervisor.wait_exit().await;
+
+    let logs = captured.text();
+    for expected in [
+        "child started",
+        "child_terminated",
+        "crash 1",
+        "reached_max_restart_intensity",
+        "shutdown_error",
+        "reporting-sup",
+    ] {
+        assert!(logs.contains(expected), "missing {expected:?} in:\n{logs}");
+    }
+    assert!(logs
+        .lines()
+        .any(|l| l.contains("ERROR") && l.contains("child_terminated")));
+}
