@@ -22,6 +22,13 @@ pub enum CallError {
     /// The server exited while the call was queued or being handled.
     #[error("the server exited before replying: {0}")]
     Exited(ExitReason),
+    /// The node the server lives on went down, or the connection to it closed.
+    #[error("node {0} is down or disconnected")]
+    NodeDown(String),
+    /// The remote side could not decode the request, or we could not decode its reply
+    /// (the two nodes disagree on the message types).
+    #[error("bad request or reply on the wire: {0}")]
+    BadRequest(String),
     /// The server was killed, or dropped the caller's `ReplyTo` without answering.
     #[error("the server dropped the call without replying (killed, or its ReplyTo was dropped)")]
     NoReply,

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`gen_server`] | `gen_server`: init, call (reply, deferred reply, stop), cast, info, terminate, names, monitors, timers |
 //! | [`supervisor`] | `supervisor` and Elixir's `DynamicSupervisor`: strategies, restart intensity, ordered shutdown |
+//! | [`node`] | distribution: nodes, cookies, remote calls and casts, node up/down (`net_kernel`) |
 //! | [`spec`] | supervision trees as data: JSON files under `supervisor-specs/`, validated before anything starts |
 //! | [`exit`] | exit reasons (`normal`, `shutdown`, `{shutdown, T}`, `killed`, errors) |
 //!
@@ -19,6 +20,7 @@
 
 pub mod exit;
 pub mod gen_server;
+pub mod node;
 pub mod spec;
 pub mod supervisor;
 

@@ -1,1 +1,151 @@
-//! Shared helpers for the tests in `tests/tests/`.
+//! Shared pieces of the end-to-end tests: the GenServer the node fixture exports, and helpers
+//! to run the fixture as a real OS process.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, ReplyTo};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Upper bound for waiting on any event.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The name the fixture registers and exports its server under.
+pub const ECHO: &str = "echo";
+
+/// Requests to the fixture's server.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum EchoCall {
+    /// Answer with the text.
+    Echo(String),
+    /// Answer only when a `Release` cast arrives.
+    Defer,
+    /// Answer after this many milliseconds.
+    Slow(u64),
+    /// How many casts arrived so far.
+    Casts,
+}
+
+/// Casts to the fixture's server.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum EchoCast {
+    /// Count one cast.
+    Count,
+    /// Answer every deferred call with this text.
+    Release(String),
+}
+
+/// The fixture's server.
+#[derive(Clone)]
+pub struct Echo;
+
+/// Its state.
+#[derive(Default)]
+pub struct EchoState {
+    casts: u64,
+    deferred: Vec<ReplyTo<String>>,
+}
+
+impl GenServer for Echo {
+    type Args = ();
+    type State = EchoState;
+    type Call = EchoCall;
+    type Reply = String;
+    type Cast = EchoCast;
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<EchoState, BoxError> {
+        Ok(EchoState::default())
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &Context<Self>,
+        request: EchoCall,
+        from: &mut ReplyTo<String>,
+        state: &mut EchoState,
+    ) -> Result<CallResponse<String>, BoxError> {
+        Ok(match request {
+            EchoCall::Echo(text) => CallResponse::Reply(text),
+            EchoCall::Defer => {
+                state.deferred.push(from.take());
+                CallResponse::NoReply
+            }
+            EchoCall::Slow(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                CallResponse::Reply(format!("slept {ms}"))
+            }
+            EchoCall::Casts => CallResponse::Reply(state.casts.to_string()),
+        })
+    }
+
+    async fn handle_cast(
+        &self,
+        _me: &Context<Self>,
+        message: EchoCast,
+        state: &mut EchoState,
+    ) -> Result<Flow, BoxError> {
+        match message {
+            EchoCast::Count => state.casts += 1,
+            EchoCast::Release(text) => {
+                for from in state.deferred.drain(..) {
+                    from.reply(text.clone());
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// A fixture node running as a child process; killed when dropped.
+pub struct FixtureNode {
+    /// The OS process.
+    pub child: Child,
+    /// Its full node name.
+    pub name: String,
+    /// Where it listens.
+    pub address: String,
+}
+
+impl FixtureNode {
+    /// Starts the fixture binary (tests pass `env!("CARGO_BIN_EXE_node_fixture")`, which
+    /// cargo defines only for them) and waits for its `READY` line.
+    pub async fn start(binary: &str, args: &[&str]) -> FixtureNode {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node_fixture");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("fixture did not get ready in time")
+            .expect("fixture stdout")
+            .expect("fixture exited before READY");
+        let mut words = ready.split_whitespace();
+        assert_eq!(
+            words.next(),
+            Some("READY"),
+            "unexpected fixture line: {ready}"
+        );
+        let name = words.next().expect("node name").to_owned();
+        let address = words.next().expect("node address").to_owned();
+        // Keep draining stdout so the fixture never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        FixtureNode {
+            child,
+            name,
+            address,
+        }
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("running fixture") as i32
+    }
+}

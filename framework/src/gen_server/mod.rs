@@ -103,6 +103,9 @@ pub enum Info<M> {
     /// A process linked to this server has exited (`'EXIT'`, as if trapping exits). Only
     /// supervisors link children to themselves.
     Exit(ProcessExit),
+    /// A peer node came up or went down; see
+    /// [`Node::monitor_nodes`](crate::node::Node::monitor_nodes) (`nodeup` / `nodedown`).
+    Node(crate::node::NodeEvent),
 }
 
 /// Which process exited and why: the payload of [`Info::Down`] and [`Info::Exit`].
@@ -215,5 +218,6 @@ fn info_kind<M>(info: &Info<M>) -> &'static str {
         Info::Message(_) => "message",
         Info::Down(_) => "down",
         Info::Exit(_) => "exit",
+        Info::Node(_) => "node",
     }
 }

@@ -33,6 +33,8 @@ pub(crate) enum Envelope<G: GenServer> {
     /// A monitored process may have exited before the monitor was in place; sent after it
     /// finished, so its own exit event (if it reached us) is handled first.
     MonitorGone(ActorId),
+    /// A node event for a server that monitors nodes.
+    Node(crate::node::NodeEvent),
 }
 
 // Local only: remote messaging wraps these in serde types (the distribution layer).
@@ -149,6 +151,7 @@ impl<G: GenServer> Process<G> {
                 flow(guarded(self.server.handle_cast(me, message, state)).await)
             }
             Envelope::Info(message) => self.info(Info::Message(message), run).await,
+            Envelope::Node(event) => self.info(Info::Node(event), run).await,
             Envelope::Stop(reason) => Some(reason),
             Envelope::MonitorGone(id) => {
                 if !me.forget_monitor(id) {

@@ -13,16 +13,40 @@ pub(crate) type Answer<R> = Result<R, ExitReason>;
 /// [`reply`](ReplyTo::reply) later (OTP's deferred `gen_server:reply/2`).
 ///
 /// A reply that arrives after the caller's timeout is dropped, as since OTP 24.
-#[derive(Debug)]
 pub struct ReplyTo<R> {
     /// `None` once taken or answered, so a second answer cannot be sent by mistake.
-    sender: Option<oneshot::Sender<Answer<R>>>,
+    sender: Option<Sink<R>>,
+}
+
+/// Where the answer goes: a local caller's channel, or the encoder of a remote caller's
+/// reply (see [`crate::node`]).
+enum Sink<R> {
+    Local(oneshot::Sender<Answer<R>>),
+    Remote(Box<dyn FnOnce(Answer<R>) -> bool + Send>),
+}
+
+impl<R> std::fmt::Debug for ReplyTo<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.sender {
+            None => "answered",
+            Some(Sink::Local(_)) => "local",
+            Some(Sink::Remote(_)) => "remote",
+        };
+        f.debug_tuple("ReplyTo").field(&kind).finish()
+    }
 }
 
 impl<R> ReplyTo<R> {
     pub(crate) fn new(sender: oneshot::Sender<Answer<R>>) -> Self {
         Self {
-            sender: Some(sender),
+            sender: Some(Sink::Local(sender)),
+        }
+    }
+
+    /// A caller on another node: `send` encodes and ships the answer, false if it could not.
+    pub(crate) fn remote(send: impl FnOnce(Answer<R>) -> bool + Send + 'static) -> Self {
+        Self {
+            sender: Some(Sink::Remote(Box::new(send))),
         }
     }
 
@@ -40,9 +64,14 @@ impl<R> ReplyTo<R> {
         self.answer(Ok(value))
     }
 
-    /// True while a caller still waits on this handle.
+    /// True while a caller still waits on this handle (for a caller on another node: until
+    /// answered, since its timeout is not known here).
     pub fn is_waiting(&self) -> bool {
-        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+        match &self.sender {
+            Some(Sink::Local(sender)) => !sender.is_closed(),
+            Some(Sink::Remote(_)) => true,
+            None => false,
+        }
     }
 
     /// Tells the caller the server exited before answering.
@@ -51,6 +80,10 @@ impl<R> ReplyTo<R> {
     }
 
     fn answer(&mut self, answer: Answer<R>) -> bool {
-        self.sender.take().is_some_and(|s| s.send(answer).is_ok())
+        match self.sender.take() {
+            Some(Sink::Local(sender)) => sender.send(answer).is_ok(),
+            Some(Sink::Remote(send)) => send(answer),
+            None => false,
+        }
     }
 }

@@ -100,6 +100,11 @@ impl<G: GenServer> ServerRef<G> {
         let _ = self.actor.send_message(Envelope::Info(message));
     }
 
+    /// Delivers a node event; false once the server is gone.
+    pub(crate) fn notify_node(&self, event: crate::node::NodeEvent) -> bool {
+        self.actor.send_message(Envelope::Node(event)).is_ok()
+    }
+
     /// Delivers `message` to `handle_info` after `delay` (`erlang:send_after/3`).
     pub fn send_after(&self, delay: Duration, message: G::Info) -> Timer {
         let target = self.clone();

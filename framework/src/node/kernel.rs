@@ -1,0 +1,359 @@
+//! The node process (Erlang's `net_kernel`): a GenServer that owns ractor_cluster's
+//! `NodeServer`, our accept loop and the exported endpoints, and applies the session policy
+//! ractor_cluster lacks: an authentication deadline, caps on connections, connect calls that
+//! return only once the peer is authenticated, and node up/down notices.
+//!
+//! Every session is seen through ractor_cluster's event subscription, whichever listener
+//! accepted it, so the policy holds for all of them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use futures::future::BoxFuture;
+use ractor::{Actor, ActorCell, ActorId, ActorRef};
+use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
+use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
+use tokio::task::JoinHandle;
+
+use super::listener::{accept_loop, LabeledStream};
+use super::{ConnectError, NodeConfig, NodeEvent};
+use crate::{
+    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef,
+};
+
+/// The node's GenServer behaviour.
+pub(crate) struct NodeProcess;
+
+/// Starts a remote endpoint linked to the node process; type-erased so one request carries
+/// any exported server type.
+pub(crate) type ExportFn =
+    Box<dyn FnOnce(ActorCell) -> BoxFuture<'static, Result<ActorCell, String>> + Send>;
+
+/// Delivers a node event to one subscribed server; false once that server is gone.
+pub(crate) type Watcher = Box<dyn Fn(NodeEvent) -> bool + Send>;
+
+pub(crate) enum Request {
+    /// Hand an outgoing connection to ractor_cluster; answered once it is ready or failed.
+    Connect(Box<LabeledStream>),
+    /// Connected, authenticated peers: name and ractor_cluster node id.
+    Peers,
+    /// This node's full name and listen address.
+    Whoami,
+    Export(String, ExportFn),
+    Watch(Watcher),
+}
+
+pub(crate) enum Response {
+    Connected(String),
+    Peers(Vec<(String, u64)>),
+    Whoami(String, SocketAddr),
+    Done,
+}
+
+pub(crate) type Reply = Result<Response, ConnectError>;
+
+/// ractor_cluster's session events, forwarded as infos, and our own timers.
+pub(crate) enum Event {
+    Opened(NodeServerSessionInformation),
+    Authenticated(NodeServerSessionInformation),
+    Ready(NodeServerSessionInformation),
+    Disconnected(NodeServerSessionInformation),
+    /// A session's authentication deadline has come.
+    Deadline(ActorId),
+}
+
+/// Forwards ractor_cluster's synchronous callbacks into the node's mailbox.
+struct Forward(ServerRef<NodeProcess>);
+
+impl NodeEventSubscription for Forward {
+    fn node_session_opened(&self, session: NodeServerSessionInformation) {
+        self.0.send_info(Event::Opened(session));
+    }
+    fn node_session_disconnected(&self, session: NodeServerSessionInformation) {
+        self.0.send_info(Event::Disconnected(session));
+    }
+    fn node_session_authenticated(&self, session: NodeServerSessionInformation) {
+        self.0.send_info(Event::Authenticated(session));
+    }
+    fn node_session_ready(&self, session: NodeServerSessionInformation) {
+        self.0.send_info(Event::Ready(session));
+    }
+}
+
+pub(crate) struct State {
+    config: NodeConfig,
+    full_name: String,
+    address: SocketAddr,
+    node_server: ActorRef<NodeServerMessage>,
+    accept: JoinHandle<()>,
+    sessions: HashMap<ActorId, Session>,
+    /// Outgoing connects waiting for their session to be ready, by connection label.
+    pending: HashMap<String, ReplyTo<Reply>>,
+    watchers: Vec<Watcher>,
+    /// Exported server names and their endpoints.
+    exports: HashMap<String, ActorCell>,
+}
+
+struct Session {
+    info: NodeServerSessionInformation,
+    authenticated: bool,
+    ready: bool,
+    /// Set when we close the session ourselves, so its end is reported with the cause.
+    closed_by_us: Option<ConnectError>,
+}
+
+impl GenServer for NodeProcess {
+    type Args = NodeConfig;
+    type State = State;
+    type Call = Request;
+    type Reply = Reply;
+    type Cast = ();
+    type Info = Event;
+
+    async fn init(&self, me: &Context<Self>, config: NodeConfig) -> Result<State, BoxError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let address = listener.local_addr()?;
+        let host = address.ip().to_string();
+        let full_name = format!("{}@{host}", config.name);
+        // ractor_cluster always opens a listener of its own; it gets loopback and an
+        // ephemeral port, and its sessions fall under the same policy as ours.
+        let server = NodeServer::new(
+            0,
+            config.cookie.secret().to_owned(),
+            config.name.clone(),
+            host,
+            None,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into())
+        .with_max_inbound_frame_size(config.max_frame_bytes);
+        let (node_server, _) = Actor::spawn_linked(None, server, (), me.cell()).await?;
+        node_server.cast(NodeServerMessage::SubscribeToEvents {
+            id: "otp.node".to_owned(),
+            subscription: Box::new(Forward(me.server().clone())),
+        })?;
+        let accept = tokio::spawn(accept_loop(listener, node_server.clone()));
+        tracing::info!(node = %full_name, %address, "node started");
+        Ok(State {
+            config,
+            full_name,
+            address,
+            node_server,
+            accept,
+            sessions: HashMap::new(),
+            pending: HashMap::new(),
+            watchers: Vec::new(),
+            exports: HashMap::new(),
+        })
+    }
+
+    async fn handle_call(
+        &self,
+        me: &Context<Self>,
+        request: Request,
+        from: &mut ReplyTo<Reply>,
+        state: &mut State,
+    ) -> Result<CallResponse<Reply>, BoxError> {
+        let reply = match request {
+            Request::Connect(stream) => {
+                let label = stream.label().to_owned();
+                let opened = NodeServerMessage::ConnectionOpenedExternal {
+                    stream,
+                    is_server: false,
+                };
+                if state.node_server.cast(opened).is_err() {
+                    return Ok(CallResponse::Reply(Err(ConnectError::NodeStopping)));
+                }
+                state.pending.insert(label, from.take());
+                return Ok(CallResponse::NoReply);
+            }
+            Request::Peers => Ok(Response::Peers(state.peers())),
+            Request::Whoami => Ok(Response::Whoami(state.full_name.clone(), state.address)),
+            Request::Export(name, start) => match start(me.cell()).await {
+                Ok(endpoint) => {
+                    if let Some(old) = state.exports.insert(name, endpoint) {
+                        old.stop(None);
+                    }
+                    Ok(Response::Done)
+                }
+                Err(error) => Err(ConnectError::Export(error)),
+            },
+            Request::Watch(watcher) => {
+                // A new watcher learns which nodes are up now, as if they had just come up.
+                for (peer, _) in state.peers() {
+                    watcher(NodeEvent::Up(peer));
+                }
+                state.watchers.push(watcher);
+                Ok(Response::Done)
+            }
+        };
+        Ok(CallResponse::Reply(reply))
+    }
+
+    async fn handle_info(
+        &self,
+        me: &Context<Self>,
+        message: Info<Event>,
+        state: &mut State,
+    ) -> Result<Flow, BoxError> {
+        match message {
+            Info::Message(event) => state.session_event(me, event),
+            Info::Exit(exit) if exit.id == state.node_server.get_id() => {
+                return Ok(Flow::Stop(ExitReason::error(format!(
+                    "the cluster node server exited: {}",
+                    exit.reason
+                ))));
+            }
+            Info::Exit(exit) => {
+                state.exports.retain(|name, endpoint| {
+                    let gone = endpoint.get_id() == exit.id;
+                    if gone {
+                        tracing::error!(server = %name, reason = %exit.reason, "remote endpoint exited; no longer exported");
+                    }
+                    !gone
+                });
+            }
+            _ => {}
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, state: &mut State) {
+        state.accept.abort();
+        for (name, endpoint) in state.exports.drain() {
+            ractor::pg::leave(super::remote::group_of(&name), vec![endpoint.clone()]);
+            endpoint.stop(None);
+        }
+        for (_, from) in state.pending.drain() {
+            from.reply(Err(ConnectError::NodeStopping));
+        }
+        let _ = state
+            .node_server
+            .stop_and_wait(None, Some(std::time::Duration::from_secs(5)))
+            .await;
+        tracing::info!(node = %state.full_name, %reason, "node stopped");
+    }
+}
+
+impl State {
+    fn peers(&self) -> Vec<(String, u64)> {
+        let mut peers: Vec<_> = self
+            .sessions
+            .values()
+            .filter(|s| s.ready)
+            .filter_map(|s| Some((s.info.peer_name.as_ref()?.name.clone(), s.info.node_id)))
+            .collect();
+        peers.sort();
+        peers.dedup_by(|a, b| a.0 == b.0);
+        peers
+    }
+
+    fn session_event(&mut self, me: &Context<NodeProcess>, event: Event) {
+        match event {
+            Event::Opened(info) => self.opened(me, info),
+            Event::Authenticated(info) => {
+                if let Some(session) = self.sessions.get_mut(&info.actor.get_id()) {
+                    session.authenticated = true;
+                    session.info = info;
+                }
+            }
+            Event::Ready(info) => self.ready(info),
+            Event::Disconnected(info) => self.disconnected(info),
+            Event::Deadline(id) => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    if !session.authenticated {
+                        tracing::warn!(peer = %session.info.peer_addr, "closing a connection that did not authenticate in time");
+                        session.closed_by_us = Some(ConnectError::Timeout);
+                        session.info.actor.kill();
+                    }
+                }
+            }
+        }
+    }
+
+    fn opened(&mut self, me: &Context<NodeProcess>, info: NodeServerSessionInformation) {
+        let id = info.actor.get_id();
+        let unauthenticated = 1 + self.sessions.values().filter(|s| !s.authenticated).count();
+        let refusal = if self.sessions.len() >= self.config.max_connections {
+            Some("max_connections")
+        } else if unauthenticated > self.config.max_unauthenticated {
+            Some("max_unauthenticated")
+        } else {
+            None
+        };
+        let mut session = Session {
+            info,
+            authenticated: false,
+            ready: false,
+            closed_by_us: None,
+        };
+        if let Some(limit) = refusal {
+            tracing::warn!(peer = %session.info.peer_addr, limit, "connection refused: limit reached");
+            session.closed_by_us = Some(ConnectError::Refused(limit));
+            session.info.actor.kill();
+        } else {
+            me.send_after(self.config.auth_timeout, Event::Deadline(id));
+        }
+        self.sessions.insert(id, session);
+    }
+
+    fn ready(&mut self, info: NodeServerSessionInformation) {
+        let Some(session) = self.sessions.get_mut(&info.actor.get_id()) else {
+            return;
+        };
+        session.authenticated = true;
+        session.ready = true;
+        session.info = info;
+        let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
+            return;
+        };
+        let label = session.info.peer_addr.clone();
+        let already_up = self
+            .sessions
+            .values()
+            .filter(|s| s.ready && s.info.peer_name.as_ref().is_some_and(|p| p.name == peer))
+            .count()
+            > 1;
+        tracing::info!(node = %self.full_name, %peer, "node up");
+        if let Some(from) = self.pending.remove(&label) {
+            from.reply(Ok(Response::Connected(peer.clone())));
+        }
+        if !already_up {
+            self.notify(NodeEvent::Up(peer));
+        }
+    }
+
+    fn disconnected(&mut self, info: NodeServerSessionInformation) {
+        let Some(session) = self.sessions.remove(&info.actor.get_id()) else {
+            return;
+        };
+        if let Some(from) = self.pending.remove(&session.info.peer_addr) {
+            let error = session
+                .closed_by_us
+                .clone()
+                .unwrap_or(if session.authenticated {
+                    ConnectError::Closed
+                } else {
+                    ConnectError::AuthenticationFailed
+                });
+            from.reply(Err(error));
+        }
+        let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
+            return;
+        };
+        let still_up = self
+            .sessions
+            .values()
+            .any(|s| s.ready && s.info.peer_name.as_ref().is_some_and(|p| p.name == peer));
+        if session.ready && !still_up {
+            tracing::warn!(node = %self.full_name, %peer, "node down");
+            self.notify(NodeEvent::Down(peer));
+        }
+    }
+
+    fn notify(&mut self, event: NodeEvent) {
+        self.watchers.retain(|watcher| watcher(event.clone()));
+    }
+}

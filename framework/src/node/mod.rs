@@ -1,0 +1,292 @@
+//! Distribution: named nodes that connect over TCP, authenticate with a shared cookie, and
+//! call and cast each other's GenServers, on ractor_cluster's protocol.
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | [`Node`], [`NodeConfig`], [`NodeEvent`], [`ConnectError`] |
+//! | `cookie.rs` | [`Cookie`]: flag, environment or a private cookie file |
+//! | `kernel.rs` | the node process (`net_kernel`): sessions, deadlines, caps, node events |
+//! | `listener.rs` | our accept loop (keepalive, labels) in front of ractor_cluster |
+//! | `remote.rs` | exported servers and [`RemoteRef`]: calls and casts as JSON |
+//!
+//! # Two nodes
+//! ```no_run
+//! # use otp::node::{Cookie, Node, NodeConfig};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let cookie = Cookie::resolve(None, None)?; // $OTP_COOKIE or ~/.otp.cookie
+//! let a = Node::start(NodeConfig::new("a", "127.0.0.1:4370".parse()?, cookie.clone())).await?;
+//! let b = Node::start(NodeConfig::new("b", "127.0.0.1:4371".parse()?, cookie)).await?;
+//! let peer = b.connect("127.0.0.1:4370").await?; // returns once authenticated: "a@127.0.0.1"
+//! # Ok(()) }
+//! ```
+//! A server becomes reachable with [`Node::export`]; a peer reaches it with
+//! [`Node::remote`] and calls it like a local one. Message types travel as JSON (serde).
+
+mod cookie;
+mod kernel;
+mod listener;
+mod remote;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::ToSocketAddrs;
+
+pub use cookie::{Cookie, CookieError, COOKIE_ENV, COOKIE_FILE_NAME};
+use kernel::{NodeProcess, Request, Response};
+pub use remote::RemoteRef;
+
+use crate::supervisor::ChildSpec;
+use crate::{GenServer, ServerRef, StartError, Timeout};
+
+/// The registered name of the node process: one node per OS process, as in Erlang.
+pub const NODE_PROCESS: &str = "otp.node";
+
+/// How a node runs. Defaults suit a chat-sized cluster on an untrusted network.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The short name; the full name is `name@<listen ip>`.
+    pub name: String,
+    /// Where to accept connections (port 0: any free port; see [`Node::address`]).
+    pub listen: SocketAddr,
+    /// The shared secret.
+    pub cookie: Cookie,
+    /// A connection that has not authenticated within this is closed.
+    pub auth_timeout: Duration,
+    /// Sessions at once, authenticated or not.
+    pub max_connections: usize,
+    /// Sessions still authenticating at once.
+    pub max_unauthenticated: usize,
+    /// The largest frame accepted from a peer; a larger one closes the connection.
+    pub max_frame_bytes: u64,
+}
+
+impl NodeConfig {
+    /// A config with the defaults: 5 s to authenticate, 1024 connections, 64 of them
+    /// unauthenticated, 1 MiB frames.
+    pub fn new(name: impl Into<String>, listen: SocketAddr, cookie: Cookie) -> Self {
+        Self {
+            name: name.into(),
+            listen,
+            cookie,
+            auth_timeout: Duration::from_secs(5),
+            max_connections: 1024,
+            max_unauthenticated: 64,
+            max_frame_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A peer node came up or went down; delivered to subscribed servers as
+/// [`Info::Node`](crate::Info::Node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// Connected and authenticated (`nodeup`).
+    Up(String),
+    /// Connection lost (`nodedown`).
+    Down(String),
+}
+
+/// Why a connection attempt or node request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// No TCP connection: nothing listens there, or the host is unreachable.
+    #[error("cannot reach {address}: {reason}")]
+    Unreachable {
+        /// Where we tried.
+        address: String,
+        /// The network error.
+        reason: String,
+    },
+    /// The peer closed the connection while authenticating: the nodes do not share a cookie.
+    #[error(
+        "authentication failed: the peer refused our cookie (do both nodes use the same cookie?)"
+    )]
+    AuthenticationFailed,
+    /// Authentication did not complete in time.
+    #[error("the peer did not complete authentication in time")]
+    Timeout,
+    /// The connection closed right after authenticating.
+    #[error("the connection closed during set-up")]
+    Closed,
+    /// A limit of this node refused the connection.
+    #[error("refused by this node's {0} limit")]
+    Refused(&'static str),
+    /// The node is stopping.
+    #[error("the node is stopping")]
+    NodeStopping,
+    /// No connected node has this name.
+    #[error("not connected to node {0:?}: connect to it first")]
+    UnknownNode(String),
+    /// A server could not be exported.
+    #[error("cannot export: {0}")]
+    Export(String),
+    /// The node process could not be reached.
+    #[error("node process unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A handle to this process's node.
+#[derive(Clone, Debug)]
+pub struct Node {
+    server: ServerRef<NodeProcess>,
+    name: String,
+    address: SocketAddr,
+}
+
+impl Node {
+    /// Starts the node, unsupervised. Fails if the address is taken or a node already runs
+    /// in this process.
+    pub async fn start(config: NodeConfig) -> Result<Self, StartError> {
+        let server = NodeProcess.start_named(NODE_PROCESS, config).await?;
+        Self::from_server(server)
+            .await
+            .map_err(|e| StartError::Init(e.to_string()))
+    }
+
+    /// A child spec that runs the node under a supervisor (restarted like any child; peers
+    /// must reconnect after a restart, as with Erlang's distribution).
+    pub fn child_spec(id: impl Into<String>, config: NodeConfig) -> ChildSpec {
+        ChildSpec::worker(id, move |parent| {
+            parent.start_named(NODE_PROCESS, NodeProcess, config.clone())
+        })
+    }
+
+    /// The node running in this process, if any (e.g. one started by a supervisor).
+    pub async fn local() -> Result<Self, ConnectError> {
+        let server = ServerRef::whereis(NODE_PROCESS)
+            .ok_or_else(|| ConnectError::Unavailable("no node runs in this process".into()))?;
+        Self::from_server(server).await
+    }
+
+    async fn from_server(server: ServerRef<NodeProcess>) -> Result<Self, ConnectError> {
+        match ask(&server, Request::Whoami, Timeout::Infinity).await? {
+            Response::Whoami(name, address) => Ok(Self {
+                server,
+                name,
+                address,
+            }),
+            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
+        }
+    }
+
+    /// The full node name, `name@ip`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address peers connect to.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Connects to the node at `address` and returns its name once authenticated and
+    /// ready. Fails within the authentication timeout, telling an unreachable host
+    /// ([`ConnectError::Unreachable`]) from a cookie mismatch
+    /// ([`ConnectError::AuthenticationFailed`]).
+    pub async fn connect(
+        &self,
+        address: impl ToSocketAddrs + std::fmt::Display,
+    ) -> Result<String, ConnectError> {
+        let unreachable = |reason: String| ConnectError::Unreachable {
+            address: address.to_string(),
+            reason,
+        };
+        let deadline = Duration::from_secs(5);
+        let stream = tokio::time::timeout(deadline, tokio::net::TcpStream::connect(&address))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let stream =
+            listener::LabeledStream::new(stream, "out").map_err(|e| unreachable(e.to_string()))?;
+        // The node closes a session that does not authenticate in its own deadline; this
+        // bound only guards against the node process itself being stuck.
+        let bound = Timeout::After(deadline * 2);
+        match ask(&self.server, Request::Connect(Box::new(stream)), bound).await? {
+            Response::Connected(peer) => Ok(peer),
+            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
+        }
+    }
+
+    /// Names of the connected, authenticated peers.
+    pub async fn peers(&self) -> Result<Vec<String>, ConnectError> {
+        match ask(&self.server, Request::Peers, Timeout::Infinity).await? {
+            Response::Peers(peers) => Ok(peers.into_iter().map(|(name, _)| name).collect()),
+            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
+        }
+    }
+
+    /// Makes the local server registered as `name` reachable from peers by that name.
+    /// Its call, cast and reply types travel as JSON.
+    pub async fn export<G>(&self, name: &str) -> Result<(), ConnectError>
+    where
+        G: GenServer,
+        G::Call: DeserializeOwned,
+        G::Cast: DeserializeOwned,
+        G::Reply: Serialize,
+    {
+        let exported = name.to_owned();
+        let start: kernel::ExportFn = Box::new(move |parent| {
+            Box::pin(async move {
+                remote::export::<G>(&exported, parent)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
+        ask(
+            &self.server,
+            Request::Export(name.to_owned(), start),
+            Timeout::Infinity,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The server exported as `name` on the connected node `node` (`{Name, Node}`).
+    pub async fn remote<G>(&self, node: &str, name: &str) -> Result<RemoteRef<G>, ConnectError>
+    where
+        G: GenServer,
+        G::Call: Serialize,
+        G::Cast: Serialize,
+        G::Reply: DeserializeOwned,
+    {
+        match ask(&self.server, Request::Peers, Timeout::Infinity).await? {
+            Response::Peers(peers) => peers
+                .into_iter()
+                .find(|(peer, _)| peer == node)
+                .map(|(peer, id)| RemoteRef::new(id, peer, name.to_owned()))
+                .ok_or_else(|| ConnectError::UnknownNode(node.to_owned())),
+            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
+        }
+    }
+
+    /// Subscribes `server` to node events (`net_kernel:monitor_nodes(true)`): it gets
+    /// [`Info::Node`](crate::Info::Node) for every peer up now and every later change.
+    pub async fn monitor_nodes<G: GenServer>(
+        &self,
+        server: &ServerRef<G>,
+    ) -> Result<(), ConnectError> {
+        let server = server.clone();
+        let watcher: kernel::Watcher = Box::new(move |event| server.notify_node(event));
+        ask(&self.server, Request::Watch(watcher), Timeout::Infinity).await?;
+        Ok(())
+    }
+
+    /// Stops the node: its connections close, peers see it go down.
+    pub async fn stop(&self) {
+        let _ = self.server.stop(crate::ExitReason::Shutdown).await;
+    }
+}
+
+async fn ask(
+    server: &ServerRef<NodeProcess>,
+    request: Request,
+    timeout: Timeout,
+) -> Result<Response, ConnectError> {
+    server
+        .call_timeout(request, timeout)
+        .await
+        .map_err(|e| ConnectError::Unavailable(e.to_string()))?
+}

@@ -1,0 +1,311 @@
+//! GenServers across nodes: an exported server is reached through a small endpoint actor
+//! whose messages travel as JSON; callers hold a [`RemoteRef`].
+//!
+//! Why an endpoint instead of the server itself: ractor_cluster delivers bytes to an actor
+//! whose message type can decode them, and a GenServer's message types need not be serde
+//! types. The endpoint decodes, then forwards by *name*, so a restarted server is reached
+//! without re-exporting. It hands the server a [`ReplyTo`] that encodes the answer back onto
+//! the wire: deferred replies work across nodes as they do locally.
+//!
+//! Only exported servers are reachable: every other local actor's message type refuses bytes
+//! from the network (ractor drops what it cannot decode).
+
+use std::marker::PhantomData;
+
+use ractor::message::{BoxedDowncastErr, SerializedMessage};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::gen_server::Envelope;
+use crate::{CallError, ExitReason, GenServer, Named, ReplyTo, Timeout};
+
+/// The process-group name under which the endpoint of server `name` is found.
+pub(crate) fn group_of(name: &str) -> String {
+    format!("otp.remote/{name}")
+}
+
+/// What travels: JSON payloads; a call carries ractor_cluster's reply port.
+pub(crate) enum Wire {
+    Call {
+        payload: Vec<u8>,
+        reply: RpcReplyPort<Vec<u8>>,
+    },
+    Cast {
+        payload: Vec<u8>,
+    },
+}
+
+const CALL: &str = "call";
+const CAST: &str = "cast";
+
+impl ractor::Message for Wire {
+    fn serializable() -> bool {
+        true
+    }
+
+    fn serialize(self) -> Result<SerializedMessage, BoxedDowncastErr> {
+        Ok(match self {
+            Wire::Call { payload, reply } => SerializedMessage::Call {
+                variant: CALL.to_owned(),
+                args: payload,
+                reply,
+                metadata: None,
+            },
+            Wire::Cast { payload } => SerializedMessage::Cast {
+                variant: CAST.to_owned(),
+                args: payload,
+                metadata: None,
+            },
+        })
+    }
+
+    fn deserialize(message: SerializedMessage) -> Result<Self, BoxedDowncastErr> {
+        match message {
+            SerializedMessage::Call {
+                variant,
+                args,
+                reply,
+                ..
+            } if variant == CALL => Ok(Wire::Call {
+                payload: args,
+                reply,
+            }),
+            SerializedMessage::Cast { variant, args, .. } if variant == CAST => {
+                Ok(Wire::Cast { payload: args })
+            }
+            _ => Err(BoxedDowncastErr),
+        }
+    }
+}
+
+/// A remote call's answer on the wire.
+#[derive(Serialize, Deserialize)]
+enum Answer<R> {
+    Reply(R),
+    /// The server exited before replying; the encoded [`ExitReason`].
+    Exited(String),
+    /// Nothing runs under the exported name right now.
+    NoProc,
+    /// The request did not decode into the server's call type.
+    BadRequest(String),
+}
+
+/// The endpoint actor of one exported server.
+struct Endpoint<G: GenServer> {
+    server: Named<G>,
+}
+
+impl<G> Actor for Endpoint<G>
+where
+    G: GenServer,
+    G::Call: DeserializeOwned,
+    G::Cast: DeserializeOwned,
+    G::Reply: Serialize,
+{
+    type Msg = Wire;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Wire>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Wire>,
+        message: Wire,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            Wire::Cast { payload } => match serde_json::from_slice::<G::Cast>(&payload) {
+                Ok(cast) => self.server.cast(cast),
+                Err(error) => tracing::warn!(
+                    server = self.server.name(),
+                    %error,
+                    "dropped a remote cast that does not decode"
+                ),
+            },
+            Wire::Call { payload, reply } => {
+                let request = match serde_json::from_slice::<G::Call>(&payload) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        tracing::warn!(server = self.server.name(), %error, "refused a remote call that does not decode");
+                        send::<G::Reply>(reply, Answer::BadRequest(error.to_string()));
+                        return Ok(());
+                    }
+                };
+                let Ok(target) = self.server.resolve() else {
+                    send::<G::Reply>(reply, Answer::NoProc);
+                    return Ok(());
+                };
+                let from = ReplyTo::remote(move |answer| {
+                    send(
+                        reply,
+                        match answer {
+                            Ok(value) => Answer::Reply(value),
+                            Err(reason) => Answer::Exited(reason.encode()),
+                        },
+                    )
+                });
+                if let Err(rejected) = target.actor().send_message(Envelope::Call(request, from)) {
+                    // The server went away between lookup and send: answer for it.
+                    if let Some(Envelope::Call(_, from)) = rejected_message(rejected) {
+                        from.exited(ExitReason::NoProc);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rejected_message<M>(error: ractor::MessagingErr<M>) -> Option<M> {
+    match error {
+        ractor::MessagingErr::SendErr(message) => Some(message),
+        _ => None,
+    }
+}
+
+fn send<R: Serialize>(port: RpcReplyPort<Vec<u8>>, answer: Answer<R>) -> bool {
+    match serde_json::to_vec(&answer) {
+        Ok(bytes) => port.send(bytes).is_ok(),
+        Err(error) => {
+            tracing::error!(%error, "a remote reply does not encode; the caller will time out");
+            false
+        }
+    }
+}
+
+/// Starts the endpoint for the local server registered as `name`, linked to `parent`, and
+/// announces it in the process group peers look it up in.
+pub(crate) async fn export<G>(
+    name: &str,
+    parent: ActorCell,
+) -> Result<ActorCell, ActorProcessingErr>
+where
+    G: GenServer,
+    G::Call: DeserializeOwned,
+    G::Cast: DeserializeOwned,
+    G::Reply: Serialize,
+{
+    let endpoint = Endpoint::<G> {
+        server: Named::new(name),
+    };
+    let (actor, _) = Actor::spawn_linked(None, endpoint, (), parent).await?;
+    ractor::pg::join(group_of(name), vec![actor.get_cell()]);
+    Ok(actor.get_cell())
+}
+
+/// A GenServer on another node, by node and registered name (`{Name, Node}`). Looked up on
+/// each use, like [`Named`].
+pub struct RemoteRef<G> {
+    node_id: u64,
+    node: String,
+    name: String,
+    server: PhantomData<fn() -> G>,
+}
+
+impl<G> Clone for RemoteRef<G> {
+    fn clone(&self) -> Self {
+        Self {
+            node_id: self.node_id,
+            node: self.node.clone(),
+            name: self.name.clone(),
+            server: PhantomData,
+        }
+    }
+}
+
+impl<G> std::fmt::Debug for RemoteRef<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteRef({}@{})", self.name, self.node)
+    }
+}
+
+impl<G> RemoteRef<G>
+where
+    G: GenServer,
+    G::Call: Serialize,
+    G::Cast: Serialize,
+    G::Reply: DeserializeOwned,
+{
+    pub(crate) fn new(node_id: u64, node: String, name: String) -> Self {
+        Self {
+            node_id,
+            node,
+            name,
+            server: PhantomData,
+        }
+    }
+
+    /// The node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The endpoint on the target node, if that node exported `name`. Only members that
+    /// live on the target node count: another peer joining the group cannot stand in.
+    fn endpoint(&self) -> Option<ActorRef<Wire>> {
+        ractor::pg::get_members(&group_of(&self.name))
+            .into_iter()
+            .find(|cell| match cell.get_id() {
+                ractor::ActorId::Remote { node_id, .. } => node_id == self.node_id,
+                ractor::ActorId::Local(_) => false,
+            })
+            .map(ActorRef::from)
+    }
+
+    /// Calls with the default 5 s timeout.
+    pub async fn call(&self, request: G::Call) -> Result<G::Reply, CallError> {
+        self.call_timeout(request, crate::gen_server::DEFAULT_CALL_TIMEOUT)
+            .await
+    }
+
+    /// Calls, waiting at most `timeout`. A node that goes down fails the call at once with
+    /// [`CallError::NodeDown`].
+    pub async fn call_timeout(
+        &self,
+        request: G::Call,
+        timeout: impl Into<Timeout>,
+    ) -> Result<G::Reply, CallError> {
+        let endpoint = self.endpoint().ok_or(CallError::NoProc)?;
+        let payload =
+            serde_json::to_vec(&request).map_err(|e| CallError::BadRequest(e.to_string()))?;
+        let (sender, receiver) = oneshot::channel();
+        endpoint
+            .send_message(Wire::Call {
+                payload,
+                reply: sender.into(),
+            })
+            .map_err(|_| CallError::NodeDown(self.node.clone()))?;
+        let bytes = match timeout.into() {
+            Timeout::Infinity => receiver.await,
+            Timeout::After(after) => tokio::time::timeout(after, receiver)
+                .await
+                .map_err(|_| CallError::Timeout(after))?,
+        }
+        .map_err(|_| CallError::NodeDown(self.node.clone()))?;
+        match serde_json::from_slice::<Answer<G::Reply>>(&bytes) {
+            Ok(Answer::Reply(reply)) => Ok(reply),
+            Ok(Answer::Exited(reason)) => Err(CallError::Exited(ExitReason::decode(Some(&reason)))),
+            Ok(Answer::NoProc) => Err(CallError::NoProc),
+            Ok(Answer::BadRequest(why)) => Err(CallError::BadRequest(why)),
+            Err(error) => Err(CallError::BadRequest(format!("undecodable reply: {error}"))),
+        }
+    }
+
+    /// Casts; dropped if the node or the server is not there (as any cast).
+    pub fn cast(&self, message: G::Cast) {
+        let Some(endpoint) = self.endpoint() else {
+            return;
+        };
+        match serde_json::to_vec(&message) {
+            Ok(payload) => {
+                let _ = endpoint.send_message(Wire::Cast { payload });
+            }
+            Err(error) => tracing::warn!(%error, "a cast does not encode; dropped"),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Nodes in separate OS processes on 127.0.0.1: remote calls and casts, authentication,
+//! node down, and hostile or broken TCP clients.
+//!
+//! ractor's name registry and process groups are per OS process, so a process hosts one
+//! node: this file runs its scenarios in order on one local node, against fixture nodes
+//! (`node_fixture`) in child processes.
+
+use std::time::{Duration, Instant};
+
+use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent};
+use otp::{BoxError, CallError, Context, Flow, GenServer, Info};
+use otp_tests::{Echo, EchoCall, EchoCast, FixtureNode, ECHO, PATIENCE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_node_fixture");
+const COOKIE: &str = "distribution-test-cookie";
+
+/// Forwards node events to the test.
+struct Watcher(mpsc::UnboundedSender<NodeEvent>);
+
+impl GenServer for Watcher {
+    type Args = ();
+    type State = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn handle_info(
+        &self,
+        _me: &Context<Self>,
+        info: Info<()>,
+        _: &mut (),
+    ) -> Result<Flow, BoxError> {
+        if let Info::Node(event) = info {
+            let _ = self.0.send(event);
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+async fn next_event(events: &mut mpsc::UnboundedReceiver<NodeEvent>) -> NodeEvent {
+    tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .expect("no node event in time")
+        .expect("watcher gone")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_across_processes() {
+    let mut config = NodeConfig::new(
+        "tester",
+        "127.0.0.1:0".parse().unwrap(),
+        Cookie::new(COOKIE).unwrap(),
+    );
+    config.auth_timeout = Duration::from_millis(1500);
+    let node = Node::start(config).await.expect("local node starts");
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let watcher = Watcher(sender).start(()).await.unwrap();
+    node.monitor_nodes(&watcher).await.unwrap();
+
+    let fixture = FixtureNode::start(FIXTURE, &["alpha", COOKIE]).await;
+    remote_calls_and_casts(&node, &fixture, &mut events).await;
+    wrong_cookie_and_unreachable_are_told_apart(&node).await;
+    silent_and_garbage_clients_are_closed(&node).await;
+    oversized_frames_close_the_connection(&node).await;
+    // The node still serves after the hostile clients.
+    let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
+    assert_eq!(
+        echo.call(EchoCall::Echo("still here".into()))
+            .await
+            .as_deref(),
+        Ok("still here")
+    );
+    killed_peer_fails_calls_promptly(&node, &mut events).await;
+    node.stop().await;
+}
+
+async fn remote_calls_and_casts(
+    node: &Node,
+    fixture: &FixtureNode,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+) {
+    let peer = node.connect(&fixture.address).await.expect("connects");
+    assert_eq!(peer, fixture.name);
+    assert_eq!(
+        next_event(events).await,
+        NodeEvent::Up(fixture.name.clone())
+    );
+    assert_eq!(node.peers().await.unwrap(), vec![fixture.name.clone()]);
+
+    let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
+    assert_eq!(
+        echo.call(EchoCall::Echo("hello".into())).await.as_deref(),
+        Ok("hello")
+    );
+    for _ in 0..3 {
+        echo.cast(EchoCast::Count);
+    }
+    // Casts and calls from one node to another arrive in order.
+    assert_eq!(echo.call(EchoCall::Casts).await.as_deref(), Ok("3"));
+
+    // Deferred reply across nodes: the first poll sends the call, then a cast releases it.
+    let deferred = echo.call(EchoCall::Defer);
+    tokio::pin!(deferred);
+    assert!(futures::poll!(&mut deferred).is_pending());
+    echo.cast(EchoCast::Release("later".into()));
+    assert_eq!(deferred.await.as_deref(), Ok("later"));
+
+    let timeout = Duration::from_millis(100);
+    assert_eq!(
+        echo.call_timeout(EchoCall::Slow(1000), timeout).await,
+        Err(CallError::Timeout(timeout))
+    );
+    // The late reply is dropped: the next call gets its own answer.
+    assert_eq!(
+        echo.call(EchoCall::Echo("next".into())).await.as_deref(),
+        Ok("next")
+    );
+
+    let missing = node
+        .remote::<Echo>(&fixture.name, "no-such-server")
+        .await
+        .unwrap();
+    assert_eq!(missing.call(EchoCall::Casts).await, Err(CallError::NoProc));
+    assert!(matches!(
+        node.remote::<Echo>("nobody@127.0.0.1", ECHO).await,
+        Err(ConnectError::UnknownNode(_))
+    ));
+}
+
+async fn wrong_cookie_and_unreachable_are_told_apart(node: &Node) {
+    let stranger = FixtureNode::start(FIXTURE, &["stranger", "another-cookie"]).await;
+    let started = Instant::now();
+    assert_eq!(
+        node.connect(&stranger.address).await,
+        Err(ConnectError::AuthenticationFailed)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fails within seconds"
+    );
+
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    assert!(matches!(
+        node.connect(&address).await,
+        Err(ConnectError::Unreachable { .. })
+    ));
+}
+
+/// Reads until the peer closes the connection; returns how long that took.
+async fn closed_within(mut stream: TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(PATIENCE, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the node kept the connection open"),
+        }
+    }
+}
+
+async fn silent_and_garbage_clients_are_closed(node: &Node) {
+    let silent = TcpStream::connect(node.address()).await.unwrap();
+    let waited = closed_within(silent).await;
+    assert!(
+        waited < Duration::from_secs(5),
+        "silent client closed after {waited:?}"
+    );
+
+    let mut garbage = TcpStream::connect(node.address()).await.unwrap();
+    garbage
+        .write_all(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 4, 1, 2, 3, 4])
+        .await
+        .unwrap();
+    let waited = closed_within(garbage).await;
+    assert!(
+        waited < Duration::from_secs(5),
+        "garbage client closed after {waited:?}"
+    );
+}
+
+async fn oversized_frames_close_the_connection(node: &Node) {
+    let mut stream = TcpStream::connect(node.address()).await.unwrap();
+    // A frame header announcing 16 MiB (the default limit is 1 MiB), then a stall.
+    stream
+        .write_all(&(16u64 * 1024 * 1024).to_be_bytes())
+        .await
+        .unwrap();
+    let waited = closed_within(stream).await;
+    assert!(
+        waited < Duration::from_secs(1),
+        "oversized frame closed after {waited:?}"
+    );
+}
+
+async fn killed_peer_fails_calls_promptly(
+    node: &Node,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+) {
+    let doomed = FixtureNode::start(FIXTURE, &["doomed", COOKIE]).await;
+    node.connect(&doomed.address).await.unwrap();
+    assert_eq!(next_event(events).await, NodeEvent::Up(doomed.name.clone()));
+    let echo = node.remote::<Echo>(&doomed.name, ECHO).await.unwrap();
+    let pending = echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60));
+    tokio::pin!(pending);
+    assert!(futures::poll!(&mut pending).is_pending());
+    let started = Instant::now();
+    // SAFETY-free: kill(2) through the tokio child handle.
+    let mut doomed = doomed;
+    doomed.child.start_kill().unwrap();
+    let result = tokio::time::timeout(PATIENCE, pending)
+        .await
+        .expect("the call ended");
+    assert_eq!(result, Err(CallError::NodeDown(doomed.name.clone())));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "failed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        next_event(events).await,
+        NodeEvent::Down(doomed.name.clone())
+    );
+}
