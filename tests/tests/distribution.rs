@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_node_fixture");
 const COOKIE: &str = "distribution-test-cookie";
+/// The test node's liveness timeout: short, so that the frozen-peer case runs quickly.
+const LIVENESS: Duration = Duration::from_secs(2);
 
 /// Forwards node events to the test.
 struct Watcher(mpsc::UnboundedSender<NodeEvent>);
@@ -60,6 +62,7 @@ async fn nodes_across_processes() {
         Cookie::new(COOKIE).unwrap(),
     );
     config.auth_timeout = Duration::from_millis(1500);
+    config.liveness_timeout = LIVENESS;
     let node = Node::start(config).await.expect("local node starts");
     let (sender, mut events) = mpsc::unbounded_channel();
     let watcher = Watcher(sender).start(()).await.unwrap();
@@ -79,6 +82,7 @@ async fn nodes_across_processes() {
         Ok("still here")
     );
     killed_peer_fails_calls_promptly(&node, &mut events).await;
+    frozen_peer_is_declared_down(&node, &mut events).await;
     node.stop().await;
 }
 
@@ -231,4 +235,32 @@ async fn killed_peer_fails_calls_promptly(
         next_event(events).await,
         NodeEvent::Down(doomed.name.clone())
     );
+}
+
+fn signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+async fn frozen_peer_is_declared_down(node: &Node, events: &mut mpsc::UnboundedReceiver<NodeEvent>) {
+    let frozen = FixtureNode::start(FIXTURE, &["frozen", COOKIE]).await;
+    node.connect(&frozen.address).await.unwrap();
+    assert_eq!(next_event(events).await, NodeEvent::Up(frozen.name.clone()));
+    let echo = node.remote::<Echo>(&frozen.name, ECHO).await.unwrap();
+    let pending = echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60));
+    tokio::pin!(pending);
+    assert!(futures::poll!(&mut pending).is_pending());
+    // Frozen, its kernel still answers TCP keepalives: only heartbeats can tell.
+    signal(frozen.pid(), "-STOP");
+    let started = Instant::now();
+    let result = tokio::time::timeout(PATIENCE, pending).await.expect("the call ended");
+    let waited = started.elapsed();
+    signal(frozen.pid(), "-CONT");
+    assert_eq!(result, Err(CallError::NodeDown(frozen.name.clone())));
+    assert!(waited >= LIVENESS, "declared down after only {waited:?}");
+    assert!(waited < LIVENESS * 3, "declared down after {waited:?}");
+    assert_eq!(next_event(events).await, NodeEvent::Down(frozen.name.clone()));
 }

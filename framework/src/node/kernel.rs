@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorId, ActorRef};
@@ -16,6 +17,7 @@ use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
 use tokio::task::JoinHandle;
 
 use super::listener::{accept_loop, LabeledStream};
+use super::remote::RemoteRef;
 use super::{ConnectError, NodeConfig, NodeEvent};
 use crate::{
     BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef,
@@ -60,6 +62,40 @@ pub(crate) enum Event {
     Disconnected(NodeServerSessionInformation),
     /// A session's authentication deadline has come.
     Deadline(ActorId),
+    /// Time to check on peers and ping them.
+    Tick,
+    /// A peer answered a heartbeat on this session.
+    Alive(ActorId),
+}
+
+/// The registered and exported name of every node's heartbeat server.
+const HEARTBEAT: &str = "otp.heartbeat";
+
+/// Answers peers' liveness pings. A separate server so that a busy node process does not
+/// look dead: the ping measures whether the peer's runtime answers at all.
+pub(crate) struct Heartbeat;
+
+impl GenServer for Heartbeat {
+    type Args = ();
+    type State = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &Context<Self>,
+        _ping: (),
+        _from: &mut ReplyTo<()>,
+        _: &mut (),
+    ) -> Result<CallResponse<()>, BoxError> {
+        Ok(CallResponse::Reply(()))
+    }
 }
 
 /// Forwards ractor_cluster's synchronous callbacks into the node's mailbox.
@@ -98,6 +134,8 @@ struct Session {
     info: NodeServerSessionInformation,
     authenticated: bool,
     ready: bool,
+    /// When the peer last proved alive (ready, or answered a heartbeat).
+    last_seen: Instant,
     /// Set when we close the session ourselves, so its end is reported with the cause.
     closed_by_us: Option<ConnectError>,
 }
@@ -134,6 +172,9 @@ impl GenServer for NodeProcess {
             id: "otp.node".to_owned(),
             subscription: Box::new(Forward(me.server().clone())),
         })?;
+        crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(me.cell())).await?;
+        super::remote::export::<Heartbeat>(HEARTBEAT, me.cell()).await?;
+        me.send_interval(heartbeat_interval(&config), || Event::Tick);
         let accept = tokio::spawn(accept_loop(listener, node_server.clone()));
         tracing::info!(node = %full_name, %address, "node started");
         Ok(State {
@@ -261,6 +302,12 @@ impl State {
             }
             Event::Ready(info) => self.ready(info),
             Event::Disconnected(info) => self.disconnected(info),
+            Event::Tick => self.check_liveness(me),
+            Event::Alive(id) => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.last_seen = Instant::now();
+                }
+            }
             Event::Deadline(id) => {
                 if let Some(session) = self.sessions.get_mut(&id) {
                     if !session.authenticated {
@@ -287,6 +334,7 @@ impl State {
             info,
             authenticated: false,
             ready: false,
+            last_seen: Instant::now(),
             closed_by_us: None,
         };
         if let Some(limit) = refusal {
@@ -305,6 +353,7 @@ impl State {
         };
         session.authenticated = true;
         session.ready = true;
+        session.last_seen = Instant::now();
         session.info = info;
         let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
             return;
@@ -353,7 +402,41 @@ impl State {
         }
     }
 
+    /// Closes sessions whose peer has been silent too long, then pings the others. Each
+    /// ping runs in its own task so that a frozen peer cannot stall the node process.
+    fn check_liveness(&mut self, me: &Context<NodeProcess>) {
+        let timeout = self.config.liveness_timeout;
+        let patience = heartbeat_interval(&self.config);
+        for (id, session) in &mut self.sessions {
+            if !session.ready || session.closed_by_us.is_some() {
+                continue;
+            }
+            if session.last_seen.elapsed() > timeout {
+                tracing::warn!(peer = ?session.info.peer_name.as_ref().map(|p| &p.name), silent_for = ?session.last_seen.elapsed(), "peer stopped answering; closing its connection");
+                session.closed_by_us = Some(ConnectError::Closed);
+                session.info.actor.kill();
+                continue;
+            }
+            let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
+                continue;
+            };
+            let heartbeat = RemoteRef::<Heartbeat>::new(session.info.node_id, peer, HEARTBEAT.to_owned());
+            let (node, id) = (me.server().clone(), *id);
+            tokio::spawn(async move {
+                if heartbeat.call_timeout((), patience).await.is_ok() {
+                    node.send_info(Event::Alive(id));
+                }
+            });
+        }
+    }
+
     fn notify(&mut self, event: NodeEvent) {
         self.watchers.retain(|watcher| watcher(event.clone()));
     }
+}
+
+/// Pings go out three times per liveness timeout, so one or two lost pings do not condemn a
+/// peer.
+fn heartbeat_interval(config: &NodeConfig) -> Duration {
+    (config.liveness_timeout / 3).max(Duration::from_millis(10))
 }

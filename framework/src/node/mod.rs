@@ -61,11 +61,14 @@ pub struct NodeConfig {
     pub max_unauthenticated: usize,
     /// The largest frame accepted from a peer; a larger one closes the connection.
     pub max_frame_bytes: u64,
+    /// A peer that answers no heartbeat for this long is declared down, its connection
+    /// closed (Erlang's `net_ticktime`, whose default takes 45 to 75 s).
+    pub liveness_timeout: Duration,
 }
 
 impl NodeConfig {
     /// A config with the defaults: 5 s to authenticate, 1024 connections, 64 of them
-    /// unauthenticated, 1 MiB frames.
+    /// unauthenticated, 1 MiB frames, peers declared down after 15 s of silence.
     pub fn new(name: impl Into<String>, listen: SocketAddr, cookie: Cookie) -> Self {
         Self {
             name: name.into(),
@@ -75,6 +78,7 @@ impl NodeConfig {
             max_connections: 1024,
             max_unauthenticated: 64,
             max_frame_bytes: 1024 * 1024,
+            liveness_timeout: Duration::from_secs(15),
         }
     }
 }
