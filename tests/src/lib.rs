@@ -37,9 +37,12 @@ pub enum EchoCast {
     Release(String),
 }
 
-/// The fixture's server.
-#[derive(Clone)]
-pub struct Echo;
+/// The fixture's server; its replies start with `prefix`, which tells nodes apart.
+#[derive(Clone, Default)]
+pub struct Echo {
+    /// Put before every echoed text.
+    pub prefix: String,
+}
 
 /// Its state.
 #[derive(Default)]
@@ -68,7 +71,7 @@ impl GenServer for Echo {
         state: &mut EchoState,
     ) -> Result<CallResponse<String>, BoxError> {
         Ok(match request {
-            EchoCall::Echo(text) => CallResponse::Reply(text),
+            EchoCall::Echo(text) => CallResponse::Reply(format!("{}{text}", self.prefix)),
             EchoCall::Defer => {
                 state.deferred.push(from.take());
                 CallResponse::NoReply

@@ -63,6 +63,7 @@ async fn nodes_across_processes() {
     );
     config.auth_timeout = Duration::from_millis(1500);
     config.liveness_timeout = LIVENESS;
+    config.max_peer_processes = 100;
     let node = Node::start(config).await.expect("local node starts");
     let (sender, mut events) = mpsc::unbounded_channel();
     let watcher = Watcher(sender).start(()).await.unwrap();
@@ -70,6 +71,7 @@ async fn nodes_across_processes() {
 
     let fixture = FixtureNode::start(FIXTURE, &["alpha", COOKIE]).await;
     remote_calls_and_casts(&node, &fixture, &mut events).await;
+    hostile_peers_cannot_hijack_or_flood(&node, &fixture, &mut events).await;
     wrong_cookie_and_unreachable_are_told_apart(&node).await;
     silent_and_garbage_clients_are_closed(&node).await;
     oversized_frames_close_the_connection(&node).await;
@@ -245,7 +247,10 @@ fn signal(pid: i32, signal: &str) {
     assert!(status.success(), "kill {signal} {pid}");
 }
 
-async fn frozen_peer_is_declared_down(node: &Node, events: &mut mpsc::UnboundedReceiver<NodeEvent>) {
+async fn frozen_peer_is_declared_down(
+    node: &Node,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+) {
     let frozen = FixtureNode::start(FIXTURE, &["frozen", COOKIE]).await;
     node.connect(&frozen.address).await.unwrap();
     assert_eq!(next_event(events).await, NodeEvent::Up(frozen.name.clone()));
@@ -256,11 +261,74 @@ async fn frozen_peer_is_declared_down(node: &Node, events: &mut mpsc::UnboundedR
     // Frozen, its kernel still answers TCP keepalives: only heartbeats can tell.
     signal(frozen.pid(), "-STOP");
     let started = Instant::now();
-    let result = tokio::time::timeout(PATIENCE, pending).await.expect("the call ended");
+    let result = tokio::time::timeout(PATIENCE, pending)
+        .await
+        .expect("the call ended");
     let waited = started.elapsed();
     signal(frozen.pid(), "-CONT");
     assert_eq!(result, Err(CallError::NodeDown(frozen.name.clone())));
     assert!(waited >= LIVENESS, "declared down after only {waited:?}");
     assert!(waited < LIVENESS * 3, "declared down after {waited:?}");
-    assert_eq!(next_event(events).await, NodeEvent::Down(frozen.name.clone()));
+    assert_eq!(
+        next_event(events).await,
+        NodeEvent::Down(frozen.name.clone())
+    );
+}
+
+async fn hostile_peers_cannot_hijack_or_flood(
+    node: &Node,
+    alpha: &FixtureNode,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+) {
+    let here = node.address().to_string();
+    // Mallory exports an `echo` of its own: it joins the very process group alpha's is in.
+    let mallory = FixtureNode::start(
+        FIXTURE,
+        &[
+            "mallory",
+            COOKIE,
+            "--connect",
+            &here,
+            "--prefix",
+            "HIJACKED:",
+        ],
+    )
+    .await;
+    assert_eq!(
+        next_event(events).await,
+        NodeEvent::Up(mallory.name.clone())
+    );
+    let hijacker = node.remote::<Echo>(&mallory.name, ECHO).await.unwrap();
+    assert_eq!(
+        hijacker.call(EchoCall::Echo("x".into())).await.as_deref(),
+        Ok("HIJACKED:x")
+    );
+    let echo = node.remote::<Echo>(&alpha.name, ECHO).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            echo.call(EchoCall::Echo("x".into())).await.as_deref(),
+            Ok("x")
+        );
+    }
+
+    // A peer announcing more processes than allowed (each a local proxy) is cut off.
+    let flooder = FixtureNode::start(
+        FIXTURE,
+        &["flooder", COOKIE, "--connect", &here, "--flood", "300"],
+    )
+    .await;
+    assert_eq!(
+        next_event(events).await,
+        NodeEvent::Up(flooder.name.clone())
+    );
+    assert_eq!(
+        next_event(events).await,
+        NodeEvent::Down(flooder.name.clone())
+    );
+    assert!(!node.peers().await.unwrap().contains(&flooder.name));
+
+    // Mallory leaves; the next scenario starts with no events pending.
+    let name = mallory.name.clone();
+    drop(mallory);
+    assert_eq!(next_event(events).await, NodeEvent::Down(name));
 }

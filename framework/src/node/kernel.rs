@@ -172,7 +172,8 @@ impl GenServer for NodeProcess {
             id: "otp.node".to_owned(),
             subscription: Box::new(Forward(me.server().clone())),
         })?;
-        crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(me.cell())).await?;
+        crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(me.cell()))
+            .await?;
         super::remote::export::<Heartbeat>(HEARTBEAT, me.cell()).await?;
         me.send_interval(heartbeat_interval(&config), || Event::Tick);
         let accept = tokio::spawn(accept_loop(listener, node_server.clone()));
@@ -402,13 +403,21 @@ impl State {
         }
     }
 
-    /// Closes sessions whose peer has been silent too long, then pings the others. Each
-    /// ping runs in its own task so that a frozen peer cannot stall the node process.
+    /// Closes sessions whose peer has been silent too long or announced too many processes
+    /// (each a local proxy actor), then pings the others. Each ping runs in its own task so
+    /// that a frozen peer cannot stall the node process.
     fn check_liveness(&mut self, me: &Context<NodeProcess>) {
         let timeout = self.config.liveness_timeout;
         let patience = heartbeat_interval(&self.config);
         for (id, session) in &mut self.sessions {
             if !session.ready || session.closed_by_us.is_some() {
+                continue;
+            }
+            let processes = session.info.actor.get_children().len();
+            if processes > self.config.max_peer_processes {
+                tracing::warn!(peer = ?session.info.peer_name.as_ref().map(|p| &p.name), processes, "peer announced too many processes; closing its connection");
+                session.closed_by_us = Some(ConnectError::Refused("max_peer_processes"));
+                session.info.actor.kill();
                 continue;
             }
             if session.last_seen.elapsed() > timeout {
@@ -420,7 +429,8 @@ impl State {
             let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
                 continue;
             };
-            let heartbeat = RemoteRef::<Heartbeat>::new(session.info.node_id, peer, HEARTBEAT.to_owned());
+            let heartbeat =
+                RemoteRef::<Heartbeat>::new(session.info.node_id, peer, HEARTBEAT.to_owned());
             let (node, id) = (me.server().clone(), *id);
             tokio::spawn(async move {
                 if heartbeat.call_timeout((), patience).await.is_ok() {
@@ -435,8 +445,9 @@ impl State {
     }
 }
 
-/// Pings go out three times per liveness timeout, so one or two lost pings do not condemn a
-/// peer.
+/// Checks and pings run every second, or three times per liveness timeout if that is
+/// shorter, so one or two lost pings do not condemn a peer and a process flood is cut
+/// within a second.
 fn heartbeat_interval(config: &NodeConfig) -> Duration {
-    (config.liveness_timeout / 3).max(Duration::from_millis(10))
+    (config.liveness_timeout / 3).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }

@@ -64,11 +64,15 @@ pub struct NodeConfig {
     /// A peer that answers no heartbeat for this long is declared down, its connection
     /// closed (Erlang's `net_ticktime`, whose default takes 45 to 75 s).
     pub liveness_timeout: Duration,
+    /// Processes one peer may make known here (each costs a local proxy actor, about
+    /// 10 KiB); a peer that announces more is disconnected.
+    pub max_peer_processes: usize,
 }
 
 impl NodeConfig {
     /// A config with the defaults: 5 s to authenticate, 1024 connections, 64 of them
-    /// unauthenticated, 1 MiB frames, peers declared down after 15 s of silence.
+    /// unauthenticated, 1 MiB frames, peers declared down after 15 s of silence and
+    /// disconnected beyond 10,000 processes.
     pub fn new(name: impl Into<String>, listen: SocketAddr, cookie: Cookie) -> Self {
         Self {
             name: name.into(),
@@ -79,6 +83,7 @@ impl NodeConfig {
             max_unauthenticated: 64,
             max_frame_bytes: 1024 * 1024,
             liveness_timeout: Duration::from_secs(15),
+            max_peer_processes: 10_000,
         }
     }
 }
