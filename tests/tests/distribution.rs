@@ -18,6 +18,8 @@ const FIXTURE: &str = env!("CARGO_BIN_EXE_node_fixture");
 const COOKIE: &str = "distribution-test-cookie";
 /// The test node's liveness timeout: short, so that the frozen-peer case runs quickly.
 const LIVENESS: Duration = Duration::from_secs(2);
+/// The test node's cap on connections still authenticating.
+const UNAUTHENTICATED: usize = 4;
 
 /// Forwards node events to the test.
 struct Watcher(mpsc::UnboundedSender<NodeEvent>);
@@ -64,6 +66,7 @@ async fn nodes_across_processes() {
     config.auth_timeout = Duration::from_millis(1500);
     config.liveness_timeout = LIVENESS;
     config.max_peer_processes = 100;
+    config.max_unauthenticated = UNAUTHENTICATED;
     let node = Node::start(config).await.expect("local node starts");
     let (sender, mut events) = mpsc::unbounded_channel();
     let watcher = Watcher(sender).start(()).await.unwrap();
@@ -75,6 +78,8 @@ async fn nodes_across_processes() {
     wrong_cookie_and_unreachable_are_told_apart(&node).await;
     silent_and_garbage_clients_are_closed(&node).await;
     oversized_frames_close_the_connection(&node).await;
+    unauthenticated_connections_are_capped(&node).await;
+    mismatched_message_types_get_a_typed_error(&node, &fixture).await;
     // The node still serves after the hostile clients.
     let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
     assert_eq!(
@@ -331,4 +336,57 @@ async fn hostile_peers_cannot_hijack_or_flood(
     let name = mallory.name.clone();
     drop(mallory);
     assert_eq!(next_event(events).await, NodeEvent::Down(name));
+}
+
+async fn unauthenticated_connections_are_capped(node: &Node) {
+    let mut silent = Vec::new();
+    for _ in 0..UNAUTHENTICATED {
+        silent.push(TcpStream::connect(node.address()).await.unwrap());
+    }
+    // One more than the cap is closed at once, long before the authentication deadline.
+    let extra = TcpStream::connect(node.address()).await.unwrap();
+    let waited = closed_within(extra).await;
+    assert!(
+        waited < Duration::from_millis(1000),
+        "over the cap, closed after {waited:?}"
+    );
+    for stream in silent {
+        closed_within(stream).await;
+    }
+}
+
+/// The same server as another build might see it: a call variant `Echo` does not know.
+struct SkewedEcho;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum SkewedCall {
+    Shout(String),
+}
+
+impl GenServer for SkewedEcho {
+    type Args = ();
+    type State = ();
+    type Call = SkewedCall;
+    type Reply = String;
+    type Cast = SkewedCall;
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+async fn mismatched_message_types_get_a_typed_error(node: &Node, alpha: &FixtureNode) {
+    let skewed = node.remote::<SkewedEcho>(&alpha.name, ECHO).await.unwrap();
+    match skewed.call(SkewedCall::Shout("hey".into())).await {
+        Err(CallError::BadRequest(why)) => assert!(why.contains("unknown variant"), "{why}"),
+        other => panic!("expected a bad request, got {other:?}"),
+    }
+    // A cast that does not decode is dropped; the server and the link live on.
+    skewed.cast(SkewedCall::Shout("hey".into()));
+    let echo = node.remote::<Echo>(&alpha.name, ECHO).await.unwrap();
+    assert_eq!(
+        echo.call(EchoCall::Echo("fine".into())).await.as_deref(),
+        Ok("fine")
+    );
 }

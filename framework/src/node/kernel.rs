@@ -172,6 +172,13 @@ impl GenServer for NodeProcess {
             id: "otp.node".to_owned(),
             subscription: Box::new(Forward(me.server().clone())),
         })?;
+        // One node per process: a heartbeat still registered belongs to a killed
+        // predecessor whose linked children are being torn down. Retire it first, or the
+        // name clash would fail this restart.
+        if let Some(stale) = ractor::registry::where_is(HEARTBEAT) {
+            stale.kill();
+            let _ = stale.wait(Some(Duration::from_secs(5))).await;
+        }
         crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(me.cell()))
             .await?;
         super::remote::export::<Heartbeat>(HEARTBEAT, me.cell()).await?;

@@ -8,11 +8,13 @@ use super::{ChildCounts, ChildInfo, ChildSpec, SupervisorError};
 use crate::{ExitReason, ServerRef};
 
 /// Calls a supervisor and unpacks the expected answer; any other answer is impossible by
-/// construction of the servers, so it is reported rather than unwrapped.
+/// construction of the servers, so it is reported rather than unwrapped. The wait is
+/// unbounded, as OTP's `supervisor` calls are: a child's `init` may take its time, and a
+/// supervisor that dies answers at once with its exit reason.
 macro_rules! ask {
     ($server:expr, $request:expr, $answer:pat => $value:expr) => {
         match $server
-            .call($request)
+            .call_timeout($request, crate::Timeout::Infinity)
             .await
             .map_err(SupervisorError::Call)??
         {
