@@ -15,6 +15,9 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// The name the fixture registers and exports its server under.
 pub const ECHO: &str = "echo";
 
+/// The DNS name in the test cluster's node certificates.
+pub const TLS_SERVER_NAME: &str = "otp-node";
+
 /// Requests to the fixture's server.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum EchoCall {
@@ -110,6 +113,8 @@ pub struct FixtureNode {
     pub name: String,
     /// Where it listens.
     pub address: String,
+    /// The lines it prints after `READY`.
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl FixtureNode {
@@ -139,12 +144,26 @@ impl FixtureNode {
         let name = words.next().expect("node name").to_owned();
         let address = words.next().expect("node address").to_owned();
         // Keep draining stdout so the fixture never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = sender.send(line);
+            }
+        });
         FixtureNode {
             child,
             name,
             address,
+            lines: receiver,
         }
+    }
+
+    /// The next line the fixture prints (e.g. `CONNECTED ..` or `CONNECT_ERROR ..`).
+    pub async fn next_line(&mut self) -> String {
+        tokio::time::timeout(PATIENCE, self.lines.recv())
+            .await
+            .expect("no line from the fixture in time")
+            .expect("the fixture exited")
     }
 
     /// The process id, for signals.

@@ -16,7 +16,7 @@ use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
 use tokio::task::JoinHandle;
 
-use super::listener::{accept_loop, LabeledStream};
+use super::listener::{accept_loop, AcceptPolicy, LabeledStream};
 use super::remote::RemoteRef;
 use super::{ConnectError, NodeConfig, NodeEvent};
 use crate::{
@@ -39,7 +39,7 @@ pub(crate) enum Request {
     Connect(Box<LabeledStream>),
     /// Connected, authenticated peers: name and ractor_cluster node id.
     Peers,
-    /// This node's full name and listen address.
+    /// This node's full name, listen address and settings.
     Whoami,
     Export(String, ExportFn),
     Watch(Watcher),
@@ -48,7 +48,7 @@ pub(crate) enum Request {
 pub(crate) enum Response {
     Connected(String),
     Peers(Vec<(String, u64)>),
-    Whoami(String, SocketAddr),
+    Whoami(String, SocketAddr, Box<NodeConfig>),
     Done,
 }
 
@@ -183,7 +183,14 @@ impl GenServer for NodeProcess {
             .await?;
         super::remote::export::<Heartbeat>(HEARTBEAT, me.cell()).await?;
         me.send_interval(heartbeat_interval(&config), || Event::Tick);
-        let accept = tokio::spawn(accept_loop(listener, node_server.clone()));
+        let policy = AcceptPolicy {
+            tls: config.tls.clone(),
+            handshake_deadline: config.auth_timeout,
+            handshakes: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                config.max_unauthenticated,
+            )),
+        };
+        let accept = tokio::spawn(accept_loop(listener, node_server.clone(), policy));
         tracing::info!(node = %full_name, %address, "node started");
         Ok(State {
             config,
@@ -219,7 +226,11 @@ impl GenServer for NodeProcess {
                 return Ok(CallResponse::NoReply);
             }
             Request::Peers => Ok(Response::Peers(state.peers())),
-            Request::Whoami => Ok(Response::Whoami(state.full_name.clone(), state.address)),
+            Request::Whoami => Ok(Response::Whoami(
+                state.full_name.clone(),
+                state.address,
+                Box::new(state.config.clone()),
+            )),
             Request::Export(name, start) => match start(me.cell()).await {
                 Ok(endpoint) => {
                     if let Some(old) = state.exports.insert(name, endpoint) {

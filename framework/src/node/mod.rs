@@ -26,6 +26,7 @@ mod cookie;
 mod kernel;
 mod listener;
 mod remote;
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,6 +38,7 @@ use tokio::net::ToSocketAddrs;
 pub use cookie::{Cookie, CookieError, COOKIE_ENV, COOKIE_FILE_NAME};
 use kernel::{NodeProcess, Request, Response};
 pub use remote::RemoteRef;
+pub use tls::{Tls, TlsError};
 
 use crate::supervisor::ChildSpec;
 use crate::{GenServer, ServerRef, StartError, Timeout};
@@ -67,6 +69,9 @@ pub struct NodeConfig {
     /// Processes one peer may make known here (each costs a local proxy actor, about
     /// 10 KiB); a peer that announces more is disconnected.
     pub max_peer_processes: usize,
+    /// Mutual TLS for every link; `None`: plain TCP (cookie authentication only). Nodes of
+    /// one cluster must agree.
+    pub tls: Option<Tls>,
 }
 
 impl NodeConfig {
@@ -84,6 +89,7 @@ impl NodeConfig {
             max_frame_bytes: 1024 * 1024,
             liveness_timeout: Duration::from_secs(15),
             max_peer_processes: 10_000,
+            tls: None,
         }
     }
 }
@@ -120,6 +126,10 @@ pub enum ConnectError {
     /// The connection closed right after authenticating.
     #[error("the connection closed during set-up")]
     Closed,
+    /// The TLS handshake failed: the peer does not speak TLS, or its certificate is not
+    /// signed by our CA (or ours not by its).
+    #[error("{0}")]
+    Tls(String),
     /// A limit of this node refused the connection.
     #[error("refused by this node's {0} limit")]
     Refused(&'static str),
@@ -143,6 +153,9 @@ pub struct Node {
     server: ServerRef<NodeProcess>,
     name: String,
     address: SocketAddr,
+    /// The node's settings: `connect` applies its TLS and deadline in the caller's task,
+    /// so that handshakes never hold up the node process.
+    config: Box<NodeConfig>,
 }
 
 impl Node {
@@ -172,10 +185,11 @@ impl Node {
 
     async fn from_server(server: ServerRef<NodeProcess>) -> Result<Self, ConnectError> {
         match ask(&server, Request::Whoami, Timeout::Infinity).await? {
-            Response::Whoami(name, address) => Ok(Self {
+            Response::Whoami(name, address, config) => Ok(Self {
                 server,
                 name,
                 address,
+                config,
             }),
             _ => Err(ConnectError::Unavailable("unexpected answer".into())),
         }
@@ -203,13 +217,19 @@ impl Node {
             address: address.to_string(),
             reason,
         };
-        let deadline = Duration::from_secs(5);
+        let deadline = self.config.auth_timeout;
         let stream = tokio::time::timeout(deadline, tokio::net::TcpStream::connect(&address))
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        let stream =
-            listener::LabeledStream::new(stream, "out").map_err(|e| unreachable(e.to_string()))?;
+        let stream = listener::LabeledStream::establish(
+            stream,
+            listener::Direction::Out,
+            self.config.tls.as_ref(),
+            deadline,
+        )
+        .await
+        .map_err(ConnectError::Tls)?;
         // The node closes a session that does not authenticate in its own deadline; this
         // bound only guards against the node process itself being stuck.
         let bound = Timeout::After(deadline * 2);
