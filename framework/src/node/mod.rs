@@ -115,10 +115,9 @@ pub enum ConnectError {
         /// The network error.
         reason: String,
     },
-    /// The peer closed the connection while authenticating: the nodes do not share a cookie.
-    #[error(
-        "authentication failed: the peer refused our cookie (do both nodes use the same cookie?)"
-    )]
+    /// The peer closed the connection while authenticating: the nodes do not share a cookie
+    /// (or the peer requires TLS and this node does not use it; the two look alike from here).
+    #[error("authentication failed: the peer closed the link during authentication (do both nodes use the same cookie, and the same TLS setting?)")]
     AuthenticationFailed,
     /// Authentication did not complete in time.
     #[error("the peer did not complete authentication in time")]
