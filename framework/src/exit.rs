@@ -26,6 +26,9 @@ pub enum ExitReason {
     /// The process did not exist when it was monitored (`noproc`); only seen in
     /// [`Info::Down`](crate::Info::Down).
     NoProc,
+    /// The node a monitored process lived on went down or disconnected (`noconnection`);
+    /// only seen in [`Info::Down`](crate::Info::Down).
+    NoConnection,
     /// A crash: a callback returned an error or panicked, or the process chose an abnormal
     /// reason. The text is the error's message.
     Error(String),
@@ -36,6 +39,7 @@ const SHUTDOWN: &str = "shutdown";
 const SHUTDOWN_WITH: &str = "shutdown: ";
 const KILLED: &str = "killed";
 const NO_PROC: &str = "noproc";
+const NO_CONNECTION: &str = "noconnection";
 const ERROR: &str = "error: ";
 
 impl ExitReason {
@@ -58,6 +62,7 @@ impl ExitReason {
             Self::ShutdownWith(term) => format!("{SHUTDOWN_WITH}{term}"),
             Self::Killed => KILLED.to_owned(),
             Self::NoProc => NO_PROC.to_owned(),
+            Self::NoConnection => NO_CONNECTION.to_owned(),
             Self::Error(message) => format!("{ERROR}{message}"),
         }
     }
@@ -73,6 +78,7 @@ impl ExitReason {
             SHUTDOWN => Self::Shutdown,
             KILLED => Self::Killed,
             NO_PROC => Self::NoProc,
+            NO_CONNECTION => Self::NoConnection,
             _ => {
                 if let Some(term) = reason.strip_prefix(SHUTDOWN_WITH) {
                     Self::ShutdownWith(term.to_owned())
@@ -105,6 +111,7 @@ impl fmt::Display for ExitReason {
             Self::ShutdownWith(term) => write!(f, "{{shutdown, {term}}}"),
             Self::Killed => f.write_str(KILLED),
             Self::NoProc => f.write_str(NO_PROC),
+            Self::NoConnection => f.write_str(NO_CONNECTION),
             Self::Error(message) => f.write_str(message),
         }
     }
@@ -122,6 +129,7 @@ mod tests {
             ExitReason::ShutdownWith("user quit".into()),
             ExitReason::Killed,
             ExitReason::NoProc,
+            ExitReason::NoConnection,
             ExitReason::error("normal"),
             ExitReason::error("shutdown: not really"),
         ] {

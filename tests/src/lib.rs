@@ -38,6 +38,8 @@ pub enum EchoCast {
     Count,
     /// Answer every deferred call with this text.
     Release(String),
+    /// Stop with an error carrying this text.
+    Exit(String),
 }
 
 /// The fixture's server; its replies start with `prefix`, which tells nodes apart.
@@ -100,6 +102,7 @@ impl GenServer for Echo {
                     from.reply(text.clone());
                 }
             }
+            EchoCast::Exit(text) => return Ok(Flow::Stop(otp::ExitReason::Error(text))),
         }
         Ok(Flow::Continue)
     }

@@ -52,6 +52,32 @@ impl<G: GenServer> Context<G> {
         }
     }
 
+    /// Monitors a server on another node (`erlang:monitor(process, {Name, Node})`): this
+    /// server gets one [`Info::Down`](crate::Info::Down) when that server exits (with its
+    /// reason), or with [`ExitReason::NoConnection`](crate::ExitReason::NoConnection) if the
+    /// link to its node drops first. Returns the id the DOWN will carry; fails with
+    /// [`CallError::NoProc`](crate::CallError::NoProc) if the node exports no such server.
+    pub fn monitor_remote<H>(
+        &self,
+        target: &crate::node::RemoteRef<H>,
+    ) -> Result<ActorId, crate::CallError>
+    where
+        H: GenServer,
+        H::Call: serde::Serialize,
+        H::Cast: serde::Serialize,
+        H::Reply: serde::de::DeserializeOwned,
+    {
+        let endpoint = target.endpoint().ok_or(crate::CallError::NoProc)?;
+        let id = endpoint.get_id();
+        self.lock().insert(id);
+        let me = self.me.actor().clone();
+        tokio::spawn(async move {
+            let reason = crate::node::watch(endpoint).await;
+            let _ = me.send_message(Envelope::RemoteDown(id, reason));
+        });
+        Ok(id)
+    }
+
     /// Stops monitoring `target`; a DOWN not yet handled is not delivered.
     pub fn demonitor(&self, target: impl Into<ActorCell>) {
         let target: ActorCell = target.into();

@@ -35,6 +35,8 @@ pub(crate) enum Envelope<G: GenServer> {
     MonitorGone(ActorId),
     /// A node event for a server that monitors nodes.
     Node(crate::node::NodeEvent),
+    /// A remote monitor's outcome ([`Context::monitor_remote`]).
+    RemoteDown(ActorId, ExitReason),
 }
 
 // Local only: remote messaging wraps these in serde types (the distribution layer).
@@ -153,6 +155,12 @@ impl<G: GenServer> Process<G> {
             Envelope::Info(message) => self.info(Info::Message(message), run).await,
             Envelope::Node(event) => self.info(Info::Node(event), run).await,
             Envelope::Stop(reason) => Some(reason),
+            Envelope::RemoteDown(id, reason) => {
+                if !me.forget_monitor(id) {
+                    return None;
+                }
+                self.info(Info::Down(ProcessExit { id, reason }), run).await
+            }
             Envelope::MonitorGone(id) => {
                 if !me.forget_monitor(id) {
                     return None;

@@ -37,6 +37,7 @@ use tokio::net::ToSocketAddrs;
 
 pub use cookie::{Cookie, CookieError, COOKIE_ENV, COOKIE_FILE_NAME};
 use kernel::{NodeProcess, Request, Response};
+pub(crate) use remote::watch;
 pub use remote::RemoteRef;
 pub use tls::{Tls, TlsError};
 

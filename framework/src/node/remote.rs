@@ -10,10 +10,11 @@
 //! Only exported servers are reachable: every other local actor's message type refuses bytes
 //! from the network (ractor drops what it cannot decode).
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -35,10 +36,17 @@ pub(crate) enum Wire {
     Cast {
         payload: Vec<u8>,
     },
+    /// Answered only when the exported server exits (or at once if none runs): a remote
+    /// monitor. If the link drops first, the caller's pending call fails, which is the
+    /// `noconnection` DOWN.
+    Monitor {
+        reply: RpcReplyPort<Vec<u8>>,
+    },
 }
 
 const CALL: &str = "call";
 const CAST: &str = "cast";
+const MONITOR: &str = "monitor";
 
 impl ractor::Message for Wire {
     fn serializable() -> bool {
@@ -58,6 +66,12 @@ impl ractor::Message for Wire {
                 args: payload,
                 metadata: None,
             },
+            Wire::Monitor { reply } => SerializedMessage::Call {
+                variant: MONITOR.to_owned(),
+                args: Vec::new(),
+                reply,
+                metadata: None,
+            },
         })
     }
 
@@ -74,6 +88,9 @@ impl ractor::Message for Wire {
             }),
             SerializedMessage::Cast { variant, args, .. } if variant == CAST => {
                 Ok(Wire::Cast { payload: args })
+            }
+            SerializedMessage::Call { variant, reply, .. } if variant == MONITOR => {
+                Ok(Wire::Monitor { reply })
             }
             _ => Err(BoxedDowncastErr),
         }
@@ -105,20 +122,34 @@ where
     G::Reply: Serialize,
 {
     type Msg = Wire;
-    type State = ();
+    /// Remote monitors waiting for a server to exit, by that server's process id.
+    type State = HashMap<ActorId, Vec<RpcReplyPort<Vec<u8>>>>;
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<Wire>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
+    async fn pre_start(&self, _: ActorRef<Wire>, _: ()) -> Result<Self::State, ActorProcessingErr> {
+        Ok(HashMap::new())
     }
 
     async fn handle(
         &self,
-        _: ActorRef<Wire>,
+        myself: ActorRef<Wire>,
         message: Wire,
-        _: &mut (),
+        watchers: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            Wire::Monitor { reply } => {
+                let Ok(target) = self.server.resolve() else {
+                    send::<()>(reply, Answer::NoProc);
+                    return Ok(());
+                };
+                myself.monitor(target.cell());
+                // Gone between lookup and monitor: no exit event will come.
+                if !target.is_alive() {
+                    send::<()>(reply, Answer::NoProc);
+                    return Ok(());
+                }
+                watchers.entry(target.id()).or_default().push(reply);
+            }
             Wire::Cast { payload } => match serde_json::from_slice::<G::Cast>(&payload) {
                 Ok(cast) => self.server.cast(cast),
                 Err(error) => tracing::warn!(
@@ -158,6 +189,46 @@ where
             }
         }
         Ok(())
+    }
+
+    /// A watched server exited: answer its remote monitors with the reason.
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Wire>,
+        event: ractor::SupervisionEvent,
+        watchers: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (Some(reason), Some(cell)) = (ExitReason::from_event(&event), event.actor_cell())
+        else {
+            return Ok(());
+        };
+        myself.unmonitor(cell.clone());
+        for reply in watchers.remove(&cell.get_id()).unwrap_or_default() {
+            send::<()>(reply, Answer::Exited(reason.encode()));
+        }
+        Ok(())
+    }
+}
+
+/// Watches the server behind `endpoint` until it exits; the exit reason, or
+/// `noconnection` if the link to its node drops first.
+pub(crate) async fn watch(endpoint: ActorRef<Wire>) -> ExitReason {
+    let (sender, receiver) = oneshot::channel();
+    if endpoint
+        .send_message(Wire::Monitor {
+            reply: sender.into(),
+        })
+        .is_err()
+    {
+        return ExitReason::NoConnection;
+    }
+    match receiver.await {
+        Ok(bytes) => match serde_json::from_slice::<Answer<()>>(&bytes) {
+            Ok(Answer::Exited(reason)) => ExitReason::decode(Some(&reason)),
+            Ok(Answer::NoProc) => ExitReason::NoProc,
+            Ok(_) | Err(_) => ExitReason::error("undecodable monitor answer"),
+        },
+        Err(_) => ExitReason::NoConnection,
     }
 }
 
@@ -247,7 +318,7 @@ where
 
     /// The endpoint on the target node, if that node exported `name`. Only members that
     /// live on the target node count: another peer joining the group cannot stand in.
-    fn endpoint(&self) -> Option<ActorRef<Wire>> {
+    pub(crate) fn endpoint(&self) -> Option<ActorRef<Wire>> {
         ractor::pg::get_members(&group_of(&self.name))
             .into_iter()
             .find(|cell| match cell.get_id() {
