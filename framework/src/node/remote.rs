@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::gen_server::Envelope;
-use crate::{CallError, ExitReason, GenServer, Named, ReplyTo, Timeout};
+use crate::{CallError, ExitReason, GenServer, Named, ReplyTo, ServerRef, Timeout};
 
 /// The process-group name under which the endpoint of server `name` is found.
 pub(crate) fn group_of(name: &str) -> String {
@@ -109,6 +110,25 @@ enum Answer<R> {
     BadRequest(String),
 }
 
+/// An endpoint's state.
+struct EndpointState<G: GenServer> {
+    /// Remote monitors waiting for a server to exit, by that server's process id.
+    watchers: HashMap<ActorId, Vec<RpcReplyPort<Vec<u8>>>>,
+    /// The server last found under the name; looked up again once it has exited, so a
+    /// restarted server is reached without a lookup per message.
+    target: Option<ServerRef<G>>,
+}
+
+impl<G: GenServer> EndpointState<G> {
+    fn target(&mut self, name: &Named<G>) -> Option<ServerRef<G>> {
+        if let Some(target) = self.target.as_ref().filter(|t| t.is_alive()) {
+            return Some(target.clone());
+        }
+        self.target = name.resolve().ok();
+        self.target.clone()
+    }
+}
+
 /// The endpoint actor of one exported server.
 struct Endpoint<G: GenServer> {
     server: Named<G>,
@@ -122,23 +142,25 @@ where
     G::Reply: Serialize,
 {
     type Msg = Wire;
-    /// Remote monitors waiting for a server to exit, by that server's process id.
-    type State = HashMap<ActorId, Vec<RpcReplyPort<Vec<u8>>>>;
+    type State = EndpointState<G>;
     type Arguments = ();
 
     async fn pre_start(&self, _: ActorRef<Wire>, _: ()) -> Result<Self::State, ActorProcessingErr> {
-        Ok(HashMap::new())
+        Ok(EndpointState {
+            watchers: HashMap::new(),
+            target: None,
+        })
     }
 
     async fn handle(
         &self,
         myself: ActorRef<Wire>,
         message: Wire,
-        watchers: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             Wire::Monitor { reply } => {
-                let Ok(target) = self.server.resolve() else {
+                let Some(target) = state.target(&self.server) else {
                     send::<()>(reply, Answer::NoProc);
                     return Ok(());
                 };
@@ -148,10 +170,14 @@ where
                     send::<()>(reply, Answer::NoProc);
                     return Ok(());
                 }
-                watchers.entry(target.id()).or_default().push(reply);
+                state.watchers.entry(target.id()).or_default().push(reply);
             }
             Wire::Cast { payload } => match serde_json::from_slice::<G::Cast>(&payload) {
-                Ok(cast) => self.server.cast(cast),
+                Ok(cast) => {
+                    if let Some(target) = state.target(&self.server) {
+                        target.cast(cast);
+                    }
+                }
                 Err(error) => tracing::warn!(
                     server = self.server.name(),
                     %error,
@@ -167,7 +193,7 @@ where
                         return Ok(());
                     }
                 };
-                let Ok(target) = self.server.resolve() else {
+                let Some(target) = state.target(&self.server) else {
                     send::<G::Reply>(reply, Answer::NoProc);
                     return Ok(());
                 };
@@ -196,14 +222,14 @@ where
         &self,
         myself: ActorRef<Wire>,
         event: ractor::SupervisionEvent,
-        watchers: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let (Some(reason), Some(cell)) = (ExitReason::from_event(&event), event.actor_cell())
         else {
             return Ok(());
         };
         myself.unmonitor(cell.clone());
-        for reply in watchers.remove(&cell.get_id()).unwrap_or_default() {
+        for reply in state.watchers.remove(&cell.get_id()).unwrap_or_default() {
             send::<()>(reply, Answer::Exited(reason.encode()));
         }
         Ok(())
@@ -274,7 +300,11 @@ where
 pub struct RemoteRef<G> {
     node_id: u64,
     node: String,
-    name: String,
+    /// The process group of the server's endpoint, computed once.
+    group: String,
+    /// The endpoint last found, shared by clones; looked up again once its proxy is gone
+    /// (node down, or the server re-exported).
+    endpoint: Arc<Mutex<Option<ActorRef<Wire>>>>,
     server: PhantomData<fn() -> G>,
 }
 
@@ -283,7 +313,8 @@ impl<G> Clone for RemoteRef<G> {
         Self {
             node_id: self.node_id,
             node: self.node.clone(),
-            name: self.name.clone(),
+            group: self.group.clone(),
+            endpoint: self.endpoint.clone(),
             server: PhantomData,
         }
     }
@@ -291,7 +322,7 @@ impl<G> Clone for RemoteRef<G> {
 
 impl<G> std::fmt::Debug for RemoteRef<G> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RemoteRef({}@{})", self.name, self.node)
+        write!(f, "RemoteRef({} on {})", self.group, self.node)
     }
 }
 
@@ -306,7 +337,8 @@ where
         Self {
             node_id,
             node,
-            name,
+            group: group_of(&name),
+            endpoint: Arc::default(),
             server: PhantomData,
         }
     }
@@ -319,13 +351,20 @@ where
     /// The endpoint on the target node, if that node exported `name`. Only members that
     /// live on the target node count: another peer joining the group cannot stand in.
     pub(crate) fn endpoint(&self) -> Option<ActorRef<Wire>> {
-        ractor::pg::get_members(&group_of(&self.name))
+        let mut cached = self.endpoint.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(endpoint) = cached.as_ref() {
+            if endpoint.get_status() < ractor::ActorStatus::Stopping {
+                return Some(endpoint.clone());
+            }
+        }
+        *cached = ractor::pg::get_members(&self.group)
             .into_iter()
             .find(|cell| match cell.get_id() {
                 ractor::ActorId::Remote { node_id, .. } => node_id == self.node_id,
                 ractor::ActorId::Local(_) => false,
             })
-            .map(ActorRef::from)
+            .map(ActorRef::from);
+        cached.clone()
     }
 
     /// Calls with the default 5 s timeout.

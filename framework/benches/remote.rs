@@ -1,0 +1,366 @@
+//! `cargo bench -p otp --bench remote`: our nodes against raw ractor_cluster, two OS
+//! processes on 127.0.0.1, measured in the same run and printed as a Markdown table.
+//!
+//! The binary runs itself twice more as servers (`--serve raw`, `--serve otp`), each with
+//! `FANOUT` counters; this process is the client of both. Payloads are 100 bytes: a
+//! `Vec<u8>` for raw ractor_cluster (its own binary encoding), a 100-character string for
+//! ours (JSON). Environment: `BENCH_REPS` (default 3), `BENCH_SCALE` (default 1.0).
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use otp::node::{Cookie, Node, NodeConfig, RemoteRef};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, ReplyTo, Timeout};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::{NodeServer, RactorClusterMessage};
+use serde::{Deserialize, Serialize};
+
+const COOKIE: &str = "remote-bench-cookie";
+/// Counters on the server node, for the fan-out.
+const FANOUT: usize = 100;
+
+// ---------- raw ractor_cluster ----------
+
+#[derive(RactorClusterMessage)]
+enum RawRemote {
+    Cast(Vec<u8>),
+    #[rpc]
+    Call(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    #[rpc]
+    Count(RpcReplyPort<u64>),
+}
+
+struct RawCounter;
+
+impl Actor for RawCounter {
+    type Msg = RawRemote;
+    type State = u64;
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<RawRemote>, _: ()) -> Result<u64, ActorProcessingErr> {
+        Ok(0)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<RawRemote>,
+        message: RawRemote,
+        count: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RawRemote::Cast(_) => *count += 1,
+            RawRemote::Call(payload, reply) => {
+                let _ = reply.send(payload);
+            }
+            RawRemote::Count(reply) => {
+                let _ = reply.send(*count);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn raw_group(n: usize) -> String {
+    format!("bench-raw-{n}")
+}
+
+// ---------- ours ----------
+
+#[derive(Serialize, Deserialize)]
+enum Request {
+    Echo(String),
+    Count,
+}
+
+#[derive(Clone)]
+struct Counter;
+
+impl GenServer for Counter {
+    type Args = ();
+    type State = u64;
+    type Call = Request;
+    type Reply = String;
+    type Cast = String;
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<u64, BoxError> {
+        Ok(0)
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &Context<Self>,
+        request: Request,
+        _from: &mut ReplyTo<String>,
+        count: &mut u64,
+    ) -> Result<CallResponse<String>, BoxError> {
+        Ok(CallResponse::Reply(match request {
+            Request::Echo(text) => text,
+            Request::Count => count.to_string(),
+        }))
+    }
+
+    async fn handle_cast(
+        &self,
+        _me: &Context<Self>,
+        _: String,
+        count: &mut u64,
+    ) -> Result<Flow, BoxError> {
+        *count += 1;
+        Ok(Flow::Continue)
+    }
+}
+
+fn our_name(n: usize) -> String {
+    format!("bench-otp-{n}")
+}
+
+// ---------- processes ----------
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let args: Vec<String> = std::env::args().collect();
+    let job = match args.iter().find_map(|a| a.strip_prefix("--serve=")) {
+        Some("raw") => runtime.spawn(serve_raw()),
+        Some(_) => runtime.spawn(serve_ours()),
+        None => runtime.spawn(measure()),
+    };
+    runtime.block_on(job).expect("bench task");
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+async fn serve_raw() {
+    let port = free_port();
+    let server = NodeServer::new(
+        port,
+        COOKIE.into(),
+        "rawserver".into(),
+        "127.0.0.1".into(),
+        None,
+        None,
+    )
+    .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into());
+    let _node = Actor::spawn(None, server, ()).await.expect("raw node").0;
+    for n in 0..FANOUT {
+        let counter = Actor::spawn(None, RawCounter, ())
+            .await
+            .expect("raw counter")
+            .0;
+        ractor::pg::join(raw_group(n), vec![counter.get_cell()]);
+    }
+    println!("READY 127.0.0.1:{port}");
+    std::future::pending::<()>().await;
+}
+
+async fn serve_ours() {
+    let config = NodeConfig::new(
+        "otpserver",
+        "127.0.0.1:0".parse().unwrap(),
+        Cookie::new(COOKIE).unwrap(),
+    );
+    let node = Node::start(config).await.expect("otp node");
+    for n in 0..FANOUT {
+        Counter.start_named(our_name(n), ()).await.expect("counter");
+        node.export::<Counter>(&our_name(n)).await.expect("export");
+    }
+    println!("READY {} {}", node.address(), node.name());
+    std::future::pending::<()>().await;
+}
+
+/// Starts a server process and returns it with its `READY` words.
+fn server(kind: &str) -> (Child, Vec<String>) {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .arg(format!("--serve={kind}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server process");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("READY line");
+    let words: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
+    (child, words)
+}
+
+fn count(base: usize) -> usize {
+    let scale: f64 = std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    ((base as f64 * scale) as usize).max(FANOUT)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn measure() {
+    let (mut raw_process, raw_words) = server("raw");
+    let (mut our_process, our_words) = server("otp");
+
+    // Raw client: a plain NodeServer, connected, waiting for the counters' group members.
+    let raw_client = NodeServer::new(
+        free_port(),
+        COOKIE.into(),
+        "rawclient".into(),
+        "127.0.0.1".into(),
+        None,
+        None,
+    )
+    .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into());
+    let raw_client = Actor::spawn(None, raw_client, ())
+        .await
+        .expect("raw client")
+        .0;
+    ractor_cluster::client_connect(&raw_client, raw_words[0].as_str())
+        .await
+        .expect("raw connect");
+    let mut raw: Vec<ActorRef<RawRemote>> = Vec::new();
+    while raw.len() < FANOUT {
+        raw = (0..FANOUT)
+            .filter_map(|n| {
+                ractor::pg::get_members(&raw_group(n))
+                    .into_iter()
+                    .next()
+                    .map(ActorRef::from)
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Our client node.
+    let config = NodeConfig::new(
+        "otpclient",
+        "127.0.0.1:0".parse().unwrap(),
+        Cookie::new(COOKIE).unwrap(),
+    );
+    let node = Node::start(config).await.expect("otp client");
+    let peer = node
+        .connect(our_words[0].as_str())
+        .await
+        .expect("otp connect");
+    let mut ours: Vec<RemoteRef<Counter>> = Vec::new();
+    for n in 0..FANOUT {
+        ours.push(
+            node.remote::<Counter>(&peer, &our_name(n))
+                .await
+                .expect("remote ref"),
+        );
+    }
+
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let text = "x".repeat(100);
+    let bytes = vec![7u8; 100];
+    let calls = count(20_000);
+    let casts = count(200_000);
+    let (mut raw_rtt, mut our_rtt, mut raw_cast, mut our_cast, mut raw_fan, mut our_fan) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut raw_sent, mut our_sent) = (vec![0u64; FANOUT], vec![0u64; FANOUT]);
+    for _ in 0..reps {
+        let started = Instant::now();
+        for _ in 0..calls {
+            ractor::call!(raw[0], RawRemote::Call, bytes.clone()).expect("raw call");
+        }
+        raw_rtt.push(started.elapsed().as_nanos() as f64 / calls as f64);
+        let started = Instant::now();
+        for _ in 0..calls {
+            ours[0]
+                .call_timeout(Request::Echo(text.clone()), Timeout::Infinity)
+                .await
+                .expect("call");
+        }
+        our_rtt.push(started.elapsed().as_nanos() as f64 / calls as f64);
+
+        for (targets, into) in [(1, &mut raw_cast), (FANOUT, &mut raw_fan)] {
+            let started = Instant::now();
+            for i in 0..casts {
+                let _ = raw[i % targets].cast(RawRemote::Cast(bytes.clone()));
+                raw_sent[i % targets] += 1;
+            }
+            for (n, actor) in raw.iter().enumerate().take(targets) {
+                while ractor::call!(actor, RawRemote::Count).expect("count") < raw_sent[n] {}
+            }
+            into.push(casts as f64 / started.elapsed().as_secs_f64());
+        }
+        for (targets, into) in [(1, &mut our_cast), (FANOUT, &mut our_fan)] {
+            let started = Instant::now();
+            for i in 0..casts {
+                ours[i % targets].cast(text.clone());
+                our_sent[i % targets] += 1;
+            }
+            for (n, remote) in ours.iter().enumerate().take(targets) {
+                loop {
+                    let count: u64 = remote
+                        .call(Request::Count)
+                        .await
+                        .expect("count")
+                        .parse()
+                        .expect("a number");
+                    if count >= our_sent[n] {
+                        break;
+                    }
+                }
+            }
+            into.push(casts as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    let rows = [
+        (
+            "remote call round-trip, 1 caller",
+            median(raw_rtt),
+            median(our_rtt),
+            "µs",
+            true,
+        ),
+        (
+            "remote cast throughput, 1 server",
+            median(raw_cast),
+            median(our_cast),
+            "msgs/s",
+            false,
+        ),
+        (
+            "fan-out: 100-byte casts to 100 servers",
+            median(raw_fan),
+            median(our_fan),
+            "msgs/s",
+            false,
+        ),
+    ];
+    println!(
+        "\nmedian of {reps} interleaved runs; two processes on 127.0.0.1; 2 tokio workers each\n"
+    );
+    println!("| metric | raw ractor_cluster | otp | cost ratio (otp / raw) | target |");
+    println!("|---|---:|---:|---:|---|");
+    for (metric, baseline, mine, unit, lower_is_better) in rows {
+        let (shown_raw, shown_ours, ratio) = if lower_is_better {
+            (
+                format!("{:.1} µs", baseline / 1000.0),
+                format!("{:.1} µs", mine / 1000.0),
+                mine / baseline,
+            )
+        } else {
+            (
+                format!("{:.0}k {unit}", baseline / 1000.0),
+                format!("{:.0}k {unit}", mine / 1000.0),
+                baseline / mine,
+            )
+        };
+        println!("| {metric} | {shown_raw} | {shown_ours} | {ratio:.2}x | ≤ 1.2x |");
+    }
+    let _ = raw_process.kill();
+    let _ = our_process.kill();
+}
