@@ -157,12 +157,18 @@ impl GenServer for NodeProcess {
         let full_name = format!("{}@{host}", config.name);
         // ractor_cluster always opens a listener of its own; it gets loopback and an
         // ephemeral port, and its sessions fall under the same policy as ours.
+        // With TLS, that listener demands the same mutual TLS: no plaintext way in, even
+        // from this host.
+        let internal_encryption = config
+            .tls
+            .as_ref()
+            .map(|tls| ractor_cluster::IncomingEncryptionMode::Tls(tls.acceptor.clone()));
         let server = NodeServer::new(
             0,
             config.cookie.secret().to_owned(),
             config.name.clone(),
             host,
-            None,
+            internal_encryption,
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into())
