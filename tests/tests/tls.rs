@@ -14,6 +14,8 @@ const FIXTURE: &str = env!("CARGO_BIN_EXE_node_fixture");
 const COOKIE: &str = "tls-test-cookie";
 /// Long, so that a blocked accept loop would show: joins must not wait for it.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+/// Sessions the test node accepts at once.
+const MAX_CONNECTIONS: usize = 3;
 
 /// Writes a CA and a node certificate signed by it into `dir`.
 fn certificates(dir: &Path) {
@@ -85,6 +87,7 @@ async fn nodes_over_mutual_tls() {
     );
     config.tls = Some(tls_from(&ours));
     config.auth_timeout = HANDSHAKE_DEADLINE;
+    config.max_connections = MAX_CONNECTIONS;
     let node = Node::start(config).await.unwrap();
     let (sender, mut events) = mpsc::unbounded_channel();
     let watcher = Watcher(sender).start(()).await.unwrap();
@@ -165,6 +168,28 @@ async fn nodes_over_mutual_tls() {
         node.peers().await.unwrap(),
         vec![late.name.clone(), member.name.clone()]
     );
+
+    // Two sessions now: a third member fits, a fourth is over max_connections.
+    let mut third = FixtureNode::start(
+        FIXTURE,
+        &["third", COOKIE, "--tls", &ours_arg, "--connect", &here],
+    )
+    .await;
+    assert_eq!(
+        third.next_line().await,
+        format!("CONNECTED {}", node.name())
+    );
+    let mut fourth = FixtureNode::start(
+        FIXTURE,
+        &["fourth", COOKIE, "--tls", &ours_arg, "--connect", &here],
+    )
+    .await;
+    let line = fourth.next_line().await;
+    assert!(
+        line.starts_with("CONNECT_ERROR"),
+        "over max_connections: {line}"
+    );
+    assert_eq!(node.peers().await.unwrap().len(), MAX_CONNECTIONS);
     node.stop().await;
     let _ = std::fs::remove_dir_all(&root);
 }

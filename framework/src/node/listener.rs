@@ -169,3 +169,31 @@ pub(crate) async fn accept_loop(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn node_links_get_keepalive_and_no_nagle_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let stream = LabeledStream::establish(server, Direction::In, None, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let Transport::Plain(socket) = &stream.transport else {
+            panic!("plain transport expected");
+        };
+        let socket = socket2::SockRef::from(socket);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(socket.keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+        assert_eq!(socket.keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
+        assert!(socket.nodelay().unwrap());
+        assert!(stream.label().starts_with("in#"));
+        drop(client);
+    }
+}

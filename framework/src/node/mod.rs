@@ -319,3 +319,20 @@ async fn ask(
         .await
         .map_err(|e| ConnectError::Unavailable(e.to_string()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_suit_a_chat_on_an_untrusted_network() {
+        let config = NodeConfig::new("n", "127.0.0.1:0".parse().unwrap(), Cookie::random());
+        assert_eq!(config.auth_timeout, Duration::from_secs(5));
+        assert_eq!(config.liveness_timeout, Duration::from_secs(15));
+        assert_eq!(config.max_frame_bytes, 1024 * 1024);
+        assert_eq!(config.max_unauthenticated, 64);
+        assert_eq!(config.max_connections, 1024);
+        assert_eq!(config.max_peer_processes, 10_000);
+        assert!(config.tls.is_none());
+    }
+}
