@@ -4,7 +4,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, ReplyTo};
+use otp::node::NodeEvent;
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, ReplyTo};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -173,4 +174,40 @@ impl FixtureNode {
     pub fn pid(&self) -> i32 {
         self.child.id().expect("running fixture") as i32
     }
+}
+
+/// A server that forwards the node events it gets (after `Node::monitor_nodes`) to a test.
+pub struct NodeWatcher(pub tokio::sync::mpsc::UnboundedSender<NodeEvent>);
+
+impl GenServer for NodeWatcher {
+    type Args = ();
+    type State = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn handle_info(
+        &self,
+        _me: &Context<Self>,
+        info: Info<()>,
+        _: &mut (),
+    ) -> Result<Flow, BoxError> {
+        if let Info::Node(event) = info {
+            let _ = self.0.send(event);
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// The next node event, or a test failure after [`PATIENCE`].
+pub async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<NodeEvent>) -> NodeEvent {
+    tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .expect("no node event in time")
+        .expect("watcher gone")
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent};
 use otp::{BoxError, CallError, Context, Flow, GenServer, Info};
-use otp_tests::{Echo, EchoCall, EchoCast, FixtureNode, ECHO, PATIENCE};
+use otp_tests::{next_event, Echo, EchoCall, EchoCast, FixtureNode, NodeWatcher, ECHO, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -20,41 +20,6 @@ const COOKIE: &str = "distribution-test-cookie";
 const LIVENESS: Duration = Duration::from_secs(2);
 /// The test node's cap on connections still authenticating.
 const UNAUTHENTICATED: usize = 4;
-
-/// Forwards node events to the test.
-struct Watcher(mpsc::UnboundedSender<NodeEvent>);
-
-impl GenServer for Watcher {
-    type Args = ();
-    type State = ();
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        info: Info<()>,
-        _: &mut (),
-    ) -> Result<Flow, BoxError> {
-        if let Info::Node(event) = info {
-            let _ = self.0.send(event);
-        }
-        Ok(Flow::Continue)
-    }
-}
-
-async fn next_event(events: &mut mpsc::UnboundedReceiver<NodeEvent>) -> NodeEvent {
-    tokio::time::timeout(PATIENCE, events.recv())
-        .await
-        .expect("no node event in time")
-        .expect("watcher gone")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_across_processes() {
@@ -69,7 +34,7 @@ async fn nodes_across_processes() {
     config.max_unauthenticated = UNAUTHENTICATED;
     let node = Node::start(config).await.expect("local node starts");
     let (sender, mut events) = mpsc::unbounded_channel();
-    let watcher = Watcher(sender).start(()).await.unwrap();
+    let watcher = NodeWatcher(sender).start(()).await.unwrap();
     node.monitor_nodes(&watcher).await.unwrap();
 
     let fixture = FixtureNode::start(FIXTURE, &["alpha", COOKIE]).await;

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent, Tls};
-use otp::{BoxError, Context, Flow, GenServer, Info};
-use otp_tests::{Echo, EchoCall, FixtureNode, ECHO, PATIENCE, TLS_SERVER_NAME};
+use otp::GenServer;
+use otp_tests::{next_event, Echo, EchoCall, FixtureNode, NodeWatcher, ECHO, TLS_SERVER_NAME};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -44,33 +44,6 @@ fn tls_from(dir: &Path) -> Tls {
     .unwrap()
 }
 
-struct Watcher(mpsc::UnboundedSender<NodeEvent>);
-
-impl GenServer for Watcher {
-    type Args = ();
-    type State = ();
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        info: Info<()>,
-        _: &mut (),
-    ) -> Result<Flow, BoxError> {
-        if let Info::Node(event) = info {
-            let _ = self.0.send(event);
-        }
-        Ok(Flow::Continue)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_over_mutual_tls() {
     let root: PathBuf = std::env::temp_dir().join(format!("otp-tls-{}", std::process::id()));
@@ -90,7 +63,7 @@ async fn nodes_over_mutual_tls() {
     config.max_connections = MAX_CONNECTIONS;
     let node = Node::start(config).await.unwrap();
     let (sender, mut events) = mpsc::unbounded_channel();
-    let watcher = Watcher(sender).start(()).await.unwrap();
+    let watcher = NodeWatcher(sender).start(()).await.unwrap();
     node.monitor_nodes(&watcher).await.unwrap();
     let here = node.address().to_string();
 
@@ -192,11 +165,4 @@ async fn nodes_over_mutual_tls() {
     assert_eq!(node.peers().await.unwrap().len(), MAX_CONNECTIONS);
     node.stop().await;
     let _ = std::fs::remove_dir_all(&root);
-}
-
-async fn next_event(events: &mut mpsc::UnboundedReceiver<NodeEvent>) -> NodeEvent {
-    tokio::time::timeout(PATIENCE, events.recv())
-        .await
-        .expect("no node event in time")
-        .expect("watcher gone")
 }
