@@ -421,10 +421,17 @@ async fn remote_monitors_report_exits_and_lost_nodes(
     // The server exits: DOWN with its reason.
     let echo = node.remote::<Echo>(&mortal.name, ECHO).await.unwrap();
     watch.call(echo.clone()).await.unwrap().unwrap();
+    // A deferred call is pending when the server exits: it fails at once, as locally.
+    let deferred = echo.call_timeout(EchoCall::Defer, Duration::from_secs(60));
+    tokio::pin!(deferred);
+    assert!(futures::poll!(&mut deferred).is_pending());
     echo.cast(EchoCast::Exit("bye".into()));
     assert_eq!(next_down(&mut downs).await, otp::ExitReason::error("bye"));
+    let started = Instant::now();
+    assert_eq!(deferred.await, Err(CallError::NoReply));
+    assert!(started.elapsed() < Duration::from_secs(5));
     // Now nothing runs under the name: monitoring it again reports noproc.
-    watch.call(echo).await.unwrap().unwrap();
+    watch.call(echo.clone()).await.unwrap().unwrap();
     assert_eq!(next_down(&mut downs).await, otp::ExitReason::NoProc);
 
     // The node dies: DOWN with noconnection.

@@ -71,8 +71,9 @@ impl<G: GenServer> Context<G> {
         let id = endpoint.get_id();
         self.lock().insert(id);
         let me = self.me.actor().clone();
+        let watching = crate::node::watch(endpoint);
         tokio::spawn(async move {
-            let reason = crate::node::watch(endpoint).await;
+            let reason = watching.await;
             let _ = me.send_message(Envelope::RemoteDown(id, reason));
         });
         Ok(id)

@@ -22,7 +22,9 @@ pub struct ReplyTo<R> {
 /// reply (see [`crate::node`]).
 enum Sink<R> {
     Local(oneshot::Sender<Answer<R>>),
-    Remote(Box<dyn FnOnce(Answer<R>) -> bool + Send>),
+    /// `None` means dropped unanswered: the wire does not carry a dropped reply port, so
+    /// the remote caller must be told (it gets `NoReply`, as a local caller would).
+    Remote(Box<dyn FnOnce(Option<Answer<R>>) -> bool + Send>),
 }
 
 impl<R> std::fmt::Debug for ReplyTo<R> {
@@ -44,7 +46,7 @@ impl<R> ReplyTo<R> {
     }
 
     /// A caller on another node: `send` encodes and ships the answer, false if it could not.
-    pub(crate) fn remote(send: impl FnOnce(Answer<R>) -> bool + Send + 'static) -> Self {
+    pub(crate) fn remote(send: impl FnOnce(Option<Answer<R>>) -> bool + Send + 'static) -> Self {
         Self {
             sender: Some(Sink::Remote(Box::new(send))),
         }
@@ -82,8 +84,16 @@ impl<R> ReplyTo<R> {
     fn answer(&mut self, answer: Answer<R>) -> bool {
         match self.sender.take() {
             Some(Sink::Local(sender)) => sender.send(answer).is_ok(),
-            Some(Sink::Remote(send)) => send(answer),
+            Some(Sink::Remote(send)) => send(Some(answer)),
             None => false,
+        }
+    }
+}
+
+impl<R> Drop for ReplyTo<R> {
+    fn drop(&mut self) {
+        if let Some(Sink::Remote(send)) = self.sender.take() {
+            send(None);
         }
     }
 }

@@ -108,6 +108,8 @@ enum Answer<R> {
     NoProc,
     /// The request did not decode into the server's call type.
     BadRequest(String),
+    /// The server dropped the caller's `ReplyTo` without answering.
+    NoReply,
 }
 
 /// An endpoint's state.
@@ -201,8 +203,9 @@ where
                     send(
                         reply,
                         match answer {
-                            Ok(value) => Answer::Reply(value),
-                            Err(reason) => Answer::Exited(reason.encode()),
+                            Some(Ok(value)) => Answer::Reply(value),
+                            Some(Err(reason)) => Answer::Exited(reason.encode()),
+                            None => Answer::NoReply,
                         },
                     )
                 });
@@ -236,25 +239,30 @@ where
     }
 }
 
-/// Watches the server behind `endpoint` until it exits; the exit reason, or
-/// `noconnection` if the link to its node drops first.
-pub(crate) async fn watch(endpoint: ActorRef<Wire>) -> ExitReason {
+/// Watches the server behind `endpoint` until it exits; the returned future yields the exit
+/// reason, or `noconnection` if the link to its node drops first. The request is sent now,
+/// before the future is polled, so it travels in order with the caller's later messages.
+pub(crate) fn watch(
+    endpoint: ActorRef<Wire>,
+) -> impl std::future::Future<Output = ExitReason> + Send {
     let (sender, receiver) = oneshot::channel();
-    if endpoint
+    let sent = endpoint
         .send_message(Wire::Monitor {
             reply: sender.into(),
         })
-        .is_err()
-    {
-        return ExitReason::NoConnection;
-    }
-    match receiver.await {
-        Ok(bytes) => match serde_json::from_slice::<Answer<()>>(&bytes) {
-            Ok(Answer::Exited(reason)) => ExitReason::decode(Some(&reason)),
-            Ok(Answer::NoProc) => ExitReason::NoProc,
-            Ok(_) | Err(_) => ExitReason::error("undecodable monitor answer"),
-        },
-        Err(_) => ExitReason::NoConnection,
+        .is_ok();
+    async move {
+        if !sent {
+            return ExitReason::NoConnection;
+        }
+        match receiver.await {
+            Ok(bytes) => match serde_json::from_slice::<Answer<()>>(&bytes) {
+                Ok(Answer::Exited(reason)) => ExitReason::decode(Some(&reason)),
+                Ok(Answer::NoProc) => ExitReason::NoProc,
+                Ok(_) | Err(_) => ExitReason::error("undecodable monitor answer"),
+            },
+            Err(_) => ExitReason::NoConnection,
+        }
     }
 }
 
@@ -401,6 +409,7 @@ where
             Ok(Answer::Reply(reply)) => Ok(reply),
             Ok(Answer::Exited(reason)) => Err(CallError::Exited(ExitReason::decode(Some(&reason)))),
             Ok(Answer::NoProc) => Err(CallError::NoProc),
+            Ok(Answer::NoReply) => Err(CallError::NoReply),
             Ok(Answer::BadRequest(why)) => Err(CallError::BadRequest(why)),
             Err(error) => Err(CallError::BadRequest(format!("undecodable reply: {error}"))),
         }
