@@ -625,3 +625,65 @@ async fn every_strategy_restart_type_and_exit_kind() {
         }
     }
 }
+
+/// Holds a listening socket on a fixed port in its state.
+struct PortHolder {
+    port: u16,
+    started: mpsc::UnboundedSender<()>,
+}
+
+impl otp::GenServer for PortHolder {
+    type Args = ();
+    type State = std::net::TcpListener;
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(
+        &self,
+        _me: &otp::Context<Self>,
+        _: (),
+    ) -> Result<std::net::TcpListener, otp::BoxError> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))?;
+        let _ = self.started.send(());
+        Ok(listener)
+    }
+}
+
+#[tokio::test]
+async fn a_killed_childs_resources_are_freed_before_its_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (started, mut starts) = mpsc::unbounded_channel();
+    let spec = ChildSpec::worker("holder", move |parent| {
+        parent.start(
+            PortHolder {
+                port,
+                started: started.clone(),
+            },
+            (),
+        )
+    });
+    // Intensity 1: a restart that failed to bind would be retried once, then end the
+    // supervisor.
+    let supervisor = tree(Strategy::OneForOne, 1, vec![spec])
+        .start()
+        .await
+        .unwrap();
+    tokio::time::timeout(common::PATIENCE, starts.recv())
+        .await
+        .unwrap();
+    let children = supervisor.which_children().await.unwrap();
+    children[0].process.cell().unwrap().kill();
+    // The restart binds the same port at once: the dead instance's socket is gone.
+    tokio::time::timeout(common::PATIENCE, starts.recv())
+        .await
+        .unwrap();
+    assert!(supervisor.is_alive());
+    assert_eq!(running_ids(&supervisor).await, ["holder"]);
+    supervisor.stop().await.unwrap();
+}

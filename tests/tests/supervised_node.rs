@@ -1,21 +1,35 @@
 //! The node's own processes live in the supervision tree: a node killed under a supervisor
-//! is restarted, and connects and calls again.
+//! is restarted on the same port, and connects and calls again.
 
 use std::time::Duration;
 
 use otp::node::{Cookie, Node, NodeConfig};
-use otp::supervisor::SupervisorSpec;
+use otp::supervisor::{SupervisorRef, SupervisorSpec};
+use otp::ActorCell;
 use otp_tests::{Echo, EchoCall, FixtureNode, ECHO, PATIENCE};
 
 const COOKIE: &str = "supervised-node-cookie";
 
-/// The node in this process once it answers, waiting for a restart to complete.
-async fn running_node(not: Option<&str>) -> Node {
+/// The node child's process, if it runs.
+async fn node_process(supervisor: &SupervisorRef) -> Option<ActorCell> {
+    supervisor
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|child| child.id == "node")
+        .and_then(|child| child.process.cell().cloned())
+}
+
+/// The node once a process other than `not` runs it and answers (a restart completed).
+async fn running_node(supervisor: &SupervisorRef, not: Option<&ActorCell>) -> (Node, ActorCell) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if let Ok(node) = Node::local().await {
-            if Some(node.address().to_string().as_str()) != not {
-                return node;
+        if let Some(process) = node_process(supervisor).await {
+            if not.is_none_or(|old| old.get_id() != process.get_id()) {
+                if let Ok(node) = Node::local().await {
+                    return (node, process);
+                }
             }
         }
         assert!(
@@ -28,15 +42,14 @@ async fn running_node(not: Option<&str>) -> Node {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_restarted_by_its_supervisor() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let config = NodeConfig::new(
-        "supervised",
-        "127.0.0.1:0".parse().unwrap(),
-        Cookie::new(COOKIE).unwrap(),
-    );
+    // A fixed port: the restarted node must get it back from its killed predecessor.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let config = NodeConfig::new("supervised", listen, Cookie::new(COOKIE).unwrap());
     let tree = SupervisorSpec {
         flags: Default::default(),
         children: vec![Node::child_spec("node", config)],
@@ -44,7 +57,7 @@ async fn a_killed_node_is_restarted_by_its_supervisor() {
     let supervisor = tree.start().await.unwrap();
     let fixture = FixtureNode::start(env!("CARGO_BIN_EXE_node_fixture"), &["peer", COOKIE]).await;
 
-    let node = running_node(None).await;
+    let (node, process) = running_node(&supervisor, None).await;
     node.connect(&fixture.address).await.unwrap();
     let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
     assert_eq!(
@@ -52,17 +65,9 @@ async fn a_killed_node_is_restarted_by_its_supervisor() {
         Ok("one")
     );
 
-    let old = node.address().to_string();
-    supervisor
-        .which_children()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|child| child.id == "node")
-        .and_then(|child| child.process.cell().cloned())
-        .expect("the node runs")
-        .kill();
-    let node = running_node(Some(&old)).await;
+    process.kill();
+    let (node, _) = running_node(&supervisor, Some(&process)).await;
+    assert_eq!(node.address(), listen, "same port after the restart");
     node.connect(&fixture.address).await.unwrap();
     let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
     assert_eq!(

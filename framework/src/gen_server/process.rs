@@ -242,17 +242,18 @@ impl<G: GenServer> Actor for Process<G> {
         event: SupervisionEvent,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
-        let (Some(reason), Some(cell)) = (ExitReason::from_event(&event), event.actor_cell())
-        else {
+        let (Some(reason), Some(id)) = (ExitReason::from_event(&event), event.actor_id()) else {
             return Ok(());
         };
+        // ractor hands over the dead actor's final state inside the event, even after a
+        // kill. Free it before handling the exit: a restart must not find its predecessor's
+        // resources (a listening socket, say) still held, as in OTP a dead process holds
+        // nothing.
+        drop(event);
         if run.exiting.is_some() {
             return Ok(());
         }
-        let exit = ProcessExit {
-            id: cell.get_id(),
-            reason,
-        };
+        let exit = ProcessExit { id, reason };
         let info = if run.me.forget_monitor(exit.id) {
             Info::Down(exit)
         } else {

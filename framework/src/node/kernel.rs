@@ -121,7 +121,9 @@ pub(crate) struct State {
     full_name: String,
     address: SocketAddr,
     node_server: ActorRef<NodeServerMessage>,
-    accept: JoinHandle<()>,
+    /// The accept loop; it owns the listening socket, so it must end with this process
+    /// however that ends (a kill skips `terminate`, but still drops this state).
+    accept: AbortOnDrop,
     sessions: HashMap<ActorId, Session>,
     /// Outgoing connects waiting for their session to be ready, by connection label.
     pending: HashMap<String, ReplyTo<Reply>>,
@@ -149,9 +151,7 @@ impl GenServer for NodeProcess {
     type Info = Event;
 
     async fn init(&self, me: &Context<Self>, config: NodeConfig) -> Result<State, BoxError> {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let listener = bind(config.listen).await?;
         let address = listener.local_addr()?;
         let host = address.ip().to_string();
         let full_name = format!("{}@{host}", config.name);
@@ -196,7 +196,11 @@ impl GenServer for NodeProcess {
                 config.max_unauthenticated,
             )),
         };
-        let accept = tokio::spawn(accept_loop(listener, node_server.clone(), policy));
+        let accept = AbortOnDrop(tokio::spawn(accept_loop(
+            listener,
+            node_server.clone(),
+            policy,
+        )));
         tracing::info!(node = %full_name, %address, "node started");
         Ok(State {
             config,
@@ -287,7 +291,7 @@ impl GenServer for NodeProcess {
     }
 
     async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, state: &mut State) {
-        state.accept.abort();
+        state.accept.0.abort();
         for (name, endpoint) in state.exports.drain() {
             ractor::pg::leave(super::remote::group_of(&name), vec![endpoint.clone()]);
             endpoint.stop(None);
@@ -474,4 +478,30 @@ impl State {
 /// within a second.
 fn heartbeat_interval(config: &NodeConfig) -> Duration {
     (config.liveness_timeout / 3).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Binds the listener. A killed predecessor's socket closes moments after its state is
+/// dropped, so "address in use" is retried for a short while before it counts.
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, BoxError> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => return Ok(listener),
+            Err(error)
+                if error.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => return Err(format!("cannot listen on {address}: {error}").into()),
+        }
+    }
 }
