@@ -66,6 +66,12 @@ async fn remote_calls_and_casts(
 ) {
     let peer = node.connect(&fixture.address).await.expect("connects");
     assert_eq!(peer, fixture.name);
+    // Connecting again is a no-op (no second link, no down-and-up flap: the events below
+    // would show it).
+    assert_eq!(
+        node.connect(&fixture.address).await.as_deref(),
+        Ok(peer.as_str())
+    );
     assert_eq!(
         next_event(events).await,
         NodeEvent::Up(fixture.name.clone())

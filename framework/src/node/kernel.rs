@@ -35,8 +35,11 @@ pub(crate) type ExportFn =
 pub(crate) type Watcher = Box<dyn Fn(NodeEvent) -> bool + Send>;
 
 pub(crate) enum Request {
-    /// Hand an outgoing connection to ractor_cluster; answered once it is ready or failed.
-    Connect(Box<LabeledStream>),
+    /// Hand an outgoing connection to ractor_cluster, dialed at this address; answered once
+    /// it is ready or failed.
+    Connect(Box<LabeledStream>, SocketAddr),
+    /// The peer already connected through a connection we dialed at this address, if any.
+    DialedPeer(SocketAddr),
     /// Connected, authenticated peers: name and ractor_cluster node id.
     Peers,
     /// This node's full name, listen address and settings.
@@ -47,6 +50,8 @@ pub(crate) enum Request {
 
 pub(crate) enum Response {
     Connected(String),
+    /// The answer to `DialedPeer`.
+    Dialed(Option<String>),
     Peers(Vec<(String, u64)>),
     Whoami(String, SocketAddr, Box<NodeConfig>),
     Done,
@@ -126,7 +131,7 @@ pub(crate) struct State {
     accept: AbortOnDrop,
     sessions: HashMap<ActorId, Session>,
     /// Outgoing connects waiting for their session to be ready, by connection label.
-    pending: HashMap<String, ReplyTo<Reply>>,
+    pending: HashMap<String, (ReplyTo<Reply>, SocketAddr)>,
     watchers: Vec<Watcher>,
     /// Exported server names and their endpoints.
     exports: HashMap<String, ActorCell>,
@@ -138,6 +143,8 @@ struct Session {
     ready: bool,
     /// When the peer last proved alive (ready, or answered a heartbeat).
     last_seen: Instant,
+    /// The address we dialed, for a session we opened: connecting there again is a no-op.
+    dialed: Option<SocketAddr>,
     /// Set when we close the session ourselves, so its end is reported with the cause.
     closed_by_us: Option<ConnectError>,
 }
@@ -223,7 +230,14 @@ impl GenServer for NodeProcess {
         state: &mut State,
     ) -> Result<CallResponse<Reply>, BoxError> {
         let reply = match request {
-            Request::Connect(stream) => {
+            Request::DialedPeer(address) => Ok(Response::Dialed(
+                state
+                    .sessions
+                    .values()
+                    .filter(|s| s.ready && s.dialed == Some(address))
+                    .find_map(|s| Some(s.info.peer_name.as_ref()?.name.clone())),
+            )),
+            Request::Connect(stream, address) => {
                 let label = stream.label().to_owned();
                 let opened = NodeServerMessage::ConnectionOpenedExternal {
                     stream,
@@ -232,7 +246,7 @@ impl GenServer for NodeProcess {
                 if state.node_server.cast(opened).is_err() {
                     return Ok(CallResponse::Reply(Err(ConnectError::NodeStopping)));
                 }
-                state.pending.insert(label, from.take());
+                state.pending.insert(label, (from.take(), address));
                 return Ok(CallResponse::NoReply);
             }
             Request::Peers => Ok(Response::Peers(state.peers())),
@@ -296,7 +310,7 @@ impl GenServer for NodeProcess {
             ractor::pg::leave(super::remote::group_of(&name), vec![endpoint.clone()]);
             endpoint.stop(None);
         }
-        for (_, from) in state.pending.drain() {
+        for (_, (from, _)) in state.pending.drain() {
             from.reply(Err(ConnectError::NodeStopping));
         }
         let _ = state
@@ -364,6 +378,7 @@ impl State {
             authenticated: false,
             ready: false,
             last_seen: Instant::now(),
+            dialed: None,
             closed_by_us: None,
         };
         if let Some(limit) = refusal {
@@ -377,7 +392,8 @@ impl State {
     }
 
     fn ready(&mut self, info: NodeServerSessionInformation) {
-        let Some(session) = self.sessions.get_mut(&info.actor.get_id()) else {
+        let id = info.actor.get_id();
+        let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
         session.authenticated = true;
@@ -395,7 +411,10 @@ impl State {
             .count()
             > 1;
         tracing::info!(node = %self.full_name, %peer, "node up");
-        if let Some(from) = self.pending.remove(&label) {
+        if let Some((from, address)) = self.pending.remove(&label) {
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.dialed = Some(address);
+            }
             from.reply(Ok(Response::Connected(peer.clone())));
         }
         if !already_up {
@@ -407,7 +426,7 @@ impl State {
         let Some(session) = self.sessions.remove(&info.actor.get_id()) else {
             return;
         };
-        if let Some(from) = self.pending.remove(&session.info.peer_addr) {
+        if let Some((from, _)) = self.pending.remove(&session.info.peer_addr) {
             let error = session
                 .closed_by_us
                 .clone()

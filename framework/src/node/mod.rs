@@ -206,7 +206,8 @@ impl Node {
     }
 
     /// Connects to the node at `address` and returns its name once authenticated and
-    /// ready. Fails within the authentication timeout, telling an unreachable host
+    /// ready; if this node already dialed that address and is connected, returns at once
+    /// (as `net_kernel:connect_node/1`). Fails within the authentication timeout, telling an unreachable host
     /// ([`ConnectError::Unreachable`]) from a cookie mismatch
     /// ([`ConnectError::AuthenticationFailed`]).
     pub async fn connect(
@@ -218,7 +219,19 @@ impl Node {
             reason,
         };
         let deadline = self.config.auth_timeout;
-        let stream = tokio::time::timeout(deadline, tokio::net::TcpStream::connect(&address))
+        let target = tokio::net::lookup_host(&address)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .next()
+            .ok_or_else(|| unreachable("the name resolves to no address".into()))?;
+        // Already connected there: a second link would make ractor_cluster drop one of
+        // the two, which peers would see as the node going down and up.
+        if let Response::Dialed(Some(peer)) =
+            ask(&self.server, Request::DialedPeer(target), Timeout::Infinity).await?
+        {
+            return Ok(peer);
+        }
+        let stream = tokio::time::timeout(deadline, tokio::net::TcpStream::connect(target))
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
@@ -233,7 +246,13 @@ impl Node {
         // The node closes a session that does not authenticate in its own deadline; this
         // bound only guards against the node process itself being stuck.
         let bound = Timeout::After(deadline * 2);
-        match ask(&self.server, Request::Connect(Box::new(stream)), bound).await? {
+        match ask(
+            &self.server,
+            Request::Connect(Box::new(stream), target),
+            bound,
+        )
+        .await?
+        {
             Response::Connected(peer) => Ok(peer),
             _ => Err(ConnectError::Unavailable("unexpected answer".into())),
         }
