@@ -2,8 +2,8 @@
 //!
 //! ractor reports an actor's end as `ActorTerminated(cell, state, Option<String>)` or
 //! `ActorFailed(cell, error)`. Every exit in this crate travels through that string, so the
-//! encoding lives here, in one place: [`ExitReason::encode`] writes it and
-//! [`ExitReason::from_event`] reads it back, for supervisors and monitors alike.
+//! encoding lives here, in one place: `ExitReason::encode` writes it and
+//! `ExitReason::from_event` reads it back, for supervisors and monitors alike.
 
 use std::fmt;
 
