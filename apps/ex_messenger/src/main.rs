@@ -1,9 +1,19 @@
 //! `ex_messenger`: the distributed chat built on the `otp` framework.
 //!
-//! The chat itself is not built yet (it builds on the framework's distribution layer);
-//! this binary says so instead of pretending.
+//! The command line is in place (`--help` describes it); the server and client behind it
+//! are not built yet, and the binary says so instead of pretending.
+
+use clap::Parser;
+use ex_messenger::cli::{Cli, Mode};
 
 fn main() -> std::process::ExitCode {
-    eprintln!("ex_messenger: the chat is not built yet; the framework it runs on is in framework/");
+    let cli = Cli::parse();
+    let what = match cli.mode {
+        Mode::Server(_) => "server",
+        Mode::Client(_) => "client",
+    };
+    eprintln!(
+        "ex_messenger: the chat {what} is not built yet; the framework it runs on is in framework/"
+    );
     std::process::ExitCode::from(2)
 }

@@ -1,0 +1,136 @@
+//! The command line: `ex_messenger server ...` and `ex_messenger client ...`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The port both subcommands use by default, so two terminals on one machine chat with no
+/// configuration (next to Erlang's epmd, 4369).
+pub const DEFAULT_PORT: u16 = 4370;
+
+/// A supervised, distributed chat.
+#[derive(Debug, Parser)]
+#[command(name = "ex_messenger", version, about)]
+pub struct Cli {
+    /// Run the chat server, or a client.
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Run the chat server.
+    Server(ServerArgs),
+    /// Join a chat server as a user.
+    Client(ClientArgs),
+}
+
+/// `ex_messenger server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Where to accept client nodes.
+    #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub cookie: CookieArgs,
+}
+
+/// `ex_messenger client`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The server, as HOST:PORT (prompted for if missing).
+    #[arg(short, long)]
+    pub server: Option<String>,
+    /// Your nickname: 1 to 32 characters, no spaces (prompted for if missing).
+    #[arg(short, long)]
+    pub nick: Option<String>,
+    #[command(flatten)]
+    pub cookie: CookieArgs,
+}
+
+/// Where the node cookie comes from: a flag, else `$OTP_COOKIE`, else the cookie file.
+#[derive(Debug, Args)]
+pub struct CookieArgs {
+    /// The shared secret (visible to other local users in the process list: prefer a file).
+    #[arg(long, conflicts_with = "cookie_file")]
+    pub cookie: Option<String>,
+    /// A file holding the shared secret (default ~/.otp.cookie, created on first use).
+    #[arg(long)]
+    pub cookie_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn both_sides_default_to_the_same_port_on_this_machine() {
+        let cli = Cli::try_parse_from(["ex_messenger", "server"]).unwrap();
+        let Mode::Server(server) = cli.mode else {
+            panic!("server expected")
+        };
+        assert_eq!(
+            server.listen,
+            SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))
+        );
+        assert!(server.cookie.cookie.is_none() && server.cookie.cookie_file.is_none());
+
+        let cli = Cli::try_parse_from(["ex_messenger", "client"]).unwrap();
+        let Mode::Client(client) = cli.mode else {
+            panic!("client expected")
+        };
+        assert!(client.server.is_none() && client.nick.is_none());
+    }
+
+    #[test]
+    fn short_and_long_flags() {
+        let cli = Cli::try_parse_from([
+            "ex_messenger",
+            "client",
+            "-s",
+            "10.0.0.1:4370",
+            "--nick",
+            "alice",
+            "--cookie-file",
+            "/tmp/c",
+        ])
+        .unwrap();
+        let Mode::Client(client) = cli.mode else {
+            panic!("client expected")
+        };
+        assert_eq!(client.server.as_deref(), Some("10.0.0.1:4370"));
+        assert_eq!(client.nick.as_deref(), Some("alice"));
+        assert_eq!(client.cookie.cookie_file, Some(PathBuf::from("/tmp/c")));
+    }
+
+    #[test]
+    fn a_cookie_and_a_cookie_file_together_are_refused() {
+        let error = Cli::try_parse_from([
+            "ex_messenger",
+            "server",
+            "--cookie",
+            "x",
+            "--cookie-file",
+            "f",
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn help_describes_every_flag() {
+        Cli::command().debug_assert();
+        let mut command = Cli::command();
+        let client = command
+            .find_subcommand_mut("client")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for flag in ["--server", "--nick", "--cookie", "--cookie-file"] {
+            assert!(client.contains(flag), "{flag} missing from:\n{client}");
+        }
+    }
+}
