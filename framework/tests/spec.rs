@@ -289,3 +289,41 @@ fn defaults_follow_otp() {
         (Shutdown::Infinity, ChildType::Supervisor)
     );
 }
+
+#[tokio::test]
+async fn custom_children_get_their_args_and_the_programs_context() {
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let mut registry = Registry::new();
+    // Context only the program knows (here, the event channel), captured by the builder.
+    let context = sender.clone();
+    registry.child(
+        "labelled",
+        ChildType::Worker,
+        move |id, label: String, _name| {
+            let probe = probe_into(&label, &context);
+            ChildSpec::worker(id, move |parent| parent.start(probe.clone(), 7))
+        },
+    );
+    let tree = spec::parse(
+        r#"{"children": [{"id": "c", "start": "labelled", "args": "from-the-file", "restart": "transient"}]}"#,
+        "custom.json",
+        &registry,
+    )
+    .unwrap();
+    assert_eq!(tree.spec.children[0].restart, Restart::Transient);
+    let supervisor = tree.start().await.unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Started("from-the-file".into())
+    );
+    supervisor.stop().await.unwrap();
+
+    let error = spec::parse(
+        r#"{"children": [{"id": "c", "start": "labelled", "args": 5}]}"#,
+        "custom.json",
+        &registry,
+    )
+    .unwrap_err();
+    assert_eq!(error.field, "children[0].args");
+    assert!(error.problem.contains("expected a string"), "{error}");
+}

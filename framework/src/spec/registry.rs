@@ -84,6 +84,35 @@ impl Registry {
         self.insert(start, ChildType::Supervisor, Box::new(build))
     }
 
+    /// Registers any child: `build` gets the child's `id`, its `args` (deserialized into
+    /// `A`) and its `name` from the file, and returns the spec; the file's `restart` and
+    /// `shutdown` then apply. For children that need what only the program knows (a node's
+    /// cookie from the command line, say), captured by the closure.
+    ///
+    /// ```
+    /// # use otp::node::{Cookie, Node, NodeConfig};
+    /// # use otp::supervisor::ChildType;
+    /// let cookie = Cookie::random();
+    /// let mut registry = otp::spec::Registry::new();
+    /// registry.child("node", ChildType::Worker, move |id, listen: std::net::SocketAddr, _name| {
+    ///     Node::child_spec(id, NodeConfig::new("server", listen, cookie.clone()))
+    /// });
+    /// ```
+    pub fn child<A, F>(&mut self, start: &str, kind: ChildType, build: F) -> &mut Self
+    where
+        A: DeserializeOwned,
+        F: Fn(&str, A, Option<String>) -> ChildSpec + Send + Sync + 'static,
+    {
+        let build = move |id: &str, args: Value, name: Option<String>| {
+            let args: A = deserialize_args(args)?;
+            let mut spec = build(id, args, name);
+            // The registered kind is what files are checked against; the spec agrees.
+            spec.kind = kind;
+            Ok(spec)
+        };
+        self.insert(start, kind, Box::new(build))
+    }
+
     /// The registered start names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
