@@ -90,9 +90,7 @@ async fn remote_calls_and_casts(
     assert_eq!(echo.call(EchoCall::Casts).await.as_deref(), Ok("3"));
 
     // Deferred reply across nodes: the first poll sends the call, then a cast releases it.
-    let deferred = echo.call(EchoCall::Defer);
-    tokio::pin!(deferred);
-    assert!(futures::poll!(&mut deferred).is_pending());
+    let deferred = in_flight(echo.call(EchoCall::Defer)).await;
     echo.cast(EchoCast::Release("later".into()));
     assert_eq!(deferred.await.as_deref(), Ok("later"));
 
@@ -194,9 +192,8 @@ async fn killed_peer_fails_calls_promptly(
     node.connect(&doomed.address).await.unwrap();
     assert_eq!(next_event(events).await, NodeEvent::Up(doomed.name.clone()));
     let echo = node.remote::<Echo>(&doomed.name, ECHO).await.unwrap();
-    let pending = echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60));
-    tokio::pin!(pending);
-    assert!(futures::poll!(&mut pending).is_pending());
+    let pending =
+        in_flight(echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60))).await;
     let started = Instant::now();
     // SAFETY-free: kill(2) through the tokio child handle.
     let mut doomed = doomed;
@@ -232,9 +229,8 @@ async fn frozen_peer_is_declared_down(
     node.connect(&frozen.address).await.unwrap();
     assert_eq!(next_event(events).await, NodeEvent::Up(frozen.name.clone()));
     let echo = node.remote::<Echo>(&frozen.name, ECHO).await.unwrap();
-    let pending = echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60));
-    tokio::pin!(pending);
-    assert!(futures::poll!(&mut pending).is_pending());
+    let pending =
+        in_flight(echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60))).await;
     // Frozen, its kernel still answers TCP keepalives: only heartbeats can tell.
     signal(frozen.pid(), "-STOP");
     let started = Instant::now();
@@ -428,9 +424,7 @@ async fn remote_monitors_report_exits_and_lost_nodes(
     let echo = node.remote::<Echo>(&mortal.name, ECHO).await.unwrap();
     watch.call(echo.clone()).await.unwrap().unwrap();
     // A deferred call is pending when the server exits: it fails at once, as locally.
-    let deferred = echo.call_timeout(EchoCall::Defer, Duration::from_secs(60));
-    tokio::pin!(deferred);
-    assert!(futures::poll!(&mut deferred).is_pending());
+    let deferred = in_flight(echo.call_timeout(EchoCall::Defer, Duration::from_secs(60))).await;
     echo.cast(EchoCast::Exit("bye".into()));
     assert_eq!(next_down(&mut downs).await, otp::ExitReason::error("bye"));
     let started = Instant::now();
@@ -463,4 +457,14 @@ async fn next_down(downs: &mut mpsc::UnboundedReceiver<otp::ExitReason>) -> otp:
         .await
         .expect("no DOWN in time")
         .expect("watcher gone")
+}
+
+/// Starts a call and proves it is in flight: the first poll sends it and finds no answer yet.
+async fn in_flight<F: std::future::Future>(call: F) -> std::pin::Pin<Box<F>> {
+    let mut call = Box::pin(call);
+    assert!(
+        futures::poll!(&mut call).is_pending(),
+        "the call was answered at once"
+    );
+    call
 }

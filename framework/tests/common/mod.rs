@@ -234,3 +234,11 @@ pub async fn running_ids(supervisor: &otp::supervisor::SupervisorRef) -> Vec<Str
         .map(|child| child.id)
         .collect()
 }
+
+/// Asserts that nothing more arrives: once every sender is gone, the channel just ends.
+pub async fn no_more_events(mut events: mpsc::UnboundedReceiver<Event>) {
+    let last = tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .expect("the event channel did not end");
+    assert_eq!(last, None, "an unexpected event arrived");
+}
