@@ -1,6 +1,8 @@
 //! Shared pieces of the end-to-end tests: the GenServer the node fixture exports, and helpers
 //! to run the fixture as a real OS process.
 
+pub mod chat;
+
 use std::process::Stdio;
 use std::time::Duration;
 

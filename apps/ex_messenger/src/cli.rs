@@ -35,6 +35,18 @@ pub struct ServerArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub cookie: CookieArgs,
+    /// Messages per second one user may send, sustained (bursts of twice that pass);
+    /// beyond it their messages are dropped and they are told.
+    #[arg(long, default_value_t = crate::throttle::DEFAULT_RATE)]
+    pub rate_limit: f64,
+    /// Load the supervision tree from this file instead of the built-in
+    /// supervisor-specs/ex_messenger_server.json.
+    #[arg(long, value_name = "FILE")]
+    pub tree: Option<PathBuf>,
+    /// For tests: read `crash message_server` or `crash room <name>` lines on stdin and
+    /// crash that GenServer.
+    #[arg(long)]
+    pub fault_hook: bool,
 }
 
 /// `ex_messenger client`.
@@ -48,6 +60,13 @@ pub struct ClientArgs {
     pub nick: Option<String>,
     #[command(flatten)]
     pub cookie: CookieArgs,
+    /// After losing the server, stop retrying after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub give_up_after: u64,
+    /// Load the supervision tree from this file instead of the built-in
+    /// supervisor-specs/ex_messenger_client.json.
+    #[arg(long, value_name = "FILE")]
+    pub tree: Option<PathBuf>,
 }
 
 /// Where the node cookie comes from: a flag, else `$OTP_COOKIE`, else the cookie file.

@@ -1,20 +1,31 @@
 //! # ex_messenger: a supervised, distributed chat on the `otp` framework
 //!
-//! A port of the Elixir `ex_messenger` chat and the Erlang "robust messenger" tutorial.
-//! Built so far: the pieces every part of the chat relies on, each unit-tested.
+//! A port of the Elixir `ex_messenger` chat and the Erlang "robust messenger" tutorial:
+//! a server node with a message server and one GenServer per room, and client nodes whose
+//! message handler joins, shows incoming lines and rejoins after outages. Both sides run
+//! supervision trees loaded from `supervisor-specs/`.
 //!
 //! | module | what |
 //! |---|---|
-//! | [`cli`] | the command line: `server` and `client` subcommands, their flags and defaults |
+//! | [`cli`] | the command line: `server`, `client` and `bench` subcommands |
+//! | [`protocol`] | what travels between nodes, and the session token that proves who speaks |
+//! | [`server`] | the server's tree: [`server::message_server`], [`server::room`], token keys |
+//! | [`client`] | the client's tree: [`client::handler`], and the terminal it talks to |
 //! | [`names`] | nicknames and room names: what is allowed, and the `nick_not_allowed` refusal |
 //! | [`command`] | what a line typed by a user means (`/pm`, `/join`, plain text, ...) |
 //! | [`sanitize`] | text made safe for other people's terminals (no control or escape sequences) |
 //! | [`throttle`] | flood control per user: bursts pass, a sustained flood is cut to a rate |
+//! | [`bench`] | the load tool: many client processes, one room, throughput and latency |
 
+pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod command;
 pub mod names;
+pub mod protocol;
 pub mod sanitize;
+pub mod server;
+mod signals;
 pub mod throttle;
 
 /// The largest message a user may send, in bytes (UTF-8), as the server enforces it.

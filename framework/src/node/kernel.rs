@@ -255,6 +255,16 @@ impl GenServer for NodeProcess {
                 state.address,
                 Box::new(state.config.clone()),
             )),
+            // Already exported: the endpoint forwards by name, so it already reaches a
+            // restarted server; replacing it would end remote monitors for nothing.
+            Request::Export(name, _)
+                if state
+                    .exports
+                    .get(&name)
+                    .is_some_and(|e| e.get_status() < ractor::ActorStatus::Stopping) =>
+            {
+                Ok(Response::Done)
+            }
             Request::Export(name, start) => match start(me.cell()).await {
                 Ok(endpoint) => {
                     if let Some(old) = state.exports.insert(name, endpoint) {

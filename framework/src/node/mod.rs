@@ -267,7 +267,8 @@ impl Node {
     }
 
     /// Makes the local server registered as `name` reachable from peers by that name.
-    /// Its call, cast and reply types travel as JSON.
+    /// Its call, cast and reply types travel as JSON. Exporting a name again is a no-op,
+    /// so a server may export itself in `init` and stay reachable across restarts.
     pub async fn export<G>(&self, name: &str) -> Result<(), ConnectError>
     where
         G: GenServer,

@@ -1,0 +1,1 @@
+//! The load tool (not yet).

@@ -1,0 +1,412 @@
+//! The message handler: a client node's one GenServer (the original's
+//! `ExMessengerClient.MessageHandler`). It joins, shows what the server sends, forwards
+//! what the user types, and when the server goes away says so and rejoins with the same
+//! nick and room once it is back.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use otp::node::{Node, RemoteRef};
+use otp::{
+    ActorId, BoxError, CallError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::command::{Command, HELP};
+use crate::names::{Nick, Room};
+use crate::protocol::{Request, ServerCall, ServerCast, ServerReply, ToClient, Token};
+use crate::protocol::{MESSAGE_HANDLER, MESSAGE_SERVER};
+use crate::sanitize::clean;
+use crate::server::message_server::MessageServer;
+
+/// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a join may take before it is sent again.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the handler tells the terminal.
+#[derive(Debug)]
+pub enum Output {
+    /// A line to show.
+    Line(String),
+    /// Cannot go on (refused nick, unreachable server, gave up): show, exit non-zero.
+    Fatal(String),
+}
+
+/// The session as the client knows it; shared with the program so that it survives a
+/// restart of the handler.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Proof of identity, once the server issued it.
+    pub token: Option<Token>,
+    /// Where the user wants to be: `None` after `/leave`.
+    pub room: Option<Room>,
+    /// Joined at least once: later joins are rejoins.
+    pub joined_once: bool,
+}
+
+/// What the program gives the handler (the same on every restart).
+#[derive(Clone)]
+pub struct HandlerArgs {
+    /// The server's address, `HOST:PORT`.
+    pub server: String,
+    pub nick: Nick,
+    /// Where lines for the user go.
+    pub output: mpsc::UnboundedSender<Output>,
+    pub session: Arc<Mutex<Session>>,
+    /// Stop retrying after the server has been unreachable this long.
+    pub give_up_after: Duration,
+}
+
+/// Local messages: from the terminal and from the handler's own timers.
+pub enum HandlerInfo {
+    /// (Re)connect and join now.
+    Connect,
+    /// The join numbered so has had time to complete: if it has not, join again (a
+    /// challenge can be lost while a new connection settles).
+    JoinTimeout(u64),
+    /// The user typed this.
+    Input(Command),
+    /// Leave for good, then answer.
+    Quit(oneshot::Sender<()>),
+}
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not connected yet, or connecting again after `down_since`.
+    Connecting,
+    /// Join sent, waiting for the challenge and then `Joined`.
+    Joining,
+    /// Joined (in a room or not).
+    Joined,
+    /// Quitting: ignore the rest.
+    Quitting,
+}
+
+/// The handler's state.
+pub struct HandlerState {
+    args: HandlerArgs,
+    node: Node,
+    server: Option<RemoteRef<MessageServer>>,
+    /// The remote monitor on the message server.
+    watching: Option<ActorId>,
+    phase: Phase,
+    /// When the server was lost; `None` while connected.
+    down_since: Option<Instant>,
+    backoff: Duration,
+    /// Rejoining after the message server restarted: the user need not hear about it.
+    quiet: bool,
+    /// "Connecting to ..." has been shown.
+    announced: bool,
+    /// Join attempts so far, to match each with its timeout.
+    attempts: u64,
+}
+
+/// The behaviour.
+pub struct MessageHandler;
+
+impl GenServer for MessageHandler {
+    type Args = HandlerArgs;
+    type State = HandlerState;
+    /// Nothing to call; present because exported servers have a call type.
+    type Call = ();
+    type Reply = ();
+    type Cast = ToClient;
+    type Info = HandlerInfo;
+
+    async fn init(&self, me: &Context<Self>, args: HandlerArgs) -> Result<HandlerState, BoxError> {
+        let node = Node::local().await?;
+        node.export::<MessageHandler>(MESSAGE_HANDLER).await?;
+        me.send_info(HandlerInfo::Connect);
+        Ok(HandlerState {
+            args,
+            node,
+            server: None,
+            watching: None,
+            phase: Phase::Connecting,
+            down_since: None,
+            backoff: FIRST_BACKOFF,
+            quiet: false,
+            announced: false,
+            attempts: 0,
+        })
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &Context<Self>,
+        _request: (),
+        _from: &mut ReplyTo<()>,
+        _state: &mut HandlerState,
+    ) -> Result<CallResponse<()>, BoxError> {
+        Ok(CallResponse::Reply(()))
+    }
+
+    async fn handle_cast(
+        &self,
+        me: &Context<Self>,
+        message: ToClient,
+        state: &mut HandlerState,
+    ) -> Result<Flow, BoxError> {
+        if state.phase == Phase::Quitting {
+            return Ok(Flow::Continue);
+        }
+        match message {
+            ToClient::Challenge { token } => state.challenged(token),
+            ToClient::Joined { room, users } => state.joined(room, users),
+            ToClient::Said { from, text } => {
+                state.show(format!("{}: {}", from.as_str(), clean(&text)))
+            }
+            ToClient::Private { from, text } => {
+                state.show(format!("{} (private): {}", from.as_str(), clean(&text)))
+            }
+            ToClient::Notice(text) | ToClient::Refused(text) => state.show(clean(&text)),
+            ToClient::Left => {
+                state.session().room = None;
+                state.show(
+                    "You have exited the chatroom, you can rejoin with /join or quit with /quit"
+                        .into(),
+                );
+            }
+            ToClient::ServerStopping => state.lost(me, "the server is shutting down".into()),
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn handle_info(
+        &self,
+        me: &Context<Self>,
+        info: Info<HandlerInfo>,
+        state: &mut HandlerState,
+    ) -> Result<Flow, BoxError> {
+        match info {
+            Info::Message(HandlerInfo::Connect) => return Ok(state.connect(me).await),
+            Info::Message(HandlerInfo::JoinTimeout(attempt))
+                if state.phase == Phase::Joining && attempt == state.attempts =>
+            {
+                tracing::info!("join not completed in time; joining again");
+                state.phase = Phase::Connecting;
+                return Ok(state.connect(me).await);
+            }
+            Info::Message(HandlerInfo::Input(command)) => state.input(command),
+            Info::Message(HandlerInfo::Quit(done)) => {
+                state.quit().await;
+                let _ = done.send(());
+                return Ok(Flow::Stop(ExitReason::Normal));
+            }
+            Info::Down(exit) if Some(exit.id) == state.watching => {
+                state.watching = None;
+                match exit.reason {
+                    // The message server crashed or restarted; its node is still there.
+                    ExitReason::Error(_) | ExitReason::Killed | ExitReason::NoProc => {
+                        tracing::info!(reason = %exit.reason, "message server restarted; rejoining");
+                        state.quiet = state.phase == Phase::Joined;
+                        state.phase = Phase::Connecting;
+                        me.send_after(Duration::from_millis(20), HandlerInfo::Connect);
+                    }
+                    reason => state.lost(me, reason.to_string()),
+                }
+            }
+            _ => {}
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+impl HandlerState {
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.args.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn show(&self, line: String) {
+        let _ = self.args.output.send(Output::Line(line));
+    }
+
+    fn fatal(&self, line: String) -> Flow {
+        let _ = self.args.output.send(Output::Fatal(line));
+        Flow::Stop(ExitReason::Normal)
+    }
+
+    /// Connects and sends the join; on failure retries with backoff (or gives up).
+    async fn connect(&mut self, me: &Context<MessageHandler>) -> Flow {
+        if self.phase != Phase::Connecting {
+            return Flow::Continue;
+        }
+        let first = !self.session().joined_once;
+        let server = self.args.server.clone();
+        let announce = !std::mem::replace(&mut self.announced, true);
+        if announce {
+            self.show(format!(
+                "Connecting to {server} from {}...",
+                self.node.name()
+            ));
+        }
+        let peer = match self.node.connect(server.as_str()).await {
+            Ok(peer) => peer,
+            Err(error) if first => {
+                return self.fatal(format!("Could not connect to server, reason: {error}"))
+            }
+            Err(error) => return self.retry(me, error.to_string()),
+        };
+        if announce {
+            self.show("Connected".into());
+        }
+        let remote = match self
+            .node
+            .remote::<MessageServer>(&peer, MESSAGE_SERVER)
+            .await
+        {
+            Ok(remote) => remote,
+            Err(error) => return self.retry(me, error.to_string()),
+        };
+        let (room, resume) = {
+            let session = self.session();
+            (session.room.clone(), session.token.clone())
+        };
+        let join = ServerCall::Join {
+            nick: self.args.nick.clone(),
+            node: self.node.name().to_owned(),
+            room,
+            resume,
+        };
+        match remote.call(join).await {
+            Ok(ServerReply::Accepted) => {
+                self.watching = me.monitor_remote(&remote).ok();
+                self.server = Some(remote);
+                self.phase = Phase::Joining;
+                self.attempts += 1;
+                me.send_after(JOIN_TIMEOUT, HandlerInfo::JoinTimeout(self.attempts));
+                Flow::Continue
+            }
+            Ok(ServerReply::Refused(reason)) => self.fatal(format!(
+                "Could not join chatroom, reason: {}",
+                clean(&reason)
+            )),
+            Ok(ServerReply::NotConnectedYet) => {
+                // Our end saw the connection complete before the server's end did.
+                me.send_after(Duration::from_millis(20), HandlerInfo::Connect);
+                Flow::Continue
+            }
+            Ok(ServerReply::Bye) => {
+                self.fatal("Could not join chatroom, reason: unexpected answer".into())
+            }
+            Err(CallError::NoProc) => self.retry(me, "the message server is restarting".into()),
+            Err(error) if first => self.fatal(format!("Could not join chatroom, reason: {error}")),
+            Err(error) => self.retry(me, error.to_string()),
+        }
+    }
+
+    /// Tries again later, or gives up once the server has been gone too long.
+    fn retry(&mut self, me: &Context<MessageHandler>, why: String) -> Flow {
+        let since = *self.down_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.args.give_up_after {
+            return self.fatal(format!(
+                "Giving up: the server at {} has been unreachable for {} s ({why})",
+                self.args.server,
+                self.args.give_up_after.as_secs()
+            ));
+        }
+        tracing::debug!(%why, backoff = ?self.backoff, "rejoin failed; retrying");
+        me.send_after(self.backoff, HandlerInfo::Connect);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        Flow::Continue
+    }
+
+    /// The server went away: say so once, then reconnect.
+    fn lost(&mut self, me: &Context<MessageHandler>, reason: String) {
+        if self.phase == Phase::Connecting && self.down_since.is_some() {
+            return;
+        }
+        self.show(format!("Server down: {reason}"));
+        // A DOWN still to come from the old monitor no longer matches: ignored.
+        self.watching = None;
+        self.server = None;
+        self.phase = Phase::Connecting;
+        self.quiet = false;
+        self.down_since = Some(Instant::now());
+        self.backoff = FIRST_BACKOFF;
+        me.send_after(FIRST_BACKOFF, HandlerInfo::Connect);
+    }
+
+    fn challenged(&mut self, token: Token) {
+        let mine = token.nick == self.args.nick && token.node == self.node.name();
+        let (true, Phase::Joining, Some(server)) = (mine, self.phase, self.server.as_ref()) else {
+            return tracing::warn!(?token, "unexpected challenge; ignored");
+        };
+        server.cast(ServerCast::Confirm {
+            token: token.clone(),
+        });
+        self.session().token = Some(token);
+    }
+
+    fn joined(&mut self, room: Room, users: Vec<Nick>) {
+        let quiet = std::mem::take(&mut self.quiet);
+        let first = !self.session().joined_once;
+        if self.phase == Phase::Joining && self.down_since.take().is_some() && !first {
+            self.show("Reconnected".into());
+        }
+        self.phase = Phase::Joined;
+        self.backoff = FIRST_BACKOFF;
+        let same_room = self.session().room.as_ref() == Some(&room);
+        {
+            let mut session = self.session();
+            session.room = Some(room.clone());
+            session.joined_once = true;
+        }
+        if quiet && same_room {
+            return;
+        }
+        if room == Room::lobby() {
+            self.show("**Joined the chatroom**".into());
+        } else {
+            self.show(format!("**Joined the chatroom {}**", room.as_str()));
+        }
+        let users: Vec<&str> = users.iter().map(Nick::as_str).collect();
+        self.show(format!("**Users in room: {}**", users.join(", ")));
+        if first {
+            self.show("**Type /help for options**".into());
+        }
+    }
+
+    fn input(&mut self, command: Command) {
+        let request = match command {
+            Command::Say(text) => Request::Say { text },
+            Command::Pm { to, text } => Request::Pm { to, text },
+            Command::Join(room) => Request::Join(room),
+            Command::Leave => Request::Leave,
+            Command::Users => Request::Users,
+            Command::Rooms => Request::Rooms,
+            Command::Help => return self.show(HELP.into()),
+            Command::Quit | Command::Nothing => return,
+        };
+        // Also while quietly rejoining a restarted message server: the token stays valid
+        // and the server restores the session from it.
+        let (token, room) = {
+            let session = self.session();
+            (session.token.clone(), session.room.clone())
+        };
+        match (&self.server, token) {
+            (Some(server), Some(token)) if self.down_since.is_none() => {
+                server.cast(ServerCast::Request {
+                    token,
+                    room,
+                    request,
+                })
+            }
+            _ => self.show("Not connected to the server right now; waiting to rejoin".into()),
+        }
+    }
+
+    async fn quit(&mut self) {
+        self.phase = Phase::Quitting;
+        let token = self.session().token.clone();
+        if let (Some(server), Some(token)) = (&self.server, token) {
+            let bye = server.call_timeout(ServerCall::Quit { token }, Duration::from_secs(2));
+            if let Err(error) = bye.await {
+                tracing::info!(%error, "the server did not acknowledge the quit");
+            }
+        }
+    }
+}

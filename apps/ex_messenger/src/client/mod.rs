@@ -1,0 +1,177 @@
+//! The client side: its supervision tree (`supervisor-specs/ex_messenger_client.json`),
+//! the terminal, and the `ex_messenger client` command.
+//!
+//! ```text
+//! ex_messenger_client (rest_for_one)
+//! ├── node             this client's distribution node
+//! └── message_handler  joins, shows incoming lines, rejoins after outages (exported)
+//! ```
+//! The chat loop in [`run`] reads what the user types and hands it to the handler.
+
+pub mod handler;
+mod terminal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use otp::node::{Cookie, Node, NodeConfig};
+use otp::spec::Registry;
+use otp::supervisor::{ChildSpec, ChildType};
+use otp::ServerRef;
+use ring::rand::SecureRandom;
+use tokio::sync::{mpsc, oneshot};
+
+pub use handler::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session};
+pub use terminal::Terminal;
+
+use crate::cli::{ClientArgs, DEFAULT_PORT};
+use crate::command::{Command, HELP};
+use crate::names::{Nick, Room};
+use crate::protocol::MESSAGE_HANDLER;
+
+/// The client's tree, compiled in; `--tree` loads another.
+pub const SPEC: &str = include_str!("../../../../supervisor-specs/ex_messenger_client.json");
+/// Where [`SPEC`] comes from, for error messages.
+pub const SPEC_PATH: &str = "supervisor-specs/ex_messenger_client.json";
+
+/// The start names the client's spec file may use.
+pub fn registry(config: NodeConfig, args: HandlerArgs) -> Registry {
+    let mut registry = Registry::new();
+    registry.child("node", ChildType::Worker, move |id, (): (), _name| {
+        Node::child_spec(id, config.clone())
+    });
+    registry.child(
+        "message_handler",
+        ChildType::Worker,
+        move |id, (): (), _name| {
+            let args = args.clone();
+            ChildSpec::worker(id, move |parent| {
+                parent.start_named(MESSAGE_HANDLER, MessageHandler, args.clone())
+            })
+        },
+    );
+    registry
+}
+
+/// A client node's configuration: a fresh random name (other users never see it, so nobody
+/// can aim at it), listening on loopback (the client only dials out).
+pub fn node_config(cookie: Cookie) -> anyhow::Result<NodeConfig> {
+    let mut bytes = [0u8; 4];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no randomness for the node name"))?;
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    Ok(NodeConfig::new(format!("client-{suffix}"), listen, cookie))
+}
+
+/// Starts the client's tree from its spec.
+pub async fn start(
+    tree: Option<&PathBuf>,
+    config: NodeConfig,
+    args: HandlerArgs,
+) -> anyhow::Result<otp::supervisor::SupervisorRef> {
+    let registry = registry(config, args);
+    let tree = match tree {
+        Some(path) => otp::spec::load(path, &registry)?,
+        None => otp::spec::parse(SPEC, SPEC_PATH, &registry)?,
+    };
+    tree.start()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the client: {e}"))
+}
+
+/// `ex_messenger client`: prompts for what is missing, joins, chats until `/quit`, end of
+/// input or a signal. Exits non-zero if the server refuses or cannot be reached.
+pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let mut terminal = Terminal::open();
+    let server = match args.server {
+        Some(server) => server,
+        None => match terminal.read_line("Server Name: ").await {
+            Some(line) if !line.trim().is_empty() => line.trim().to_owned(),
+            _ => format!("127.0.0.1:{DEFAULT_PORT}"),
+        },
+    };
+    let nick = match args.nick {
+        Some(nick) => nick,
+        None => terminal.read_line("Nickname: ").await.unwrap_or_default(),
+    };
+    let nick = match Nick::parse(nick.trim()) {
+        Ok(nick) => nick,
+        Err(reason) => {
+            terminal.print(&format!("Could not join chatroom, reason: {reason}"));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let cookie = Cookie::resolve(
+        args.cookie.cookie.as_deref(),
+        args.cookie.cookie_file.as_deref(),
+    )?;
+    let (output, mut incoming) = mpsc::unbounded_channel();
+    let handler_args = HandlerArgs {
+        server,
+        nick: nick.clone(),
+        output,
+        session: Arc::new(Mutex::new(Session {
+            room: Some(Room::lobby()),
+            ..Session::default()
+        })),
+        give_up_after: Duration::from_secs(args.give_up_after),
+    };
+    let tree = start(args.tree.as_ref(), node_config(cookie)?, handler_args).await?;
+
+    let prompt = terminal.chat_prompt(nick.as_str());
+    let mut typed = terminal.next_line(&prompt);
+    let shutdown = crate::signals::shutdown();
+    tokio::pin!(shutdown);
+    let code = loop {
+        tokio::select! {
+            output = incoming.recv() => match output {
+                Some(Output::Line(line)) => terminal.print(&line),
+                Some(Output::Fatal(line)) => {
+                    terminal.print(&line);
+                    break ExitCode::FAILURE;
+                }
+                None => break ExitCode::FAILURE,
+            },
+            line = &mut typed => {
+                let Some(line) = line.ok().flatten() else {
+                    quit().await;
+                    break ExitCode::SUCCESS;
+                };
+                match Command::parse(&line) {
+                    Ok(Command::Quit) => {
+                        quit().await;
+                        break ExitCode::SUCCESS;
+                    }
+                    Ok(Command::Nothing) => {}
+                    Ok(Command::Help) => terminal.print(HELP),
+                    Ok(command) => match ServerRef::<MessageHandler>::whereis(MESSAGE_HANDLER) {
+                        Some(handler) => handler.send_info(HandlerInfo::Input(command)),
+                        None => terminal.print("Not connected right now; try again in a moment"),
+                    },
+                    Err(error) => terminal.print(&error.to_string()),
+                }
+                typed = terminal.next_line(&prompt);
+            }
+            _ = &mut shutdown => {
+                quit().await;
+                break ExitCode::SUCCESS;
+            }
+        }
+    };
+    let _ = tree.stop().await;
+    Ok(code)
+}
+
+/// Leaves the chat through the handler, waiting a little for the server to acknowledge.
+async fn quit() {
+    let Some(handler) = ServerRef::<MessageHandler>::whereis(MESSAGE_HANDLER) else {
+        return;
+    };
+    let (done, acknowledged) = oneshot::channel();
+    handler.send_info(HandlerInfo::Quit(done));
+    let _ = tokio::time::timeout(Duration::from_secs(3), acknowledged).await;
+}

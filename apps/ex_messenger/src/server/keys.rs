@@ -1,0 +1,86 @@
+//! Session tokens: minted and checked with a key that lives as long as the server process,
+//! so a restarted message server still recognises the sessions of its predecessor.
+
+use ring::hmac;
+
+use crate::names::Nick;
+use crate::protocol::Token;
+
+/// The server's token key (HMAC-SHA256), random per server process.
+#[derive(Clone)]
+pub struct SessionKeys {
+    key: hmac::Key,
+}
+
+impl SessionKeys {
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, ring::error::Unspecified> {
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())?;
+        Ok(Self { key })
+    }
+
+    /// The token for `nick` joined from `node`.
+    pub fn issue(&self, nick: &Nick, node: &str) -> Token {
+        let tag = hmac::sign(&self.key, &Self::message(nick, node));
+        Token {
+            nick: nick.clone(),
+            node: node.to_owned(),
+            mac: tag.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+
+    /// Whether this server (process) issued `token`; constant-time.
+    pub fn verify(&self, token: &Token) -> bool {
+        let Some(mac) = decode_hex(&token.mac) else {
+            return false;
+        };
+        hmac::verify(&self.key, &Self::message(&token.nick, &token.node), &mac).is_ok()
+    }
+
+    /// Nick and node, separated by a byte neither may contain (names have no controls).
+    fn message(nick: &Nick, node: &str) -> Vec<u8> {
+        [nick.as_str().as_bytes(), b"\0", node.as_bytes()].concat()
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nick(name: &str) -> Nick {
+        Nick::parse(name).unwrap()
+    }
+
+    #[test]
+    fn a_token_proves_its_nick_and_node_only() {
+        let keys = SessionKeys::generate().unwrap();
+        let token = keys.issue(&nick("alice"), "client-1@127.0.0.1");
+        assert!(keys.verify(&token));
+
+        let mut as_bob = token.clone();
+        as_bob.nick = nick("bob");
+        assert!(!keys.verify(&as_bob), "the MAC is bound to the nick");
+        let mut elsewhere = token.clone();
+        elsewhere.node = "client-2@127.0.0.1".into();
+        assert!(!keys.verify(&elsewhere), "the MAC is bound to the node");
+        let mut garbage = token.clone();
+        garbage.mac = "zz".into();
+        assert!(!keys.verify(&garbage));
+    }
+
+    #[test]
+    fn another_server_process_does_not_accept_the_token() {
+        let token = SessionKeys::generate().unwrap().issue(&nick("alice"), "n");
+        assert!(!SessionKeys::generate().unwrap().verify(&token));
+    }
+}

@@ -1,0 +1,294 @@
+//! ex_messenger end to end: real server and client processes on ephemeral ports, driven
+//! through stdin and stdout as a user would.
+
+use otp_tests::chat::Chat;
+
+const COOKIE: &str = "messenger-test-cookie";
+
+/// The barrier used to prove something did *not* arrive: `/join` on the room you are in
+/// goes through that room after everything sent to it before, and answers with the user
+/// list.
+async fn barrier(client: &mut Chat, forbidden: &[&str]) {
+    client.send("/join").await;
+    client.expect_before("**Users in room:", forbidden).await;
+}
+
+#[tokio::test]
+async fn a_chat_session_broadcast_pm_leave_rejoin_rooms_and_quit() {
+    let (_server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    assert_eq!(
+        &alice.transcript()[1..],
+        [
+            "Connected",
+            "**Joined the chatroom**",
+            "**Users in room: alice**",
+            "**Type /help for options**"
+        ]
+    );
+    assert!(alice.transcript()[0].starts_with(&format!("Connecting to {address} from client-")));
+    let mut bob = Chat::client(&address, "bob", COOKIE);
+    bob.expect("**Users in room: alice, bob**").await;
+    alice.expect("**bob has joined**").await;
+    let mut carol = Chat::joined(&address, "carol", COOKIE).await;
+    alice.expect("**carol has joined**").await;
+    bob.expect("**carol has joined**").await;
+
+    // Broadcast: everyone else, not the sender.
+    alice.send("hello everyone").await;
+    bob.expect("alice: hello everyone").await;
+    carol.expect("alice: hello everyone").await;
+    barrier(&mut alice, &["alice: hello everyone"]).await;
+
+    // Private: the target only.
+    alice.send("/pm bob just for you").await;
+    bob.expect("alice (private): just for you").await;
+    barrier(&mut carol, &["just for you"]).await;
+    alice.send("/pm dave anyone there").await;
+    alice.expect("receiver_not_found").await;
+
+    // Leave, then speak: not in the chatroom; the room is told; rejoin.
+    bob.send("/leave").await;
+    bob.expect("You have exited the chatroom").await;
+    alice.expect("**bob has left**").await;
+    bob.send("am I here").await;
+    bob.expect("not_in_chatroom").await;
+    barrier(&mut carol, &["am I here"]).await;
+    bob.send("/join").await;
+    bob.expect("**Joined the chatroom**").await;
+    bob.expect("**Users in room: alice, bob, carol**").await;
+    alice.expect("**bob has joined**").await;
+
+    // Rooms: a new room, listed, and speech stays inside it.
+    carol.send("/join dev").await;
+    carol.expect("**Joined the chatroom dev**").await;
+    carol.expect("**Users in room: carol**").await;
+    alice.expect("**carol has left**").await;
+    carol.send("/rooms").await;
+    carol.expect("**Rooms: dev (1), lobby (2)**").await;
+    carol.send("only dev hears this").await;
+    bob.send("/join dev").await;
+    bob.expect("**Users in room: bob, carol**").await;
+    bob.send("hi dev").await;
+    carol
+        .expect_before("bob: hi dev", &["only dev hears this"])
+        .await;
+    barrier(&mut alice, &["only dev hears this", "hi dev"]).await;
+    carol.send("/users").await;
+    carol.expect("**Users in room: bob, carol**").await;
+
+    // Help and unknown commands.
+    alice.send("/help").await;
+    alice.expect("/pm <nick> <text>").await;
+    alice.send("/frobnicate").await;
+    alice
+        .expect("unknown command /frobnicate: type /help")
+        .await;
+
+    // Quit: clean exit, the room is told.
+    carol.send("/quit").await;
+    bob.expect("**carol has left**").await;
+    assert!(carol.exit_status().await.success());
+    // End of input leaves as cleanly.
+    bob.close_input();
+    assert!(bob.exit_status().await.success());
+    alice.send("/rooms").await;
+    alice.expect("**Rooms: lobby (1)**").await;
+}
+
+#[tokio::test]
+async fn duplicate_and_invalid_nicknames_are_refused_with_a_non_zero_exit() {
+    let (_server, address) = Chat::server(COOKIE, &[]).await;
+    let _alice = Chat::joined(&address, "alice", COOKIE).await;
+
+    let mut twin = Chat::client(&address, "alice", COOKIE);
+    twin.expect("Could not join chatroom, reason: nick_in_use")
+        .await;
+    assert!(!twin.exit_status().await.success());
+
+    let long = "x".repeat(33);
+    for nick in ["server", "two words", long.as_str()] {
+        let mut bad = Chat::client(&address, nick, COOKIE);
+        bad.expect("Could not join chatroom, reason: nick_not_allowed")
+            .await;
+        assert!(!bad.exit_status().await.success(), "{nick:?}");
+    }
+
+    // Missing flags are prompted for, as the original client does.
+    let mut prompted = Chat::spawn("prompted", &["client", "--cookie", COOKIE]);
+    prompted.send(&address).await;
+    prompted.send("bob").await;
+    let first = prompted.expect("Connecting to").await;
+    assert!(
+        first.starts_with("Server Name: Nickname: Connecting to"),
+        "{first}"
+    );
+    prompted.expect("**Users in room: alice, bob**").await;
+}
+
+#[tokio::test]
+async fn a_wrong_cookie_is_refused_with_a_non_zero_exit() {
+    let (_server, address) = Chat::server(COOKIE, &[]).await;
+    let mut intruder = Chat::client(&address, "mallory", "not-the-cookie");
+    intruder
+        .expect("Could not connect to server, reason: authentication failed")
+        .await;
+    assert!(!intruder.exit_status().await.success());
+}
+
+#[tokio::test]
+async fn a_killed_client_leaves_the_room_and_frees_its_nick() {
+    let (_server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    bob.kill().await;
+    alice.expect("**bob has left**").await;
+    let mut bob_again = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+    bob_again.send("back").await;
+    alice.expect("bob: back").await;
+}
+
+#[tokio::test]
+async fn clients_rejoin_with_their_nick_and_room_when_a_killed_server_comes_back() {
+    let (mut server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    bob.send("/join dev").await;
+    bob.expect("**Joined the chatroom dev**").await;
+    alice.send("/join dev").await;
+    alice.expect("**Users in room: alice, bob**").await;
+
+    server.kill().await;
+    alice.expect("Server down: noconnection").await;
+    bob.expect("Server down: noconnection").await;
+    alice.send("anyone?").await;
+    alice.expect("Not connected to the server right now").await;
+
+    let (_server, _) =
+        Chat::server_with(&["server", "--listen", &address, "--cookie", COOKIE]).await;
+    alice.expect("Reconnected").await;
+    alice.expect("**Joined the chatroom dev**").await;
+    bob.expect("Reconnected").await;
+    bob.expect("**Joined the chatroom dev**").await;
+    // Both are back in dev, whoever rejoined first.
+    alice.send("/users").await;
+    alice.expect("**Users in room: alice, bob**").await;
+    alice.send("we are back").await;
+    bob.expect("alice: we are back").await;
+}
+
+#[tokio::test]
+async fn a_client_gives_up_after_the_configured_time() {
+    let (mut server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::spawn(
+        "alice",
+        &[
+            "client",
+            "-s",
+            &address,
+            "-n",
+            "alice",
+            "--cookie",
+            COOKIE,
+            "--give-up-after",
+            "1",
+        ],
+    );
+    alice.expect("**Type /help for options**").await;
+    server.kill().await;
+    alice.expect("Server down").await;
+    alice.expect("Giving up: the server at").await;
+    assert!(!alice.exit_status().await.success());
+}
+
+#[tokio::test]
+async fn users_keep_chatting_through_crashes_of_the_message_server_and_a_room() {
+    let (mut server, address) = Chat::server(COOKIE, &["--fault-hook"]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    server.send("crash message_server").await;
+    server.expect("FAULT restarted").await;
+    alice
+        .send("still here after the message server crash")
+        .await;
+    bob.expect("alice: still here after the message server crash")
+        .await;
+    bob.send("/pm alice and private too").await;
+    alice.expect("bob (private): and private too").await;
+
+    server.send("crash room lobby").await;
+    server.expect("FAULT restarted").await;
+    bob.send("the room came back").await;
+    alice.expect("bob: the room came back").await;
+    alice.send("/users").await;
+    alice.expect("**Users in room: alice, bob**").await;
+
+    // Nobody was told anything went wrong.
+    for line in alice.transcript().iter().chain(bob.transcript()) {
+        assert!(!line.contains("Server down"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn text_is_cleaned_limited_and_throttled_per_user() {
+    let (_server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    // Escape sequences and control characters never reach bob's terminal.
+    alice
+        .send("\u{1b}[2J\u{1b}]0;pwned\u{7}red \u{1b}[31malert\u{1b}[0m\u{7} done")
+        .await;
+    let line = bob.expect("alice: ").await;
+    assert_eq!(line, "alice: red alert done");
+
+    // Too long: refused to its sender with one line.
+    alice.send(&"x".repeat(5000)).await;
+    alice
+        .expect("message too long (5000 bytes): the limit is 4096 bytes")
+        .await;
+
+    // A flood from alice is cut; bob is not affected.
+    for i in 0..200 {
+        alice.send(&format!("flood {i}")).await;
+    }
+    alice.expect("slow down: you are sending too fast").await;
+    bob.send("I can still talk").await;
+    alice.expect("bob: I can still talk").await;
+    barrier(&mut bob, &[]).await;
+    let flood = bob
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("alice: flood"))
+        .count();
+    assert!(
+        (20..200).contains(&flood),
+        "bob saw {flood} of 200 flood lines"
+    );
+}
+
+#[tokio::test]
+async fn fifty_clients_at_once() {
+    let (_server, address) = Chat::server(COOKIE, &[]).await;
+    let nicks: Vec<String> = (0..50).map(|i| format!("user{i:02}")).collect();
+    let mut clients: Vec<Chat> = nicks
+        .iter()
+        .map(|nick| Chat::client(&address, nick, COOKIE))
+        .collect();
+    for client in &mut clients {
+        client.expect("**Type /help for options**").await;
+    }
+    clients[0].send("/users").await;
+    let users = clients[0].expect("**Users in room: user00").await;
+    assert_eq!(users, format!("**Users in room: {}**", nicks.join(", ")));
+    clients[49].send("hello fifty").await;
+    for client in &mut clients[..49] {
+        client.expect("user49: hello fifty").await;
+    }
+}
