@@ -292,3 +292,24 @@ async fn fifty_clients_at_once() {
         client.expect("user49: hello fifty").await;
     }
 }
+
+#[tokio::test]
+async fn sigterm_stops_a_client_and_the_server_cleanly() {
+    let (mut server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    // A client leaves the room on SIGTERM and exits 0.
+    bob.signal(15);
+    alice.expect("**bob has left**").await;
+    assert!(bob.exit_status().await.success());
+
+    // The server tells its users before stopping its tree, and exits 0.
+    server.signal(15);
+    alice
+        .expect("Server down: the server is shutting down")
+        .await;
+    server.expect("Shutting down").await;
+    assert!(server.exit_status().await.success());
+}

@@ -1,0 +1,201 @@
+//! A hand-made client that knows the protocol and the cookie tries to speak and act as
+//! others. One test: a process runs one node.
+
+use ex_messenger::names::{Nick, Room};
+use ex_messenger::protocol::{
+    Request, ServerCall, ServerCast, ServerReply, ToClient, Token, MESSAGE_HANDLER, MESSAGE_SERVER,
+};
+use ex_messenger::server::message_server::MessageServer;
+use otp::node::{Cookie, Node, NodeConfig};
+use otp::{BoxError, Context, Flow, GenServer};
+use otp_tests::chat::Chat;
+use otp_tests::PATIENCE;
+use tokio::sync::mpsc;
+
+const COOKIE: &str = "hostile-test-cookie";
+
+/// A fake message handler: whatever the server sends it lands in a channel.
+struct Spy;
+
+impl GenServer for Spy {
+    type Args = mpsc::UnboundedSender<ToClient>;
+    type State = mpsc::UnboundedSender<ToClient>;
+    type Call = ();
+    type Reply = ();
+    type Cast = ToClient;
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, out: Self::Args) -> Result<Self::State, BoxError> {
+        Ok(out)
+    }
+
+    async fn handle_cast(
+        &self,
+        _me: &Context<Self>,
+        message: ToClient,
+        out: &mut Self::State,
+    ) -> Result<Flow, BoxError> {
+        let _ = out.send(message);
+        Ok(Flow::Continue)
+    }
+}
+
+fn nick(name: &str) -> Nick {
+    Nick::parse(name).unwrap()
+}
+
+async fn next(inbox: &mut mpsc::UnboundedReceiver<ToClient>) -> ToClient {
+    tokio::time::timeout(PATIENCE, inbox.recv())
+        .await
+        .expect("the server answers the spy")
+        .expect("spy inbox open")
+}
+
+#[tokio::test]
+async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
+    let (_server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    // The hostile client even knows alice's node name (as if it had read her screen).
+    let alice_node = alice.transcript()[0]
+        .split(" from ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix("..."))
+        .expect("alice's node name")
+        .to_owned();
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    let cookie = Cookie::new(COOKIE).unwrap();
+    let node = Node::start(NodeConfig::new(
+        "mallory",
+        "127.0.0.1:0".parse().unwrap(),
+        cookie,
+    ))
+    .await
+    .unwrap();
+    let (spy_out, mut inbox) = mpsc::unbounded_channel();
+    Spy.start_named(MESSAGE_HANDLER, spy_out).await.unwrap();
+    node.export::<Spy>(MESSAGE_HANDLER).await.unwrap();
+    let server_node = node.connect(address.as_str()).await.unwrap();
+    let server = node
+        .remote::<MessageServer>(&server_node, MESSAGE_SERVER)
+        .await
+        .unwrap();
+    let lobby = Some(Room::lobby());
+    let forged = Token {
+        nick: nick("alice"),
+        node: alice_node.clone(),
+        mac: "00".repeat(32),
+    };
+
+    // Speaking as alice with a forged token: nobody hears it.
+    server.cast(ServerCast::Request {
+        token: forged.clone(),
+        room: lobby.clone(),
+        request: Request::Say {
+            text: "forged as alice".into(),
+        },
+    });
+    // Making alice quit, or leave: nothing happens to her.
+    assert_eq!(
+        server
+            .call(ServerCall::Quit {
+                token: forged.clone()
+            })
+            .await
+            .unwrap(),
+        ServerReply::Bye
+    );
+    server.cast(ServerCast::Request {
+        token: forged.clone(),
+        room: lobby.clone(),
+        request: Request::Leave,
+    });
+    // Joining as alice, from her node or ours: her nick is in use.
+    for from in [alice_node.clone(), node.name().to_owned()] {
+        let join = ServerCall::Join {
+            nick: nick("alice"),
+            node: from,
+            room: lobby.clone(),
+            resume: None,
+        };
+        match server.call(join).await.unwrap() {
+            ServerReply::Refused(reason) => assert!(reason.starts_with("nick_in_use"), "{reason}"),
+            other => panic!("joined as alice: {other:?}"),
+        }
+    }
+    // Joining as mallory but claiming alice's node: the token goes to alice's node, whose
+    // handler ignores it; a guessed confirmation is refused.
+    let join = ServerCall::Join {
+        nick: nick("mallory"),
+        node: alice_node.clone(),
+        room: lobby.clone(),
+        resume: None,
+    };
+    assert_eq!(server.call(join).await.unwrap(), ServerReply::Accepted);
+    server.cast(ServerCast::Confirm {
+        token: Token {
+            nick: nick("mallory"),
+            node: alice_node.clone(),
+            mac: "11".repeat(32),
+        },
+    });
+
+    // An honest join from our own node gets a real token: it speaks as eve only.
+    let join = ServerCall::Join {
+        nick: nick("eve"),
+        node: node.name().to_owned(),
+        room: lobby.clone(),
+        resume: None,
+    };
+    assert_eq!(server.call(join).await.unwrap(), ServerReply::Accepted);
+    let ToClient::Challenge { token } = next(&mut inbox).await else {
+        panic!("a challenge first")
+    };
+    assert_eq!(token.nick, nick("eve"));
+    server.cast(ServerCast::Confirm {
+        token: token.clone(),
+    });
+    assert!(matches!(next(&mut inbox).await, ToClient::Joined { .. }));
+    bob.expect("**eve has joined**").await;
+    // A valid MAC does not transfer to another nick.
+    let mut stolen = token.clone();
+    stolen.nick = nick("alice");
+    server.cast(ServerCast::Request {
+        token: stolen,
+        room: lobby.clone(),
+        request: Request::Say {
+            text: "eve's mac as alice".into(),
+        },
+    });
+    // Raw oversized and escape-laden text, past any client-side check.
+    let say = |text: String| ServerCast::Request {
+        token: token.clone(),
+        room: lobby.clone(),
+        request: Request::Say { text },
+    };
+    server.cast(say("y".repeat(5000)));
+    match next(&mut inbox).await {
+        ToClient::Refused(reason) => assert!(reason.starts_with("message too long"), "{reason}"),
+        other => panic!("oversized text accepted: {other:?}"),
+    }
+    server.cast(say("\u{1b}[31mred\u{1b}[0m\u{9b}2J \u{202e}txt.exe".into()));
+    let seen = bob.expect("eve: ").await;
+    assert_eq!(seen, "eve: red txt.exe");
+
+    // Nothing forged reached anyone; alice is still here and heard.
+    bob.send("/users").await;
+    bob.expect_before(
+        "**Users in room: alice, bob, eve**",
+        &["forged", "as alice", "alice has left", "mallory"],
+    )
+    .await;
+    alice.send("still me").await;
+    bob.expect("alice: still me").await;
+    for line in alice.transcript() {
+        assert!(
+            !line.contains("forged") && !line.contains("mallory"),
+            "{line}"
+        );
+    }
+}
