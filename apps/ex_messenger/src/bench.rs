@@ -1,1 +1,398 @@
-//! The load tool (not yet).
+//! The load tool: `ex_messenger bench` starts a server (or uses `--server`), then N client
+//! processes, each one real client node (node, message handler, join with challenge, lines
+//! typed through the handler as the terminal types them) in one room. Each sends M
+//! messages stamped with the send time; each counts what it receives from the others and
+//! the delay. The parent prints delivered messages per second and latency percentiles.
+//!
+//! One client per OS process because ractor's registry and process groups are per process:
+//! clients sharing a process would share names, which the real path cannot.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use otp::node::{Cookie, COOKIE_ENV};
+use otp::ServerRef;
+use ring::rand::SecureRandom;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+use crate::cli::{BenchArgs, BenchClientArgs};
+use crate::client::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session};
+use crate::command::Command as Typed;
+use crate::names::{Nick, Room};
+use crate::protocol::MESSAGE_HANDLER;
+
+/// Clients started at once: below the server's cap on connections still authenticating.
+const WAVE: usize = 32;
+/// A client that receives nothing for this long stops counting.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Latencies in microseconds, rounded down to two significant digits (at most 10% low),
+/// so that clients can report and the parent merge them.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+pub struct Histogram(BTreeMap<u64, u64>);
+
+impl Histogram {
+    /// Counts one latency.
+    pub fn record(&mut self, micros: u64) {
+        let mut scale = 1;
+        while micros / scale >= 100 {
+            scale *= 10;
+        }
+        *self.0.entry(micros / scale * scale).or_default() += 1;
+    }
+
+    /// Adds another histogram's counts.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (bucket, count) in &other.0 {
+            *self.0.entry(*bucket).or_default() += count;
+        }
+    }
+
+    /// How many latencies.
+    pub fn count(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// The bucket holding the `q` quantile (0..=1), in microseconds.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let rank = ((self.count() as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bucket, count) in &self.0 {
+            seen += count;
+            if seen >= rank {
+                return *bucket;
+            }
+        }
+        0
+    }
+
+    /// `bucket:count,...`
+    pub fn encode(&self) -> String {
+        let pairs: Vec<String> = self.0.iter().map(|(b, c)| format!("{b}:{c}")).collect();
+        pairs.join(",")
+    }
+
+    /// The inverse of [`encode`](Self::encode).
+    pub fn decode(text: &str) -> Option<Self> {
+        let mut histogram = Self::default();
+        for pair in text.split(',').filter(|p| !p.is_empty()) {
+            let (bucket, count) = pair.split_once(':')?;
+            histogram
+                .0
+                .insert(bucket.parse().ok()?, count.parse().ok()?);
+        }
+        Some(histogram)
+    }
+}
+
+fn random_hex() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no randomness for the cookie"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// What one client reports when done.
+struct Report {
+    received: u64,
+    first_sent: u64,
+    last_received: u64,
+    latencies: Histogram,
+}
+
+impl Report {
+    fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.strip_prefix("DONE ")?.split(' ');
+        let mut next = || fields.next()?.split_once('=').map(|(_, v)| v.to_owned());
+        Some(Self {
+            received: next()?.parse().ok()?,
+            first_sent: next()?.parse().ok()?,
+            last_received: next()?.parse().ok()?,
+            latencies: Histogram::decode(&next()?)?,
+        })
+    }
+}
+
+/// A client process and its pipes.
+struct LoadClient {
+    _child: Child,
+    stdin: ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl LoadClient {
+    async fn expect(&mut self, prefix: &str, within: Duration) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+                .await
+                .with_context(|| format!("a load client did not say {prefix} in time"))??
+                .with_context(|| format!("a load client exited before {prefix}"))?;
+            if line.starts_with(prefix) {
+                return Ok(line);
+            }
+            if line.starts_with("FAILED") {
+                bail!("a load client failed: {line}");
+            }
+        }
+    }
+}
+
+/// `ex_messenger bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let binary = std::env::current_exe()?;
+    // Children get the cookie through the environment, not the process list: the one
+    // given, a fresh one for our own server, or (neither) the usual $OTP_COOKIE or file.
+    let cookie = match (&args.cookie, &args.server) {
+        (Some(cookie), _) => cookie.clone(),
+        (None, None) => random_hex()?,
+        (None, Some(_)) => std::env::var(COOKIE_ENV).unwrap_or_default(),
+    };
+    let mut server_process = None;
+    let server = match &args.server {
+        Some(server) => server.clone(),
+        None => {
+            let mut server = Command::new(&binary)
+                .args(["server", "--listen", "127.0.0.1:0"])
+                .args(["--rate-limit", &args.rate_limit.to_string()])
+                .env(COOKIE_ENV, &cookie)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()?;
+            let stdout = server.stdout.take().context("server stdout")?;
+            let ready = BufReader::new(stdout)
+                .lines()
+                .next_line()
+                .await?
+                .context("the server exited")?;
+            server_process = Some(server);
+            ready
+                .rsplit(' ')
+                .next()
+                .context("server address")?
+                .to_owned()
+        }
+    };
+
+    eprintln!("starting {} clients...", args.clients);
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(args.clients);
+    for wave in (0..args.clients).collect::<Vec<_>>().chunks(WAVE) {
+        let mut batch = Vec::new();
+        for &i in wave {
+            let mut child = Command::new(&binary);
+            child
+                .args(["bench-client", "--server", &server])
+                .args(["--nick", &format!("load{i:04}")])
+                .args(["--messages", &args.messages.to_string()])
+                .args(["--rate", &args.rate.to_string()])
+                .args(["--size", &args.size.to_string()])
+                .args(["--peers", &args.clients.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true);
+            if !cookie.is_empty() {
+                child.env(COOKIE_ENV, &cookie);
+            }
+            let mut child = child.spawn()?;
+            let stdin = child.stdin.take().context("stdin")?;
+            let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+            batch.push(LoadClient {
+                _child: child,
+                stdin,
+                lines,
+            });
+        }
+        for client in &mut batch {
+            client.expect("JOINED", Duration::from_secs(60)).await?;
+        }
+        clients.extend(batch);
+    }
+    eprintln!(
+        "{} clients joined in {:.1} s; sending {} messages each{}",
+        clients.len(),
+        started.elapsed().as_secs_f64(),
+        args.messages,
+        if args.rate > 0.0 {
+            format!(" at {} per second", args.rate)
+        } else {
+            " as fast as possible".into()
+        }
+    );
+    for client in &mut clients {
+        client.stdin.write_all(b"GO\n").await?;
+        client.stdin.flush().await?;
+    }
+    let mut latencies = Histogram::default();
+    let (mut delivered, mut first, mut last) = (0u64, u64::MAX, 0u64);
+    let mut short = Vec::new();
+    for client in &mut clients {
+        let line = client.expect("DONE", Duration::from_secs(600)).await?;
+        let report = Report::parse(&line).with_context(|| format!("bad report: {line}"))?;
+        delivered += report.received;
+        if report.received < (args.clients as u64 - 1) * args.messages {
+            short.push(report.received);
+        }
+        first = first.min(report.first_sent);
+        last = last.max(report.last_received);
+        latencies.merge(&report.latencies);
+    }
+    let expected = (args.clients as u64 - 1) * args.clients as u64 * args.messages;
+    if !short.is_empty() {
+        short.sort_unstable();
+        eprintln!(
+            "{} clients received less than everything: from {} to {} lines",
+            short.len(),
+            short[0],
+            short[short.len() - 1]
+        );
+    }
+    let seconds = last.saturating_sub(first) as f64 / 1e9;
+    println!("| clients | messages/client | rate/client | delivered | expected | seconds | delivered/s | p50 | p99 |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} ms | {:.1} ms |",
+        args.clients,
+        args.messages,
+        if args.rate > 0.0 {
+            format!("{}/s", args.rate)
+        } else {
+            "max".into()
+        },
+        delivered,
+        expected,
+        seconds,
+        delivered as f64 / seconds.max(1e-9),
+        latencies.quantile(0.50) as f64 / 1000.0,
+        latencies.quantile(0.99) as f64 / 1000.0,
+    );
+    drop(clients);
+    drop(server_process);
+    Ok(())
+}
+
+/// `ex_messenger bench-client`: one load client (internal to `bench`).
+pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
+    let nick = Nick::parse(&args.nick)?;
+    let cookie = Cookie::resolve(None, None)?;
+    let (output, mut incoming) = mpsc::unbounded_channel();
+    let handler_args = HandlerArgs {
+        server: args.server.clone(),
+        nick: nick.clone(),
+        output,
+        session: Arc::new(Mutex::new(Session {
+            room: Some(Room::lobby()),
+            ..Session::default()
+        })),
+        give_up_after: Duration::from_secs(10),
+    };
+    let tree =
+        crate::client::start(None, crate::client::node_config(cookie)?, handler_args).await?;
+    loop {
+        match incoming.recv().await {
+            Some(Output::Line(line)) if line.starts_with("**Type /help") => break,
+            Some(Output::Line(_)) => {}
+            Some(Output::Fatal(line)) => {
+                println!("FAILED {line}");
+                bail!(line)
+            }
+            None => bail!("the client stopped"),
+        }
+    }
+    println!("JOINED");
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    while stdin.next_line().await?.as_deref() != Some("GO") {}
+
+    let handler = ServerRef::<MessageHandler>::whereis(MESSAGE_HANDLER).context("no handler")?;
+    let first_sent = now_nanos();
+    let sender = {
+        let (messages, rate, size) = (args.messages, args.rate, args.size);
+        // Paced clients start at a random point of their first gap, so that the room sees
+        // a steady stream rather than all clients at the same instants.
+        let mut offset = [0u8; 4];
+        let _ = ring::rand::SystemRandom::new().fill(&mut offset);
+        let offset = f64::from(u32::from_le_bytes(offset)) / f64::from(u32::MAX);
+        tokio::spawn(async move {
+            let gap = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+            let mut next = tokio::time::Instant::now() + gap.unwrap_or_default().mul_f64(offset);
+            tokio::time::sleep_until(next).await;
+            for seq in 0..messages {
+                let mut text = format!("{seq} {}", now_nanos());
+                while text.len() < size {
+                    text.push('.');
+                }
+                handler.send_info(HandlerInfo::Input(Typed::Say(text)));
+                if let Some(gap) = gap {
+                    next += gap;
+                    tokio::time::sleep_until(next).await;
+                }
+            }
+        })
+    };
+    let expected = (args.peers as u64 - 1) * args.messages;
+    let mut latencies = Histogram::default();
+    let (mut received, mut last_received) = (0u64, first_sent);
+    while received < expected {
+        let Ok(Some(output)) = tokio::time::timeout(IDLE, incoming.recv()).await else {
+            break;
+        };
+        let Output::Line(line) = output else { break };
+        // "<nick>: <seq> <sent-nanos>...."
+        let Some(stamp) = line
+            .split_once(": ")
+            .and_then(|(_, text)| text.split(' ').nth(1))
+            .and_then(|s| s.trim_end_matches('.').parse::<u64>().ok())
+        else {
+            continue;
+        };
+        last_received = now_nanos();
+        latencies.record(last_received.saturating_sub(stamp) / 1000);
+        received += 1;
+    }
+    let _ = sender.await;
+    println!(
+        "DONE received={received} first={first_sent} last={last_received} hist={}",
+        latencies.encode()
+    );
+    let _ = tree.stop().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_and_round_trip() {
+        let mut histogram = Histogram::default();
+        for micros in 1..=1000 {
+            histogram.record(micros);
+        }
+        assert_eq!(histogram.count(), 1000);
+        assert_eq!(histogram.quantile(0.5), 500);
+        assert_eq!(histogram.quantile(0.99), 990);
+        assert_eq!(
+            Histogram::decode(&histogram.encode()),
+            Some(histogram.clone())
+        );
+        let mut merged = histogram.clone();
+        merged.merge(&histogram);
+        assert_eq!(merged.count(), 2000);
+        assert_eq!(merged.quantile(0.99), 990);
+    }
+}

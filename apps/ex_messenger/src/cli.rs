@@ -25,6 +25,56 @@ pub enum Mode {
     Server(ServerArgs),
     /// Join a chat server as a user.
     Client(ClientArgs),
+    /// Load test: N client processes in one room, each sending M messages; prints
+    /// delivered messages per second and latency percentiles.
+    Bench(BenchArgs),
+    /// One load client (started by `bench`).
+    #[command(hide = true)]
+    BenchClient(BenchClientArgs),
+}
+
+/// `ex_messenger bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Client processes (each one client node).
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub clients: usize,
+    /// Messages each client sends.
+    #[arg(short, long, default_value_t = 100)]
+    pub messages: u64,
+    /// Messages per second each client sends (0: as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Bytes per message.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Use this server instead of starting one.
+    #[arg(short, long)]
+    pub server: Option<String>,
+    /// The cookie of `--server` (default: a fresh one for the bench's own server).
+    #[arg(long, requires = "server")]
+    pub cookie: Option<String>,
+    /// The flood limit of the bench's own server, messages per second per user.
+    #[arg(long, default_value_t = 1e6)]
+    pub rate_limit: f64,
+}
+
+/// `ex_messenger bench-client` (internal; the cookie comes from `$OTP_COOKIE`).
+#[derive(Debug, Args)]
+pub struct BenchClientArgs {
+    #[arg(long)]
+    pub server: String,
+    #[arg(long)]
+    pub nick: String,
+    #[arg(long)]
+    pub messages: u64,
+    #[arg(long)]
+    pub rate: f64,
+    #[arg(long)]
+    pub size: usize,
+    /// Clients in the run, self included: how many lines to expect.
+    #[arg(long)]
+    pub peers: usize,
 }
 
 /// `ex_messenger server`.

@@ -5,13 +5,30 @@ use std::process::ExitCode;
 use clap::Parser;
 use ex_messenger::cli::{Cli, Mode};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A client is one user's traffic: one thread serves it with less waking across threads
+    // (and a hundred load clients on two cores contend less). The server uses every core.
+    let runtime = match cli.mode {
+        Mode::Server(_) | Mode::Bench(_) => tokio::runtime::Builder::new_multi_thread(),
+        Mode::Client(_) | Mode::BenchClient(_) => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("ex_messenger: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     // Logs go to stderr; RUST_LOG overrides. A client's terminal belongs to the chat, so
     // it logs errors only; a server tells its operator who comes and goes.
     let default_filter = match cli.mode {
-        Mode::Client(_) => "error",
+        Mode::Client(_) | Mode::Bench(_) | Mode::BenchClient(_) => "error",
         _ => "info,ractor=warn,ractor_cluster=error",
     };
     tracing_subscriber::fmt()
@@ -26,6 +43,12 @@ async fn main() -> ExitCode {
             .await
             .map(|()| ExitCode::SUCCESS),
         Mode::Client(args) => ex_messenger::client::run(args).await,
+        Mode::Bench(args) => ex_messenger::bench::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Mode::BenchClient(args) => ex_messenger::bench::client(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     };
     let code = match outcome {
         Ok(code) => code,
