@@ -313,3 +313,18 @@ async fn sigterm_stops_a_client_and_the_server_cleanly() {
     server.expect("Shutting down").await;
     assert!(server.exit_status().await.success());
 }
+
+#[tokio::test]
+async fn a_frozen_client_is_removed_after_the_liveness_timeout() {
+    let (_server, address) = Chat::server(COOKIE, &["--liveness-timeout", "2"]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    bob.signal(19); // SIGSTOP: the process is there, its node answers nothing
+    alice.expect("**bob has left**").await;
+    let mut bob_again = Chat::joined(&address, "bob", COOKIE).await;
+    bob_again.send("the nick is free again").await;
+    alice.expect("bob: the nick is free again").await;
+    bob.signal(18);
+}

@@ -97,6 +97,10 @@ pub struct ServerArgs {
     /// crash that GenServer.
     #[arg(long)]
     pub fault_hook: bool,
+    /// A client node silent this long (frozen, or its network gone) is declared down and
+    /// its user removed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    pub liveness_timeout: u64,
 }
 
 /// `ex_messenger client`.
@@ -110,6 +114,9 @@ pub struct ClientArgs {
     pub nick: Option<String>,
     #[command(flatten)]
     pub cookie: CookieArgs,
+    /// A server silent this long (frozen, or the network gone) is declared down.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    pub liveness_timeout: u64,
     /// After losing the server, stop retrying after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub give_up_after: u64,

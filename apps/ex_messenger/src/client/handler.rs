@@ -110,8 +110,9 @@ pub struct MessageHandler;
 impl GenServer for MessageHandler {
     type Args = HandlerArgs;
     type State = HandlerState;
-    /// Nothing to call; present because exported servers have a call type.
-    type Call = ();
+    /// The same messages as casts, for when the server must know they arrived (its
+    /// shutdown notice, sent before its connections close).
+    type Call = ToClient;
     type Reply = ();
     type Cast = ToClient;
     type Info = HandlerInfo;
@@ -136,11 +137,12 @@ impl GenServer for MessageHandler {
 
     async fn handle_call(
         &self,
-        _me: &Context<Self>,
-        _request: (),
+        me: &Context<Self>,
+        message: ToClient,
         _from: &mut ReplyTo<()>,
-        _state: &mut HandlerState,
+        state: &mut HandlerState,
     ) -> Result<CallResponse<()>, BoxError> {
+        self.handle_cast(me, message, state).await?;
         Ok(CallResponse::Reply(()))
     }
 

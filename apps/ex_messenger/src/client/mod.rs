@@ -120,7 +120,9 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         })),
         give_up_after: Duration::from_secs(args.give_up_after),
     };
-    let tree = start(args.tree.as_ref(), node_config(cookie)?, handler_args).await?;
+    let mut config = node_config(cookie)?;
+    config.liveness_timeout = Duration::from_secs(args.liveness_timeout);
+    let tree = start(args.tree.as_ref(), config, handler_args).await?;
 
     let prompt = terminal.chat_prompt(nick.as_str());
     let mut typed = terminal.next_line(&prompt);

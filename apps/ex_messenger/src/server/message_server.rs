@@ -28,6 +28,9 @@ use crate::throttle::Throttle;
 /// The registered name of the rooms' dynamic supervisor (see the server's spec file).
 pub const ROOMS: &str = "rooms";
 
+/// How long the shutdown notice waits for each client.
+const NOTICE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long a join may wait for its node to confirm the token.
 const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -177,10 +180,18 @@ impl GenServer for MessageServer {
     }
 
     async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, state: &mut State) {
+        // Told by call, concurrently, so the notice is through before the node closes
+        // the connections; a client that does not answer within a second is not waited for.
         if reason.is_orderly() {
+            let mut notices = tokio::task::JoinSet::new();
             for user in state.users.values() {
-                user.handler.cast(ToClient::ServerStopping);
+                let handler = user.handler.clone();
+                notices.spawn(async move {
+                    let notice = handler.call_timeout(ToClient::ServerStopping, NOTICE_TIMEOUT);
+                    let _ = notice.await;
+                });
             }
+            while notices.join_next().await.is_some() {}
         }
     }
 }

@@ -60,7 +60,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     )?;
     let keys =
         SessionKeys::generate().map_err(|_| anyhow::anyhow!("no randomness for session keys"))?;
-    let config = NodeConfig::new("server", args.listen, cookie);
+    let mut config = NodeConfig::new("server", args.listen, cookie);
+    config.liveness_timeout = std::time::Duration::from_secs(args.liveness_timeout);
     let server_args = MessageServerArgs {
         keys,
         rate: args.rate_limit,
