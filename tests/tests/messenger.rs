@@ -318,7 +318,7 @@ async fn sigterm_stops_a_client_and_the_server_cleanly() {
 async fn a_frozen_client_is_removed_after_the_liveness_timeout() {
     let (_server, address) = Chat::server(COOKIE, &["--liveness-timeout", "2"]).await;
     let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    let bob = Chat::joined(&address, "bob", COOKIE).await;
     alice.expect("**bob has joined**").await;
 
     bob.signal(19); // SIGSTOP: the process is there, its node answers nothing
