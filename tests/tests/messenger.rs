@@ -328,3 +328,43 @@ async fn a_frozen_client_is_removed_after_the_liveness_timeout() {
     alice.expect("bob: the nick is free again").await;
     bob.signal(18);
 }
+
+#[tokio::test]
+async fn a_bad_tree_file_is_refused_with_one_line_naming_file_field_and_fix() {
+    let dir = std::env::temp_dir().join(format!("ex_messenger_spec_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("server.json");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../supervisor-specs/ex_messenger_server.json"),
+    )
+    .unwrap()
+    .replace("\"rest_for_one\"", "\"rest_for_all\"");
+    std::fs::write(&file, text).unwrap();
+
+    let output = std::process::Command::new(otp_tests::chat::binary())
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--cookie",
+            COOKIE,
+            "--tree",
+        ])
+        .arg(&file)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("server.json") && stderr.contains("strategy"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("one_for_one"),
+        "the fix lists what is allowed: {stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

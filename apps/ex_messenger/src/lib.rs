@@ -15,7 +15,7 @@
 //! | [`command`] | what a line typed by a user means (`/pm`, `/join`, plain text, ...) |
 //! | [`sanitize`] | text made safe for other people's terminals (no control or escape sequences) |
 //! | [`throttle`] | flood control per user: bursts pass, a sustained flood is cut to a rate |
-//! | [`bench`] | the load tool: many client processes, one room, throughput and latency |
+//! | [`bench`](mod@bench) | the load tool: many client processes, one room, throughput and latency |
 
 pub mod bench;
 pub mod cli;

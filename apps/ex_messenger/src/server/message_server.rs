@@ -360,12 +360,8 @@ impl State {
                 "not_in_chatroom: you are not in the chatroom; /join to rejoin".into(),
             ));
         };
-        if text.len() > crate::MAX_MESSAGE_BYTES {
-            return user.handler.cast(ToClient::Refused(format!(
-                "message too long ({} bytes): the limit is {} bytes",
-                text.len(),
-                crate::MAX_MESSAGE_BYTES
-            )));
+        if let Some(refusal) = too_long(&text) {
+            return user.handler.cast(refusal);
         }
         if let Err(wait) = user.throttle.take(Instant::now()) {
             if !std::mem::replace(&mut user.warned, true) {
@@ -393,12 +389,8 @@ impl State {
         let Some(sender) = self.users.get(nick) else {
             return;
         };
-        if text.len() > crate::MAX_MESSAGE_BYTES {
-            return sender.handler.cast(ToClient::Refused(format!(
-                "message too long ({} bytes): the limit is {} bytes",
-                text.len(),
-                crate::MAX_MESSAGE_BYTES
-            )));
+        if let Some(refusal) = too_long(&text) {
+            return sender.handler.cast(refusal);
         }
         match self.users.get(to) {
             Some(receiver) => receiver.handler.cast(ToClient::Private {
@@ -562,6 +554,18 @@ impl State {
             .remote::<MessageHandler>(node, MESSAGE_HANDLER)
             .await
     }
+}
+
+/// The refusal for a message over the size limit (the client checks too; a hand-made
+/// client may not).
+fn too_long(text: &str) -> Option<ToClient> {
+    (text.len() > crate::MAX_MESSAGE_BYTES).then(|| {
+        ToClient::Refused(format!(
+            "message too long ({} bytes): the limit is {} bytes",
+            text.len(),
+            crate::MAX_MESSAGE_BYTES
+        ))
+    })
 }
 
 fn sorted<S: AsRef<str> + Ord>(mut items: Vec<S>) -> String {
