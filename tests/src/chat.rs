@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use crate::PATIENCE;
 
-/// The `ex_messenger` binary next to this test's directory (`cargo test --workspace`
-/// builds it).
+/// The `ex_messenger` binary next to this test's directory. `cargo test --workspace`
+/// builds it (for the command-line tests of its own package); `-p otp-tests` alone does not.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
