@@ -141,6 +141,18 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
         },
     });
 
+    // A join that cannot be confirmed holds no nick: claiming "carol" from alice's node
+    // does not keep the real carol out.
+    let squat = ServerCall::Join {
+        nick: nick("carol"),
+        node: alice_node.clone(),
+        room: lobby.clone(),
+        resume: None,
+    };
+    assert_eq!(server.call(squat).await.unwrap(), ServerReply::Accepted);
+    let _carol = Chat::joined(&address, "carol", COOKIE).await;
+    bob.expect("**carol has joined**").await;
+
     // An honest join from our own node gets a real token: it speaks as eve only.
     let join = ServerCall::Join {
         nick: nick("eve"),
@@ -186,7 +198,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     // Nothing forged reached anyone; alice is still here and heard.
     bob.send("/users").await;
     bob.expect_before(
-        "**Users in room: alice, bob, eve**",
+        "**Users in room: alice, bob, carol, eve**",
         &["forged", "as alice", "alice has left", "mallory"],
     )
     .await;

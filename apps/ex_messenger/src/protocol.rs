@@ -111,6 +111,8 @@ pub enum ToClient {
     Notice(String),
     /// A request was refused: the one-line reason to show.
     Refused(String),
+    /// The join was refused after the challenge (another node confirmed the nick first).
+    JoinRefused(String),
     /// Out of the room, still connected.
     Left,
     /// The server is shutting down.

@@ -165,6 +165,11 @@ impl GenServer for MessageHandler {
                 state.show(format!("{} (private): {}", from.as_str(), clean(&text)))
             }
             ToClient::Notice(text) | ToClient::Refused(text) => state.show(clean(&text)),
+            ToClient::JoinRefused(reason) if state.phase == Phase::Joining => {
+                let reason = clean(&reason);
+                return Ok(state.fatal(format!("Could not join chatroom, reason: {reason}")));
+            }
+            ToClient::JoinRefused(_) => {}
             ToClient::Left => {
                 state.session().room = None;
                 state.show(

@@ -53,10 +53,16 @@ pub enum ServerInfo {
     /// A room (re)started and needs its members.
     RoomStarted(Room),
     /// A join's challenge expired unanswered: free the nick.
-    ChallengeExpired(Nick, Instant),
+    ChallengeExpired(Claim, Instant),
     /// Test fault hook: crash now.
     Fault,
 }
+
+/// A nick as claimed from a node.
+pub type Claim = (Nick, String);
+
+/// Joins in progress at once, at most (each expires after [`CHALLENGE_TIMEOUT`]).
+const MAX_PENDING: usize = 1024;
 
 /// A joined user.
 struct User {
@@ -70,7 +76,6 @@ struct User {
 
 /// A join waiting for its node to confirm the token.
 struct Pending {
-    node: String,
     room: Option<Room>,
     handler: RemoteRef<MessageHandler>,
     since: Instant,
@@ -82,7 +87,10 @@ pub struct State {
     node: Node,
     rooms: DynamicSupervisorRef,
     users: HashMap<Nick, User>,
-    pending: HashMap<Nick, Pending>,
+    /// Joins waiting for their token to come back, by nick *and* node: a pending join
+    /// holds no nick, so a client that cannot confirm (one claiming another's node)
+    /// cannot keep anyone out. The first confirmed join of a nick wins.
+    pending: HashMap<Claim, Pending>,
 }
 
 impl GenServer for MessageServer {
@@ -164,11 +172,15 @@ impl GenServer for MessageServer {
                     server.cast(RoomCast::Reset(members));
                 }
             }
-            Info::Message(ServerInfo::ChallengeExpired(nick, since))
-                if state.pending.get(&nick).is_some_and(|p| p.since == since) =>
+            Info::Message(ServerInfo::ChallengeExpired(claim, since))
+                if state.pending.get(&claim).is_some_and(|p| p.since == since) =>
             {
-                tracing::info!(nick = nick.as_str(), "join not confirmed in time");
-                state.pending.remove(&nick);
+                tracing::info!(
+                    nick = claim.0.as_str(),
+                    node = claim.1,
+                    "join not confirmed in time"
+                );
+                state.pending.remove(&claim);
             }
             Info::Message(ServerInfo::Fault) => {
                 return Err("fault injected (message server)".into())
@@ -208,15 +220,16 @@ impl State {
         let Ok(handler) = self.handler_on(&node).await else {
             return ServerReply::NotConnectedYet;
         };
-        let taken_elsewhere = self.users.get(&nick).is_some_and(|u| u.node != node)
-            || self.pending.get(&nick).is_some_and(|p| p.node != node);
+        let taken_elsewhere = self.users.get(&nick).is_some_and(|u| u.node != node);
         let resuming =
             resume.is_some_and(|t| t.nick == nick && t.node == node && self.args.keys.verify(&t));
         if taken_elsewhere || (!resuming && self.users.contains_key(&nick)) {
-            return ServerReply::Refused(format!(
-                "nick_in_use: {} is taken; pick another nickname",
-                nick.as_str()
-            ));
+            return ServerReply::Refused(nick_in_use(&nick));
+        }
+        if !resuming && self.pending.len() >= MAX_PENDING {
+            return ServerReply::Refused(
+                "server_busy: too many joins in progress; try again in a few seconds".into(),
+            );
         }
         if resuming {
             tracing::info!(nick = nick.as_str(), %node, "session resumed");
@@ -226,17 +239,17 @@ impl State {
             handler.cast(ToClient::Challenge {
                 token: self.args.keys.issue(&nick, &node),
             });
+            let claim = (nick, node);
             me.send_after(
                 CHALLENGE_TIMEOUT,
-                ServerInfo::ChallengeExpired(nick.clone(), since),
+                ServerInfo::ChallengeExpired(claim.clone(), since),
             );
             let pending = Pending {
-                node,
                 room,
                 handler,
                 since,
             };
-            self.pending.insert(nick, pending);
+            self.pending.insert(claim, pending);
         }
         ServerReply::Accepted
     }
@@ -245,15 +258,20 @@ impl State {
         if !self.args.keys.verify(&token) {
             return tracing::warn!(?token, "confirmation with a forged token; ignored");
         }
-        let Some(pending) = self.pending.remove(&token.nick) else {
+        let Some(pending) = self
+            .pending
+            .remove(&(token.nick.clone(), token.node.clone()))
+        else {
             return;
         };
-        if pending.node != token.node {
-            self.pending.insert(token.nick, pending);
-            return;
+        if self.users.contains_key(&token.nick) {
+            // Another node confirmed this nick first.
+            return pending
+                .handler
+                .cast(ToClient::JoinRefused(nick_in_use(&token.nick)));
         }
-        tracing::info!(nick = token.nick.as_str(), node = %pending.node, "joined");
-        self.activate(token.nick, pending.node, pending.handler, pending.room)
+        tracing::info!(nick = token.nick.as_str(), node = %token.node, "joined");
+        self.activate(token.nick, token.node, pending.handler, pending.room)
             .await;
     }
 
@@ -324,7 +342,6 @@ impl State {
         self.users
             .get(&token.nick)
             .is_some_and(|u| u.node != token.node)
-            || self.pending.contains_key(&token.nick)
     }
 
     async fn restore(&mut self, token: &Token, room: Option<Room>) {
@@ -457,7 +474,7 @@ impl State {
     }
 
     async fn node_down(&mut self, node: &str) {
-        self.pending.retain(|_, p| p.node != node);
+        self.pending.retain(|(_, from), _| from != node);
         let gone: Vec<Nick> = self
             .users
             .iter()
@@ -554,6 +571,13 @@ impl State {
             .remote::<MessageHandler>(node, MESSAGE_HANDLER)
             .await
     }
+}
+
+fn nick_in_use(nick: &Nick) -> String {
+    format!(
+        "nick_in_use: {} is taken; pick another nickname",
+        nick.as_str()
+    )
 }
 
 /// The refusal for a message over the size limit (the client checks too; a hand-made
