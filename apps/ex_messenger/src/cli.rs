@@ -62,14 +62,19 @@ pub struct BenchArgs {
 /// `ex_messenger bench-client` (internal; the cookie comes from `$OTP_COOKIE`).
 #[derive(Debug, Args)]
 pub struct BenchClientArgs {
+    /// The server, HOST:PORT.
     #[arg(long)]
     pub server: String,
+    /// This client's nick.
     #[arg(long)]
     pub nick: String,
+    /// Messages to send.
     #[arg(long)]
     pub messages: u64,
+    /// Messages per second (0: as fast as possible).
     #[arg(long)]
     pub rate: f64,
+    /// Bytes per message.
     #[arg(long)]
     pub size: usize,
     /// Clients in the run, self included: how many lines to expect.

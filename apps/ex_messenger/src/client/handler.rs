@@ -51,6 +51,7 @@ pub struct Session {
 pub struct HandlerArgs {
     /// The server's address, `HOST:PORT`.
     pub server: String,
+    /// Who the user is, already checked.
     pub nick: Nick,
     /// Where lines for the user go.
     pub output: mpsc::UnboundedSender<Output>,
