@@ -368,3 +368,41 @@ async fn a_bad_tree_file_is_refused_with_one_line_naming_file_field_and_fix() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_server_keeps_serving_when_nobody_reads_its_output() {
+    use tokio::io::AsyncBufReadExt;
+    let mut server = tokio::process::Command::new(otp_tests::chat::binary())
+        .args(["server", "--listen", "127.0.0.1:0", "--cookie", COOKIE])
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let ready = stdout.next_line().await.unwrap().unwrap();
+    let address = ready.rsplit(' ').next().unwrap().to_owned();
+    drop(stdout); // whoever started the server stops reading
+
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+    bob.send("still serving").await;
+    alice.expect("bob: still serving").await;
+
+    // Its "Shutting down" line goes nowhere; the shutdown is still clean.
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-15", &pid])
+        .status()
+        .unwrap()
+        .success());
+    alice
+        .expect("Server down: the server is shutting down")
+        .await;
+    let status = tokio::time::timeout(otp_tests::PATIENCE, server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}

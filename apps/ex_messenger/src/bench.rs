@@ -174,11 +174,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .kill_on_drop(true)
                 .spawn()?;
             let stdout = server.stdout.take().context("server stdout")?;
-            let ready = BufReader::new(stdout)
-                .lines()
-                .next_line()
-                .await?
-                .context("the server exited")?;
+            let mut lines = BufReader::new(stdout).lines();
+            let ready = lines.next_line().await?.context("the server exited")?;
+            // Keep reading what the server prints, as a terminal would.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
             server_process = Some(server);
             ready
                 .rsplit(' ')

@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod sanitize;
 pub mod server;
 mod signals;
+mod stdout;
 pub mod throttle;
 
 /// The largest message a user may send, in bytes (UTF-8), as the server enforces it.

@@ -415,6 +415,26 @@ where
         }
     }
 
+    /// Casts one message to many servers (of one type, on any nodes), encoding it once:
+    /// a fan-out's cost is then the sends, not one encoding per target. Dropped for targets
+    /// that are not there, as any cast.
+    pub fn cast_all<'a>(targets: impl IntoIterator<Item = &'a RemoteRef<G>>, message: &G::Cast)
+    where
+        G: 'a,
+    {
+        let payload = match serde_json::to_vec(message) {
+            Ok(payload) => payload,
+            Err(error) => return tracing::warn!(%error, "a cast does not encode; dropped"),
+        };
+        for target in targets {
+            if let Some(endpoint) = target.endpoint() {
+                let _ = endpoint.send_message(Wire::Cast {
+                    payload: payload.clone(),
+                });
+            }
+        }
+    }
+
     /// Casts; dropped if the node or the server is not there (as any cast).
     pub fn cast(&self, message: G::Cast) {
         let Some(endpoint) = self.endpoint() else {

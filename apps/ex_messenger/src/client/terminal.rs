@@ -2,7 +2,7 @@
 //! thread, and incoming lines printed above the prompt so typing is never garbled. Otherwise
 //! (a pipe, a script, a test): plain lines in, plain lines out.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
@@ -70,8 +70,7 @@ impl Terminal {
             }
             Self::Plain(lines) => {
                 if !prompt.is_empty() {
-                    print!("{prompt}");
-                    let _ = std::io::stdout().flush();
+                    crate::stdout::prompt(prompt);
                 }
                 let lines = lines.clone();
                 tokio::spawn(async move {
@@ -91,14 +90,10 @@ impl Terminal {
                 ..
             } => {
                 if printer.print(format!("{line}\n")).is_err() {
-                    println!("{line}");
+                    crate::stdout::line(line);
                 }
             }
-            _ => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
-            }
+            _ => crate::stdout::line(line),
         }
     }
 

@@ -74,15 +74,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the server: {e}"))?;
     let node = Node::local().await?;
-    println!(
-        "ex_messenger server {} listening on {}",
-        node.name(),
-        node.address()
-    );
-    println!(
-        "Clients join with: ex_messenger client --server {}",
-        node.address()
-    );
+    let address = node.address();
+    crate::stdout::line(format_args!(
+        "ex_messenger server {} listening on {address}",
+        node.name()
+    ));
+    crate::stdout::line(format_args!(
+        "Clients join with: ex_messenger client --server {address}"
+    ));
 
     let faults = args.fault_hook.then(fault_hook);
     let stopped = tokio::select! {
@@ -93,7 +92,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if stopped {
         anyhow::bail!("the server's supervision tree gave up (too many restarts); see the log");
     }
-    println!("Shutting down");
+    crate::stdout::line("Shutting down");
     let _ = tree.stop().await;
     Ok(())
 }
@@ -130,7 +129,7 @@ async fn fault_hook() {
             },
             _ => "unknown command: crash message_server | crash room <name>".to_owned(),
         };
-        println!("FAULT {outcome}");
+        crate::stdout::line(format_args!("FAULT {outcome}"));
     }
     std::future::pending::<()>().await
 }

@@ -61,11 +61,12 @@ impl RoomState {
     }
 
     fn tell_others(&self, except: &Nick, message: ToClient) {
-        for (nick, handler) in &self.members {
-            if nick != except {
-                handler.cast(message.clone());
-            }
-        }
+        let others = self
+            .members
+            .iter()
+            .filter(|(nick, _)| *nick != except)
+            .map(|(_, handler)| handler);
+        RemoteRef::cast_all(others, &message);
     }
 }
 
