@@ -28,6 +28,7 @@ pub mod server;
 mod signals;
 mod stdout;
 pub mod throttle;
+mod trees;
 
 /// The largest message a user may send, in bytes (UTF-8), as the server enforces it.
 pub const MAX_MESSAGE_BYTES: usize = 4096;

@@ -106,6 +106,7 @@ pub struct HandlerState {
 }
 
 /// The behaviour.
+#[derive(Clone)]
 pub struct MessageHandler;
 
 impl GenServer for MessageHandler {

@@ -16,9 +16,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use otp::node::{Cookie, Node, NodeConfig};
+use otp::node::{Cookie, NodeConfig};
 use otp::spec::Registry;
-use otp::supervisor::{ChildSpec, ChildType};
 use otp::ServerRef;
 use ring::rand::SecureRandom;
 use tokio::sync::{mpsc, oneshot};
@@ -30,6 +29,7 @@ use crate::cli::{ClientArgs, DEFAULT_PORT};
 use crate::command::{Command, HELP};
 use crate::names::{Nick, Room};
 use crate::protocol::MESSAGE_HANDLER;
+use crate::trees::BuiltIn;
 
 /// The client's tree, compiled in; `--tree` loads another.
 pub const SPEC: &str = include_str!("../../../../supervisor-specs/ex_messenger_client.json");
@@ -38,21 +38,13 @@ pub const SPEC_PATH: &str = "supervisor-specs/ex_messenger_client.json";
 
 /// The start names the client's spec file may use.
 pub fn registry(config: NodeConfig, args: HandlerArgs) -> Registry {
-    let mut registry = Registry::new();
-    registry.child("node", ChildType::Worker, move |id, (): (), _name| {
-        Node::child_spec(id, config.clone())
-    });
-    registry.child(
+    crate::trees::registry(
+        config,
         "message_handler",
-        ChildType::Worker,
-        move |id, (): (), _name| {
-            let args = args.clone();
-            ChildSpec::worker(id, move |parent| {
-                parent.start_named(MESSAGE_HANDLER, MessageHandler, args.clone())
-            })
-        },
-    );
-    registry
+        MESSAGE_HANDLER,
+        MessageHandler,
+        args,
+    )
 }
 
 /// A client node's configuration: a fresh random name (other users never see it, so nobody
@@ -73,14 +65,11 @@ pub async fn start(
     config: NodeConfig,
     args: HandlerArgs,
 ) -> anyhow::Result<otp::supervisor::SupervisorRef> {
-    let registry = registry(config, args);
-    let tree = match tree {
-        Some(path) => otp::spec::load(path, &registry)?,
-        None => otp::spec::parse(SPEC, SPEC_PATH, &registry)?,
+    let built_in = BuiltIn {
+        text: SPEC,
+        path: SPEC_PATH,
     };
-    tree.start()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the client: {e}"))
+    crate::trees::start(tree, built_in, &registry(config, args), "client").await
 }
 
 /// `ex_messenger client`: prompts for what is missing, joins, chats until `/quit`, end of

@@ -35,6 +35,7 @@ const NOTICE_TIMEOUT: Duration = Duration::from_secs(1);
 const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The behaviour.
+#[derive(Clone)]
 pub struct MessageServer;
 
 /// What the program gives the message server (the same on every restart).
@@ -52,7 +53,7 @@ pub struct MessageServerArgs {
 pub enum ServerInfo {
     /// A room (re)started and needs its members.
     RoomStarted(Room),
-    /// A join's challenge expired unanswered: free the nick.
+    /// A join's challenge expired unanswered: forget the claim.
     ChallengeExpired(Claim, Instant),
     /// Test fault hook: crash now.
     Fault,

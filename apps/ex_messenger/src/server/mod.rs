@@ -12,11 +12,8 @@ mod keys;
 pub mod message_server;
 pub mod room;
 
-use std::path::PathBuf;
-
 use otp::node::{Cookie, Node, NodeConfig};
 use otp::spec::Registry;
-use otp::supervisor::{ChildSpec, ChildType};
 use otp::ServerRef;
 use tokio::io::AsyncBufReadExt;
 
@@ -27,6 +24,7 @@ use room::{registered_name, RoomInfo, RoomServer};
 use crate::cli::ServerArgs;
 use crate::names::Room;
 use crate::protocol::MESSAGE_SERVER;
+use crate::trees::BuiltIn;
 
 /// The server's tree, compiled in so the binary runs from anywhere; `--tree` loads another.
 pub const SPEC: &str = include_str!("../../../../supervisor-specs/ex_messenger_server.json");
@@ -35,21 +33,13 @@ pub const SPEC_PATH: &str = "supervisor-specs/ex_messenger_server.json";
 
 /// The start names the server's spec file may use.
 pub fn registry(config: NodeConfig, args: MessageServerArgs) -> Registry {
-    let mut registry = Registry::new();
-    registry.child("node", ChildType::Worker, move |id, (): (), _name| {
-        Node::child_spec(id, config.clone())
-    });
-    registry.child(
+    crate::trees::registry(
+        config,
         "message_server",
-        ChildType::Worker,
-        move |id, (): (), _name| {
-            let args = args.clone();
-            ChildSpec::worker(id, move |parent| {
-                parent.start_named(MESSAGE_SERVER, MessageServer, args.clone())
-            })
-        },
-    );
-    registry
+        MESSAGE_SERVER,
+        MessageServer,
+        args,
+    )
 }
 
 /// `ex_messenger server`: runs the tree until SIGINT/SIGTERM, then stops it in order.
@@ -68,11 +58,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         burst: args.rate_limit * 2.0,
     };
     let registry = registry(config, server_args);
-    let tree = load(args.tree.as_ref(), &registry)?;
-    let tree = tree
-        .start()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the server: {e}"))?;
+    let built_in = BuiltIn {
+        text: SPEC,
+        path: SPEC_PATH,
+    };
+    let tree = crate::trees::start(args.tree.as_ref(), built_in, &registry, "server").await?;
     let node = Node::local().await?;
     let address = node.address();
     crate::stdout::line(format_args!(
@@ -95,13 +85,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     crate::stdout::line("Shutting down");
     let _ = tree.stop().await;
     Ok(())
-}
-
-fn load(file: Option<&PathBuf>, registry: &Registry) -> anyhow::Result<otp::spec::Tree> {
-    Ok(match file {
-        Some(path) => otp::spec::load(path, registry)?,
-        None => otp::spec::parse(SPEC, SPEC_PATH, registry)?,
-    })
 }
 
 /// Test-only crashes, read from stdin when the server runs with `--fault-hook`:
