@@ -16,6 +16,7 @@
 //! | [`sanitize`] | text made safe for other people's terminals (no control or escape sequences) |
 //! | [`throttle`] | flood control per user: bursts pass, a sustained flood is cut to a rate |
 //! | [`bench`](mod@bench) | the load tool: many client processes, one room, throughput and latency |
+//! | `trees` | what both supervision trees share: start names, loading the spec file |
 
 pub mod bench;
 pub mod cli;
