@@ -32,9 +32,10 @@ use crate::protocol::MESSAGE_HANDLER;
 use crate::trees::BuiltIn;
 
 /// The client's tree, compiled in; `--tree` loads another.
-pub const SPEC: &str = include_str!("../../../../supervisor-specs/ex_messenger_client.json");
-/// Where [`SPEC`] comes from, for error messages.
-pub const SPEC_PATH: &str = "supervisor-specs/ex_messenger_client.json";
+const TREE: BuiltIn = BuiltIn {
+    text: include_str!("../../../../supervisor-specs/ex_messenger_client.json"),
+    path: "supervisor-specs/ex_messenger_client.json",
+};
 
 /// The start names the client's spec file may use.
 pub fn registry(config: NodeConfig, args: HandlerArgs) -> Registry {
@@ -65,11 +66,7 @@ pub async fn start(
     config: NodeConfig,
     args: HandlerArgs,
 ) -> anyhow::Result<otp::supervisor::SupervisorRef> {
-    let built_in = BuiltIn {
-        text: SPEC,
-        path: SPEC_PATH,
-    };
-    crate::trees::start(tree, built_in, &registry(config, args), "client").await
+    crate::trees::start(tree, TREE, &registry(config, args), "client").await
 }
 
 /// `ex_messenger client`: prompts for what is missing, joins, chats until `/quit`, end of

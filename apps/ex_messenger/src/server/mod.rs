@@ -27,9 +27,10 @@ use crate::protocol::MESSAGE_SERVER;
 use crate::trees::BuiltIn;
 
 /// The server's tree, compiled in so the binary runs from anywhere; `--tree` loads another.
-pub const SPEC: &str = include_str!("../../../../supervisor-specs/ex_messenger_server.json");
-/// Where [`SPEC`] comes from, for error messages.
-pub const SPEC_PATH: &str = "supervisor-specs/ex_messenger_server.json";
+const TREE: BuiltIn = BuiltIn {
+    text: include_str!("../../../../supervisor-specs/ex_messenger_server.json"),
+    path: "supervisor-specs/ex_messenger_server.json",
+};
 
 /// The start names the server's spec file may use.
 pub fn registry(config: NodeConfig, args: MessageServerArgs) -> Registry {
@@ -58,11 +59,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         burst: args.rate_limit * 2.0,
     };
     let registry = registry(config, server_args);
-    let built_in = BuiltIn {
-        text: SPEC,
-        path: SPEC_PATH,
-    };
-    let tree = crate::trees::start(args.tree.as_ref(), built_in, &registry, "server").await?;
+    let tree = crate::trees::start(args.tree.as_ref(), TREE, &registry, "server").await?;
     let node = Node::local().await?;
     let address = node.address();
     crate::stdout::line(format_args!(
