@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
@@ -23,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::cli::{BenchArgs, BenchClientArgs};
 use crate::client::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session};
 use crate::command::Command as Typed;
-use crate::names::{Nick, Room};
+use crate::names::Nick;
 use crate::protocol::MESSAGE_HANDLER;
 
 /// Clients started at once: below the server's cap on connections still authenticating.
@@ -294,10 +293,7 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
         server: args.server.clone(),
         nick: nick.clone(),
         output,
-        session: Arc::new(Mutex::new(Session {
-            room: Some(Room::lobby()),
-            ..Session::default()
-        })),
+        session: Session::shared(),
         give_up_after: Duration::from_secs(10),
     };
     let tree =

@@ -46,6 +46,16 @@ pub struct Session {
     pub joined_once: bool,
 }
 
+impl Session {
+    /// A new user's session, to be shared with the handler: bound for the default room.
+    pub fn shared() -> Arc<Mutex<Session>> {
+        Arc::new(Mutex::new(Session {
+            room: Some(Room::lobby()),
+            ..Session::default()
+        }))
+    }
+}
+
 /// What the program gives the handler (the same on every restart).
 #[derive(Clone)]
 pub struct HandlerArgs {

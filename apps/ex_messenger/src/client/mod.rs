@@ -13,7 +13,6 @@ mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otp::node::{Cookie, NodeConfig};
@@ -27,7 +26,7 @@ pub use terminal::Terminal;
 
 use crate::cli::{ClientArgs, DEFAULT_PORT};
 use crate::command::{Command, HELP};
-use crate::names::{Nick, Room};
+use crate::names::Nick;
 use crate::protocol::MESSAGE_HANDLER;
 use crate::trees::BuiltIn;
 
@@ -100,10 +99,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         server,
         nick: nick.clone(),
         output,
-        session: Arc::new(Mutex::new(Session {
-            room: Some(Room::lobby()),
-            ..Session::default()
-        })),
+        session: Session::shared(),
         give_up_after: Duration::from_secs(args.give_up_after),
     };
     let mut config = node_config(cookie)?;
