@@ -26,6 +26,11 @@ pub fn binary() -> PathBuf {
     binary
 }
 
+/// The address in the server's first line, `ex_messenger server NAME listening on ADDR`.
+pub fn listening_address(ready: &str) -> String {
+    ready.rsplit(' ').next().expect("an address").to_owned()
+}
+
 /// One running `ex_messenger` process: its stdin, and its stdout line by line.
 pub struct Chat {
     /// What the tests call it in failure messages.
@@ -82,8 +87,7 @@ impl Chat {
     pub async fn server_with(args: &[&str]) -> (Chat, String) {
         let mut server = Chat::spawn("server", args);
         let ready = server.expect("listening on").await;
-        let address = ready.rsplit(' ').next().expect("address").to_owned();
-        (server, address)
+        (server, listening_address(&ready))
     }
 
     /// A client that has joined the default room as `nick`.

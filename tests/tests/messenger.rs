@@ -381,7 +381,7 @@ async fn the_server_keeps_serving_when_nobody_reads_its_output() {
         .unwrap();
     let mut stdout = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
     let ready = stdout.next_line().await.unwrap().unwrap();
-    let address = ready.rsplit(' ').next().unwrap().to_owned();
+    let address = otp_tests::chat::listening_address(&ready);
     drop(stdout); // whoever started the server stops reading
 
     let mut alice = Chat::joined(&address, "alice", COOKIE).await;

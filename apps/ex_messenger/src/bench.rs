@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use otp::node::{Cookie, COOKIE_ENV};
 use otp::ServerRef;
-use ring::rand::SecureRandom;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -89,14 +88,6 @@ impl Histogram {
     }
 }
 
-fn random_hex() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("no randomness for the cookie"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -157,7 +148,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // given, a fresh one for our own server, or (neither) the usual $OTP_COOKIE or file.
     let cookie = match (&args.cookie, &args.server) {
         (Some(cookie), _) => cookie.clone(),
-        (None, None) => random_hex()?,
+        (None, None) => crate::random::hex(16)?,
         (None, Some(_)) => std::env::var(COOKIE_ENV).unwrap_or_default(),
     };
     let mut server_process = None;
@@ -319,9 +310,7 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
         let (messages, rate, size) = (args.messages, args.rate, args.size);
         // Paced clients start at a random point of their first gap, so that the room sees
         // a steady stream rather than all clients at the same instants.
-        let mut offset = [0u8; 4];
-        let _ = ring::rand::SystemRandom::new().fill(&mut offset);
-        let offset = f64::from(u32::from_le_bytes(offset)) / f64::from(u32::MAX);
+        let offset = crate::random::fraction();
         tokio::spawn(async move {
             let gap = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
             let mut next = tokio::time::Instant::now() + gap.unwrap_or_default().mul_f64(offset);

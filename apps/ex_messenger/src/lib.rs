@@ -17,6 +17,7 @@
 //! | [`throttle`] | flood control per user: bursts pass, a sustained flood is cut to a rate |
 //! | [`bench`](mod@bench) | the load tool: many client processes, one room, throughput and latency |
 //! | `trees` | what both supervision trees share: start names, loading the spec file |
+//! | `random` | randomness for node names, bench cookies and jitter |
 
 pub mod bench;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod client;
 pub mod command;
 pub mod names;
 pub mod protocol;
+mod random;
 pub mod sanitize;
 pub mod server;
 mod signals;

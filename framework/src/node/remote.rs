@@ -437,14 +437,6 @@ where
 
     /// Casts; dropped if the node or the server is not there (as any cast).
     pub fn cast(&self, message: G::Cast) {
-        let Some(endpoint) = self.endpoint() else {
-            return;
-        };
-        match serde_json::to_vec(&message) {
-            Ok(payload) => {
-                let _ = endpoint.send_message(Wire::Cast { payload });
-            }
-            Err(error) => tracing::warn!(%error, "a cast does not encode; dropped"),
-        }
+        Self::cast_all([self], &message);
     }
 }

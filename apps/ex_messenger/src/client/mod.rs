@@ -18,7 +18,6 @@ use std::time::Duration;
 use otp::node::{Cookie, NodeConfig};
 use otp::spec::Registry;
 use otp::ServerRef;
-use ring::rand::SecureRandom;
 use tokio::sync::{mpsc, oneshot};
 
 pub use handler::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session};
@@ -50,11 +49,7 @@ pub fn registry(config: NodeConfig, args: HandlerArgs) -> Registry {
 /// A client node's configuration: a fresh random name (other users never see it, so nobody
 /// can aim at it), listening on loopback (the client only dials out).
 pub fn node_config(cookie: Cookie) -> anyhow::Result<NodeConfig> {
-    let mut bytes = [0u8; 4];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("no randomness for the node name"))?;
-    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let suffix = crate::random::hex(4)?;
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     Ok(NodeConfig::new(format!("client-{suffix}"), listen, cookie))
 }

@@ -449,12 +449,8 @@ impl State {
         let answer = match &user.room {
             None => ToClient::Refused("not_in_chatroom: you are not in a room; /join one".into()),
             Some(room) => {
-                let nicks: Vec<&str> = self
-                    .users
-                    .iter()
-                    .filter(|(_, u)| u.room.as_ref() == Some(room))
-                    .map(|(n, _)| n.as_str())
-                    .collect();
+                let members = self.members_of(room);
+                let nicks = members.iter().map(|(nick, _)| nick.as_str()).collect();
                 ToClient::Notice(format!("**Users in room: {}**", sorted(nicks)))
             }
         };
