@@ -406,3 +406,41 @@ async fn the_server_keeps_serving_when_nobody_reads_its_output() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn private_messages_and_other_requests_count_against_the_flood_limit() {
+    // One request a second, bursts of two: a storm of a thousand cannot pass in time.
+    let (_server, address) = Chat::server(COOKIE, &["--rate-limit", "1"]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    for i in 0..1000 {
+        alice.send(&format!("/pm bob storm {i}")).await;
+    }
+    alice.expect("slow down: you are sending too fast").await;
+    for _ in 0..200 {
+        alice.send("/users").await;
+        alice.send("/rooms").await;
+        alice.send("/join lobby").await;
+    }
+    // Alice's quit is handled after all her requests; then the room tells bob.
+    alice.close_input();
+    bob.expect("**alice has left**").await;
+    while alice.next().await.is_some() {}
+    let storm = bob
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("alice (private): storm"))
+        .count();
+    assert!(
+        (1..100).contains(&storm),
+        "bob got {storm} of 1000 private messages"
+    );
+    let answers = alice
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("**Users in room") || l.contains("**Rooms:"))
+        .count();
+    assert!(answers < 100, "alice got {answers} of 600 answers");
+}

@@ -326,6 +326,11 @@ impl State {
             }
             None => return tracing::warn!(?token, "request with an unknown or forged token"),
         };
+        // Every request counts against the flood limit, not only lines said: a `/pm` or
+        // `/join` storm costs the server as much.
+        if !self.admit(&nick) {
+            return;
+        }
         match request {
             Request::Say { text } => self.say(&nick, text).await,
             Request::Pm { to, text } => self.pm(&nick, &to, text),
@@ -336,6 +341,29 @@ impl State {
             Request::Leave => self.switch(&nick, None).await,
             Request::Users => self.users_of(&nick).await,
             Request::Rooms => self.list_rooms(&nick),
+        }
+    }
+
+    /// Takes one request from `nick`'s flood allowance; past it the request is dropped and
+    /// the user told, once per flood.
+    fn admit(&mut self, nick: &Nick) -> bool {
+        let Some(user) = self.users.get_mut(nick) else {
+            return false;
+        };
+        match user.throttle.take(Instant::now()) {
+            Ok(()) => {
+                user.warned = false;
+                true
+            }
+            Err(wait) => {
+                if !std::mem::replace(&mut user.warned, true) {
+                    user.handler.cast(ToClient::Refused(format!(
+                        "slow down: you are sending too fast; requests are dropped for {:.1} s",
+                        wait.as_secs_f64()
+                    )));
+                }
+                false
+            }
         }
     }
 
@@ -381,16 +409,6 @@ impl State {
         if let Some(refusal) = too_long(&text) {
             return user.handler.cast(refusal);
         }
-        if let Err(wait) = user.throttle.take(Instant::now()) {
-            if !std::mem::replace(&mut user.warned, true) {
-                user.handler.cast(ToClient::Refused(format!(
-                    "slow down: you are sending too fast; messages are dropped for {:.1} s",
-                    wait.as_secs_f64()
-                )));
-            }
-            return;
-        }
-        user.warned = false;
         let text = crate::sanitize::clean(&text);
         if text.trim().is_empty() {
             return;
