@@ -107,11 +107,13 @@ impl Chat {
 
     /// Types a line.
     pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    /// Writes these bytes to its input, as they are.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("write to ex_messenger");
+        stdin.write_all(bytes).await.expect("write to ex_messenger");
         stdin.flush().await.expect("flush");
     }
 

@@ -444,3 +444,25 @@ async fn private_messages_and_other_requests_count_against_the_flood_limit() {
         .count();
     assert!(answers < 100, "alice got {answers} of 600 answers");
 }
+
+#[tokio::test]
+async fn a_line_of_invalid_utf8_is_refused_and_the_client_goes_on() {
+    let (_server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    bob.send_raw(b"caf\xe9 latin-1\n").await;
+    bob.expect("line refused: it is not valid UTF-8 text").await;
+    bob.send("still here").await;
+    alice
+        .expect_before("bob: still here", &["bob has left", "caf"])
+        .await;
+    // A line over the limit is refused by the client without reading it all into memory,
+    // and the next line goes.
+    let mut long = vec![b'y'; 100_000];
+    long.extend_from_slice(b"\nand after it\n");
+    bob.send_raw(&long).await;
+    bob.expect("message too long (100000 bytes)").await;
+    alice.expect_before("bob: and after it", &["yyyy"]).await;
+}

@@ -21,13 +21,16 @@ use otp::ServerRef;
 use tokio::sync::{mpsc, oneshot};
 
 pub use handler::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session};
-pub use terminal::Terminal;
+pub use terminal::{Terminal, Typed};
 
 use crate::cli::{ClientArgs, DEFAULT_PORT};
 use crate::command::{Command, HELP};
 use crate::names::Nick;
 use crate::protocol::MESSAGE_HANDLER;
 use crate::trees::BuiltIn;
+
+/// Incoming lines shown at once, at most.
+const OUTPUT_BATCH: usize = 256;
 
 /// The client's tree, compiled in; `--tree` loads another.
 const TREE: BuiltIn = BuiltIn {
@@ -102,23 +105,36 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let tree = start(args.tree.as_ref(), config, handler_args).await?;
 
     let prompt = terminal.chat_prompt(nick.as_str());
-    let mut typed = terminal.next_line(&prompt);
     let shutdown = crate::signals::shutdown();
     tokio::pin!(shutdown);
+    let mut shown = Vec::new();
     let code = loop {
         tokio::select! {
-            output = incoming.recv() => match output {
-                Some(Output::Line(line)) => terminal.print(&line),
-                Some(Output::Fatal(line)) => {
-                    terminal.print(&line);
+            // Lines that arrived together are shown together (one redraw of the prompt).
+            count = incoming.recv_many(&mut shown, OUTPUT_BATCH) => {
+                if count == 0 {
                     break ExitCode::FAILURE;
                 }
-                None => break ExitCode::FAILURE,
+                let fatal = shown.iter().any(|o| matches!(o, Output::Fatal(_)));
+                terminal.print_all(shown.iter().map(|o| match o {
+                    Output::Line(line) | Output::Fatal(line) => line.as_str(),
+                }));
+                shown.clear();
+                if fatal {
+                    break ExitCode::FAILURE;
+                }
             },
-            line = &mut typed => {
-                let Some(line) = line.ok().flatten() else {
-                    quit().await;
-                    break ExitCode::SUCCESS;
+            typed = terminal.read(&prompt) => {
+                let line = match typed {
+                    Typed::Line(line) => line,
+                    Typed::Refused(why) => {
+                        terminal.print(&why);
+                        continue;
+                    }
+                    Typed::End => {
+                        quit().await;
+                        break ExitCode::SUCCESS;
+                    }
                 };
                 match Command::parse(&line) {
                     Ok(Command::Quit) => {
@@ -133,7 +149,6 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                     },
                     Err(error) => terminal.print(&error.to_string()),
                 }
-                typed = terminal.next_line(&prompt);
             }
             _ = &mut shutdown => {
                 quit().await;
