@@ -39,6 +39,7 @@ async fn nodes_across_processes() {
 
     let fixture = FixtureNode::start(FIXTURE, &["alpha", COOKIE]).await;
     remote_calls_and_casts(&node, &fixture, &mut events).await;
+    disconnecting_closes_the_link_until_connected_again(&node, &fixture, &mut events).await;
     hostile_peers_cannot_hijack_or_flood(&node, &fixture, &mut events).await;
     wrong_cookie_and_unreachable_are_told_apart(&node).await;
     silent_and_garbage_clients_are_closed(&node).await;
@@ -57,6 +58,34 @@ async fn nodes_across_processes() {
     killed_peer_fails_calls_promptly(&node, &mut events).await;
     frozen_peer_is_declared_down(&node, &mut events).await;
     node.stop().await;
+}
+
+async fn disconnecting_closes_the_link_until_connected_again(
+    node: &Node,
+    fixture: &FixtureNode,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+) {
+    assert_eq!(node.disconnect(&fixture.name).await, Ok(true));
+    assert_eq!(
+        next_event(events).await,
+        NodeEvent::Down(fixture.name.clone())
+    );
+    assert_eq!(node.peers().await.unwrap(), Vec::<String>::new());
+    assert_eq!(node.disconnect(&fixture.name).await, Ok(false));
+    let echo = node.remote::<Echo>(&fixture.name, ECHO).await;
+    assert!(echo.is_err(), "no remote server on a disconnected node");
+    node.connect(&fixture.address)
+        .await
+        .expect("connects again");
+    assert_eq!(
+        next_event(events).await,
+        NodeEvent::Up(fixture.name.clone())
+    );
+    let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
+    assert_eq!(
+        echo.call(EchoCall::Echo("back".into())).await.as_deref(),
+        Ok("back")
+    );
 }
 
 async fn remote_calls_and_casts(

@@ -16,9 +16,9 @@ use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
 use tokio::task::JoinHandle;
 
-use super::listener::{accept_loop, AcceptPolicy, LabeledStream};
-use super::remote::RemoteRef;
-use super::{ConnectError, NodeConfig, NodeEvent};
+use super::listener::{accept_loop, AcceptPolicy, LabeledStream, Link};
+use super::remote::{RemoteRef, Wire};
+use super::{Census, ConnectError, NodeConfig, NodeEvent};
 use crate::{
     BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef,
 };
@@ -46,6 +46,10 @@ pub(crate) enum Request {
     Whoami,
     Export(String, ExportFn),
     Watch(Watcher),
+    /// Close every link to this peer (`erlang:disconnect_node/1`).
+    Disconnect(String),
+    /// What the node holds now.
+    Census,
 }
 
 pub(crate) enum Response {
@@ -54,6 +58,9 @@ pub(crate) enum Response {
     Dialed(Option<String>),
     Peers(Vec<(String, u64)>),
     Whoami(String, SocketAddr, Box<NodeConfig>),
+    /// The answer to `Disconnect`: whether the peer was connected.
+    Disconnected(bool),
+    Census(Census),
     Done,
 }
 
@@ -71,6 +78,17 @@ pub(crate) enum Event {
     Tick,
     /// A peer answered a heartbeat on this session.
     Alive(ActorId),
+}
+
+/// This process's node name, for remote monitor requests to carry (one node per process).
+static LOCAL_NAME: std::sync::RwLock<String> = std::sync::RwLock::new(String::new());
+
+/// The full name of the node running in this process (empty if none has started).
+pub(crate) fn local_name() -> String {
+    LOCAL_NAME
+        .read()
+        .map(|name| name.clone())
+        .unwrap_or_default()
 }
 
 /// The registered and exported name of every node's heartbeat server.
@@ -139,6 +157,10 @@ pub(crate) struct State {
 
 struct Session {
     info: NodeServerSessionInformation,
+    /// The link under a session that came through our listener or `connect` (not one on
+    /// ractor_cluster's internal listener): when its peer last sent anything, and a sure way
+    /// to close it.
+    link: Option<std::sync::Arc<Link>>,
     authenticated: bool,
     ready: bool,
     /// When the peer last proved alive (ready, or answered a heartbeat).
@@ -147,6 +169,9 @@ struct Session {
     dialed: Option<SocketAddr>,
     /// Set when we close the session ourselves, so its end is reported with the cause.
     closed_by_us: Option<ConnectError>,
+    /// The authentication deadline's timer, cancelled once the peer is in (a timer left
+    /// to run would hold a task for the whole deadline, per connection).
+    deadline: Option<crate::Timer>,
 }
 
 impl GenServer for NodeProcess {
@@ -208,6 +233,9 @@ impl GenServer for NodeProcess {
             node_server.clone(),
             policy,
         )));
+        if let Ok(mut name) = LOCAL_NAME.write() {
+            name.clone_from(&full_name);
+        }
         tracing::info!(node = %full_name, %address, "node started");
         Ok(State {
             config,
@@ -274,6 +302,26 @@ impl GenServer for NodeProcess {
                 }
                 Err(error) => Err(ConnectError::Export(error)),
             },
+            Request::Disconnect(peer) => {
+                let mut found = false;
+                for session in state.sessions.values_mut() {
+                    if session.peer() == Some(peer.as_str()) {
+                        found = true;
+                        session.close(ConnectError::Closed);
+                    }
+                }
+                if found {
+                    tracing::info!(%peer, "disconnecting on request");
+                }
+                Ok(Response::Disconnected(found))
+            }
+            Request::Census => Ok(Response::Census(Census {
+                peers: state.peers().len(),
+                sessions: state.sessions.len(),
+                remote_monitors: super::remote::REMOTE_MONITORS
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                links: Link::count(),
+            })),
             Request::Watch(watcher) => {
                 // A new watcher learns which nodes are up now, as if they had just come up.
                 for (peer, _) in state.peers() {
@@ -351,6 +399,7 @@ impl State {
                 if let Some(session) = self.sessions.get_mut(&info.actor.get_id()) {
                     session.authenticated = true;
                     session.info = info;
+                    session.cancel_deadline();
                 }
             }
             Event::Ready(info) => self.ready(info),
@@ -365,8 +414,7 @@ impl State {
                 if let Some(session) = self.sessions.get_mut(&id) {
                     if !session.authenticated {
                         tracing::warn!(peer = %session.info.peer_addr, "closing a connection that did not authenticate in time");
-                        session.closed_by_us = Some(ConnectError::Timeout);
-                        session.info.actor.kill();
+                        session.close(ConnectError::Timeout);
                     }
                 }
             }
@@ -383,20 +431,22 @@ impl State {
         } else {
             None
         };
+        let link = Link::find(&info.peer_addr);
         let mut session = Session {
             info,
+            link,
             authenticated: false,
             ready: false,
             last_seen: Instant::now(),
             dialed: None,
             closed_by_us: None,
+            deadline: None,
         };
         if let Some(limit) = refusal {
             tracing::warn!(peer = %session.info.peer_addr, limit, "connection refused: limit reached");
-            session.closed_by_us = Some(ConnectError::Refused(limit));
-            session.info.actor.kill();
+            session.close(ConnectError::Refused(limit));
         } else {
-            me.send_after(self.config.auth_timeout, Event::Deadline(id));
+            session.deadline = Some(me.send_after(self.config.auth_timeout, Event::Deadline(id)));
         }
         self.sessions.insert(id, session);
     }
@@ -409,6 +459,7 @@ impl State {
         session.authenticated = true;
         session.ready = true;
         session.last_seen = Instant::now();
+        session.cancel_deadline();
         session.info = info;
         let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
             return;
@@ -433,9 +484,10 @@ impl State {
     }
 
     fn disconnected(&mut self, info: NodeServerSessionInformation) {
-        let Some(session) = self.sessions.remove(&info.actor.get_id()) else {
+        let Some(mut session) = self.sessions.remove(&info.actor.get_id()) else {
             return;
         };
+        session.cancel_deadline();
         if let Some((from, _)) = self.pending.remove(&session.info.peer_addr) {
             let error = session
                 .closed_by_us
@@ -456,6 +508,10 @@ impl State {
             .any(|s| s.ready && s.info.peer_name.as_ref().is_some_and(|p| p.name == peer));
         if session.ready && !still_up {
             tracing::warn!(node = %self.full_name, %peer, "node down");
+            // Remote monitors the peer held here can never be answered: let them go.
+            for endpoint in self.exports.values() {
+                let _ = endpoint.send_message(Wire::Forget { node: peer.clone() });
+            }
             self.notify(NodeEvent::Down(peer));
         }
     }
@@ -472,15 +528,21 @@ impl State {
             }
             let processes = session.info.actor.get_children().len();
             if processes > self.config.max_peer_processes {
-                tracing::warn!(peer = ?session.info.peer_name.as_ref().map(|p| &p.name), processes, "peer announced too many processes; closing its connection");
-                session.closed_by_us = Some(ConnectError::Refused("max_peer_processes"));
-                session.info.actor.kill();
+                tracing::warn!(peer = ?session.peer(), processes, "peer announced too many processes; closing its connection");
+                session.close(ConnectError::Refused("max_peer_processes"));
                 continue;
             }
-            if session.last_seen.elapsed() > timeout {
-                tracing::warn!(peer = ?session.info.peer_name.as_ref().map(|p| &p.name), silent_for = ?session.last_seen.elapsed(), "peer stopped answering; closing its connection");
-                session.closed_by_us = Some(ConnectError::Closed);
-                session.info.actor.kill();
+            // A peer whose bytes keep arriving is alive, even when its heartbeat answers
+            // wait behind a backlog of data on the link.
+            let silent_for = session.last_seen.elapsed().min(
+                session
+                    .link
+                    .as_ref()
+                    .map_or(Duration::MAX, |link| link.silent_for()),
+            );
+            if silent_for > timeout {
+                tracing::warn!(peer = ?session.peer(), ?silent_for, "peer stopped answering; closing its connection");
+                session.close(ConnectError::Closed);
                 continue;
             }
             let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
@@ -499,6 +561,29 @@ impl State {
 
     fn notify(&mut self, event: NodeEvent) {
         self.watchers.retain(|watcher| watcher(event.clone()));
+    }
+}
+
+impl Session {
+    fn peer(&self) -> Option<&str> {
+        self.info.peer_name.as_ref().map(|p| p.name.as_str())
+    }
+
+    fn cancel_deadline(&mut self) {
+        if let Some(deadline) = self.deadline.take() {
+            deadline.cancel();
+        }
+    }
+
+    /// Closes the session, remembering why. Killing the session actor alone leaves
+    /// ractor_cluster's reader and writer tasks waiting on the socket; shutting the socket
+    /// ends them.
+    fn close(&mut self, why: ConnectError) {
+        self.closed_by_us = Some(why);
+        self.info.actor.kill();
+        if let Some(link) = &self.link {
+            link.close();
+        }
     }
 }
 

@@ -105,6 +105,20 @@ pub enum NodeEvent {
     Down(String),
 }
 
+/// What a node holds at one moment ([`Node::census`]): each count returns to its baseline
+/// once peers are gone, however many came and went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Census {
+    /// Connected, authenticated peers.
+    pub peers: usize,
+    /// Sessions, authenticated or not.
+    pub sessions: usize,
+    /// Remote monitors peers hold on this node's exported servers.
+    pub remote_monitors: usize,
+    /// Open TCP links (ours and peers'), counted until both their reader and the node let go.
+    pub links: usize,
+}
+
 /// Why a connection attempt or node request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
@@ -307,6 +321,29 @@ impl Node {
                 .find(|(peer, _)| peer == node)
                 .map(|(peer, id)| RemoteRef::new(id, peer, name.to_owned()))
                 .ok_or_else(|| ConnectError::UnknownNode(node.to_owned())),
+            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
+        }
+    }
+
+    /// Closes every link to `peer` (`erlang:disconnect_node/1`); both sides see it go down.
+    /// Returns whether it was connected.
+    pub async fn disconnect(&self, peer: &str) -> Result<bool, ConnectError> {
+        match ask(
+            &self.server,
+            Request::Disconnect(peer.to_owned()),
+            Timeout::Infinity,
+        )
+        .await?
+        {
+            Response::Disconnected(found) => Ok(found),
+            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
+        }
+    }
+
+    /// What this node holds now: peers, sessions, remote monitors, links.
+    pub async fn census(&self) -> Result<Census, ConnectError> {
+        match ask(&self.server, Request::Census, Timeout::Infinity).await? {
+            Response::Census(census) => Ok(census),
             _ => Err(ConnectError::Unavailable("unexpected answer".into())),
         }
     }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
@@ -39,9 +40,16 @@ pub(crate) enum Wire {
     },
     /// Answered only when the exported server exits (or at once if none runs): a remote
     /// monitor. If the link drops first, the caller's pending call fails, which is the
-    /// `noconnection` DOWN.
+    /// `noconnection` DOWN. `watcher` names the watching node, so that the port can be let
+    /// go when that node goes down (ractor_cluster keeps a task and the dead session alive
+    /// for as long as the port is held).
     Monitor {
         reply: RpcReplyPort<Vec<u8>>,
+        watcher: String,
+    },
+    /// Local only, from the node kernel: `node` is down; drop the monitors it held.
+    Forget {
+        node: String,
     },
 }
 
@@ -67,12 +75,13 @@ impl ractor::Message for Wire {
                 args: payload,
                 metadata: None,
             },
-            Wire::Monitor { reply } => SerializedMessage::Call {
+            Wire::Monitor { reply, watcher } => SerializedMessage::Call {
                 variant: MONITOR.to_owned(),
-                args: Vec::new(),
+                args: watcher.into_bytes(),
                 reply,
                 metadata: None,
             },
+            Wire::Forget { .. } => return Err(BoxedDowncastErr),
         })
     }
 
@@ -90,9 +99,15 @@ impl ractor::Message for Wire {
             SerializedMessage::Cast { variant, args, .. } if variant == CAST => {
                 Ok(Wire::Cast { payload: args })
             }
-            SerializedMessage::Call { variant, reply, .. } if variant == MONITOR => {
-                Ok(Wire::Monitor { reply })
-            }
+            SerializedMessage::Call {
+                variant,
+                reply,
+                args,
+                ..
+            } if variant == MONITOR => Ok(Wire::Monitor {
+                reply,
+                watcher: String::from_utf8_lossy(&args).into_owned(),
+            }),
             _ => Err(BoxedDowncastErr),
         }
     }
@@ -112,10 +127,42 @@ enum Answer<R> {
     NoReply,
 }
 
+/// Remote monitors held by this process's endpoints, for [`Node::census`](super::Node::census).
+pub(crate) static REMOTE_MONITORS: AtomicUsize = AtomicUsize::new(0);
+
+/// A remote monitor's reply port, and the node that asked; counted while held.
+struct Watcher {
+    node: String,
+    reply: Option<RpcReplyPort<Vec<u8>>>,
+}
+
+impl Watcher {
+    fn new(node: String, reply: RpcReplyPort<Vec<u8>>) -> Self {
+        REMOTE_MONITORS.fetch_add(1, Ordering::Relaxed);
+        Self {
+            node,
+            reply: Some(reply),
+        }
+    }
+
+    /// Answers the monitor with the server's exit.
+    fn answer(mut self, answer: Answer<()>) {
+        if let Some(reply) = self.reply.take() {
+            send::<()>(reply, answer);
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        REMOTE_MONITORS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// An endpoint's state.
 struct EndpointState<G: GenServer> {
     /// Remote monitors waiting for a server to exit, by that server's process id.
-    watchers: HashMap<ActorId, Vec<RpcReplyPort<Vec<u8>>>>,
+    watchers: HashMap<ActorId, Vec<Watcher>>,
     /// The server last found under the name; looked up again once it has exited, so a
     /// restarted server is reached without a lookup per message.
     target: Option<ServerRef<G>>,
@@ -161,7 +208,7 @@ where
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            Wire::Monitor { reply } => {
+            Wire::Monitor { reply, watcher } => {
                 let Some(target) = state.target(&self.server) else {
                     send::<()>(reply, Answer::NoProc);
                     return Ok(());
@@ -172,7 +219,14 @@ where
                     send::<()>(reply, Answer::NoProc);
                     return Ok(());
                 }
-                state.watchers.entry(target.id()).or_default().push(reply);
+                let watcher = Watcher::new(watcher, reply);
+                state.watchers.entry(target.id()).or_default().push(watcher);
+            }
+            Wire::Forget { node } => {
+                state.watchers.retain(|_, watchers| {
+                    watchers.retain(|w| w.node != node);
+                    !watchers.is_empty()
+                });
             }
             Wire::Cast { payload } => match serde_json::from_slice::<G::Cast>(&payload) {
                 Ok(cast) => {
@@ -232,8 +286,8 @@ where
             return Ok(());
         };
         myself.unmonitor(cell.clone());
-        for reply in state.watchers.remove(&cell.get_id()).unwrap_or_default() {
-            send::<()>(reply, Answer::Exited(reason.encode()));
+        for watcher in state.watchers.remove(&cell.get_id()).unwrap_or_default() {
+            watcher.answer(Answer::Exited(reason.encode()));
         }
         Ok(())
     }
@@ -249,6 +303,7 @@ pub(crate) fn watch(
     let sent = endpoint
         .send_message(Wire::Monitor {
             reply: sender.into(),
+            watcher: super::kernel::local_name(),
         })
         .is_ok();
     async move {

@@ -1,16 +1,47 @@
 //! A node for the distribution tests, in its own OS process:
 //!
-//! `node_fixture <name> <cookie> [--tls DIR] [--connect ADDR] [--prefix TEXT] [--flood N]`
+//! `node_fixture <name> <cookie> [--tls DIR] [--connect ADDR] [--prefix TEXT] [--flood N]
+//!  [--monitor] [--cycle N]`
 //!
 //! listens on an ephemeral loopback port (with mutual TLS from `DIR/{node.pem,node.key,ca.pem}`
 //! if given), exports the `echo` server (whose replies start with `--prefix`), prints
 //! `READY <node name> <address>`, then optionally connects to another node (printing
-//! `CONNECTED <peer>` or `CONNECT_ERROR <error>`) and announces `--flood` processes to it,
-//! and runs until killed.
+//! `CONNECTED <peer>` or `CONNECT_ERROR <error>`), monitors its `echo` server (`--monitor`,
+//! then prints `MONITORING`) and announces `--flood` processes to it, and runs until killed.
+//!
+//! With `--cycle N` it instead comes and goes N times: a fresh node connects to `--connect`,
+//! monitors its `echo`, calls it, and stops; then it prints `CYCLED N` and exits.
 
-use otp::node::{Cookie, Node, NodeConfig, Tls};
-use otp::GenServer;
-use otp_tests::{Echo, ECHO};
+use otp::node::{Cookie, Node, NodeConfig, RemoteRef, Tls};
+use otp::{BoxError, Context, GenServer};
+use otp_tests::{Echo, EchoCall, ECHO};
+
+/// Holds a remote monitor on the `echo` of the node it is given.
+struct RemoteWatcher;
+
+impl GenServer for RemoteWatcher {
+    type Args = RemoteRef<Echo>;
+    type State = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&self, me: &Context<Self>, echo: RemoteRef<Echo>) -> Result<(), BoxError> {
+        me.monitor_remote(&echo)?;
+        Ok(())
+    }
+}
+
+/// Connects `node` to `address`, monitors its `echo`, and waits until the monitor is in
+/// place (the call after it is answered after the monitor request was handled).
+async fn monitor_echo(node: &Node, address: &str) -> anyhow::Result<()> {
+    let peer = node.connect(address).await?;
+    let echo = node.remote::<Echo>(&peer, ECHO).await?;
+    RemoteWatcher.start(echo.clone()).await?;
+    echo.call(EchoCall::Echo("monitoring".into())).await?;
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,7 +53,12 @@ async fn main() -> anyhow::Result<()> {
     let name = args.next().unwrap_or_else(|| "fixture".into());
     let cookie = Cookie::new(args.next().unwrap_or_default())?;
     let (mut connect, mut prefix, mut flood, mut tls) = (None, String::new(), 0usize, None);
+    let (mut monitor, mut cycles) = (false, 0usize);
     while let Some(flag) = args.next() {
+        if flag == "--monitor" {
+            monitor = true;
+            continue;
+        }
         let value = args
             .next()
             .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
@@ -30,11 +66,12 @@ async fn main() -> anyhow::Result<()> {
             "--connect" => connect = Some(value),
             "--prefix" => prefix = value,
             "--flood" => flood = value.parse()?,
+            "--cycle" => cycles = value.parse()?,
             "--tls" => tls = Some(std::path::PathBuf::from(value)),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
-    let mut config = NodeConfig::new(name, "127.0.0.1:0".parse()?, cookie);
+    let mut config = NodeConfig::new(name.clone(), "127.0.0.1:0".parse()?, cookie.clone());
     if let Some(dir) = tls {
         config.tls = Some(Tls::from_pem_files(
             &dir.join("node.pem"),
@@ -47,10 +84,29 @@ async fn main() -> anyhow::Result<()> {
     Echo { prefix }.start_named(ECHO, ()).await?;
     node.export::<Echo>(ECHO).await?;
     println!("READY {} {}", node.name(), node.address());
+    if let (Some(address), true) = (&connect, cycles > 0) {
+        node.stop().await;
+        for cycle in 0..cycles {
+            let config = NodeConfig::new(
+                format!("{name}{cycle}"),
+                "127.0.0.1:0".parse()?,
+                cookie.clone(),
+            );
+            let node = Node::start(config).await?;
+            monitor_echo(&node, address).await?;
+            node.stop().await;
+        }
+        println!("CYCLED {cycles}");
+        return Ok(());
+    }
     if let Some(address) = connect {
         match node.connect(address.as_str()).await {
             Ok(peer) => println!("CONNECTED {peer}"),
             Err(error) => println!("CONNECT_ERROR {error}"),
+        }
+        if monitor {
+            monitor_echo(&node, &address).await?;
+            println!("MONITORING");
         }
     }
     // Announce many processes: every export is a remotely reachable endpoint that joins a

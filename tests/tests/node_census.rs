@@ -1,0 +1,109 @@
+//! What a node holds comes back to its baseline after thousands of peers came and went,
+//! whether they left in order or were killed, while holding remote monitors on it.
+
+use std::time::Duration;
+
+use otp::node::{Census, Cookie, Node, NodeConfig, NodeEvent};
+use otp::GenServer;
+use otp_tests::{next_event, Echo, FixtureNode, NodeWatcher, ECHO, PATIENCE};
+use tokio::sync::mpsc;
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_node_fixture");
+const COOKIE: &str = "census-test-cookie";
+/// Peers that connect, monitor and leave in order.
+const CYCLES: usize = 1000;
+/// Peers killed while holding a monitor.
+const KILLED: usize = 10;
+
+/// Waits until the node's census is `expected` (the counts settle as sessions finish
+/// closing); fails with the last census after [`PATIENCE`].
+async fn settles_to(node: &Node, expected: Census) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let census = node.census().await.unwrap();
+        if census == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node still holds {census:?}; expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holds_nothing_for_peers_that_came_and_went() {
+    let config = NodeConfig::new(
+        "census",
+        "127.0.0.1:0".parse().unwrap(),
+        Cookie::new(COOKIE).unwrap(),
+    );
+    let node = Node::start(config).await.expect("local node starts");
+    Echo::default().start_named(ECHO, ()).await.unwrap();
+    node.export::<Echo>(ECHO).await.unwrap();
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let watcher = NodeWatcher(sender).start(()).await.unwrap();
+    node.monitor_nodes(&watcher).await.unwrap();
+    let address = node.address().to_string();
+    let baseline = node.census().await.unwrap();
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+
+    let mut cycler = FixtureNode::start(
+        FIXTURE,
+        &[
+            "cycler",
+            COOKIE,
+            "--connect",
+            &address,
+            "--cycle",
+            &CYCLES.to_string(),
+        ],
+    )
+    .await;
+    let done = tokio::time::timeout(PATIENCE * 10, cycler.next_line())
+        .await
+        .expect("the cycles finish");
+    assert_eq!(done, format!("CYCLED {CYCLES}"));
+    settles_to(&node, baseline).await;
+
+    for n in 0..KILLED {
+        let mut peer = FixtureNode::start(
+            FIXTURE,
+            &[
+                &format!("doomed{n}"),
+                COOKIE,
+                "--connect",
+                &address,
+                "--monitor",
+            ],
+        )
+        .await;
+        assert!(peer.next_line().await.starts_with("CONNECTED"));
+        assert_eq!(peer.next_line().await, "MONITORING");
+        assert_eq!(
+            node.census().await.unwrap().remote_monitors,
+            baseline.remote_monitors + 1
+        );
+        peer.child.kill().await.unwrap();
+        loop {
+            if let NodeEvent::Down(gone) = next_event(&mut events).await {
+                if gone == peer.name {
+                    break;
+                }
+            }
+        }
+    }
+
+    settles_to(&node, baseline).await;
+    let now = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(
+        now <= tasks + 2,
+        "{now} tasks alive after the peers left, {tasks} before"
+    );
+    node.stop().await;
+}
