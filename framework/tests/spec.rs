@@ -207,7 +207,9 @@ fn impossible_combinations_are_refused() {
         "children[0].dynamic_supervisor.max_children",
         "at least 1",
     );
-    assert_refused(r#"{"period": 0}"#, "period", "positive number of seconds");
+    assert_refused(r#"{"period": 0}"#, "period", "number of seconds from 0.001");
+    assert_refused(r#"{"period": 1e-10}"#, "period", "number of seconds from 0.001");
+    assert_refused(r#"{"period": 2e19}"#, "period", "number of seconds from 0.001");
     assert_refused(
         r#"{"children": [{"id": "", "start": "probe", "args": 1}]}"#,
         "children[0].id",

@@ -26,13 +26,13 @@ pub fn clean(text: &str) -> String {
     out
 }
 
-/// Characters that change how text reads without being seen: zero-width characters and
-/// bidirectional controls.
+/// Characters that change how text reads without being seen: zero-width characters,
+/// bidirectional controls (the Arabic letter mark among them) and Unicode tag characters.
 pub fn is_invisible_or_directional(c: char) -> bool {
     matches!(
         c,
-        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}' | '\u{feff}'
+        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{e0000}'..='\u{e007f}'
     )
 }
 

@@ -220,16 +220,22 @@ fn dynamic_flags(entry: DynamicEntry, file: &Path, at: &str) -> Result<DynamicFl
     })
 }
 
+/// The shortest and longest restart periods a file may give: shorter would round to no
+/// period at all (no restart limit), longer does not fit a `Duration` or a human's patience.
+const PERIODS: std::ops::RangeInclusive<f64> = 0.001..=1e9;
+
 fn period(seconds: Option<f64>, file: &Path, at: &str) -> Result<Duration, SpecError> {
     match seconds {
         None => Ok(DEFAULT_PERIOD),
-        Some(seconds) if seconds > 0.0 && seconds.is_finite() => {
-            Ok(Duration::from_secs_f64(seconds))
-        }
+        Some(seconds) if PERIODS.contains(&seconds) => Ok(Duration::from_secs_f64(seconds)),
         Some(seconds) => Err(SpecError::new(
             file,
             at,
-            format!("{seconds} is not a period: give a positive number of seconds"),
+            format!(
+                "{seconds} is not a period: give a number of seconds from {} to {}",
+                PERIODS.start(),
+                PERIODS.end()
+            ),
         )),
     }
 }

@@ -75,7 +75,7 @@ pub fn parse(text: &str, origin: impl AsRef<Path>, registry: &Registry) -> Resul
 
 /// A spec that cannot be used, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {}{problem}", file.display(), if field.is_empty() { String::new() } else { format!("{field}: ") })]
+#[error("{}: {}{}", one_line(&file.display().to_string()), if field.is_empty() { String::new() } else { format!("{}: ", one_line(field)) }, one_line(problem))]
 pub struct SpecError {
     /// The file at fault.
     pub file: PathBuf,
@@ -83,6 +83,17 @@ pub struct SpecError {
     pub field: String,
     /// What is wrong and what is allowed.
     pub problem: String,
+}
+
+/// `text` with control characters escaped (`\n` as the two characters `\` `n`): names from
+/// the file are quoted in errors, and an error stays one line whatever the file holds.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 impl SpecError {
