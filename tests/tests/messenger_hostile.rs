@@ -92,6 +92,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     server.cast(ServerCast::Request {
         token: forged.clone(),
         room: lobby.clone(),
+        seq: 1,
         request: Request::Say {
             text: "forged as alice".into(),
         },
@@ -109,6 +110,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     server.cast(ServerCast::Request {
         token: forged.clone(),
         room: lobby.clone(),
+        seq: 1,
         request: Request::Leave,
     });
     // Joining as alice, from her node or ours: her nick is in use.
@@ -116,6 +118,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
         let join = ServerCall::Join {
             nick: nick("alice"),
             node: from,
+            session: 1,
             room: lobby.clone(),
             resume: None,
         };
@@ -129,6 +132,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     let join = ServerCall::Join {
         nick: nick("mallory"),
         node: alice_node.clone(),
+        session: 1,
         room: lobby.clone(),
         resume: None,
     };
@@ -146,6 +150,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     let squat = ServerCall::Join {
         nick: nick("carol"),
         node: alice_node.clone(),
+        session: 1,
         room: lobby.clone(),
         resume: None,
     };
@@ -157,6 +162,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     let join = ServerCall::Join {
         nick: nick("eve"),
         node: node.name().to_owned(),
+        session: 1,
         room: lobby.clone(),
         resume: None,
     };
@@ -176,6 +182,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     server.cast(ServerCast::Request {
         token: stolen,
         room: lobby.clone(),
+        seq: 1,
         request: Request::Say {
             text: "eve's mac as alice".into(),
         },
@@ -184,11 +191,17 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     let say = |text: String| ServerCast::Request {
         token: token.clone(),
         room: lobby.clone(),
+        seq: 1,
         request: Request::Say { text },
     };
     server.cast(say("y".repeat(5000)));
     match next(&mut inbox).await {
-        ToClient::Refused(reason) => assert!(reason.starts_with("message too long"), "{reason}"),
+        ToClient::Refused {
+            seq: Some(1),
+            reason,
+        } => {
+            assert!(reason.starts_with("message too long"), "{reason}")
+        }
         other => panic!("oversized text accepted: {other:?}"),
     }
     server.cast(say("\u{1b}[31mred\u{1b}[0m\u{9b}2J \u{202e}txt.exe".into()));

@@ -286,6 +286,7 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
         output,
         session: Session::shared(),
         give_up_after: Duration::from_secs(10),
+        trace: None,
     };
     let tree =
         crate::client::start(None, crate::client::node_config(cookie)?, handler_args).await?;

@@ -106,7 +106,15 @@ pub struct ServerArgs {
     /// its user removed.
     #[arg(long, value_name = "SECONDS", default_value_t = 15)]
     pub liveness_timeout: u64,
+    /// Bytes of room traffic a user may fall behind (not reading: a stopped terminal, a
+    /// slow link) before the server disconnects them; a quarter of it is tolerated for 5 s.
+    /// What the server holds for one slow reader stays within this bound.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BACKLOG)]
+    pub max_backlog: u64,
 }
+
+/// The default of `server --max-backlog`: 1 MiB, about 5,000 lines of 150 bytes.
+pub const DEFAULT_MAX_BACKLOG: u64 = 1024 * 1024;
 
 /// `ex_messenger client`.
 #[derive(Debug, Args)]

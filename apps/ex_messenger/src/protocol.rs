@@ -5,6 +5,17 @@
 //! [`Token`] that the server issued to the *node* the nick joined from (delivered to that
 //! node's message handler only, see [`ToClient::Challenge`]), and that only the server can
 //! mint.
+//!
+//! # Nothing accepted is lost
+//! Each request a client makes has a number ([`Seq`]) in its client session. The server
+//! answers every one: [`ToClient::Ack`] once done (for a line said in a room: once the room
+//! has sent it to every member, with the line's place in the room), or
+//! [`ToClient::Refused`] with the reason. A client keeps what is unanswered and sends it
+//! again after any outage (a lost link, a restarted message server or room), so a line is
+//! never lost between client and room; it may then arrive twice, and receivers drop what
+//! they have already shown ([`ToClient::Said`] carries the sender's session and number).
+//! Rooms number their lines ([`Placed`]); each member reports how much it has read
+//! ([`ServerCast::Delivered`]), which bounds what the server holds for a slow reader.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +45,26 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// A request's number in its client session: increasing, answered once, sent again after
+/// an outage until answered.
+pub type Seq = u64;
+
+/// Where a line stands in its room: the room's incarnation (a restarted room starts a new
+/// one) and the line's number in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placed {
+    /// Random per room incarnation.
+    pub epoch: u64,
+    /// 1 for the incarnation's first line, then one more per line.
+    pub seq: u64,
+}
+
+/// What a line costs a member's backlog, in bytes: the same sum on both sides, so the
+/// server's count of what it sent and the member's count of what it read agree.
+pub fn line_cost(from: &Nick, text: &str) -> u64 {
+    (from.as_str().len() + text.len() + 48) as u64
+}
+
 /// Calls to the message server.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ServerCall {
@@ -44,6 +75,9 @@ pub enum ServerCall {
     Join {
         nick: Nick,
         node: String,
+        /// Random per client process: with [`Seq`], names each line for receivers to drop
+        /// what they have already shown.
+        session: u64,
         room: Option<Room>,
         resume: Option<Token>,
     },
@@ -75,7 +109,16 @@ pub enum ServerCast {
     Request {
         token: Token,
         room: Option<Room>,
+        seq: Seq,
         request: Request,
+    },
+    /// The holder of `token` has read `bytes` (by [`line_cost`]) of what `room`'s
+    /// incarnation `epoch` sent it since it entered.
+    Delivered {
+        token: Token,
+        room: Room,
+        epoch: u64,
+        bytes: u64,
     },
 }
 
@@ -101,16 +144,37 @@ pub enum Request {
 pub enum ToClient {
     /// Prove you are the node this join came from: send this token back.
     Challenge { token: Token },
-    /// In `room` now, with these users.
-    Joined { room: Room, users: Vec<Nick> },
-    /// `from` said `text` in the room.
-    Said { from: Nick, text: String },
-    /// `from` said `text` to you only.
-    Private { from: Nick, text: String },
+    /// In `room` now, with these users; lines after `at` are yours to receive.
+    Joined {
+        room: Room,
+        users: Vec<Nick>,
+        at: Placed,
+    },
+    /// `from` said `text` in the room: the room's line `at`, the sender's request `sent`
+    /// in its session `session`.
+    Said {
+        from: Nick,
+        text: String,
+        at: Placed,
+        session: u64,
+        sent: Seq,
+    },
+    /// `from` said `text` to you only (its request `sent` in session `session`).
+    Private {
+        from: Nick,
+        text: String,
+        session: u64,
+        sent: Seq,
+    },
+    /// Request `seq` is done; a line said in a room is `placed` there.
+    Ack { seq: Seq, placed: Option<Placed> },
     /// A room event (`**alice has joined**`) or an answer (`/users`, `/rooms`), to show.
     Notice(String),
-    /// A request was refused: the one-line reason to show.
-    Refused(String),
+    /// A request (`seq`, if it was one) was refused: the one-line reason to show.
+    Refused { seq: Option<Seq>, reason: String },
+    /// The room restarted as incarnation `epoch`, with you in it: lines not acknowledged
+    /// yet may have been lost with its predecessor; send them again.
+    RoomRestarted { room: Room, epoch: u64 },
     /// The join was refused after the challenge (another node confirmed the nick first).
     JoinRefused(String),
     /// Out of the room, still connected.

@@ -11,6 +11,18 @@ pub fn hex(bytes: usize) -> anyhow::Result<String> {
     Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A random 64-bit number, for ids that only need to differ (a client session, a room's
+/// incarnation); from the clock if the random source fails.
+pub fn number() -> u64 {
+    let mut bytes = [0u8; 8];
+    match SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    }
+}
+
 /// A random fraction in [0, 1]; 0 if the random source fails (for jitter, where any value
 /// will do).
 pub fn fraction() -> f64 {

@@ -2,6 +2,11 @@
 //! `ExMessengerClient.MessageHandler`). It joins, shows what the server sends, forwards
 //! what the user types, and when the server goes away says so and rejoins with the same
 //! nick and room once it is back.
+//!
+//! What the user types goes through the [`Outbox`]: numbered, a window at a time, kept
+//! until the server answers, sent again after any outage; what arrives goes through the
+//! [`Inbox`]: shown once however often it is sent, and counted so the server knows how
+//! far behind this client is (see [`crate::protocol`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,9 +17,11 @@ use otp::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::inbox::{Channel, Inbox};
+use super::outbox::{Full, Outbox};
 use crate::command::{Command, HELP};
 use crate::names::{Nick, Room};
-use crate::protocol::{Request, ServerCall, ServerCast, ServerReply, ToClient, Token};
+use crate::protocol::{Placed, Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token};
 use crate::protocol::{MESSAGE_HANDLER, MESSAGE_SERVER};
 use crate::sanitize::clean;
 use crate::server::message_server::MessageServer;
@@ -34,22 +41,56 @@ pub enum Output {
     Fatal(String),
 }
 
+/// What a client did and saw, for a tool that checks deliveries (the soak): one event per
+/// request made, answered or refused, per line received, per (re)entry and per outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trace {
+    /// A line typed was numbered `seq`.
+    Queued { seq: Seq, text: String },
+    /// A line typed could not even be kept (too many waiting).
+    Dropped { text: String },
+    /// Request `seq` was done (a line: placed in the room so).
+    Acked { seq: Seq, placed: Option<Placed> },
+    /// Request `seq` was refused.
+    Refused { seq: Seq, reason: String },
+    /// A room line, shown (repeats are not traced).
+    Received {
+        from: Nick,
+        session: u64,
+        sent: Seq,
+        at: Placed,
+    },
+    /// In `room` from line `at` on.
+    Joined { room: Room, at: Placed },
+    /// The room restarted as incarnation `epoch`, this client in it.
+    Restarted { room: Room, epoch: u64 },
+    /// Out of the chat until a rejoin, for this reason.
+    Lost { reason: String },
+}
+
 /// The session as the client knows it; shared with the program so that it survives a
 /// restart of the handler.
 #[derive(Debug, Default)]
 pub struct Session {
+    /// Random per client process: names this client's lines, with their numbers.
+    pub id: u64,
     /// Proof of identity, once the server issued it.
     pub token: Option<Token>,
     /// Where the user wants to be: `None` after `/leave`.
     pub room: Option<Room>,
     /// Joined at least once: later joins are rejoins.
     pub joined_once: bool,
+    /// What the user asked for and the server has not answered.
+    pub outbox: Outbox,
+    /// What has been received.
+    pub inbox: Inbox,
 }
 
 impl Session {
     /// A new user's session, to be shared with the handler: bound for the default room.
     pub fn shared() -> Arc<Mutex<Session>> {
         Arc::new(Mutex::new(Session {
+            id: crate::random::number(),
             room: Some(Room::lobby()),
             ..Session::default()
         }))
@@ -68,6 +109,8 @@ pub struct HandlerArgs {
     pub session: Arc<Mutex<Session>>,
     /// Stop retrying after the server has been unreachable this long.
     pub give_up_after: Duration,
+    /// Where to report what happens to each line, for the soak (`None`: nobody asks).
+    pub trace: Option<mpsc::UnboundedSender<Trace>>,
 }
 
 /// Local messages: from the terminal and from the handler's own timers.
@@ -113,6 +156,11 @@ pub struct HandlerState {
     announced: bool,
     /// Join attempts so far, to match each with its timeout.
     attempts: u64,
+    /// The reason of the last refusal shown, until a request is done again: a flood of
+    /// refusals for one cause is shown once.
+    refusing: Option<String>,
+    /// "Lines wait until reconnected" has been said during this outage.
+    told_waiting: bool,
 }
 
 /// The behaviour.
@@ -144,6 +192,8 @@ impl GenServer for MessageHandler {
             quiet: false,
             announced: false,
             attempts: 0,
+            refusing: None,
+            told_waiting: false,
         })
     }
 
@@ -169,14 +219,47 @@ impl GenServer for MessageHandler {
         }
         match message {
             ToClient::Challenge { token } => state.challenged(token),
-            ToClient::Joined { room, users } => state.joined(room, users),
-            ToClient::Said { from, text } => {
-                state.show(format!("{}: {}", from.as_str(), clean(&text)))
+            ToClient::Joined { room, users, at } => state.joined(room, users, at),
+            ToClient::Said {
+                from,
+                text,
+                at,
+                session,
+                sent,
+            } => state.said(from, text, at, session, sent),
+            ToClient::Private {
+                from,
+                text,
+                session,
+                sent,
+            } => {
+                if state
+                    .session()
+                    .inbox
+                    .is_new(Channel::Private, &from, session, sent)
+                {
+                    state.show(format!("{} (private): {}", from.as_str(), clean(&text)));
+                }
             }
-            ToClient::Private { from, text } => {
-                state.show(format!("{} (private): {}", from.as_str(), clean(&text)))
+            ToClient::Ack { seq, placed } => state.answered(seq, Ok(placed)),
+            ToClient::Refused {
+                seq: Some(seq),
+                reason,
+            } => state.answered(seq, Err(reason)),
+            ToClient::Refused { seq: None, reason } => state.show(clean(&reason)),
+            ToClient::Notice(text) => state.show(clean(&text)),
+            ToClient::RoomRestarted { room, epoch } => {
+                state.trace(Trace::Restarted {
+                    room: room.clone(),
+                    epoch,
+                });
+                let mut session = state.session();
+                session.inbox.entered(&room, epoch);
+                // Lines the old room had not placed yet went with it: send them again.
+                session.outbox.resend();
+                drop(session);
+                state.pump();
             }
-            ToClient::Notice(text) | ToClient::Refused(text) => state.show(clean(&text)),
             ToClient::JoinRefused(reason) if state.phase == Phase::Joining => {
                 let reason = clean(&reason);
                 return Ok(state.fatal(format!("Could not join chatroom, reason: {reason}")));
@@ -243,6 +326,12 @@ impl HandlerState {
         let _ = self.args.output.send(Output::Line(line));
     }
 
+    fn trace(&self, event: Trace) {
+        if let Some(trace) = &self.args.trace {
+            let _ = trace.send(event);
+        }
+    }
+
     fn fatal(&self, line: String) -> Flow {
         let _ = self.args.output.send(Output::Fatal(line));
         Flow::Stop(ExitReason::Normal)
@@ -287,6 +376,7 @@ impl HandlerState {
         let join = ServerCall::Join {
             nick: self.args.nick.clone(),
             node: self.node.name().to_owned(),
+            session: self.session().id,
             room,
             resume,
         };
@@ -339,6 +429,7 @@ impl HandlerState {
             return;
         }
         self.show(format!("Server down: {reason}"));
+        self.trace(Trace::Lost { reason });
         // A DOWN still to come from the old monitor no longer matches: ignored.
         self.watching = None;
         self.server = None;
@@ -360,20 +451,32 @@ impl HandlerState {
         self.session().token = Some(token);
     }
 
-    fn joined(&mut self, room: Room, users: Vec<Nick>) {
+    fn joined(&mut self, room: Room, users: Vec<Nick>, at: Placed) {
         let quiet = std::mem::take(&mut self.quiet);
         let first = !self.session().joined_once;
-        if self.phase == Phase::Joining && self.down_since.take().is_some() && !first {
+        let rejoined = self.phase == Phase::Joining;
+        if rejoined && self.down_since.take().is_some() && !first {
             self.show("Reconnected".into());
         }
         self.phase = Phase::Joined;
         self.backoff = FIRST_BACKOFF;
+        self.told_waiting = false;
         let same_room = self.session().room.as_ref() == Some(&room);
         {
             let mut session = self.session();
             session.room = Some(room.clone());
             session.joined_once = true;
+            session.inbox.entered(&room, at.epoch);
+            if rejoined {
+                // Whatever was unanswered when the server went away goes again.
+                session.outbox.resend();
+            }
         }
+        self.trace(Trace::Joined {
+            room: room.clone(),
+            at,
+        });
+        self.pump();
         if quiet && same_room {
             return;
         }
@@ -400,21 +503,108 @@ impl HandlerState {
             Command::Help => return self.show(HELP.into()),
             Command::Quit | Command::Nothing => return,
         };
-        // Also while quietly rejoining a restarted message server: the token stays valid
-        // and the server restores the session from it.
-        let (token, room) = {
-            let session = self.session();
-            (session.token.clone(), session.room.clone())
+        let said = match &request {
+            Request::Say { text } => Some(text.clone()),
+            _ => None,
         };
-        match (&self.server, token) {
-            (Some(server), Some(token)) if self.down_since.is_none() => {
-                server.cast(ServerCast::Request {
-                    token,
-                    room,
-                    request,
-                })
+        let kept = self.session().outbox.push(request);
+        match (kept, said) {
+            (Ok(seq), Some(text)) => self.trace(Trace::Queued { seq, text }),
+            (Ok(_), None) => {}
+            (Err(Full), said) => {
+                if let Some(text) = said {
+                    self.trace(Trace::Dropped { text });
+                }
+                return self.show(format!(
+                    "not sent: {} requests already wait for the server; slow down",
+                    super::outbox::WINDOW + super::outbox::WAITING
+                ));
             }
-            _ => self.show("Not connected to the server right now; waiting to rejoin".into()),
+        }
+        if self.down_since.is_some() && !std::mem::replace(&mut self.told_waiting, true) {
+            self.show(
+                "Not connected to the server right now; what you type is sent once reconnected"
+                    .into(),
+            );
+        }
+        self.pump();
+    }
+
+    /// Sends what the window allows, while joined (also while quietly rejoining a restarted
+    /// message server: the token stays valid and the server restores the session from it).
+    fn pump(&mut self) {
+        let (Some(server), true) = (&self.server, self.down_since.is_none()) else {
+            return;
+        };
+        if self.phase != Phase::Joined && !self.quiet {
+            return;
+        }
+        let mut session = self.session();
+        let Some(token) = session.token.clone() else {
+            return;
+        };
+        let room = session.room.clone();
+        for (seq, request) in session.outbox.take_sendable() {
+            server.cast(ServerCast::Request {
+                token: token.clone(),
+                room: room.clone(),
+                seq,
+                request,
+            });
+        }
+    }
+
+    /// The server answered request `seq`: done (a line placed so), or refused.
+    fn answered(&mut self, seq: Seq, outcome: Result<Option<Placed>, String>) {
+        if !self.session().outbox.answered(seq) {
+            return; // an answer to a request sent twice
+        }
+        match outcome {
+            Ok(placed) => {
+                self.refusing = None;
+                self.trace(Trace::Acked { seq, placed });
+            }
+            Err(reason) => {
+                let reason = clean(&reason);
+                self.trace(Trace::Refused {
+                    seq,
+                    reason: reason.clone(),
+                });
+                // One line per flood of refusals for the same cause.
+                let cause = reason.split(':').next().unwrap_or_default().to_owned();
+                if self.refusing.as_deref() != Some(cause.as_str()) {
+                    self.refusing = Some(cause);
+                    self.show(reason);
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// A room line: shown once, counted, and what has been read reported when due.
+    fn said(&mut self, from: Nick, text: String, at: Placed, sender: u64, sent: Seq) {
+        let (new, report, token) = {
+            let mut session = self.session();
+            let new = session.inbox.is_new(Channel::Room, &from, sender, sent);
+            let report = session.inbox.read(at, &from, &text);
+            (new, report, session.token.clone())
+        };
+        if new {
+            self.trace(Trace::Received {
+                from: from.clone(),
+                session: sender,
+                sent,
+                at,
+            });
+            self.show(format!("{}: {}", from.as_str(), clean(&text)));
+        }
+        if let (Some(report), Some(server), Some(token)) = (report, &self.server, token) {
+            server.cast(ServerCast::Delivered {
+                token,
+                room: report.room,
+                epoch: report.epoch,
+                bytes: report.bytes,
+            });
         }
     }
 

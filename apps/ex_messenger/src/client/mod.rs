@@ -9,6 +9,8 @@
 //! The chat loop in [`run`] reads what the user types and hands it to the handler.
 
 pub mod handler;
+mod inbox;
+mod outbox;
 mod terminal;
 
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ use otp::spec::Registry;
 use otp::ServerRef;
 use tokio::sync::{mpsc, oneshot};
 
-pub use handler::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session};
+pub use handler::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session, Trace};
 pub use terminal::{Terminal, Typed};
 
 use crate::cli::{ClientArgs, DEFAULT_PORT};
@@ -99,6 +101,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         output,
         session: Session::shared(),
         give_up_after: Duration::from_secs(args.give_up_after),
+        trace: None,
     };
     let mut config = node_config(cookie)?;
     config.liveness_timeout = Duration::from_secs(args.liveness_timeout);

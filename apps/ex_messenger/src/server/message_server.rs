@@ -18,10 +18,10 @@ use otp::supervisor::{ChildSpec, DynamicSupervisorRef};
 use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef};
 
 use super::keys::SessionKeys;
-use super::room::{registered_name, Member, RoomCast, RoomServer};
+use super::room::{registered_name, Entrant, RoomArgs, RoomCast, RoomServer};
 use crate::client::MessageHandler;
 use crate::names::{Nick, Room};
-use crate::protocol::{Request, ServerCall, ServerCast, ServerReply, ToClient, Token};
+use crate::protocol::{Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token};
 use crate::protocol::{MESSAGE_HANDLER, MESSAGE_SERVER};
 use crate::throttle::Throttle;
 
@@ -47,6 +47,9 @@ pub struct MessageServerArgs {
     pub rate: f64,
     /// Per-user flood limit: burst.
     pub burst: f64,
+    /// Bytes a room member may fall behind before it is disconnected (see
+    /// [`room`](super::room)).
+    pub max_backlog: u64,
 }
 
 /// Local messages (never from the network).
@@ -55,6 +58,8 @@ pub enum ServerInfo {
     RoomStarted(Room),
     /// A join's challenge expired unanswered: forget the claim.
     ChallengeExpired(Claim, Instant),
+    /// A room dropped `nick`, `behind` bytes behind: disconnect them.
+    TooSlow { nick: Nick, behind: u64 },
     /// Test fault hook: crash now.
     Fault,
 }
@@ -65,18 +70,24 @@ pub type Claim = (Nick, String);
 /// Joins in progress at once, at most (each expires after [`CHALLENGE_TIMEOUT`]).
 const MAX_PENDING: usize = 1024;
 
+/// How long the reason a user was disconnected is kept for their return, and how many
+/// such reasons at most.
+const REMEMBER_REMOVALS: Duration = Duration::from_secs(600);
+const MAX_REMOVALS: usize = 10_000;
+
 /// A joined user.
 struct User {
     node: String,
+    /// The client process's session id (names its lines for receivers).
+    session: u64,
     handler: RemoteRef<MessageHandler>,
     room: Option<Room>,
     throttle: Throttle,
-    /// Told about the throttle since their last accepted message: say it once per flood.
-    warned: bool,
 }
 
 /// A join waiting for its node to confirm the token.
 struct Pending {
+    session: u64,
     room: Option<Room>,
     handler: RemoteRef<MessageHandler>,
     since: Instant,
@@ -92,6 +103,8 @@ pub struct State {
     /// holds no nick, so a client that cannot confirm (one claiming another's node)
     /// cannot keep anyone out. The first confirmed join of a nick wins.
     pending: HashMap<Claim, Pending>,
+    /// Why users were disconnected by the server, to tell them when they come back.
+    removed: HashMap<Claim, (String, Instant)>,
 }
 
 impl GenServer for MessageServer {
@@ -114,6 +127,7 @@ impl GenServer for MessageServer {
             rooms,
             users: HashMap::new(),
             pending: HashMap::new(),
+            removed: HashMap::new(),
         };
         state.room(&Room::lobby()).await?;
         Ok(state)
@@ -130,9 +144,10 @@ impl GenServer for MessageServer {
             ServerCall::Join {
                 nick,
                 node,
+                session,
                 room,
                 resume,
-            } => state.join(me, nick, node, room, resume).await,
+            } => state.join(me, nick, node, session, room, resume).await,
             ServerCall::Quit { token } => {
                 if let Some(nick) = state.verified(&token) {
                     state.remove(&nick, true).await;
@@ -154,8 +169,22 @@ impl GenServer for MessageServer {
             ServerCast::Request {
                 token,
                 room,
+                seq,
                 request,
-            } => state.request(token, room, request).await,
+            } => state.request(token, room, seq, request).await,
+            ServerCast::Delivered {
+                token,
+                room,
+                epoch,
+                bytes,
+            } => {
+                if let Some(nick) = state.verified(&token) {
+                    if let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room))
+                    {
+                        server.cast(RoomCast::Delivered { nick, epoch, bytes });
+                    }
+                }
+            }
         }
         Ok(Flow::Continue)
     }
@@ -182,6 +211,9 @@ impl GenServer for MessageServer {
                     "join not confirmed in time"
                 );
                 state.pending.remove(&claim);
+            }
+            Info::Message(ServerInfo::TooSlow { nick, behind }) => {
+                state.too_slow(&nick, behind).await
             }
             Info::Message(ServerInfo::Fault) => {
                 return Err("fault injected (message server)".into())
@@ -215,6 +247,7 @@ impl State {
         me: &Context<MessageServer>,
         nick: Nick,
         node: String,
+        session: u64,
         room: Option<Room>,
         resume: Option<Token>,
     ) -> ServerReply {
@@ -234,7 +267,7 @@ impl State {
         }
         if resuming {
             tracing::info!(nick = nick.as_str(), %node, "session resumed");
-            self.activate(nick, node, handler, room).await;
+            self.activate(nick, node, session, handler, room).await;
         } else {
             let since = Instant::now();
             handler.cast(ToClient::Challenge {
@@ -246,6 +279,7 @@ impl State {
                 ServerInfo::ChallengeExpired(claim.clone(), since),
             );
             let pending = Pending {
+                session,
                 room,
                 handler,
                 since,
@@ -272,8 +306,15 @@ impl State {
                 .cast(ToClient::JoinRefused(nick_in_use(&token.nick)));
         }
         tracing::info!(nick = token.nick.as_str(), node = %token.node, "joined");
-        self.activate(token.nick, token.node, pending.handler, pending.room)
-            .await;
+        let session = pending.session;
+        self.activate(
+            token.nick,
+            token.node,
+            session,
+            pending.handler,
+            pending.room,
+        )
+        .await;
     }
 
     /// Makes `nick` a user (or updates one resuming) and puts them in `room`.
@@ -281,6 +322,7 @@ impl State {
         &mut self,
         nick: Nick,
         node: String,
+        session: u64,
         handler: RemoteRef<MessageHandler>,
         room: Option<Room>,
     ) {
@@ -293,19 +335,50 @@ impl State {
         let throttle = previous
             .map(|u| u.throttle)
             .unwrap_or_else(|| Throttle::new(rate, burst, Instant::now()));
+        let removal = self.removed.remove(&(nick.clone(), node.clone()));
         self.users.insert(
             nick.clone(),
             User {
                 node,
+                session,
                 handler: handler.clone(),
                 room: room.clone(),
                 throttle,
-                warned: false,
             },
         );
         match room {
-            Some(room) => self.enter(&nick, &room, handler, true).await,
+            Some(room) => self.enter(&nick, &room, handler.clone(), true).await,
             None => handler.cast(ToClient::Left),
+        }
+        if let Some((reason, _)) = removal {
+            handler.cast(ToClient::Notice(reason));
+        }
+    }
+
+    /// A room dropped `nick` for reading too slowly: out of the chat, and their link
+    /// closed, which frees what the server still holds for them; they are told why when
+    /// they come back.
+    async fn too_slow(&mut self, nick: &Nick, behind: u64) {
+        let Some(node) = self.users.get(nick).map(|u| u.node.clone()) else {
+            return;
+        };
+        tracing::warn!(nick = nick.as_str(), behind, "user too slow; disconnecting");
+        self.remove(nick, true).await;
+        let now = Instant::now();
+        self.removed
+            .retain(|_, (_, when)| now.duration_since(*when) < REMEMBER_REMOVALS);
+        if self.removed.len() < MAX_REMOVALS {
+            let reason = format!(
+                "You were disconnected: you fell {} KiB behind the room (the limit is {} KiB, or a quarter of it for {} s); what was said meanwhile is not shown",
+                behind / 1024,
+                self.args.max_backlog / 1024,
+                super::room::SLOW_GRACE.as_secs()
+            );
+            self.removed
+                .insert((nick.clone(), node.clone()), (reason, now));
+        }
+        if let Err(error) = self.node.disconnect(&node).await {
+            tracing::warn!(%error, node, "could not disconnect a slow client");
         }
     }
 
@@ -316,7 +389,7 @@ impl State {
         (user.node == token.node && self.args.keys.verify(token)).then(|| token.nick.clone())
     }
 
-    async fn request(&mut self, token: Token, room: Option<Room>, request: Request) {
+    async fn request(&mut self, token: Token, room: Option<Room>, seq: Seq, request: Request) {
         let nick = match self.verified(&token) {
             Some(nick) => nick,
             None if self.args.keys.verify(&token) && !self.taken_by_other(&token) => {
@@ -326,45 +399,56 @@ impl State {
             }
             None => return tracing::warn!(?token, "request with an unknown or forged token"),
         };
+        let Some(handler) = self.users.get(&nick).map(|u| u.handler.clone()) else {
+            return;
+        };
         // Every request counts against the flood limit, not only lines said: a `/pm` or
         // `/join` storm costs the server as much.
-        if !self.admit(&nick) {
-            return;
-        }
-        match request {
-            Request::Say { text } => self.say(&nick, text).await,
-            Request::Pm { to, text } => self.pm(&nick, &to, text),
-            Request::Join(room) => {
-                self.switch(&nick, Some(room.unwrap_or_else(Room::lobby)))
-                    .await
-            }
-            Request::Leave => self.switch(&nick, None).await,
-            Request::Users => self.users_of(&nick).await,
-            Request::Rooms => self.list_rooms(&nick),
-        }
+        let outcome = match self.admit(&nick) {
+            Err(refusal) => Err(refusal),
+            Ok(()) => match request {
+                // Acknowledged by the room, once placed.
+                Request::Say { text } => match self.say(&nick, seq, text) {
+                    Ok(()) => return,
+                    Err(refusal) => Err(refusal),
+                },
+                Request::Pm { to, text } => self.pm(&nick, seq, &to, text),
+                Request::Join(room) => {
+                    self.switch(&nick, Some(room.unwrap_or_else(Room::lobby)))
+                        .await;
+                    Ok(())
+                }
+                Request::Leave => {
+                    self.switch(&nick, None).await;
+                    Ok(())
+                }
+                Request::Users => self.users_of(&nick),
+                Request::Rooms => {
+                    self.list_rooms(&nick);
+                    Ok(())
+                }
+            },
+        };
+        handler.cast(match outcome {
+            Ok(()) => ToClient::Ack { seq, placed: None },
+            Err(reason) => ToClient::Refused {
+                seq: Some(seq),
+                reason,
+            },
+        });
     }
 
-    /// Takes one request from `nick`'s flood allowance; past it the request is dropped and
-    /// the user told, once per flood.
-    fn admit(&mut self, nick: &Nick) -> bool {
+    /// Takes one request from `nick`'s flood allowance; past it the request is refused.
+    fn admit(&mut self, nick: &Nick) -> Result<(), String> {
         let Some(user) = self.users.get_mut(nick) else {
-            return false;
+            return Err("not joined".into());
         };
-        match user.throttle.take(Instant::now()) {
-            Ok(()) => {
-                user.warned = false;
-                true
-            }
-            Err(wait) => {
-                if !std::mem::replace(&mut user.warned, true) {
-                    user.handler.cast(ToClient::Refused(format!(
-                        "slow down: you are sending too fast; requests are dropped for {:.1} s",
-                        wait.as_secs_f64()
-                    )));
-                }
-                false
-            }
-        }
+        user.throttle.take(Instant::now()).map_err(|wait| {
+            format!(
+                "slow down: you are sending too fast; requests are refused for {:.1} s",
+                wait.as_secs_f64()
+            )
+        })
     }
 
     fn taken_by_other(&self, token: &Token) -> bool {
@@ -386,10 +470,12 @@ impl State {
             token.nick.clone(),
             User {
                 node: token.node.clone(),
+                // Unknown until the client joins again; its lines then carry the right one,
+                // and receivers only use it to drop repeats.
+                session: 0,
                 handler: handler.clone(),
                 room: room.clone(),
                 throttle,
-                warned: false,
             },
         );
         if let Some(room) = room {
@@ -397,47 +483,44 @@ impl State {
         }
     }
 
-    async fn say(&mut self, nick: &Nick, text: String) {
-        let Some(user) = self.users.get_mut(nick) else {
-            return;
-        };
-        let Some(room) = user.room.clone() else {
-            return user.handler.cast(ToClient::Refused(
-                "not_in_chatroom: you are not in the chatroom; /join to rejoin".into(),
-            ));
-        };
-        if let Some(refusal) = too_long(&text) {
-            return user.handler.cast(refusal);
-        }
+    /// Hands a line to the user's room, which places and acknowledges it.
+    fn say(&mut self, nick: &Nick, seq: Seq, text: String) -> Result<(), String> {
+        let user = self.users.get(nick).ok_or("not joined")?;
+        let room = user
+            .room
+            .clone()
+            .ok_or("not_in_chatroom: you are not in the chatroom; /join to rejoin")?;
+        too_long(&text)?;
         let text = crate::sanitize::clean(&text);
         if text.trim().is_empty() {
-            return;
+            return Err("nothing to say: the line is empty once cleaned".into());
         }
-        if let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) {
-            server.cast(RoomCast::Say {
-                from: nick.clone(),
-                text,
-            });
-        }
+        let server = ServerRef::<RoomServer>::whereis(&registered_name(&room))
+            .ok_or("the room is restarting; your line will be sent again")?;
+        server.cast(RoomCast::Say {
+            from: nick.clone(),
+            text,
+            session: user.session,
+            sent: seq,
+            handler: user.handler.clone(),
+        });
+        Ok(())
     }
 
-    fn pm(&self, nick: &Nick, to: &Nick, text: String) {
-        let Some(sender) = self.users.get(nick) else {
-            return;
-        };
-        if let Some(refusal) = too_long(&text) {
-            return sender.handler.cast(refusal);
-        }
-        match self.users.get(to) {
-            Some(receiver) => receiver.handler.cast(ToClient::Private {
-                from: nick.clone(),
-                text: crate::sanitize::clean(&text),
-            }),
-            None => sender.handler.cast(ToClient::Refused(format!(
-                "receiver_not_found: nobody is called {}",
-                to.as_str()
-            ))),
-        }
+    fn pm(&self, nick: &Nick, seq: Seq, to: &Nick, text: String) -> Result<(), String> {
+        let sender = self.users.get(nick).ok_or("not joined")?;
+        too_long(&text)?;
+        let receiver = self
+            .users
+            .get(to)
+            .ok_or_else(|| format!("receiver_not_found: nobody is called {}", to.as_str()))?;
+        receiver.handler.cast(ToClient::Private {
+            from: nick.clone(),
+            text: crate::sanitize::clean(&text),
+            session: sender.session,
+            sent: seq,
+        });
+        Ok(())
     }
 
     /// Moves `nick` to `room` (`None`: out of any room).
@@ -460,19 +543,19 @@ impl State {
         }
     }
 
-    async fn users_of(&self, nick: &Nick) {
-        let Some(user) = self.users.get(nick) else {
-            return;
-        };
-        let answer = match &user.room {
-            None => ToClient::Refused("not_in_chatroom: you are not in a room; /join one".into()),
-            Some(room) => {
-                let members = self.members_of(room);
-                let nicks = members.iter().map(|(nick, _)| nick.as_str()).collect();
-                ToClient::Notice(format!("**Users in room: {}**", sorted(nicks)))
-            }
-        };
-        user.handler.cast(answer);
+    fn users_of(&self, nick: &Nick) -> Result<(), String> {
+        let user = self.users.get(nick).ok_or("not joined")?;
+        let room = user
+            .room
+            .as_ref()
+            .ok_or("not_in_chatroom: you are not in a room; /join one")?;
+        let members = self.members_of(room);
+        let nicks = members.iter().map(|(nick, _)| nick.as_str()).collect();
+        user.handler.cast(ToClient::Notice(format!(
+            "**Users in room: {}**",
+            sorted(nicks)
+        )));
+        Ok(())
     }
 
     fn list_rooms(&self, nick: &Nick) {
@@ -522,10 +605,10 @@ impl State {
                 greet,
             }),
             Err(why) => {
-                handler.cast(ToClient::Refused(format!(
-                    "cannot open room {}: {why}",
-                    room.as_str()
-                )));
+                handler.cast(ToClient::Refused {
+                    seq: None,
+                    reason: format!("cannot open room {}: {why}", room.as_str()),
+                });
                 if let Some(user) = self.users.get_mut(nick) {
                     user.room = None;
                 }
@@ -557,9 +640,13 @@ impl State {
             return Ok(server);
         }
         let spec = {
-            let (room, name) = (room.clone(), name.clone());
+            let name = name.clone();
+            let args = RoomArgs {
+                room: room.clone(),
+                max_backlog: self.args.max_backlog,
+            };
             ChildSpec::worker(name.clone(), move |parent| {
-                parent.start_named(name.clone(), RoomServer, room.clone())
+                parent.start_named(name.clone(), RoomServer, args.clone())
             })
         };
         let cell = self
@@ -570,7 +657,7 @@ impl State {
         ServerRef::from_cell(cell).ok_or_else(|| "the room did not start".to_owned())
     }
 
-    fn members_of(&self, room: &Room) -> Vec<Member> {
+    fn members_of(&self, room: &Room) -> Vec<Entrant> {
         self.users
             .iter()
             .filter(|(_, u)| u.room.as_ref() == Some(room))
@@ -597,14 +684,15 @@ fn nick_in_use(nick: &Nick) -> String {
 
 /// The refusal for a message over the size limit (the client checks too; a hand-made
 /// client may not).
-fn too_long(text: &str) -> Option<ToClient> {
-    (text.len() > crate::MAX_MESSAGE_BYTES).then(|| {
-        ToClient::Refused(format!(
+fn too_long(text: &str) -> Result<(), String> {
+    match text.len() > crate::MAX_MESSAGE_BYTES {
+        true => Err(format!(
             "message too long ({} bytes): the limit is {} bytes",
             text.len(),
             crate::MAX_MESSAGE_BYTES
-        ))
-    })
+        )),
+        false => Ok(()),
+    }
 }
 
 fn sorted<S: AsRef<str> + Ord>(mut items: Vec<S>) -> String {

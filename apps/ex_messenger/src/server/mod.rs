@@ -57,6 +57,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         keys,
         rate: args.rate_limit,
         burst: args.rate_limit * 2.0,
+        max_backlog: args.max_backlog,
     };
     let registry = registry(config, server_args);
     let tree = crate::trees::start(args.tree.as_ref(), TREE, &registry, "server").await?;

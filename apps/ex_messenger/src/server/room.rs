@@ -1,30 +1,58 @@
 //! A chat room: one GenServer per room, under the `rooms` dynamic supervisor (the seed's
 //! "each channel is a GenServer, restarted by a supervisor").
 //!
-//! The room owns the fan-out: it holds a handle to each member's message handler and
-//! casts every line to all but its sender. Who is in which room is decided by the message
-//! server; after a crash a room asks it for its members again ([`Reset`](RoomCast::Reset)).
+//! The room owns the fan-out: it holds a handle to each member's message handler, numbers
+//! every line ([`Placed`]), casts it to all but its sender and then acknowledges it to the
+//! sender. Who is in which room is decided by the message server; after a crash a room
+//! asks it for its members again ([`Reset`](RoomCast::Reset)) and tells them, so that they
+//! send again what its predecessor never placed.
+//!
+//! # Slow readers
+//! The room counts what it sent each member and what each reported reading
+//! ([`RoomCast::Delivered`]). A member more than [`RoomArgs::max_backlog`] bytes behind, or
+//! more than a quarter of that for [`SLOW_GRACE`], is dropped: the message server
+//! disconnects it and tells it why when it comes back. So a reader that stopped reading
+//! costs the server a bounded amount of memory and nobody else any delay. When many
+//! members fall behind at once the server itself is the bottleneck: the room then holds
+//! back its acknowledgements, which slows every sender to what the readers take.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use otp::node::RemoteRef;
 use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, ReplyTo, ServerRef};
 
 use crate::client::MessageHandler;
 use crate::names::{Nick, Room};
-use crate::protocol::{ToClient, MESSAGE_SERVER};
+use crate::protocol::{line_cost, Placed, Seq, ToClient, MESSAGE_SERVER};
 use crate::server::message_server::{MessageServer, ServerInfo};
+
+/// How long a member may stay more than a quarter of the bound behind before it is
+/// dropped: a pause (a terminal scrolled back, a busy machine) is forgiven, a stall is not.
+pub const SLOW_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the room looks at its members' backlogs when nobody speaks.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The registered name of a room's GenServer.
 pub fn registered_name(room: &Room) -> String {
     format!("ex_messenger.room/{}", room.as_str())
 }
 
-/// The room behaviour; `Args` is the room's name.
+/// The room behaviour.
 pub struct RoomServer;
 
-/// A member: where their lines go.
-pub type Member = (Nick, RemoteRef<MessageHandler>);
+/// What a room is started with.
+#[derive(Debug, Clone)]
+pub struct RoomArgs {
+    /// The room's name.
+    pub room: Room,
+    /// Bytes (by [`line_cost`]) a member may be behind before it is dropped.
+    pub max_backlog: u64,
+}
+
+/// A member as the message server hands it over: who, and where their lines go.
+pub type Entrant = (Nick, RemoteRef<MessageHandler>);
 
 /// Casts from the message server.
 pub enum RoomCast {
@@ -37,22 +65,74 @@ pub enum RoomCast {
     },
     /// `nick` is out; `announce` tells the others.
     Exit { nick: Nick, announce: bool },
-    /// `from` says `text` (already checked and cleaned).
-    Say { from: Nick, text: String },
+    /// `from` says `text` (already checked and cleaned): request `sent` of session
+    /// `session`, acknowledged to `handler` once placed.
+    Say {
+        from: Nick,
+        text: String,
+        session: u64,
+        sent: Seq,
+        handler: RemoteRef<MessageHandler>,
+    },
+    /// `nick` has read `bytes` of incarnation `epoch`.
+    Delivered { nick: Nick, epoch: u64, bytes: u64 },
     /// The whole membership, after this room restarted.
-    Reset(Vec<Member>),
+    Reset(Vec<Entrant>),
 }
 
-/// Only for the test fault hook.
+/// The room's own messages.
 pub enum RoomInfo {
-    /// Crash now.
+    /// Time to look at backlogs and held acknowledgements.
+    Check,
+    /// Test fault hook: crash now.
     Fault,
+}
+
+/// A member of the room.
+struct Member {
+    handler: RemoteRef<MessageHandler>,
+    /// Bytes sent to it since it entered (this incarnation).
+    sent: u64,
+    /// Bytes it reported reading.
+    read: u64,
+    /// Since when it has been more than a quarter of the bound behind.
+    behind_since: Option<Instant>,
+    /// Reported too slow: sent nothing more until the message server removes it.
+    dropped: bool,
+}
+
+impl Member {
+    fn new(handler: RemoteRef<MessageHandler>) -> Self {
+        Self {
+            handler,
+            sent: 0,
+            read: 0,
+            behind_since: None,
+            dropped: false,
+        }
+    }
+
+    fn behind(&self) -> u64 {
+        self.sent.saturating_sub(self.read)
+    }
 }
 
 /// A room's state.
 pub struct RoomState {
-    room: Room,
-    members: BTreeMap<Nick, RemoteRef<MessageHandler>>,
+    args: RoomArgs,
+    /// This incarnation, random: members tell a restarted room's lines from its
+    /// predecessor's.
+    epoch: u64,
+    /// The last line's number.
+    last: u64,
+    members: BTreeMap<Nick, Member>,
+    /// Members have been handed over (a restarted room waits for its [`RoomCast::Reset`]
+    /// before placing lines, which would otherwise reach nobody).
+    ready: bool,
+    /// Casts that came before the members did.
+    early: Vec<RoomCast>,
+    /// Acknowledgements held back while readers are behind: (sender, request, place).
+    held: VecDeque<(RemoteRef<MessageHandler>, Seq, Placed)>,
 }
 
 impl RoomState {
@@ -60,18 +140,176 @@ impl RoomState {
         self.members.keys().cloned().collect()
     }
 
+    fn here(&self) -> Placed {
+        Placed {
+            epoch: self.epoch,
+            seq: self.last,
+        }
+    }
+
     fn tell_others(&self, except: &Nick, message: ToClient) {
         let others = self
             .members
             .iter()
-            .filter(|(nick, _)| *nick != except)
-            .map(|(_, handler)| handler);
+            .filter(|(nick, member)| *nick != except && !member.dropped)
+            .map(|(_, member)| &member.handler);
         RemoteRef::cast_all(others, &message);
+    }
+
+    /// Places a line, sends it to the others and acknowledges it (or holds the
+    /// acknowledgement back while readers are behind).
+    fn say(
+        &mut self,
+        from: Nick,
+        text: String,
+        session: u64,
+        sent: Seq,
+        sender: RemoteRef<MessageHandler>,
+    ) {
+        self.last += 1;
+        let at = self.here();
+        let cost = line_cost(&from, &text);
+        for (nick, member) in &mut self.members {
+            if *nick != from && !member.dropped {
+                member.sent += cost;
+            }
+        }
+        let line = ToClient::Said {
+            from: from.clone(),
+            text,
+            at,
+            session,
+            sent,
+        };
+        self.tell_others(&from, line);
+        self.held.push_back((sender, sent, at));
+        self.check();
+    }
+
+    /// Drops members too far behind (telling the message server) and releases held
+    /// acknowledgements once most readers keep up.
+    fn check(&mut self) {
+        let now = Instant::now();
+        let (max, soft) = (self.args.max_backlog, self.args.max_backlog / 4);
+        let mut too_slow = Vec::new();
+        for (nick, member) in self.members.iter_mut().filter(|(_, m)| !m.dropped) {
+            let behind = member.behind();
+            if behind <= soft {
+                member.behind_since = None;
+                continue;
+            }
+            let since = *member.behind_since.get_or_insert(now);
+            if behind > max || now.duration_since(since) > SLOW_GRACE {
+                member.dropped = true;
+                too_slow.push((nick.clone(), behind));
+            }
+        }
+        if !too_slow.is_empty() {
+            if let Some(server) = ServerRef::<MessageServer>::whereis(MESSAGE_SERVER) {
+                for (nick, behind) in too_slow {
+                    tracing::info!(
+                        room = self.args.room.as_str(),
+                        nick = nick.as_str(),
+                        behind,
+                        "member too slow; dropped"
+                    );
+                    server.send_info(ServerInfo::TooSlow { nick, behind });
+                }
+            }
+        }
+        if !self.pressed() {
+            for (sender, seq, at) in self.held.drain(..) {
+                sender.cast(ToClient::Ack {
+                    seq,
+                    placed: Some(at),
+                });
+            }
+        }
+    }
+
+    /// Whether readers as a whole are behind (at least two, and a quarter of the room):
+    /// the server cannot write as fast as the room speaks, so senders must wait. One slow
+    /// reader is not the room's problem but its own.
+    fn pressed(&self) -> bool {
+        let soft = self.args.max_backlog / 4;
+        let live = self.members.values().filter(|m| !m.dropped);
+        let behind = live.clone().filter(|m| m.behind() > soft).count();
+        behind >= 2 && behind * 4 > live.count()
+    }
+
+    fn handle(&mut self, message: RoomCast) {
+        if !self.ready && !matches!(message, RoomCast::Reset(_)) {
+            return self.early.push(message);
+        }
+        match message {
+            RoomCast::Enter {
+                nick,
+                handler,
+                greet,
+            } => {
+                let new = match self.members.get_mut(&nick) {
+                    Some(member) if !greet => {
+                        member.handler = handler.clone();
+                        false
+                    }
+                    _ => self
+                        .members
+                        .insert(nick.clone(), Member::new(handler.clone()))
+                        .is_none(),
+                };
+                if greet {
+                    handler.cast(ToClient::Joined {
+                        room: self.args.room.clone(),
+                        users: self.nicks(),
+                        at: self.here(),
+                    });
+                    if new {
+                        let notice = format!("**{} has joined**", nick.as_str());
+                        self.tell_others(&nick, ToClient::Notice(notice));
+                    }
+                }
+            }
+            RoomCast::Exit { nick, announce } => {
+                if self.members.remove(&nick).is_some() && announce {
+                    let notice = format!("**{} has left**", nick.as_str());
+                    self.tell_others(&nick, ToClient::Notice(notice));
+                }
+                self.check();
+            }
+            RoomCast::Say {
+                from,
+                text,
+                session,
+                sent,
+                handler,
+            } => self.say(from, text, session, sent, handler),
+            RoomCast::Delivered { nick, epoch, bytes } => {
+                if let (Some(member), true) = (self.members.get_mut(&nick), epoch == self.epoch) {
+                    member.read = member.read.max(bytes);
+                }
+                self.check();
+            }
+            RoomCast::Reset(members) => {
+                self.members = members
+                    .into_iter()
+                    .map(|(nick, handler)| (nick, Member::new(handler)))
+                    .collect();
+                let restarted = ToClient::RoomRestarted {
+                    room: self.args.room.clone(),
+                    epoch: self.epoch,
+                };
+                RemoteRef::cast_all(self.members.values().map(|m| &m.handler), &restarted);
+                self.ready = true;
+                for early in std::mem::take(&mut self.early) {
+                    self.handle(early);
+                }
+            }
+        }
     }
 }
 
 impl GenServer for RoomServer {
-    type Args = Room;
+    type Args = RoomArgs;
     type State = RoomState;
     type Call = ();
     /// The members' nicks.
@@ -79,15 +317,21 @@ impl GenServer for RoomServer {
     type Cast = RoomCast;
     type Info = RoomInfo;
 
-    async fn init(&self, _me: &Context<Self>, room: Room) -> Result<RoomState, BoxError> {
+    async fn init(&self, me: &Context<Self>, args: RoomArgs) -> Result<RoomState, BoxError> {
         // A room (re)starting asks for its members. By info, not call: the message server
         // may be waiting for this very start, and the answer comes as a `Reset` cast.
         if let Some(server) = ServerRef::<MessageServer>::whereis(MESSAGE_SERVER) {
-            server.send_info(ServerInfo::RoomStarted(room.clone()));
+            server.send_info(ServerInfo::RoomStarted(args.room.clone()));
         }
+        me.send_interval(CHECK_EVERY, || RoomInfo::Check);
         Ok(RoomState {
-            room,
+            args,
+            epoch: crate::random::number(),
+            last: 0,
             members: BTreeMap::new(),
+            ready: false,
+            early: Vec::new(),
+            held: VecDeque::new(),
         })
     }
 
@@ -107,42 +351,7 @@ impl GenServer for RoomServer {
         message: RoomCast,
         state: &mut RoomState,
     ) -> Result<Flow, BoxError> {
-        match message {
-            RoomCast::Enter {
-                nick,
-                handler,
-                greet,
-            } => {
-                let new = state
-                    .members
-                    .insert(nick.clone(), handler.clone())
-                    .is_none();
-                if greet {
-                    handler.cast(ToClient::Joined {
-                        room: state.room.clone(),
-                        users: state.nicks(),
-                    });
-                    if new {
-                        let notice = format!("**{} has joined**", nick.as_str());
-                        state.tell_others(&nick, ToClient::Notice(notice));
-                    }
-                }
-            }
-            RoomCast::Exit { nick, announce } => {
-                if state.members.remove(&nick).is_some() && announce {
-                    let notice = format!("**{} has left**", nick.as_str());
-                    state.tell_others(&nick, ToClient::Notice(notice));
-                }
-            }
-            RoomCast::Say { from, text } => {
-                let line = ToClient::Said {
-                    from: from.clone(),
-                    text,
-                };
-                state.tell_others(&from, line);
-            }
-            RoomCast::Reset(members) => state.members = members.into_iter().collect(),
-        }
+        state.handle(message);
         Ok(Flow::Continue)
     }
 
@@ -150,10 +359,14 @@ impl GenServer for RoomServer {
         &self,
         _me: &Context<Self>,
         info: Info<RoomInfo>,
-        _state: &mut RoomState,
+        state: &mut RoomState,
     ) -> Result<Flow, BoxError> {
         match info {
             Info::Message(RoomInfo::Fault) => Err("fault injected (room)".into()),
+            Info::Message(RoomInfo::Check) => {
+                state.check();
+                Ok(Flow::Continue)
+            }
             _ => Ok(Flow::Continue),
         }
     }
