@@ -466,3 +466,72 @@ async fn a_line_of_invalid_utf8_is_refused_and_the_client_goes_on() {
     bob.expect("message too long (100000 bytes)").await;
     alice.expect_before("bob: and after it", &["yyyy"]).await;
 }
+
+#[tokio::test]
+async fn lines_typed_while_the_server_is_away_are_sent_once_it_is_back() {
+    let (mut server, address) = Chat::server(COOKIE, &[]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    server.kill().await;
+    alice.expect("Server down: noconnection").await;
+    bob.expect("Server down: noconnection").await;
+    alice.send("typed while away 1").await;
+    alice.expect("what you type is sent once reconnected").await;
+    alice.send("typed while away 2").await;
+
+    let (_server, _) =
+        Chat::server_with(&["server", "--listen", &address, "--cookie", COOKIE]).await;
+    bob.expect("Reconnected").await;
+    alice.expect("Reconnected").await;
+    bob.expect_before("alice: typed while away 1", &["away 2"])
+        .await;
+    bob.expect("alice: typed while away 2").await;
+    barrier(&mut bob, &["typed while away"]).await;
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_disconnected_and_told_why_when_it_returns() {
+    // A small bound, a flood limit out of the way, and a liveness timeout longer than the
+    // test: the frozen reader is dropped for its backlog, not for its silence.
+    let (_server, address) = Chat::server(
+        COOKIE,
+        &[
+            "--max-backlog",
+            "20000",
+            "--rate-limit",
+            "10000",
+            "--liveness-timeout",
+            "120",
+        ],
+    )
+    .await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    bob.signal(19); // SIGSTOP: bob reads nothing more
+    let mut sent = 0;
+    while !alice
+        .transcript()
+        .iter()
+        .any(|l| l.contains("**bob has left**"))
+    {
+        for _ in 0..50 {
+            alice.send(&format!("line {sent} {}", "z".repeat(80))).await;
+            sent += 1;
+        }
+        // Alice's own lines are not echoed to her: the answer to /users comes after the
+        // room has placed all of them.
+        alice.send("/users").await;
+        alice.expect("**Users in room:").await;
+        assert!(sent < 5000, "bob was never dropped");
+    }
+    bob.signal(18); // SIGCONT: bob reads again, finds his link gone, and comes back
+    bob.expect("Server down").await;
+    bob.expect("Reconnected").await;
+    bob.expect("You were disconnected: you were").await;
+    alice.send("welcome back").await;
+    bob.expect("alice: welcome back").await;
+}

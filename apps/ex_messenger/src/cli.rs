@@ -31,6 +31,45 @@ pub enum Mode {
     /// One load client (started by `bench`).
     #[command(hide = true)]
     BenchClient(BenchClientArgs),
+    /// Reliability check: a server and N client processes saying numbered lines (with
+    /// `--chaos`: clients killed, frozen, servers crashed); prints accepted, delivered,
+    /// lost, duplicated and out-of-order lines, and the server's memory over time.
+    Soak(SoakArgs),
+    /// One soak client (started by `soak`).
+    #[command(hide = true)]
+    SoakClient(SoakClientArgs),
+}
+
+/// `ex_messenger soak`.
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Client processes.
+    #[arg(long, default_value_t = 50)]
+    pub clients: usize,
+    /// How long to run.
+    #[arg(long, default_value_t = 2.0)]
+    pub minutes: f64,
+    /// Also kill and replace clients, freeze one past the liveness timeout, crash the
+    /// message server and the room, and restart the whole server once.
+    #[arg(long)]
+    pub chaos: bool,
+    /// Lines per second each client says, on average (a mixed pace with bursts).
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+}
+
+/// `ex_messenger soak-client` (internal; the cookie comes from `$OTP_COOKIE`).
+#[derive(Debug, Args)]
+pub struct SoakClientArgs {
+    /// The server, HOST:PORT.
+    #[arg(long)]
+    pub server: String,
+    /// This client's nick.
+    #[arg(long)]
+    pub nick: String,
+    /// Lines per second, on average.
+    #[arg(long)]
+    pub rate: f64,
 }
 
 /// `ex_messenger bench`.

@@ -16,6 +16,7 @@
 //! | [`sanitize`] | text made safe for other people's terminals (no control or escape sequences) |
 //! | [`throttle`] | flood control per user: bursts pass, a sustained flood is cut to a rate |
 //! | [`bench`](mod@bench) | the load tool: many client processes, one room, throughput and latency |
+//! | [`soak`] | the reliability check: numbered lines under load and faults, every delivery checked |
 //! | `trees` | what both supervision trees share: start names, loading the spec file |
 //! | `random` | randomness for node names, bench cookies and jitter |
 
@@ -29,6 +30,7 @@ mod random;
 pub mod sanitize;
 pub mod server;
 mod signals;
+pub mod soak;
 mod stdout;
 pub mod throttle;
 mod trees;

@@ -10,8 +10,12 @@ fn main() -> ExitCode {
     // A client is one user's traffic: one thread serves it with less waking across threads
     // (and a hundred load clients on two cores contend less). The server uses every core.
     let runtime = match cli.mode {
-        Mode::Server(_) | Mode::Bench(_) => tokio::runtime::Builder::new_multi_thread(),
-        Mode::Client(_) | Mode::BenchClient(_) => tokio::runtime::Builder::new_current_thread(),
+        Mode::Server(_) | Mode::Bench(_) | Mode::Soak(_) => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
+        Mode::Client(_) | Mode::BenchClient(_) | Mode::SoakClient(_) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
     }
     .enable_all()
     .build();
@@ -28,7 +32,11 @@ async fn run(cli: Cli) -> ExitCode {
     // Logs go to stderr; RUST_LOG overrides. A client's terminal belongs to the chat, so
     // it logs errors only; a server tells its operator who comes and goes.
     let default_filter = match cli.mode {
-        Mode::Client(_) | Mode::Bench(_) | Mode::BenchClient(_) => "error",
+        Mode::Client(_)
+        | Mode::Bench(_)
+        | Mode::BenchClient(_)
+        | Mode::Soak(_)
+        | Mode::SoakClient(_) => "error",
         _ => "info,ractor=warn,ractor_cluster=error",
     };
     tracing_subscriber::fmt()
@@ -47,6 +55,12 @@ async fn run(cli: Cli) -> ExitCode {
             .await
             .map(|()| ExitCode::SUCCESS),
         Mode::BenchClient(args) => ex_messenger::bench::client(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Mode::Soak(args) => ex_messenger::soak::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Mode::SoakClient(args) => ex_messenger::soak::client::run(args)
             .await
             .map(|()| ExitCode::SUCCESS),
     };

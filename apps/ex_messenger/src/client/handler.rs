@@ -53,12 +53,13 @@ pub enum Trace {
     Acked { seq: Seq, placed: Option<Placed> },
     /// Request `seq` was refused.
     Refused { seq: Seq, reason: String },
-    /// A room line, shown (repeats are not traced).
+    /// A room line arrived; `shown` unless it was a repeat of one already shown.
     Received {
         from: Nick,
         session: u64,
         sent: Seq,
         at: Placed,
+        shown: bool,
     },
     /// In `room` from line `at` on.
     Joined { room: Room, at: Placed },
@@ -589,13 +590,14 @@ impl HandlerState {
             let report = session.inbox.read(at, &from, &text);
             (new, report, session.token.clone())
         };
+        self.trace(Trace::Received {
+            from: from.clone(),
+            session: sender,
+            sent,
+            at,
+            shown: new,
+        });
         if new {
-            self.trace(Trace::Received {
-                from: from.clone(),
-                session: sender,
-                sent,
-                at,
-            });
             self.show(format!("{}: {}", from.as_str(), clean(&text)));
         }
         if let (Some(report), Some(server), Some(token)) = (report, &self.server, token) {

@@ -346,12 +346,15 @@ impl State {
                 throttle,
             },
         );
+        let removal = removal.map(|(reason, _)| reason);
         match room {
-            Some(room) => self.enter(&nick, &room, handler.clone(), true).await,
-            None => handler.cast(ToClient::Left),
-        }
-        if let Some((reason, _)) = removal {
-            handler.cast(ToClient::Notice(reason));
+            Some(room) => self.enter(&nick, &room, handler, true, removal).await,
+            None => {
+                handler.cast(ToClient::Left);
+                if let Some(reason) = removal {
+                    handler.cast(ToClient::Notice(reason));
+                }
+            }
         }
     }
 
@@ -369,9 +372,9 @@ impl State {
             .retain(|_, (_, when)| now.duration_since(*when) < REMEMBER_REMOVALS);
         if self.removed.len() < MAX_REMOVALS {
             let reason = format!(
-                "You were disconnected: you fell {} KiB behind the room (the limit is {} KiB, or a quarter of it for {} s); what was said meanwhile is not shown",
-                behind / 1024,
-                self.args.max_backlog / 1024,
+                "You were disconnected: you were {:.1} KiB behind the room (the limit is {:.1} KiB, or a quarter of it for {} s); what was said meanwhile is not shown",
+                behind as f64 / 1024.0,
+                self.args.max_backlog as f64 / 1024.0,
                 super::room::SLOW_GRACE.as_secs()
             );
             self.removed
@@ -479,7 +482,7 @@ impl State {
             },
         );
         if let Some(room) = room {
-            self.enter(&token.nick, &room, handler, false).await;
+            self.enter(&token.nick, &room, handler, false, None).await;
         }
     }
 
@@ -533,12 +536,12 @@ impl State {
         if old.is_some() && old == room {
             // Already there: just show the room again.
             return self
-                .enter(nick, &room.unwrap_or_else(Room::lobby), handler, true)
+                .enter(nick, &room.unwrap_or_else(Room::lobby), handler, true, None)
                 .await;
         }
         self.leave_room(nick, old, true).await;
         match room {
-            Some(room) => self.enter(nick, &room, handler, true).await,
+            Some(room) => self.enter(nick, &room, handler, true, None).await,
             None => handler.cast(ToClient::Left),
         }
     }
@@ -597,12 +600,14 @@ impl State {
         room: &Room,
         handler: RemoteRef<MessageHandler>,
         greet: bool,
+        then: Option<String>,
     ) {
         match self.room(room).await {
             Ok(server) => server.cast(RoomCast::Enter {
                 nick: nick.clone(),
                 handler,
                 greet,
+                then,
             }),
             Err(why) => {
                 handler.cast(ToClient::Refused {

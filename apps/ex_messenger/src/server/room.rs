@@ -57,11 +57,13 @@ pub type Entrant = (Nick, RemoteRef<MessageHandler>);
 /// Casts from the message server.
 pub enum RoomCast {
     /// `nick` is in the room now. `greet`: tell them `Joined` with the user list and tell
-    /// the others; a silent enter restores a member after a restart.
+    /// the others; a silent enter restores a member after a restart. `then`: a notice for
+    /// them, after `Joined`.
     Enter {
         nick: Nick,
         handler: RemoteRef<MessageHandler>,
         greet: bool,
+        then: Option<String>,
     },
     /// `nick` is out; `announce` tells the others.
     Exit { nick: Nick, announce: bool },
@@ -246,6 +248,7 @@ impl RoomState {
                 nick,
                 handler,
                 greet,
+                then,
             } => {
                 let new = match self.members.get_mut(&nick) {
                     Some(member) if !greet => {
@@ -267,6 +270,9 @@ impl RoomState {
                         let notice = format!("**{} has joined**", nick.as_str());
                         self.tell_others(&nick, ToClient::Notice(notice));
                     }
+                }
+                if let Some(notice) = then {
+                    handler.cast(ToClient::Notice(notice));
                 }
             }
             RoomCast::Exit { nick, announce } => {
