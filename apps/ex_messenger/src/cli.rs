@@ -138,7 +138,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE")]
     pub tree: Option<PathBuf>,
     /// For tests: read `crash message_server` or `crash room <name>` lines on stdin and
-    /// crash that GenServer.
+    /// crash that GenServer (only in builds with the `fault-hook` feature).
+    #[cfg(feature = "fault-hook")]
     #[arg(long)]
     pub fault_hook: bool,
     /// A client node silent this long (frozen, or its network gone) is declared down and

@@ -61,6 +61,7 @@ pub enum ServerInfo {
     /// A room dropped `nick`, `behind` bytes behind: disconnect them.
     TooSlow { nick: Nick, behind: u64 },
     /// Test fault hook: crash now.
+    #[cfg(feature = "fault-hook")]
     Fault,
 }
 
@@ -215,6 +216,7 @@ impl GenServer for MessageServer {
             Info::Message(ServerInfo::TooSlow { nick, behind }) => {
                 state.too_slow(&nick, behind).await
             }
+            #[cfg(feature = "fault-hook")]
             Info::Message(ServerInfo::Fault) => {
                 return Err("fault injected (message server)".into())
             }

@@ -8,21 +8,19 @@
 //! └── message_server  users, sessions, routing (exported)
 //! ```
 
+#[cfg(feature = "fault-hook")]
+mod fault_hook;
 mod keys;
 pub mod message_server;
 pub mod room;
 
 use otp::node::{Cookie, Node, NodeConfig};
 use otp::spec::Registry;
-use otp::ServerRef;
-use tokio::io::AsyncBufReadExt;
 
 pub use keys::SessionKeys;
-use message_server::{MessageServer, MessageServerArgs, ServerInfo};
-use room::{registered_name, RoomInfo, RoomServer};
+use message_server::{MessageServer, MessageServerArgs};
 
 use crate::cli::ServerArgs;
-use crate::names::Room;
 use crate::protocol::MESSAGE_SERVER;
 use crate::trees::BuiltIn;
 
@@ -71,7 +69,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "Clients join with: ex_messenger client --server {address}"
     ));
 
-    let faults = args.fault_hook.then(fault_hook);
+    #[cfg(feature = "fault-hook")]
+    let faults = args.fault_hook.then(fault_hook::run);
+    #[cfg(not(feature = "fault-hook"))]
+    let faults: Option<std::future::Pending<()>> = None;
     let stopped = tokio::select! {
         _ = crate::signals::shutdown() => false,
         _ = tree.wait_exit() => true,
@@ -83,51 +84,4 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     crate::stdout::line("Shutting down");
     let _ = tree.stop().await;
     Ok(())
-}
-
-/// Test-only crashes, read from stdin when the server runs with `--fault-hook`:
-/// `crash message_server` or `crash room <name>`. Answers `FAULT restarted` once the
-/// supervisor has replaced the crashed server, so a test knows when to go on.
-async fn fault_hook() {
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let outcome = match words.as_slice() {
-            ["crash", "message_server"] => {
-                crash(MESSAGE_SERVER.to_owned(), |s: &ServerRef<MessageServer>| {
-                    s.send_info(ServerInfo::Fault)
-                })
-                .await
-            }
-            ["crash", "room", name] => match Room::parse(name) {
-                Ok(room) => {
-                    crash(registered_name(&room), |s: &ServerRef<RoomServer>| {
-                        s.send_info(RoomInfo::Fault)
-                    })
-                    .await
-                }
-                Err(error) => error.to_string(),
-            },
-            _ => "unknown command: crash message_server | crash room <name>".to_owned(),
-        };
-        crate::stdout::line(format_args!("FAULT {outcome}"));
-    }
-    std::future::pending::<()>().await
-}
-
-/// Crashes the server registered as `name` and waits for its replacement.
-async fn crash<G: otp::GenServer>(name: String, fault: impl Fn(&ServerRef<G>)) -> String {
-    let Some(server) = ServerRef::<G>::whereis(&name) else {
-        return format!("nothing runs as {name}");
-    };
-    fault(&server);
-    server.wait_exit().await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
-        if ServerRef::<G>::whereis(&name).is_some_and(|s| s.id() != server.id()) {
-            return "restarted".to_owned();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    format!("{name} was not restarted within 5 s")
 }

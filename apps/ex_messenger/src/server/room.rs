@@ -87,6 +87,7 @@ pub enum RoomInfo {
     /// Time to look at backlogs and held acknowledgements.
     Check,
     /// Test fault hook: crash now.
+    #[cfg(feature = "fault-hook")]
     Fault,
 }
 
@@ -368,6 +369,7 @@ impl GenServer for RoomServer {
         state: &mut RoomState,
     ) -> Result<Flow, BoxError> {
         match info {
+            #[cfg(feature = "fault-hook")]
             Info::Message(RoomInfo::Fault) => Err("fault injected (room)".into()),
             Info::Message(RoomInfo::Check) => {
                 state.check();

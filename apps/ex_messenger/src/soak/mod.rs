@@ -181,6 +181,9 @@ fn random_below(n: usize) -> usize {
 
 /// `ex_messenger soak`.
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
+    if !cfg!(feature = "fault-hook") {
+        bail!("the soak crashes servers through the test-only fault hook: run a build with it, e.g. `cargo run --release -p ex_messenger --features fault-hook -- soak ...`");
+    }
     let binary = std::env::current_exe()?;
     let cookie = crate::random::hex(16)?;
     let (mut server, address) = Server::start(&binary, &cookie, "127.0.0.1:0").await?;
