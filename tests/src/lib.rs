@@ -213,3 +213,20 @@ pub async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<NodeEv
         .expect("no node event in time")
         .expect("watcher gone")
 }
+
+/// Waits until `node`'s census is `expected` (counts settle as sessions finish closing);
+/// fails with the last census after [`PATIENCE`].
+pub async fn census_settles_to(node: &otp::node::Node, expected: otp::node::Census) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let census = node.census().await.expect("the node answers");
+        if census == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node still holds {census:?}; expected {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

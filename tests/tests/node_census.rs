@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use otp::node::{Census, Cookie, Node, NodeConfig, NodeEvent};
+use otp::node::{Cookie, Node, NodeConfig, NodeEvent};
 use otp::GenServer;
 use otp_tests::{next_event, Echo, FixtureNode, NodeWatcher, ECHO, PATIENCE};
 use tokio::sync::mpsc;
@@ -14,23 +14,6 @@ const COOKIE: &str = "census-test-cookie";
 const CYCLES: usize = 1000;
 /// Peers killed while holding a monitor.
 const KILLED: usize = 10;
-
-/// Waits until the node's census is `expected` (the counts settle as sessions finish
-/// closing); fails with the last census after [`PATIENCE`].
-async fn settles_to(node: &Node, expected: Census) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let census = node.census().await.unwrap();
-        if census == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the node still holds {census:?}; expected {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_holds_nothing_for_peers_that_came_and_went() {
@@ -67,7 +50,7 @@ async fn a_node_holds_nothing_for_peers_that_came_and_went() {
         .await
         .expect("the cycles finish");
     assert_eq!(done, format!("CYCLED {CYCLES}"));
-    settles_to(&node, baseline).await;
+    otp_tests::census_settles_to(&node, baseline).await;
 
     for n in 0..KILLED {
         let mut peer = FixtureNode::start(
@@ -97,7 +80,7 @@ async fn a_node_holds_nothing_for_peers_that_came_and_went() {
         }
     }
 
-    settles_to(&node, baseline).await;
+    otp_tests::census_settles_to(&node, baseline).await;
     let now = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
