@@ -208,8 +208,16 @@ fn impossible_combinations_are_refused() {
         "at least 1",
     );
     assert_refused(r#"{"period": 0}"#, "period", "number of seconds from 0.001");
-    assert_refused(r#"{"period": 1e-10}"#, "period", "number of seconds from 0.001");
-    assert_refused(r#"{"period": 2e19}"#, "period", "number of seconds from 0.001");
+    assert_refused(
+        r#"{"period": 1e-10}"#,
+        "period",
+        "number of seconds from 0.001",
+    );
+    assert_refused(
+        r#"{"period": 2e19}"#,
+        "period",
+        "number of seconds from 0.001",
+    );
     assert_refused(
         r#"{"children": [{"id": "", "start": "probe", "args": 1}]}"#,
         "children[0].id",

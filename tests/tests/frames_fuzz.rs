@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use otp::node::{Cookie, Node, NodeConfig};
-use otp_tests::{Echo, EchoCall, FixtureNode, ECHO, PATIENCE};
+use otp_tests::{Echo, EchoCall, FixtureNode, ECHO};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

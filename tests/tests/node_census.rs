@@ -1,8 +1,6 @@
 //! What a node holds comes back to its baseline after thousands of peers came and went,
 //! whether they left in order or were killed, while holding remote monitors on it.
 
-use std::time::Duration;
-
 use otp::node::{Cookie, Node, NodeConfig, NodeEvent};
 use otp::GenServer;
 use otp_tests::{next_event, Echo, FixtureNode, NodeWatcher, ECHO, PATIENCE};
