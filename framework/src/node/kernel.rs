@@ -16,7 +16,9 @@ use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
 use tokio::task::JoinHandle;
 
-use super::listener::{accept_loop, AcceptPolicy, LabeledStream, Link};
+use super::listener::{
+    accept_loop, AcceptPolicy, Admission, LabeledStream, Limits, Link, Noted, Refusal,
+};
 use super::remote::{RemoteRef, Wire};
 use super::{Census, ConnectError, NodeConfig, NodeEvent};
 use crate::{
@@ -147,12 +149,24 @@ pub(crate) struct State {
     /// The accept loop; it owns the listening socket, so it must end with this process
     /// however that ends (a kill skips `terminate`, but still drops this state).
     accept: AbortOnDrop,
+    /// The accept loop's caps and counts, and the rate-limited log of refusals.
+    admission: std::sync::Arc<Admission>,
     sessions: HashMap<ActorId, Session>,
-    /// Outgoing connects waiting for their session to be ready, by connection label.
-    pending: HashMap<String, (ReplyTo<Reply>, SocketAddr)>,
+    /// Outgoing connects waiting for their session to be ready, by connection label, with
+    /// their link (held from the start: a link whose peer refuses it at once may be gone
+    /// before its session's opening is handled here).
+    pending: HashMap<String, Dialing>,
     watchers: Vec<Watcher>,
     /// Exported server names and their endpoints.
     exports: HashMap<String, ActorCell>,
+}
+
+/// An outgoing connect waiting for its session to be ready.
+struct Dialing {
+    from: ReplyTo<Reply>,
+    /// The address dialed.
+    address: SocketAddr,
+    link: Option<std::sync::Arc<Link>>,
 }
 
 struct Session {
@@ -172,6 +186,9 @@ struct Session {
     /// The authentication deadline's timer, cancelled once the peer is in (a timer left
     /// to run would hold a task for the whole deadline, per connection).
     deadline: Option<crate::Timer>,
+    /// Came through our listener, whose caps on connections still authenticating already
+    /// apply to it.
+    admitted: bool,
 }
 
 impl GenServer for NodeProcess {
@@ -221,12 +238,16 @@ impl GenServer for NodeProcess {
             .await?;
         super::remote::export::<Heartbeat>(HEARTBEAT, me.cell()).await?;
         me.send_interval(heartbeat_interval(&config), || Event::Tick);
+        let admission = Admission::new(Limits {
+            max_connections: config.max_connections,
+            max_unauthenticated: config.max_unauthenticated,
+            max_connections_per_source: config.max_connections_per_source,
+            max_unauthenticated_per_source: config.max_unauthenticated_per_source,
+            auth_timeout: config.auth_timeout,
+        });
         let policy = AcceptPolicy {
             tls: config.tls.clone(),
-            handshake_deadline: config.auth_timeout,
-            handshakes: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                config.max_unauthenticated,
-            )),
+            admission: admission.clone(),
         };
         let accept = AbortOnDrop(tokio::spawn(accept_loop(
             listener,
@@ -243,6 +264,7 @@ impl GenServer for NodeProcess {
             address,
             node_server,
             accept,
+            admission,
             sessions: HashMap::new(),
             pending: HashMap::new(),
             watchers: Vec::new(),
@@ -267,6 +289,7 @@ impl GenServer for NodeProcess {
             )),
             Request::Connect(stream, address) => {
                 let label = stream.label().to_owned();
+                let link = Link::find(&label);
                 let opened = NodeServerMessage::ConnectionOpenedExternal {
                     stream,
                     is_server: false,
@@ -274,7 +297,12 @@ impl GenServer for NodeProcess {
                 if state.node_server.cast(opened).is_err() {
                     return Ok(CallResponse::Reply(Err(ConnectError::NodeStopping)));
                 }
-                state.pending.insert(label, (from.take(), address));
+                let dialing = Dialing {
+                    from: from.take(),
+                    address,
+                    link,
+                };
+                state.pending.insert(label, dialing);
                 return Ok(CallResponse::NoReply);
             }
             Request::Peers => Ok(Response::Peers(state.peers())),
@@ -364,12 +392,13 @@ impl GenServer for NodeProcess {
 
     async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, state: &mut State) {
         state.accept.0.abort();
+        state.admission.flush_log_now();
         for (name, endpoint) in state.exports.drain() {
             ractor::pg::leave(super::remote::group_of(&name), vec![endpoint.clone()]);
             endpoint.stop(None);
         }
-        for (_, (from, _)) in state.pending.drain() {
-            from.reply(Err(ConnectError::NodeStopping));
+        for (_, dialing) in state.pending.drain() {
+            dialing.from.reply(Err(ConnectError::NodeStopping));
         }
         let _ = state
             .node_server
@@ -400,11 +429,17 @@ impl State {
                     session.authenticated = true;
                     session.info = info;
                     session.cancel_deadline();
+                    if let Some(link) = &session.link {
+                        link.authenticated();
+                    }
                 }
             }
             Event::Ready(info) => self.ready(info),
             Event::Disconnected(info) => self.disconnected(info),
-            Event::Tick => self.check_liveness(me),
+            Event::Tick => {
+                self.admission.flush_log();
+                self.check_liveness(me);
+            }
             Event::Alive(id) => {
                 if let Some(session) = self.sessions.get_mut(&id) {
                     session.last_seen = Instant::now();
@@ -413,7 +448,8 @@ impl State {
             Event::Deadline(id) => {
                 if let Some(session) = self.sessions.get_mut(&id) {
                     if !session.authenticated {
-                        tracing::warn!(peer = %session.info.peer_addr, "closing a connection that did not authenticate in time");
+                        tracing::debug!(peer = %session.info.peer_addr, "closing a connection that did not authenticate in time");
+                        self.admission.note(Noted::TimedOut);
                         session.close(ConnectError::Timeout);
                     }
                 }
@@ -421,17 +457,31 @@ impl State {
         }
     }
 
+    /// A new session. One our listener admitted already passed its caps on connections
+    /// still authenticating, and has its deadline from there; the others (our own dials,
+    /// ractor_cluster's loopback listener) are capped here, among themselves.
     fn opened(&mut self, me: &Context<NodeProcess>, info: NodeServerSessionInformation) {
         let id = info.actor.get_id();
-        let unauthenticated = 1 + self.sessions.values().filter(|s| !s.authenticated).count();
+        let link = Link::find(&info.peer_addr);
+        let admitted = link.as_ref().is_some_and(|link| link.admitted());
+        let unauthenticated = 1 + self
+            .sessions
+            .values()
+            .filter(|s| !s.authenticated && !s.admitted)
+            .count();
         let refusal = if self.sessions.len() >= self.config.max_connections {
-            Some("max_connections")
-        } else if unauthenticated > self.config.max_unauthenticated {
-            Some("max_unauthenticated")
+            Some(("max_connections", Refusal::Connections))
+        } else if !admitted && unauthenticated > self.config.max_unauthenticated {
+            Some(("max_unauthenticated", Refusal::Unauthenticated))
         } else {
             None
         };
-        let link = Link::find(&info.peer_addr);
+        let deadline = link
+            .as_ref()
+            .and_then(|link| link.handshake_deadline())
+            .map_or(self.config.auth_timeout, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
         let mut session = Session {
             info,
             link,
@@ -441,14 +491,24 @@ impl State {
             dialed: None,
             closed_by_us: None,
             deadline: None,
+            admitted,
         };
-        if let Some(limit) = refusal {
-            tracing::warn!(peer = %session.info.peer_addr, limit, "connection refused: limit reached");
+        if let Some((limit, refusal)) = refusal {
+            tracing::debug!(peer = %session.info.peer_addr, limit, "connection refused: limit reached");
+            self.admission.note(Noted::Refused(refusal));
             session.close(ConnectError::Refused(limit));
         } else {
-            session.deadline = Some(me.send_after(self.config.auth_timeout, Event::Deadline(id)));
+            session.deadline = Some(me.send_after(deadline, Event::Deadline(id)));
         }
         self.sessions.insert(id, session);
+        self.count_others();
+    }
+
+    /// Tells our listener how many sessions did not come through it, for its cap on
+    /// connections.
+    fn count_others(&self) {
+        let others = self.sessions.values().filter(|s| !s.admitted).count();
+        self.admission.set_others(others);
     }
 
     fn ready(&mut self, info: NodeServerSessionInformation) {
@@ -461,6 +521,9 @@ impl State {
         session.last_seen = Instant::now();
         session.cancel_deadline();
         session.info = info;
+        if let Some(link) = &session.link {
+            link.authenticated();
+        }
         let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
             return;
         };
@@ -472,11 +535,11 @@ impl State {
             .count()
             > 1;
         tracing::info!(node = %self.full_name, %peer, "node up");
-        if let Some((from, address)) = self.pending.remove(&label) {
+        if let Some(dialing) = self.pending.remove(&label) {
             if let Some(session) = self.sessions.get_mut(&id) {
-                session.dialed = Some(address);
+                session.dialed = Some(dialing.address);
             }
-            from.reply(Ok(Response::Connected(peer.clone())));
+            dialing.from.reply(Ok(Response::Connected(peer.clone())));
         }
         if !already_up {
             self.notify(NodeEvent::Up(peer));
@@ -487,16 +550,23 @@ impl State {
         let Some(mut session) = self.sessions.remove(&info.actor.get_id()) else {
             return;
         };
+        self.count_others();
         session.cancel_deadline();
-        if let Some((from, _)) = self.pending.remove(&session.info.peer_addr) {
-            let error = session
-                .closed_by_us
-                .clone()
-                .unwrap_or(if session.authenticated {
-                    ConnectError::Closed
-                } else {
-                    ConnectError::AuthenticationFailed
-                });
+        // The connection no longer counts against our listener's caps.
+        if let Some(link) = &session.link {
+            link.release();
+        }
+        if let Some(Dialing { from, link, .. }) = self.pending.remove(&session.info.peer_addr) {
+            // Our link, not the session's: a link refused at once may have been gone
+            // before the session's opening was handled.
+            let busy = link.is_some_and(|link| link.refused_busy());
+            let error = session.closed_by_us.clone().unwrap_or(if busy {
+                ConnectError::Busy
+            } else if session.authenticated {
+                ConnectError::Closed
+            } else {
+                ConnectError::AuthenticationFailed
+            });
             from.reply(Err(error));
         }
         let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {

@@ -6,7 +6,7 @@
 //! | `mod.rs` | [`Node`], [`NodeConfig`], [`NodeEvent`], [`ConnectError`] |
 //! | `cookie.rs` | [`Cookie`]: flag, environment or a private cookie file |
 //! | `kernel.rs` | the node process (`net_kernel`): sessions, deadlines, caps, node events |
-//! | `listener.rs` | our accept loop (keepalive, labels) in front of ractor_cluster |
+//! | `listener.rs` | our accept loop in front of ractor_cluster (keepalive, labels; caps per source, adaptive handshake deadlines, "busy" refusals, a rate-limited log) |
 //! | `remote.rs` | exported servers and [`RemoteRef`]: calls and casts as JSON |
 //!
 //! # Two nodes
@@ -28,7 +28,7 @@ mod listener;
 mod remote;
 mod tls;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -56,12 +56,29 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// The shared secret.
     pub cookie: Cookie,
-    /// A connection that has not authenticated within this is closed.
+    /// A connection that has not authenticated within this is closed. Under load the
+    /// deadline is shorter: a connection admitted while more than half of the
+    /// `max_unauthenticated` slots are taken gets less, the fuller the less (by the square
+    /// of the fill beyond half: three quarters full, 75% of the way from 500 ms to this;
+    /// 63 of 64, 0.78 s of 5 s), down to 500 ms with every slot taken; admitting one also
+    /// closes older handshakes past that shorter deadline. A flood of connections that
+    /// never authenticate then turns over within about a second instead of holding every
+    /// slot. A connection must also send its first bytes within 2 s (or its deadline, if
+    /// shorter): a dialing node speaks at once.
     pub auth_timeout: Duration,
     /// Sessions at once, authenticated or not.
     pub max_connections: usize,
-    /// Sessions still authenticating at once.
+    /// Sessions still authenticating at once. A connection over this (or over a
+    /// per-source cap) is refused at accept with a "busy" answer, which a dialing node
+    /// reports as [`ConnectError::Busy`].
     pub max_unauthenticated: usize,
+    /// Connections still authenticating at once from one source address (an IPv4 address
+    /// or an IPv6 /64; 127.0.0.1 and 127.0.0.2 are two sources), so that one host cannot
+    /// take every slot.
+    pub max_unauthenticated_per_source: usize,
+    /// Connections at once from one source, authenticated or not. Authenticated peers
+    /// know the cookie; this bounds what one host (or NAT gateway) can hold.
+    pub max_connections_per_source: usize,
     /// The largest frame accepted from a peer; a larger one closes the connection.
     pub max_frame_bytes: u64,
     /// A peer that answers no heartbeat for this long is declared down, its connection
@@ -73,10 +90,14 @@ pub struct NodeConfig {
     /// Mutual TLS for every link; `None`: plain TCP (cookie authentication only). Nodes of
     /// one cluster must agree.
     pub tls: Option<Tls>,
+    /// The local address connections this node dials are made from; `None`: the one the
+    /// operating system picks.
+    pub connect_from: Option<IpAddr>,
 }
 
 impl NodeConfig {
-    /// A config with the defaults: 5 s to authenticate, 1024 connections, 64 of them
+    /// A config with the defaults: 5 s to authenticate (less under load), 1024
+    /// connections, 64 of them unauthenticated, per source address 512 connections and 8
     /// unauthenticated, 1 MiB frames, peers declared down after 15 s of silence and
     /// disconnected beyond 10,000 processes.
     pub fn new(name: impl Into<String>, listen: SocketAddr, cookie: Cookie) -> Self {
@@ -87,10 +108,16 @@ impl NodeConfig {
             auth_timeout: Duration::from_secs(5),
             max_connections: 1024,
             max_unauthenticated: 64,
+            // Eight handshakes at once are plenty for a host starting its nodes; one
+            // address can then hold at most an eighth of the slots.
+            max_unauthenticated_per_source: 8,
+            // Half of the connections: a NAT gateway with many users still fits.
+            max_connections_per_source: 512,
             max_frame_bytes: 1024 * 1024,
             liveness_timeout: Duration::from_secs(15),
             max_peer_processes: 10_000,
             tls: None,
+            connect_from: None,
         }
     }
 }
@@ -134,6 +161,11 @@ pub enum ConnectError {
     /// (or the peer requires TLS and this node does not use it; the two look alike from here).
     #[error("authentication failed: the peer closed the link during authentication (do both nodes use the same cookie, and the same TLS setting?)")]
     AuthenticationFailed,
+    /// The peer turned the connection away for load: too many connections are being set
+    /// up there (from everywhere, or from this address). Nothing is wrong with the
+    /// cookie; try again after a pause, as [`Node::connect_retrying`] does.
+    #[error("the server is busy: too many connections being set up; try again shortly")]
+    Busy,
     /// Authentication did not complete in time.
     #[error("the peer did not complete authentication in time")]
     Timeout,
@@ -223,7 +255,8 @@ impl Node {
     /// ready; if this node already dialed that address and is connected, returns at once
     /// (as `net_kernel:connect_node/1`). Fails within the authentication timeout, telling an unreachable host
     /// ([`ConnectError::Unreachable`]) from a cookie mismatch
-    /// ([`ConnectError::AuthenticationFailed`]).
+    /// ([`ConnectError::AuthenticationFailed`]) and from a peer too busy to take the
+    /// connection now ([`ConnectError::Busy`]).
     pub async fn connect(
         &self,
         address: impl ToSocketAddrs + std::fmt::Display,
@@ -245,7 +278,7 @@ impl Node {
         {
             return Ok(peer);
         }
-        let stream = tokio::time::timeout(deadline, tokio::net::TcpStream::connect(target))
+        let stream = tokio::time::timeout(deadline, dial(target, self.config.connect_from))
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
@@ -254,9 +287,9 @@ impl Node {
             listener::Direction::Out,
             self.config.tls.as_ref(),
             deadline,
+            None,
         )
-        .await
-        .map_err(ConnectError::Tls)?;
+        .await?;
         // The node closes a session that does not authenticate in its own deadline; this
         // bound only guards against the node process itself being stuck.
         let bound = Timeout::After(deadline * 2);
@@ -269,6 +302,37 @@ impl Node {
         {
             Response::Connected(peer) => Ok(peer),
             _ => Err(ConnectError::Unavailable("unexpected answer".into())),
+        }
+    }
+
+    /// [`connect`](Self::connect), tried again while the peer answers
+    /// [`ConnectError::Busy`], after pauses that start at 50 ms and double up to 2 s, each
+    /// a random part of that (so that clients turned away together do not come back
+    /// together), until `patience` is spent; then the last error. Other errors return at
+    /// once.
+    pub async fn connect_retrying<A>(
+        &self,
+        address: A,
+        patience: Duration,
+    ) -> Result<String, ConnectError>
+    where
+        A: ToSocketAddrs + std::fmt::Display,
+        for<'a> &'a A: ToSocketAddrs,
+    {
+        let give_up = tokio::time::Instant::now() + patience;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.connect(&address).await {
+                Err(ConnectError::Busy) => {
+                    let pause = backoff.mul_f64(0.5 + 0.5 * jitter());
+                    if tokio::time::Instant::now() + pause >= give_up {
+                        return Err(ConnectError::Busy);
+                    }
+                    tokio::time::sleep(pause).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                outcome => return outcome,
+            }
         }
     }
 
@@ -366,6 +430,26 @@ impl Node {
     }
 }
 
+/// A TCP connection to `target`, from `from` if given.
+async fn dial(target: SocketAddr, from: Option<IpAddr>) -> std::io::Result<tokio::net::TcpStream> {
+    let Some(from) = from else {
+        return tokio::net::TcpStream::connect(target).await;
+    };
+    let socket = match from {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot dial from {from}: {e}")))?;
+    socket.connect(target).await
+}
+
+/// A number in [0, 1), for jitter.
+fn jitter() -> f64 {
+    f64::from(getrandom::u32().unwrap_or(u32::MAX / 2)) / (f64::from(u32::MAX) + 1.0)
+}
+
 async fn ask(
     server: &ServerRef<NodeProcess>,
     request: Request,
@@ -389,7 +473,10 @@ mod tests {
         assert_eq!(config.max_frame_bytes, 1024 * 1024);
         assert_eq!(config.max_unauthenticated, 64);
         assert_eq!(config.max_connections, 1024);
+        assert_eq!(config.max_unauthenticated_per_source, 8);
+        assert_eq!(config.max_connections_per_source, 512);
         assert_eq!(config.max_peer_processes, 10_000);
         assert!(config.tls.is_none());
+        assert!(config.connect_from.is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! A node for the distribution tests, in its own OS process:
 //!
 //! `node_fixture <name> <cookie> [--tls DIR] [--connect ADDR] [--prefix TEXT] [--flood N]
-//!  [--monitor] [--cycle N]`
+//!  [--monitor] [--cycle N] [--from IP] [--patience MS] [--max-unauthenticated N]
+//!  [--auth-timeout MS]`
 //!
 //! listens on an ephemeral loopback port (with mutual TLS from `DIR/{node.pem,node.key,ca.pem}`
 //! if given), exports the `echo` server (whose replies start with `--prefix`), prints
@@ -9,8 +10,14 @@
 //! `CONNECTED <peer>` or `CONNECT_ERROR <error>`), monitors its `echo` server (`--monitor`,
 //! then prints `MONITORING`) and announces `--flood` processes to it, and runs until killed.
 //!
+//! `--from` dials from that local address; `--patience` retries a busy peer for up to that
+//! long (`Node::connect_retrying`) and prints `CONNECTED <peer> after <ms> ms`.
+//! `--max-unauthenticated` and `--auth-timeout` set those limits of the node.
+//!
 //! With `--cycle N` it instead comes and goes N times: a fresh node connects to `--connect`,
 //! monitors its `echo`, calls it, and stops; then it prints `CYCLED N` and exits.
+
+use std::time::{Duration, Instant};
 
 use otp::node::{Cookie, Node, NodeConfig, RemoteRef, Tls};
 use otp::{BoxError, Context, GenServer};
@@ -54,6 +61,8 @@ async fn main() -> anyhow::Result<()> {
     let cookie = Cookie::new(args.next().unwrap_or_default())?;
     let (mut connect, mut prefix, mut flood, mut tls) = (None, String::new(), 0usize, None);
     let (mut monitor, mut cycles) = (false, 0usize);
+    let (mut from, mut patience, mut max_unauthenticated, mut auth_timeout) =
+        (None, None, None, None);
     while let Some(flag) = args.next() {
         if flag == "--monitor" {
             monitor = true;
@@ -68,10 +77,21 @@ async fn main() -> anyhow::Result<()> {
             "--flood" => flood = value.parse()?,
             "--cycle" => cycles = value.parse()?,
             "--tls" => tls = Some(std::path::PathBuf::from(value)),
+            "--from" => from = Some(value.parse()?),
+            "--patience" => patience = Some(Duration::from_millis(value.parse()?)),
+            "--max-unauthenticated" => max_unauthenticated = Some(value.parse()?),
+            "--auth-timeout" => auth_timeout = Some(Duration::from_millis(value.parse()?)),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
     let mut config = NodeConfig::new(name.clone(), "127.0.0.1:0".parse()?, cookie.clone());
+    config.connect_from = from;
+    if let Some(max) = max_unauthenticated {
+        config.max_unauthenticated = max;
+    }
+    if let Some(timeout) = auth_timeout {
+        config.auth_timeout = timeout;
+    }
     if let Some(dir) = tls {
         config.tls = Some(Tls::from_pem_files(
             &dir.join("node.pem"),
@@ -99,11 +119,22 @@ async fn main() -> anyhow::Result<()> {
         println!("CYCLED {cycles}");
         return Ok(());
     }
-    if let Some(address) = connect {
+    if let (Some(address), Some(patience)) = (&connect, patience) {
+        let started = Instant::now();
+        match node.connect_retrying(address.as_str(), patience).await {
+            Ok(peer) => println!(
+                "CONNECTED {peer} after {} ms",
+                started.elapsed().as_millis()
+            ),
+            Err(error) => println!("CONNECT_ERROR {error}"),
+        }
+    } else if let Some(address) = &connect {
         match node.connect(address.as_str()).await {
             Ok(peer) => println!("CONNECTED {peer}"),
             Err(error) => println!("CONNECT_ERROR {error}"),
         }
+    }
+    if let Some(address) = connect {
         if monitor {
             monitor_echo(&node, &address).await?;
             println!("MONITORING");
