@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use ex_messenger::cli::{Cli, Mode};
 
+/// Returns freed memory to the system (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A client is one user's traffic: one thread serves it with less waking across threads

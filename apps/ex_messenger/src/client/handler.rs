@@ -29,6 +29,8 @@ use crate::server::message_server::MessageServer;
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long to keep knocking while the server answers "busy" before saying so.
+const BUSY_PATIENCE: Duration = Duration::from_secs(30);
 /// How long a join may take before it is sent again.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -352,7 +354,13 @@ impl HandlerState {
                 self.node.name()
             ));
         }
-        let peer = match self.node.connect(server.as_str()).await {
+        // A server busy setting up other connections turns us away for a moment: that is
+        // retried here (with growing, jittered pauses), not reported.
+        let peer = match self
+            .node
+            .connect_retrying(server.as_str(), BUSY_PATIENCE)
+            .await
+        {
             Ok(peer) => peer,
             Err(error) if first => {
                 return self.fatal(format!("Could not connect to server, reason: {error}"))

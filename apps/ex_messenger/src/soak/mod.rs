@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use otp::node::COOKIE_ENV;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 use crate::cli::SoakArgs;
@@ -61,17 +61,20 @@ impl Server {
         cookie: &str,
         listen: &str,
     ) -> anyhow::Result<(Server, String)> {
-        let mut child = Command::new(binary)
-            .args(["server", "--listen", listen, "--fault-hook"])
-            .args(["--liveness-timeout", &LIVENESS.as_secs().to_string()])
-            .env(COOKIE_ENV, cookie)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
+        let liveness = LIVENESS.as_secs().to_string();
+        let (child, stdin, mut lines) = spawn_piped(
+            binary,
+            &[
+                "server",
+                "--listen",
+                listen,
+                "--fault-hook",
+                "--liveness-timeout",
+                &liveness,
+            ],
+            cookie,
+        )?;
         let pid = child.id().context("server pid")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
         let ready = lines
             .next_line()
             .await?
@@ -87,7 +90,6 @@ impl Server {
                 let _ = sender.send(line);
             }
         });
-        let stdin = child.stdin.take().context("stdin")?;
         Ok((
             Server {
                 child,
@@ -135,6 +137,26 @@ impl Server {
     }
 }
 
+/// Our own binary with `args` and the cookie in its environment: its stdin, and its stdout
+/// line by line (stderr, its logs, is dropped).
+fn spawn_piped(
+    binary: &std::path::Path,
+    args: &[&str],
+    cookie: &str,
+) -> anyhow::Result<(Child, ChildStdin, Lines<BufReader<ChildStdout>>)> {
+    let mut child = Command::new(binary)
+        .args(args)
+        .env(COOKIE_ENV, cookie)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdin = child.stdin.take().context("stdin")?;
+    let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    Ok((child, stdin, lines))
+}
+
 /// Starts client `slot`, generation `generation`, forwarding its lines to `said`.
 fn spawn_client(
     binary: &std::path::Path,
@@ -145,18 +167,21 @@ fn spawn_client(
     generation: usize,
     said: &mpsc::UnboundedSender<Said>,
 ) -> anyhow::Result<(Child, ChildStdin)> {
-    let mut child = Command::new(binary)
-        .args(["soak-client", "--server", server])
-        .args(["--nick", &format!("s{slot:03}g{generation}")])
-        .args(["--rate", &rate.to_string()])
-        .env(COOKIE_ENV, cookie)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdin = child.stdin.take().context("stdin")?;
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let nick = format!("s{slot:03}g{generation}");
+    let rate = rate.to_string();
+    let (child, stdin, mut lines) = spawn_piped(
+        binary,
+        &[
+            "soak-client",
+            "--server",
+            server,
+            "--nick",
+            &nick,
+            "--rate",
+            &rate,
+        ],
+        cookie,
+    )?;
     let said = said.clone();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
