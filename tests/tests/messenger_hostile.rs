@@ -93,6 +93,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
         token: forged.clone(),
         room: lobby.clone(),
         seq: 1,
+        since: 1,
         request: Request::Say {
             text: "forged as alice".into(),
         },
@@ -111,6 +112,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
         token: forged.clone(),
         room: lobby.clone(),
         seq: 1,
+        since: 1,
         request: Request::Leave,
     });
     // Joining as alice, from her node or ours: her nick is in use.
@@ -183,18 +185,21 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
         token: stolen,
         room: lobby.clone(),
         seq: 1,
+        since: 1,
         request: Request::Say {
             text: "eve's mac as alice".into(),
         },
     });
     // Raw oversized and escape-laden text, past any client-side check.
-    let say = |text: String| ServerCast::Request {
+    // Numbered in order, as the server handles a client's requests.
+    let say = |seq, text: String| ServerCast::Request {
         token: token.clone(),
         room: lobby.clone(),
-        seq: 1,
+        seq,
+        since: seq,
         request: Request::Say { text },
     };
-    server.cast(say("y".repeat(5000)));
+    server.cast(say(1, "y".repeat(5000)));
     match next(&mut inbox).await {
         ToClient::Refused {
             seq: Some(1),
@@ -204,7 +209,10 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
         }
         other => panic!("oversized text accepted: {other:?}"),
     }
-    server.cast(say("\u{1b}[31mred\u{1b}[0m\u{9b}2J \u{202e}txt.exe".into()));
+    server.cast(say(
+        2,
+        "\u{1b}[31mred\u{1b}[0m\u{9b}2J \u{202e}txt.exe".into(),
+    ));
     let seen = bob.expect("eve: ").await;
     assert_eq!(seen, "eve: red txt.exe");
 

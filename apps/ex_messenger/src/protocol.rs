@@ -110,6 +110,11 @@ pub enum ServerCast {
         token: Token,
         room: Option<Room>,
         seq: Seq,
+        /// The client's oldest request not answered yet when this one was sent:
+        /// everything before it was handled. The server handles a client's requests in
+        /// order, without gaps: one that overtook requests lost in a crash is dropped and
+        /// the client asked to send again from the first missing one ([`ToClient::Resend`]).
+        since: Seq,
         request: Request,
     },
     /// The holder of `token` has read `bytes` (by [`line_cost`]) of what `room`'s
@@ -175,6 +180,9 @@ pub enum ToClient {
     /// The room restarted as incarnation `epoch`, with you in it: lines not acknowledged
     /// yet may have been lost with its predecessor; send them again.
     RoomRestarted { room: Room, epoch: u64 },
+    /// Requests from `from` on were lost (a crash) before later ones arrived: send every
+    /// unanswered request again, in order.
+    Resend { from: Seq },
     /// The join was refused after the challenge (another node confirmed the nick first).
     JoinRefused(String),
     /// Out of the room, still connected.

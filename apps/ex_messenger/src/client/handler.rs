@@ -251,6 +251,11 @@ impl GenServer for MessageHandler {
             } => state.answered(seq, Err(reason)),
             ToClient::Refused { seq: None, reason } => state.show(clean(&reason)),
             ToClient::Notice(text) => state.show(clean(&text)),
+            ToClient::Resend { from } => {
+                tracing::info!(from, "the server lost requests; sending again");
+                state.session().outbox.resend();
+                state.pump();
+            }
             ToClient::RoomRestarted { room, epoch } => {
                 state.trace(Trace::Restarted {
                     room: room.clone(),
@@ -553,11 +558,13 @@ impl HandlerState {
             return;
         };
         let room = session.room.clone();
+        let since = session.outbox.oldest().unwrap_or_default();
         for (seq, request) in session.outbox.take_sendable() {
             server.cast(ServerCast::Request {
                 token: token.clone(),
                 room: room.clone(),
                 seq,
+                since,
                 request,
             });
         }

@@ -71,6 +71,11 @@ impl Outbox {
         self.in_flight = 0;
     }
 
+    /// The oldest request not answered yet: everything before it was.
+    pub fn oldest(&self) -> Option<Seq> {
+        self.entries.front().map(|(seq, _)| *seq)
+    }
+
     /// Requests not answered yet (sent or not).
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -84,6 +84,11 @@ struct User {
     handler: RemoteRef<MessageHandler>,
     room: Option<Room>,
     throttle: Throttle,
+    /// The request number expected next (`None`: not known yet, as for a session just
+    /// joined or restored: its first request must be its oldest unanswered one).
+    next: Option<Seq>,
+    /// A resend has been asked for since the last request handled: ask once per gap.
+    asked: bool,
 }
 
 /// A join waiting for its node to confirm the token.
@@ -171,8 +176,9 @@ impl GenServer for MessageServer {
                 token,
                 room,
                 seq,
+                since,
                 request,
-            } => state.request(token, room, seq, request).await,
+            } => state.request(token, room, (seq, since), request).await,
             ServerCast::Delivered {
                 token,
                 room,
@@ -198,6 +204,16 @@ impl GenServer for MessageServer {
     ) -> Result<Flow, BoxError> {
         match info {
             Info::Message(ServerInfo::RoomStarted(room)) => {
+                // Lines its predecessor had not placed come again, older than some the
+                // members sent since: accept them again from each one's oldest.
+                for user in state
+                    .users
+                    .values_mut()
+                    .filter(|u| u.room.as_ref() == Some(&room))
+                {
+                    user.next = None;
+                    user.asked = false;
+                }
                 let members = state.members_of(&room);
                 if let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) {
                     server.cast(RoomCast::Reset(members));
@@ -346,6 +362,8 @@ impl State {
                 handler: handler.clone(),
                 room: room.clone(),
                 throttle,
+                next: None,
+                asked: false,
             },
         );
         let removal = removal.map(|(reason, _)| reason);
@@ -394,7 +412,13 @@ impl State {
         (user.node == token.node && self.args.keys.verify(token)).then(|| token.nick.clone())
     }
 
-    async fn request(&mut self, token: Token, room: Option<Room>, seq: Seq, request: Request) {
+    async fn request(
+        &mut self,
+        token: Token,
+        room: Option<Room>,
+        (seq, since): (Seq, Seq),
+        request: Request,
+    ) {
         let nick = match self.verified(&token) {
             Some(nick) => nick,
             None if self.args.keys.verify(&token) && !self.taken_by_other(&token) => {
@@ -404,9 +428,25 @@ impl State {
             }
             None => return tracing::warn!(?token, "request with an unknown or forged token"),
         };
-        let Some(handler) = self.users.get(&nick).map(|u| u.handler.clone()) else {
+        let Some(user) = self.users.get_mut(&nick) else {
             return;
         };
+        let handler = user.handler.clone();
+        // In order, without gaps: a request that overtook others lost in a crash waits
+        // for them (the client sends them all again), a repeat is dropped.
+        let expected = user.next.unwrap_or(0).max(since);
+        if seq < expected {
+            return;
+        }
+        if seq > expected {
+            user.next = Some(expected);
+            if !std::mem::replace(&mut user.asked, true) {
+                handler.cast(ToClient::Resend { from: expected });
+            }
+            return;
+        }
+        user.next = Some(seq + 1);
+        user.asked = false;
         // Every request counts against the flood limit, not only lines said: a `/pm` or
         // `/join` storm costs the server as much.
         let outcome = match self.admit(&nick) {
@@ -414,7 +454,14 @@ impl State {
             Ok(()) => match request {
                 // Acknowledged by the room, once placed.
                 Request::Say { text } => match self.say(&nick, seq, text) {
-                    Ok(()) => return,
+                    Ok(true) => return,
+                    Ok(false) => {
+                        // The room is restarting: this line comes again once it is back.
+                        if let Some(user) = self.users.get_mut(&nick) {
+                            user.next = Some(seq);
+                        }
+                        return;
+                    }
                     Err(refusal) => Err(refusal),
                 },
                 Request::Pm { to, text } => self.pm(&nick, seq, &to, text),
@@ -481,6 +528,8 @@ impl State {
                 handler: handler.clone(),
                 room: room.clone(),
                 throttle,
+                next: None,
+                asked: false,
             },
         );
         if let Some(room) = room {
@@ -488,8 +537,9 @@ impl State {
         }
     }
 
-    /// Hands a line to the user's room, which places and acknowledges it.
-    fn say(&mut self, nick: &Nick, seq: Seq, text: String) -> Result<(), String> {
+    /// Hands a line to the user's room, which places and acknowledges it; `Ok(false)` if
+    /// the room is restarting (it tells its members when back, and they send again).
+    fn say(&mut self, nick: &Nick, seq: Seq, text: String) -> Result<bool, String> {
         let user = self.users.get(nick).ok_or("not joined")?;
         let room = user
             .room
@@ -500,8 +550,9 @@ impl State {
         if text.trim().is_empty() {
             return Err("nothing to say: the line is empty once cleaned".into());
         }
-        let server = ServerRef::<RoomServer>::whereis(&registered_name(&room))
-            .ok_or("the room is restarting; your line will be sent again")?;
+        let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) else {
+            return Ok(false);
+        };
         server.cast(RoomCast::Say {
             from: nick.clone(),
             text,
@@ -509,7 +560,7 @@ impl State {
             sent: seq,
             handler: user.handler.clone(),
         });
-        Ok(())
+        Ok(true)
     }
 
     fn pm(&self, nick: &Nick, seq: Seq, to: &Nick, text: String) -> Result<(), String> {

@@ -307,8 +307,13 @@ impl RoomState {
                 };
                 RemoteRef::cast_all(self.members.values().map(|m| &m.handler), &restarted);
                 self.ready = true;
+                // Lines that came before the members are not placed: they may have
+                // overtaken lines the predecessor never placed, and every member sends all
+                // its unanswered lines again, in order, on `RoomRestarted`.
                 for early in std::mem::take(&mut self.early) {
-                    self.handle(early);
+                    if !matches!(early, RoomCast::Say { .. }) {
+                        self.handle(early);
+                    }
                 }
             }
         }

@@ -57,13 +57,14 @@ fn report(counts: &Counts, receipts: &mut Receipts, unanswered: usize) {
         crate::stdout::line(span.encode());
     }
     crate::stdout::line(format_args!(
-        "STAT queued={} acked={} dropped={} unanswered={unanswered} shown={} repeated={} disordered={} kicked={} refused={} lost={}",
+        "STAT queued={} acked={} dropped={} unanswered={unanswered} shown={} repeated={} disordered={} hidden={} kicked={} refused={} lost={}",
         counts.queued,
         counts.acked,
         counts.dropped,
         receipts.shown,
         receipts.repeated,
         receipts.disordered,
+        receipts.hidden,
         counts.kicked,
         tally(&counts.refused),
         tally(&counts.lost),

@@ -8,7 +8,7 @@
 //! got are not owed: it was not there), when the room restarts, or when the soak ends
 //! (then every line up to the room's last one is owed).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::protocol::{Placed, Seq};
 
@@ -111,12 +111,17 @@ pub struct Receipts {
     own: HashMap<u64, BTreeSet<u64>>,
     /// Spans ended, not yet reported.
     ended: Vec<Span>,
-    /// The last shown request number per sender session: order and repeats.
+    /// The last shown request number per sender session: order.
     last_shown: HashMap<u64, Seq>,
-    /// Lines shown, shown twice, shown out of their sender's order.
+    /// Every line shown, by sender session and number: repeats, and lines the client
+    /// dropped as repeats that it had never shown.
+    seen: HashSet<(u64, Seq)>,
+    /// Lines shown, shown twice, shown out of their sender's order, and never shown
+    /// because the client took them for repeats (lost to the user all the same).
     pub shown: u64,
     pub repeated: u64,
     pub disordered: u64,
+    pub hidden: u64,
     /// The highest place seen per incarnation (own or received).
     pub highest: HashMap<u64, u64>,
 }
@@ -163,13 +168,22 @@ impl Receipts {
     /// A room line arrived (`shown`: new, not a repeat the client dropped).
     pub fn received(&mut self, at: Placed, session: u64, sent: Seq, shown: bool) {
         self.note(at);
+        let new = self.seen.insert((session, sent));
         if shown {
             self.shown += 1;
-            match self.last_shown.insert(session, sent) {
-                Some(last) if last == sent => self.repeated += 1,
-                Some(last) if last > sent => self.disordered += 1,
-                _ => {}
+            if !new {
+                self.repeated += 1;
+            } else if self
+                .last_shown
+                .get(&session)
+                .is_some_and(|&last| last > sent)
+            {
+                self.disordered += 1;
             }
+            let last = self.last_shown.entry(session).or_default();
+            *last = (*last).max(sent);
+        } else if new {
+            self.hidden += 1;
         }
         if self.open.as_ref().is_some_and(|s| s.epoch == at.epoch) {
             self.advance(at.seq, true);
@@ -335,11 +349,13 @@ mod tests {
         receipts.received(at(1, 1), 7, 2, true);
         receipts.received(at(1, 2), 7, 2, true);
         receipts.received(at(1, 3), 7, 1, true);
-        receipts.received(at(1, 4), 7, 3, false); // a repeat the client dropped
+        receipts.received(at(1, 4), 7, 2, false); // a repeat the client dropped
+        receipts.received(at(1, 5), 7, 3, false); // never shown: taken for a repeat
         assert_eq!(
             (receipts.shown, receipts.repeated, receipts.disordered),
             (3, 1, 1)
         );
+        assert_eq!(receipts.hidden, 1);
     }
 
     #[test]

@@ -449,7 +449,7 @@ fn print_tables(
         "| {} | {} | {} | {} | {} | {} | {} | {} |",
         get("acked"),
         get("shown"),
-        verdict.lost(),
+        verdict.lost() + get("hidden"),
         get("repeated"),
         get("disordered"),
         get("unanswered"),
