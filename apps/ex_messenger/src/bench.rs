@@ -101,6 +101,10 @@ struct Report {
     first_sent: u64,
     last_received: u64,
     latencies: Histogram,
+    /// Times the client lost the server (a slow reader is disconnected) and refusals it
+    /// was shown: why a client may have received less than everything.
+    outages: u64,
+    refusals: u64,
 }
 
 impl Report {
@@ -112,6 +116,8 @@ impl Report {
             first_sent: next()?.parse().ok()?,
             last_received: next()?.parse().ok()?,
             latencies: Histogram::decode(&next()?)?,
+            outages: next()?.parse().ok()?,
+            refusals: next()?.parse().ok()?,
         })
     }
 }
@@ -229,6 +235,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let mut latencies = Histogram::default();
     let (mut delivered, mut first, mut last) = (0u64, u64::MAX, 0u64);
+    let (mut outages, mut refusals) = (0u64, 0u64);
     let mut short = Vec::new();
     for client in &mut clients {
         let line = client.expect("DONE", Duration::from_secs(600)).await?;
@@ -238,6 +245,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             short.push(report.received);
         }
         first = first.min(report.first_sent);
+        outages += report.outages;
+        refusals += report.refusals;
         last = last.max(report.last_received);
         latencies.merge(&report.latencies);
     }
@@ -250,6 +259,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             short[0],
             short[short.len() - 1]
         );
+    }
+    if outages + refusals > 0 {
+        eprintln!("clients lost the server {outages} times and were shown {refusals} refusals");
     }
     let seconds = last.saturating_sub(first) as f64 / 1e9;
     println!("| clients | messages/client | rate/client | delivered | expected | seconds | delivered/s | p50 | p99 |");
@@ -332,11 +344,17 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
     let expected = (args.peers as u64 - 1) * args.messages;
     let mut latencies = Histogram::default();
     let (mut received, mut last_received) = (0u64, first_sent);
+    let (mut outages, mut refusals) = (0u64, 0u64);
     while received < expected {
         let Ok(Some(output)) = tokio::time::timeout(IDLE, incoming.recv()).await else {
             break;
         };
         let Output::Line(line) = output else { break };
+        if line.starts_with("Server down") {
+            outages += 1;
+        } else if line.starts_with("slow down") || line.starts_with("not sent") {
+            refusals += 1;
+        }
         // "<nick>: <seq> <sent-nanos>...."
         let Some(stamp) = line
             .split_once(": ")
@@ -351,7 +369,7 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
     }
     let _ = sender.await;
     println!(
-        "DONE received={received} first={first_sent} last={last_received} hist={}",
+        "DONE received={received} first={first_sent} last={last_received} hist={} outages={outages} refusals={refusals}",
         latencies.encode()
     );
     let _ = tree.stop().await;

@@ -147,7 +147,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 15)]
     pub liveness_timeout: u64,
     /// Bytes of room traffic a user may fall behind (not reading: a stopped terminal, a
-    /// slow link) before the server disconnects them; a quarter of it is tolerated for 5 s.
+    /// slow link) before the server disconnects them; half of it is tolerated for 10 s.
     /// What the server holds for one slow reader stays within this bound.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BACKLOG)]
     pub max_backlog: u64,

@@ -8,8 +8,10 @@ use crate::protocol::{Request, Seq};
 
 /// Requests sent and not answered yet, at most: the server's mailboxes hold at most this
 /// much of one user's traffic, and a user typing faster than the server answers waits
-/// here instead.
-pub const WINDOW: usize = 32;
+/// here instead. Small, because it also bounds what a room's readers can fall behind once
+/// the room holds its answers back (every sender's window, once): a person never has more
+/// than a few lines on their way.
+pub const WINDOW: usize = 8;
 
 /// Requests waiting to be sent, at most (beyond the window); more are refused at once.
 pub const WAITING: usize = 512;

@@ -392,7 +392,7 @@ impl State {
             .retain(|_, (_, when)| now.duration_since(*when) < REMEMBER_REMOVALS);
         if self.removed.len() < MAX_REMOVALS {
             let reason = format!(
-                "You were disconnected: you were {:.1} KiB behind the room (the limit is {:.1} KiB, or a quarter of it for {} s); what was said meanwhile is not shown",
+                "You were disconnected: you were {:.1} KiB behind the room (the limit is {:.1} KiB, or half of it for {} s); what was said meanwhile is not shown",
                 behind as f64 / 1024.0,
                 self.args.max_backlog as f64 / 1024.0,
                 super::room::SLOW_GRACE.as_secs()

@@ -10,7 +10,7 @@
 //! # Slow readers
 //! The room counts what it sent each member and what each reported reading
 //! ([`RoomCast::Delivered`]). A member more than [`RoomArgs::max_backlog`] bytes behind, or
-//! more than a quarter of that for [`SLOW_GRACE`], is dropped: the message server
+//! more than half of that for [`SLOW_GRACE`], is dropped: the message server
 //! disconnects it and tells it why when it comes back. So a reader that stopped reading
 //! costs the server a bounded amount of memory and nobody else any delay. When many
 //! members fall behind at once the server itself is the bottleneck: the room then holds
@@ -27,9 +27,9 @@ use crate::names::{Nick, Room};
 use crate::protocol::{line_cost, Placed, Seq, ToClient, MESSAGE_SERVER};
 use crate::server::message_server::{MessageServer, ServerInfo};
 
-/// How long a member may stay more than a quarter of the bound behind before it is
-/// dropped: a pause (a terminal scrolled back, a busy machine) is forgiven, a stall is not.
-pub const SLOW_GRACE: Duration = Duration::from_secs(5);
+/// How long a member may stay more than half the bound behind before it is dropped: a
+/// pause (a terminal scrolled back, a busy machine) is forgiven, a stall is not.
+pub const SLOW_GRACE: Duration = Duration::from_secs(10);
 
 /// How often the room looks at its members' backlogs when nobody speaks.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -49,6 +49,14 @@ pub struct RoomArgs {
     pub room: Room,
     /// Bytes (by [`line_cost`]) a member may be behind before it is dropped.
     pub max_backlog: u64,
+}
+
+impl RoomArgs {
+    /// Behind by more than this, a member is behind: dropped after [`SLOW_GRACE`] (when
+    /// the room as a whole keeps up), and counted towards holding the room's answers.
+    fn soft_backlog(&self) -> u64 {
+        self.max_backlog / 2
+    }
 }
 
 /// A member as the message server hands it over: who, and where their lines go.
@@ -98,7 +106,7 @@ struct Member {
     sent: u64,
     /// Bytes it reported reading.
     read: u64,
-    /// Since when it has been more than a quarter of the bound behind.
+    /// Since when it has been more than half the bound behind.
     behind_since: Option<Instant>,
     /// Reported too slow: sent nothing more until the message server removes it.
     dropped: bool,
@@ -193,7 +201,10 @@ impl RoomState {
     /// acknowledgements once most readers keep up.
     fn check(&mut self) {
         let now = Instant::now();
-        let (max, soft) = (self.args.max_backlog, self.args.max_backlog / 4);
+        let (max, soft) = (self.args.max_backlog, self.args.soft_backlog());
+        // When most readers are behind, the server is the bottleneck, not them: only the
+        // hard bound applies (and the held answers keep everyone under it).
+        let pressed = self.pressed();
         let mut too_slow = Vec::new();
         for (nick, member) in self.members.iter_mut().filter(|(_, m)| !m.dropped) {
             let behind = member.behind();
@@ -202,7 +213,7 @@ impl RoomState {
                 continue;
             }
             let since = *member.behind_since.get_or_insert(now);
-            if behind > max || now.duration_since(since) > SLOW_GRACE {
+            if behind > max || (!pressed && now.duration_since(since) > SLOW_GRACE) {
                 member.dropped = true;
                 too_slow.push((nick.clone(), behind));
             }
@@ -234,7 +245,7 @@ impl RoomState {
     /// the server cannot write as fast as the room speaks, so senders must wait. One slow
     /// reader is not the room's problem but its own.
     fn pressed(&self) -> bool {
-        let soft = self.args.max_backlog / 4;
+        let soft = self.args.soft_backlog();
         let live = self.members.values().filter(|m| !m.dropped);
         let behind = live.clone().filter(|m| m.behind() > soft).count();
         behind >= 2 && behind * 4 > live.count()
