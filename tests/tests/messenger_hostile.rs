@@ -85,6 +85,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     let forged = Token {
         nick: nick("alice"),
         node: alice_node.clone(),
+        session: 1,
         mac: "00".repeat(32),
     };
 
@@ -143,6 +144,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
         token: Token {
             nick: nick("mallory"),
             node: alice_node.clone(),
+            session: 1,
             mac: "11".repeat(32),
         },
     });

@@ -34,6 +34,10 @@ pub struct Token {
     pub nick: Nick,
     /// The client node the nick joined from: the server delivers to that node only.
     pub node: String,
+    /// The client process's session (see [`ServerCall::Join`]): a message server that
+    /// restores a session from its token after a crash knows it, so the lines it then
+    /// passes on still name their sender's session.
+    pub session: u64,
     /// HMAC-SHA256 of `nick` and `node` under the server's key, hex.
     pub mac: String,
 }

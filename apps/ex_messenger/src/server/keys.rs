@@ -19,12 +19,13 @@ impl SessionKeys {
         Ok(Self { key })
     }
 
-    /// The token for `nick` joined from `node`.
-    pub fn issue(&self, nick: &Nick, node: &str) -> Token {
-        let tag = hmac::sign(&self.key, &Self::message(nick, node));
+    /// The token for `nick` joined from `node` in client session `session`.
+    pub fn issue(&self, nick: &Nick, node: &str, session: u64) -> Token {
+        let tag = hmac::sign(&self.key, &Self::message(nick, node, session));
         Token {
             nick: nick.clone(),
             node: node.to_owned(),
+            session,
             mac: tag.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
         }
     }
@@ -34,12 +35,22 @@ impl SessionKeys {
         let Some(mac) = decode_hex(&token.mac) else {
             return false;
         };
-        hmac::verify(&self.key, &Self::message(&token.nick, &token.node), &mac).is_ok()
+        let message = Self::message(&token.nick, &token.node, token.session);
+        hmac::verify(&self.key, &message, &mac).is_ok()
     }
 
-    /// Nick and node, separated by a byte neither may contain (names have no controls).
-    fn message(nick: &Nick, node: &str) -> Vec<u8> {
-        [nick.as_str().as_bytes(), b"\0", node.as_bytes()].concat()
+    /// Nick, node and session, separated by a byte none may contain (names have no
+    /// controls).
+    fn message(nick: &Nick, node: &str, session: u64) -> Vec<u8> {
+        let session = session.to_string();
+        [
+            nick.as_str().as_bytes(),
+            b"\0",
+            node.as_bytes(),
+            b"\0",
+            session.as_bytes(),
+        ]
+        .concat()
     }
 }
 
@@ -64,7 +75,7 @@ mod tests {
     #[test]
     fn a_token_proves_its_nick_and_node_only() {
         let keys = SessionKeys::generate().unwrap();
-        let token = keys.issue(&nick("alice"), "client-1@127.0.0.1");
+        let token = keys.issue(&nick("alice"), "client-1@127.0.0.1", 7);
         assert!(keys.verify(&token));
 
         let mut as_bob = token.clone();
@@ -73,6 +84,12 @@ mod tests {
         let mut elsewhere = token.clone();
         elsewhere.node = "client-2@127.0.0.1".into();
         assert!(!keys.verify(&elsewhere), "the MAC is bound to the node");
+        let mut other_session = token.clone();
+        other_session.session = 8;
+        assert!(
+            !keys.verify(&other_session),
+            "the MAC is bound to the session"
+        );
         let mut garbage = token.clone();
         garbage.mac = "zz".into();
         assert!(!keys.verify(&garbage));
@@ -80,7 +97,9 @@ mod tests {
 
     #[test]
     fn another_server_process_does_not_accept_the_token() {
-        let token = SessionKeys::generate().unwrap().issue(&nick("alice"), "n");
+        let token = SessionKeys::generate()
+            .unwrap()
+            .issue(&nick("alice"), "n", 1);
         assert!(!SessionKeys::generate().unwrap().verify(&token));
     }
 }

@@ -273,8 +273,9 @@ impl State {
             return ServerReply::NotConnectedYet;
         };
         let taken_elsewhere = self.users.get(&nick).is_some_and(|u| u.node != node);
-        let resuming =
-            resume.is_some_and(|t| t.nick == nick && t.node == node && self.args.keys.verify(&t));
+        let resuming = resume.is_some_and(|t| {
+            t.nick == nick && t.node == node && t.session == session && self.args.keys.verify(&t)
+        });
         if taken_elsewhere || (!resuming && self.users.contains_key(&nick)) {
             return ServerReply::Refused(nick_in_use(&nick));
         }
@@ -289,7 +290,7 @@ impl State {
         } else {
             let since = Instant::now();
             handler.cast(ToClient::Challenge {
-                token: self.args.keys.issue(&nick, &node),
+                token: self.args.keys.issue(&nick, &node, session),
             });
             let claim = (nick, node);
             me.send_after(
@@ -522,9 +523,7 @@ impl State {
             token.nick.clone(),
             User {
                 node: token.node.clone(),
-                // Unknown until the client joins again; its lines then carry the right one,
-                // and receivers only use it to drop repeats.
-                session: 0,
+                session: token.session,
                 handler: handler.clone(),
                 room: room.clone(),
                 throttle,

@@ -340,6 +340,15 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         unfinished,
         started.elapsed(),
     );
+    let (sums, _, _) = totals(&slots);
+    let broken = verdict.lost()
+        + ["hidden", "repeated", "disordered"]
+            .iter()
+            .map(|key| sums.get(*key).copied().unwrap_or(0))
+            .sum::<u64>();
+    if broken > 0 || unfinished > 0 {
+        bail!("the chat broke its promise: see the table (lost, duplicated, out of order, clients that did not report)");
+    }
     Ok(())
 }
 
