@@ -31,6 +31,12 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long to keep knocking while the server answers "busy" before saying so.
 const BUSY_PATIENCE: Duration = Duration::from_secs(30);
+/// Unanswered requests with no answer at all for this long are sent again: a request lost
+/// where no event tells the client (a line dropped by a restarting room it was not yet a
+/// member of) is not lost for good. The server drops what it has already handled.
+const RESEND_AFTER: Duration = Duration::from_secs(10);
+/// How often that is checked.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// How long a join may take before it is sent again.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -127,6 +133,8 @@ pub enum HandlerInfo {
     Input(Command),
     /// Leave for good, then answer.
     Quit(oneshot::Sender<()>),
+    /// Time to check that unanswered requests are not stuck.
+    Check,
 }
 
 /// Where the connection stands.
@@ -164,6 +172,9 @@ pub struct HandlerState {
     refusing: Option<String>,
     /// "Lines wait until reconnected" has been said during this outage.
     told_waiting: bool,
+    /// When the server last answered a request (or the outbox last started filling): the
+    /// clock for [`RESEND_AFTER`].
+    last_answer: Instant,
 }
 
 /// The behaviour.
@@ -184,6 +195,7 @@ impl GenServer for MessageHandler {
         let node = Node::local().await?;
         node.export::<MessageHandler>(MESSAGE_HANDLER).await?;
         me.send_info(HandlerInfo::Connect);
+        me.send_interval(CHECK_EVERY, || HandlerInfo::Check);
         Ok(HandlerState {
             args,
             node,
@@ -197,6 +209,7 @@ impl GenServer for MessageHandler {
             attempts: 0,
             refusing: None,
             told_waiting: false,
+            last_answer: Instant::now(),
         })
     }
 
@@ -301,6 +314,7 @@ impl GenServer for MessageHandler {
                 return Ok(state.connect(me).await);
             }
             Info::Message(HandlerInfo::Input(command)) => state.input(command),
+            Info::Message(HandlerInfo::Check) => state.check_stuck(),
             Info::Message(HandlerInfo::Quit(done)) => {
                 state.quit().await;
                 let _ = done.send(());
@@ -521,6 +535,9 @@ impl HandlerState {
             Request::Say { text } => Some(text.clone()),
             _ => None,
         };
+        if self.session().outbox.is_empty() {
+            self.last_answer = Instant::now();
+        }
         let kept = self.session().outbox.push(request);
         match (kept, said) {
             (Ok(seq), Some(text)) => self.trace(Trace::Queued { seq, text }),
@@ -570,11 +587,25 @@ impl HandlerState {
         }
     }
 
+    /// Sends everything unanswered again if nothing has been answered for a long while.
+    fn check_stuck(&mut self) {
+        let stuck = !self.session().outbox.is_empty()
+            && self.phase == Phase::Joined
+            && self.last_answer.elapsed() >= RESEND_AFTER;
+        if stuck {
+            tracing::info!("no answer for {RESEND_AFTER:?}; sending unanswered requests again");
+            self.last_answer = Instant::now();
+            self.session().outbox.resend();
+            self.pump();
+        }
+    }
+
     /// The server answered request `seq`: done (a line placed so), or refused.
     fn answered(&mut self, seq: Seq, outcome: Result<Option<Placed>, String>) {
         if !self.session().outbox.answered(seq) {
             return; // an answer to a request sent twice
         }
+        self.last_answer = Instant::now();
         match outcome {
             Ok(placed) => {
                 self.refusing = None;
