@@ -535,3 +535,43 @@ async fn a_reader_that_stops_reading_is_disconnected_and_told_why_when_it_return
     alice.send("welcome back").await;
     bob.expect("alice: welcome back").await;
 }
+
+#[tokio::test]
+async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_flood_limit() {
+    // The server's tree with room for two rooms only (the lobby and one more).
+    let dir = std::env::temp_dir().join(format!("ex_messenger_rooms_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("server.json");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../supervisor-specs/ex_messenger_server.json"),
+    )
+    .unwrap()
+    .replace("\"max_children\": 10000", "\"max_children\": 2");
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let (_server, address) = Chat::server(COOKIE, &["--tree", &file]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+
+    alice.send("/join one").await;
+    alice.expect("**Joined the chatroom one**").await;
+    bob.send("/join two").await;
+    bob.expect("room_limit: the server has 2 rooms open, its limit")
+        .await;
+    // Bob is out of any room now, and can join an open one.
+    bob.send("/join one").await;
+    bob.expect("**Joined the chatroom one**").await;
+    alice.expect("**bob has joined**").await;
+
+    // A storm of joins to distinct rooms is cut by the flood limit like any request.
+    for n in 0..300 {
+        alice.send(&format!("/join storm{n}")).await;
+    }
+    alice.expect("slow down: you are sending too fast").await;
+    // Others are served meanwhile.
+    bob.send("/users").await;
+    bob.expect("**Users in room: bob**").await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

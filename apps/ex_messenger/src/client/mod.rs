@@ -9,8 +9,8 @@
 //! The chat loop in [`run`] reads what the user types and hands it to the handler.
 
 pub mod handler;
-mod inbox;
-mod outbox;
+pub mod inbox;
+pub mod outbox;
 mod terminal;
 
 use std::path::PathBuf;

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use otp::node::{Node, NodeEvent, RemoteRef};
-use otp::supervisor::{ChildSpec, DynamicSupervisorRef};
+use otp::supervisor::{ChildSpec, DynamicSupervisorRef, SupervisorError};
 use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef};
 
 use super::keys::SessionKeys;
@@ -662,10 +662,11 @@ impl State {
                 then,
             }),
             Err(why) => {
-                handler.cast(ToClient::Refused {
-                    seq: None,
-                    reason: format!("cannot open room {}: {why}", room.as_str()),
-                });
+                let reason = match why.starts_with("room_limit") {
+                    true => why,
+                    false => format!("cannot open room {}: {why}", room.as_str()),
+                };
+                handler.cast(ToClient::Refused { seq: None, reason });
                 if let Some(user) = self.users.get_mut(nick) {
                     user.room = None;
                 }
@@ -706,11 +707,12 @@ impl State {
                 parent.start_named(name.clone(), RoomServer, args.clone())
             })
         };
-        let cell = self
-            .rooms
-            .start_child(spec)
-            .await
-            .map_err(|e| e.to_string())?;
+        let cell = self.rooms.start_child(spec).await.map_err(|error| match error {
+            SupervisorError::MaxChildren(limit) => format!(
+                "room_limit: the server has {limit} rooms open, its limit; join one of them (/rooms)"
+            ),
+            error => error.to_string(),
+        })?;
         ServerRef::from_cell(cell).ok_or_else(|| "the room did not start".to_owned())
     }
 

@@ -3,7 +3,8 @@
 //! `GO`, and reports on stdout:
 //!
 //! - `JOINED` once in the room;
-//! - `SPAN ...` for each stay in a room that ended ([`Span`]), `HIGH <epoch> <seq>` for
+//! - `SPAN ...` for each stay in a room that ended ([`Span`](super::ledger::Span)),
+//!   `HIGH <epoch> <seq>` for
 //!   the highest line it knows of each room incarnation;
 //! - `STAT key=value ...` every two seconds and at the end (what it sent, what was
 //!   answered, refused, received);
