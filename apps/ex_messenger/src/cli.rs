@@ -149,12 +149,17 @@ pub struct ServerArgs {
     /// Bytes of room traffic a user may fall behind (not reading: a stopped terminal, a
     /// slow link) before the server disconnects them; half of it is tolerated for 10 s.
     /// What the server holds for one slow reader stays within this bound.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BACKLOG)]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BACKLOG,
+          value_parser = clap::value_parser!(u64).range(MIN_MAX_BACKLOG..))]
     pub max_backlog: u64,
 }
 
 /// The default of `server --max-backlog`: 1 MiB, about 5,000 lines of 150 bytes.
 pub const DEFAULT_MAX_BACKLOG: u64 = 1024 * 1024;
+
+/// The smallest `--max-backlog`: readers report what they read every 64 KiB, so a
+/// smaller bound would count a reader that keeps up as behind.
+pub const MIN_MAX_BACKLOG: u64 = 2 * crate::client::inbox::REPORT_EVERY;
 
 /// `ex_messenger client`.
 #[derive(Debug, Args)]

@@ -446,7 +446,7 @@ impl State {
             }
             return;
         }
-        user.next = Some(seq + 1);
+        user.next = Some(seq.saturating_add(1));
         user.asked = false;
         // Every request counts against the flood limit, not only lines said: a `/pm` or
         // `/join` storm costs the server as much.

@@ -108,6 +108,9 @@ struct Member {
     read: u64,
     /// Since when it has been more than half the bound behind.
     behind_since: Option<Instant>,
+    /// When it last reported reading more (or entered): a member behind that reads
+    /// nothing is dropped even while the whole room is behind.
+    progressed: Instant,
     /// Reported too slow: sent nothing more until the message server removes it.
     dropped: bool,
 }
@@ -119,6 +122,7 @@ impl Member {
             sent: 0,
             read: 0,
             behind_since: None,
+            progressed: Instant::now(),
             dropped: false,
         }
     }
@@ -140,7 +144,8 @@ pub struct RoomState {
     /// Members have been handed over (a restarted room waits for its [`RoomCast::Reset`]
     /// before placing lines, which would otherwise reach nobody).
     ready: bool,
-    /// Casts that came before the members did.
+    /// Who came and went before the members were handed over (lines are not kept: their
+    /// senders send them again).
     early: Vec<RoomCast>,
     /// Acknowledgements held back while readers are behind: (sender, request, place).
     held: VecDeque<(RemoteRef<MessageHandler>, Seq, Placed)>,
@@ -213,7 +218,8 @@ impl RoomState {
                 continue;
             }
             let since = *member.behind_since.get_or_insert(now);
-            if behind > max || (!pressed && now.duration_since(since) > SLOW_GRACE) {
+            let stalled = now.duration_since(member.progressed) > SLOW_GRACE;
+            if behind > max || stalled || (!pressed && now.duration_since(since) > SLOW_GRACE) {
                 member.dropped = true;
                 too_slow.push((nick.clone(), behind));
             }
@@ -252,8 +258,16 @@ impl RoomState {
     }
 
     fn handle(&mut self, message: RoomCast) {
-        if !self.ready && !matches!(message, RoomCast::Reset(_)) {
-            return self.early.push(message);
+        if !self.ready {
+            // Only who comes and goes is kept for later: lines are sent again by their
+            // senders once the room tells them it restarted, and reports start afresh.
+            match message {
+                RoomCast::Reset(_) => {}
+                RoomCast::Enter { .. } | RoomCast::Exit { .. } => {
+                    return self.early.push(message);
+                }
+                RoomCast::Say { .. } | RoomCast::Delivered { .. } => return,
+            }
         }
         match message {
             RoomCast::Enter {
@@ -303,7 +317,12 @@ impl RoomState {
             } => self.say(from, text, session, sent, handler),
             RoomCast::Delivered { nick, epoch, bytes } => {
                 if let (Some(member), true) = (self.members.get_mut(&nick), epoch == self.epoch) {
-                    member.read = member.read.max(bytes);
+                    // Nobody reads more than was sent: a forged report cannot hide a backlog.
+                    let read = bytes.min(member.sent);
+                    if read > member.read {
+                        member.read = read;
+                        member.progressed = Instant::now();
+                    }
                 }
                 self.check();
             }
@@ -388,6 +407,13 @@ impl GenServer for RoomServer {
             #[cfg(feature = "fault-hook")]
             Info::Message(RoomInfo::Fault) => Err("fault injected (room)".into()),
             Info::Message(RoomInfo::Check) => {
+                if !state.ready {
+                    // Still waiting for the members: the first request may have been lost
+                    // with a message server that crashed meanwhile.
+                    if let Some(server) = ServerRef::<MessageServer>::whereis(MESSAGE_SERVER) {
+                        server.send_info(ServerInfo::RoomStarted(state.args.room.clone()));
+                    }
+                }
                 state.check();
                 Ok(Flow::Continue)
             }
