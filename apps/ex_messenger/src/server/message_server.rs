@@ -89,6 +89,10 @@ struct User {
     next: Option<Seq>,
     /// A resend has been asked for since the last request handled: ask once per gap.
     asked: bool,
+    /// The first request after the one that moved the user into their room (`None`: they
+    /// entered it on joining). When the room restarts, resends are taken from here on:
+    /// older requests belonged to the room before, and must not be placed in this one.
+    entered: Option<Seq>,
 }
 
 /// A join waiting for its node to confirm the token.
@@ -205,13 +209,15 @@ impl GenServer for MessageServer {
         match info {
             Info::Message(ServerInfo::RoomStarted(room)) => {
                 // Lines its predecessor had not placed come again, older than some the
-                // members sent since: accept them again from each one's oldest.
+                // members sent since: accept them again from each one's oldest, back to
+                // the request that brought them into this room (not before: those were
+                // for another room).
                 for user in state
                     .users
                     .values_mut()
                     .filter(|u| u.room.as_ref() == Some(&room))
                 {
-                    user.next = None;
+                    user.next = user.entered;
                     user.asked = false;
                 }
                 let members = state.members_of(&room);
@@ -365,6 +371,7 @@ impl State {
                 throttle,
                 next: None,
                 asked: false,
+                entered: None,
             },
         );
         let removal = removal.map(|(reason, _)| reason);
@@ -469,10 +476,12 @@ impl State {
                 Request::Join(room) => {
                     self.switch(&nick, Some(room.unwrap_or_else(Room::lobby)))
                         .await;
+                    self.entered_at(&nick, seq);
                     Ok(())
                 }
                 Request::Leave => {
                     self.switch(&nick, None).await;
+                    self.entered_at(&nick, seq);
                     Ok(())
                 }
                 Request::Users => self.users_of(&nick),
@@ -489,6 +498,13 @@ impl State {
                 reason,
             },
         });
+    }
+
+    /// Request `seq` moved `nick` to another room (or out of any).
+    fn entered_at(&mut self, nick: &Nick, seq: Seq) {
+        if let Some(user) = self.users.get_mut(nick) {
+            user.entered = Some(seq.saturating_add(1));
+        }
     }
 
     /// Takes one request from `nick`'s flood allowance; past it the request is refused.
@@ -529,6 +545,7 @@ impl State {
                 throttle,
                 next: None,
                 asked: false,
+                entered: None,
             },
         );
         if let Some(room) = room {
