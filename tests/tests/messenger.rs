@@ -1,6 +1,8 @@
 //! ex_messenger end to end: real server and client processes on ephemeral ports, driven
 //! through stdin and stdout as a user would.
 
+use std::path::PathBuf;
+
 use otp_tests::chat::Chat;
 
 const COOKIE: &str = "messenger-test-cookie";
@@ -329,18 +331,25 @@ async fn a_frozen_client_is_removed_after_the_liveness_timeout() {
     bob.signal(18);
 }
 
-#[tokio::test]
-async fn a_bad_tree_file_is_refused_with_one_line_naming_file_field_and_fix() {
-    let dir = std::env::temp_dir().join(format!("ex_messenger_spec_{}", std::process::id()));
+/// The server's tree file with `from` replaced by `to`, written to a fresh directory
+/// named after `purpose`; returns the directory (to remove) and the file.
+fn server_tree_with(purpose: &str, from: &str, to: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ex_messenger_{purpose}_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("server.json");
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../supervisor-specs/ex_messenger_server.json"),
     )
-    .unwrap()
-    .replace("\"rest_for_one\"", "\"rest_for_all\"");
-    std::fs::write(&file, text).unwrap();
+    .unwrap();
+    assert!(text.contains(from), "the tree file no longer says {from}");
+    std::fs::write(&file, text.replace(from, to)).unwrap();
+    (dir, file)
+}
+
+#[tokio::test]
+async fn a_bad_tree_file_is_refused_with_one_line_naming_file_field_and_fix() {
+    let (dir, file) = server_tree_with("spec", "\"rest_for_one\"", "\"rest_for_all\"");
 
     let output = std::process::Command::new(otp_tests::chat::binary())
         .args([
@@ -537,16 +546,7 @@ async fn a_reader_that_stops_reading_is_disconnected_and_told_why_when_it_return
 #[tokio::test]
 async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_flood_limit() {
     // The server's tree with room for two rooms only (the lobby and one more).
-    let dir = std::env::temp_dir().join(format!("ex_messenger_rooms_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("server.json");
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../supervisor-specs/ex_messenger_server.json"),
-    )
-    .unwrap()
-    .replace("\"max_children\": 10000", "\"max_children\": 2");
-    std::fs::write(&file, text).unwrap();
+    let (dir, file) = server_tree_with("rooms", "\"max_children\": 10000", "\"max_children\": 2");
     let file = file.to_string_lossy().into_owned();
     let (_server, address) = Chat::server(COOKIE, &["--tree", &file]).await;
     let mut alice = Chat::joined(&address, "alice", COOKIE).await;
