@@ -77,7 +77,7 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 
 enum Transport {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::TlsStream<Sniffed>>),
+    Tls(Box<tokio_rustls::TlsStream<Watched<TcpStream>>>),
 }
 
 /// A connection with the label the node kernel knows it by.
@@ -244,9 +244,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The read half of a link: notes when bytes arrive.
-struct Watched<R> {
-    inner: R,
+/// A link's stream as it arrives (a plain read half, or the TCP stream under TLS): every
+/// byte stamps the link as alive and is shown to it (a refusal for load comes before any
+/// TLS, in the clear).
+pub(crate) struct Watched<S> {
+    inner: S,
     link: Arc<Link>,
 }
 
@@ -268,41 +270,21 @@ impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
     }
 }
 
-/// The TCP stream under a TLS link, showing the link what arrives: a refusal for load
-/// comes before any TLS, in the clear.
-pub(crate) struct Sniffed {
-    stream: TcpStream,
-    link: Arc<Link>,
-}
-
-impl AsyncRead for Sniffed {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
-        self.link.observe(&buf.filled()[before..]);
-        poll
-    }
-}
-
-impl AsyncWrite for Sniffed {
+impl<W: AsyncWrite + Unpin> AsyncWrite for Watched<W> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -310,11 +292,11 @@ impl AsyncWrite for Sniffed {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.inner.is_write_vectored()
     }
 }
 
@@ -350,8 +332,8 @@ impl LabeledStream {
         let transport = match tls {
             None => Transport::Plain(stream),
             Some(tls) => {
-                let stream = Sniffed {
-                    stream,
+                let stream = Watched {
+                    inner: stream,
                     link: link.clone(),
                 };
                 let handshake = async {
@@ -410,9 +392,10 @@ impl ClusterBidiStream for LabeledStream {
                 let (read, write) = stream.into_split();
                 (Box::new(Watched { inner: read, link }), Box::new(write))
             }
+            // The TCP stream under TLS is watched already (and holds the link).
             Transport::Tls(stream) => {
                 let (read, write) = tokio::io::split(*stream);
-                (Box::new(Watched { inner: read, link }), Box::new(write))
+                (Box::new(read), Box::new(write))
             }
         }
     }
