@@ -573,3 +573,56 @@ async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_floo
     bob.expect("**Users in room: bob**").await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A line said just before its sender leaves a room they are the last in is answered
+/// before the room closes (a room is stopped after what it was sent before). Unanswered,
+/// it would hold one of the sender's eight places in flight for good: here each room is
+/// made to lag, so the line still waits in its mailbox as the room closes, ten times,
+/// more than the window.
+#[tokio::test]
+async fn a_line_said_just_before_leaving_an_empty_room_is_answered() {
+    let (mut server, address) = Chat::server(COOKIE, &["--fault-hook"]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+    alice.expect("**bob has joined**").await;
+    for n in 0..10 {
+        alice.send(&format!("/join side{n}")).await;
+        alice
+            .expect(&format!("**Joined the chatroom side{n}**"))
+            .await;
+        server.send(&format!("stall room side{n} 300")).await;
+        server.expect("FAULT stalled").await;
+        alice.send(&format!("alone in side{n}\n/join")).await;
+        alice.expect("**Joined the chatroom**").await;
+    }
+    alice.send("back in the lobby").await;
+    bob.expect("alice: back in the lobby").await;
+}
+
+/// A line said in a room just before leaving it, lost when that room is killed before
+/// placing it, is placed there once the room is back: its sender, now elsewhere, is asked
+/// for it again.
+#[tokio::test]
+async fn a_line_lost_with_a_room_its_sender_just_left_still_reaches_that_room() {
+    let (mut server, address) = Chat::server(COOKIE, &["--fault-hook"]).await;
+    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
+    let mut carol = Chat::joined(&address, "carol", COOKIE).await;
+    alice.expect("**carol has joined**").await;
+    alice.send("/join side").await;
+    alice.expect("**Joined the chatroom side**").await;
+    carol.send("/join side").await;
+    carol.expect("**Joined the chatroom side**").await;
+    alice.expect("**carol has joined**").await;
+
+    server.send("stall room side 60000").await;
+    server.expect("FAULT stalled").await;
+    alice.send("said before leaving\n/join").await;
+    alice.expect("**Joined the chatroom**").await;
+    server.send("kill room side").await;
+    server.expect("FAULT restarted").await;
+    carol
+        .expect_before("alice: said before leaving", &["Server down"])
+        .await;
+    alice.send("/pm carol and the rest goes on").await;
+    carol.expect("alice (private): and the rest goes on").await;
+}

@@ -1,7 +1,13 @@
-//! Test-only crashes (cargo feature `fault-hook`, never in a release build): with
-//! `server --fault-hook`, lines `crash message_server` or `crash room <name>` on stdin
-//! crash that GenServer. Each is answered `FAULT restarted` once the supervisor has
-//! replaced it, so a test knows when to go on.
+//! Test-only faults (cargo feature `fault-hook`, never in a release build): with
+//! `server --fault-hook`, these lines on stdin act on the server:
+//! - `crash message_server`, `crash room <name>`: that GenServer fails (after what is
+//!   already in its mailbox);
+//! - `kill room <name>`: the room is killed at once (what is in its mailbox is lost);
+//! - `stall room <name> <ms>`: the room stops handling messages for that long, so what
+//!   is sent to it meanwhile waits in its mailbox.
+//!
+//! Crashes and kills are answered `FAULT restarted` once the supervisor has replaced the
+//! server, a stall `FAULT stalled` once it has begun, so a test knows when to go on.
 
 use tokio::io::AsyncBufReadExt;
 
@@ -33,11 +39,32 @@ pub async fn run() {
                 }
                 Err(error) => error.to_string(),
             },
-            _ => "unknown command: crash message_server | crash room <name>".to_owned(),
+            ["kill", "room", name] => match Room::parse(name) {
+                Ok(room) => crash(registered_name(&room), ServerRef::<RoomServer>::kill).await,
+                Err(error) => error.to_string(),
+            },
+            ["stall", "room", name, ms] => match (Room::parse(name), ms.parse()) {
+                (Ok(room), Ok(ms)) => stall(&room, std::time::Duration::from_millis(ms)).await,
+                _ => "usage: stall room <name> <milliseconds>".to_owned(),
+            },
+            _ => "unknown command: crash message_server | crash room <name> | kill room <name> | stall room <name> <ms>".to_owned(),
         };
         crate::stdout::line(format_args!("FAULT {outcome}"));
     }
     std::future::pending::<()>().await
+}
+
+/// Makes `room` sleep in a handler for `pause`; answers once it has begun.
+async fn stall(room: &Room, pause: std::time::Duration) -> String {
+    let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(room)) else {
+        return format!("no room {}", room.as_str());
+    };
+    let (began, stalled) = tokio::sync::oneshot::channel();
+    server.send_info(RoomInfo::Stall(pause, began));
+    match stalled.await {
+        Ok(()) => "stalled".to_owned(),
+        Err(_) => "the room went before stalling".to_owned(),
+    }
 }
 
 /// Crashes the server registered as `name` and waits for its replacement.

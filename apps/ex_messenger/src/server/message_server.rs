@@ -93,6 +93,27 @@ struct User {
     /// entered it on joining). When the room restarts, resends are taken from here on:
     /// older requests belonged to the room before, and must not be placed in this one.
     entered: Option<Seq>,
+    /// The room the user left last, while lines they said there may still be unanswered.
+    departed: Option<Departed>,
+}
+
+/// A room a user left, and which of their requests went to it. If it restarts, lines it
+/// had not placed went with it: those are taken again and placed there, not in the room
+/// the user is in now (a line placed twice is shown once: receivers drop repeats).
+struct Departed {
+    room: Room,
+    /// Requests `from..upto` were for that room.
+    from: Seq,
+    upto: Seq,
+    /// The room restarted since the user left: resent lines of that span are placed again.
+    restarted: bool,
+}
+
+impl Departed {
+    /// The room a resent line `seq` goes to again, if it was said there before a restart.
+    fn replaces(&self, seq: Seq) -> Option<&Room> {
+        (self.restarted && (self.from..self.upto).contains(&seq)).then_some(&self.room)
+    }
 }
 
 /// A join waiting for its node to confirm the token.
@@ -212,13 +233,17 @@ impl GenServer for MessageServer {
                 // members sent since: accept them again from each one's oldest, back to
                 // the request that brought them into this room (not before: those were
                 // for another room).
-                for user in state
-                    .users
-                    .values_mut()
-                    .filter(|u| u.room.as_ref() == Some(&room))
-                {
-                    user.next = user.entered;
-                    user.asked = false;
+                for user in state.users.values_mut() {
+                    if user.room.as_ref() == Some(&room) {
+                        user.next = user.entered;
+                        user.asked = false;
+                    } else if let Some(departed) = user.departed.as_mut().filter(|d| d.room == room)
+                    {
+                        departed.restarted = true;
+                        user.handler.cast(ToClient::Resend {
+                            from: departed.from,
+                        });
+                    }
                 }
                 let members = state.members_of(&room);
                 if let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) {
@@ -372,6 +397,7 @@ impl State {
                 next: None,
                 asked: false,
                 entered: None,
+                departed: None,
             },
         );
         let removal = removal.map(|(reason, _)| reason);
@@ -440,10 +466,22 @@ impl State {
             return;
         };
         let handler = user.handler.clone();
+        if user.departed.as_ref().is_some_and(|d| since >= d.upto) {
+            // Everything said in the room left before is answered.
+            user.departed = None;
+        }
         // In order, without gaps: a request that overtook others lost in a crash waits
         // for them (the client sends them all again), a repeat is dropped.
         let expected = user.next.unwrap_or(0).max(since);
         if seq < expected {
+            let again = user
+                .departed
+                .as_ref()
+                .and_then(|d| d.replaces(seq))
+                .cloned();
+            if let (Some(room), Request::Say { text }) = (again, request) {
+                self.say_again(&nick, &room, seq, text);
+            }
             return;
         }
         if seq > expected {
@@ -474,14 +512,12 @@ impl State {
                 },
                 Request::Pm { to, text } => self.pm(&nick, seq, &to, text),
                 Request::Join(room) => {
-                    self.switch(&nick, Some(room.unwrap_or_else(Room::lobby)))
-                        .await;
-                    self.entered_at(&nick, seq);
+                    let room = room.unwrap_or_else(Room::lobby);
+                    self.switch(&nick, seq, Some(room)).await;
                     Ok(())
                 }
                 Request::Leave => {
-                    self.switch(&nick, None).await;
-                    self.entered_at(&nick, seq);
+                    self.switch(&nick, seq, None).await;
                     Ok(())
                 }
                 Request::Users => self.users_of(&nick),
@@ -498,13 +534,6 @@ impl State {
                 reason,
             },
         });
-    }
-
-    /// Request `seq` moved `nick` to another room (or out of any).
-    fn entered_at(&mut self, nick: &Nick, seq: Seq) {
-        if let Some(user) = self.users.get_mut(nick) {
-            user.entered = Some(seq.saturating_add(1));
-        }
     }
 
     /// Takes one request from `nick`'s flood allowance; past it the request is refused.
@@ -546,6 +575,7 @@ impl State {
                 next: None,
                 asked: false,
                 entered: None,
+                departed: None,
             },
         );
         if let Some(room) = room {
@@ -566,8 +596,33 @@ impl State {
         if text.trim().is_empty() {
             return Err("nothing to say: the line is empty once cleaned".into());
         }
-        let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) else {
-            return Ok(false);
+        Ok(self.hand_to(&room, nick, seq, text))
+    }
+
+    /// A line said in `room`, which `nick` has left since and which restarted before it
+    /// answered: placed there again (it was checked when it first came).
+    fn say_again(&self, nick: &Nick, room: &Room, seq: Seq, text: String) {
+        let text = crate::sanitize::clean(&text);
+        if !self.hand_to(room, nick, seq, text) {
+            if let Some(user) = self.users.get(nick) {
+                user.handler.cast(ToClient::Refused {
+                    seq: Some(seq),
+                    reason: format!(
+                        "not sent: room {} closed before your line reached it",
+                        room.as_str()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Casts a checked line to `room`'s GenServer; false if the room is not running.
+    fn hand_to(&self, room: &Room, nick: &Nick, seq: Seq, text: String) -> bool {
+        let (Some(user), Some(server)) = (
+            self.users.get(nick),
+            ServerRef::<RoomServer>::whereis(&registered_name(room)),
+        ) else {
+            return false;
         };
         server.cast(RoomCast::Say {
             from: nick.clone(),
@@ -576,7 +631,7 @@ impl State {
             sent: seq,
             handler: user.handler.clone(),
         });
-        Ok(true)
+        true
     }
 
     fn pm(&self, nick: &Nick, seq: Seq, to: &Nick, text: String) -> Result<(), String> {
@@ -595,8 +650,8 @@ impl State {
         Ok(())
     }
 
-    /// Moves `nick` to `room` (`None`: out of any room).
-    async fn switch(&mut self, nick: &Nick, room: Option<Room>) {
+    /// Request `seq` moves `nick` to `room` (`None`: out of any room).
+    async fn switch(&mut self, nick: &Nick, seq: Seq, room: Option<Room>) {
         let Some(user) = self.users.get_mut(nick) else {
             return;
         };
@@ -607,6 +662,16 @@ impl State {
             return self
                 .enter(nick, &room.unwrap_or_else(Room::lobby), handler, true, None)
                 .await;
+        }
+        // Later requests are for the new room; those before, for the old one.
+        let from = user.entered.replace(seq.saturating_add(1));
+        if let Some(room) = old.clone() {
+            user.departed = Some(Departed {
+                room,
+                from: from.unwrap_or(0),
+                upto: seq,
+                restarted: false,
+            });
         }
         self.leave_room(nick, old, true).await;
         match room {
@@ -700,7 +765,9 @@ impl State {
             nick: nick.clone(),
             announce,
         });
-        // An empty room other than the default one closes.
+        // An empty room other than the default one closes. In order: a GenServer is asked
+        // to stop after what it was sent before, so a line said just before its last
+        // member left is still placed and answered.
         if room != Room::lobby() && self.members_of(&room).is_empty() {
             if let Err(error) = self.rooms.terminate_child(server.id()).await {
                 tracing::warn!(room = room.as_str(), %error, "could not close an empty room");

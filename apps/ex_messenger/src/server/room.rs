@@ -97,6 +97,9 @@ pub enum RoomInfo {
     /// Test fault hook: crash now.
     #[cfg(feature = "fault-hook")]
     Fault,
+    /// Test fault hook: handle nothing for this long (saying when it begins).
+    #[cfg(feature = "fault-hook")]
+    Stall(Duration, tokio::sync::oneshot::Sender<()>),
 }
 
 /// A member of the room.
@@ -147,8 +150,25 @@ pub struct RoomState {
     /// Who came and went before the members were handed over (lines are not kept: their
     /// senders send them again).
     early: Vec<RoomCast>,
-    /// Acknowledgements held back while readers are behind: (sender, request, place).
-    held: VecDeque<(RemoteRef<MessageHandler>, Seq, Placed)>,
+    /// Acknowledgements held back while readers are behind.
+    held: VecDeque<HeldAck>,
+}
+
+/// An acknowledgement held back: line `seq` of `nick`, placed `at`, answered to `handler`.
+struct HeldAck {
+    nick: Nick,
+    handler: RemoteRef<MessageHandler>,
+    seq: Seq,
+    at: Placed,
+}
+
+impl HeldAck {
+    fn send(self) {
+        self.handler.cast(ToClient::Ack {
+            seq: self.seq,
+            placed: Some(self.at),
+        });
+    }
 }
 
 impl RoomState {
@@ -198,7 +218,12 @@ impl RoomState {
             sent,
         };
         self.tell_others(&from, line);
-        self.held.push_back((sender, sent, at));
+        self.held.push_back(HeldAck {
+            nick: from,
+            handler: sender,
+            seq: sent,
+            at,
+        });
         self.check();
     }
 
@@ -238,12 +263,7 @@ impl RoomState {
             }
         }
         if !self.pressed() {
-            for (sender, seq, at) in self.held.drain(..) {
-                sender.cast(ToClient::Ack {
-                    seq,
-                    placed: Some(at),
-                });
-            }
+            self.held.drain(..).for_each(HeldAck::send);
         }
     }
 
@@ -306,6 +326,13 @@ impl RoomState {
                     let notice = format!("**{} has left**", nick.as_str());
                     self.tell_others(&nick, ToClient::Notice(notice));
                 }
+                // Holding a leaver's answers slows nobody here any more; held, they would
+                // go if this room crashed, leaving lines it placed unanswered for good.
+                let (leaver, others) = std::mem::take(&mut self.held)
+                    .into_iter()
+                    .partition::<VecDeque<_>, _>(|ack| ack.nick == nick);
+                self.held = others;
+                leaver.into_iter().for_each(HeldAck::send);
                 self.check();
             }
             RoomCast::Say {
@@ -406,6 +433,12 @@ impl GenServer for RoomServer {
         match info {
             #[cfg(feature = "fault-hook")]
             Info::Message(RoomInfo::Fault) => Err("fault injected (room)".into()),
+            #[cfg(feature = "fault-hook")]
+            Info::Message(RoomInfo::Stall(pause, began)) => {
+                let _ = began.send(());
+                tokio::time::sleep(pause).await;
+                Ok(Flow::Continue)
+            }
             Info::Message(RoomInfo::Check) => {
                 if !state.ready {
                     // Still waiting for the members: the first request may have been lost
