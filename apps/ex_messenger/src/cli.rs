@@ -129,8 +129,8 @@ pub struct ServerArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub cookie: CookieArgs,
-    /// Messages per second one user may send, sustained (bursts of twice that pass);
-    /// beyond it their messages are dropped and they are told.
+    /// Requests per second one user may make (lines, /pm, /join, ...), sustained (bursts
+    /// of twice that pass); beyond it each is refused, and the user is told so.
     #[arg(long, default_value_t = crate::throttle::DEFAULT_RATE)]
     pub rate_limit: f64,
     /// Load the supervision tree from this file instead of the built-in

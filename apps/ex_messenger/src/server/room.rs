@@ -111,8 +111,8 @@ struct Member {
     read: u64,
     /// Since when it has been more than half the bound behind.
     behind_since: Option<Instant>,
-    /// When it last reported reading more (or entered): a member behind that reads
-    /// nothing is dropped even while the whole room is behind.
+    /// When it last reported reading more, or was last seen keeping up: a member behind
+    /// that reads nothing for [`SLOW_GRACE`] is dropped even while the whole room is behind.
     progressed: Instant,
     /// Reported too slow: sent nothing more until the message server removes it.
     dropped: bool,
@@ -239,7 +239,11 @@ impl RoomState {
         for (nick, member) in self.members.iter_mut().filter(|(_, m)| !m.dropped) {
             let behind = member.behind();
             if behind <= soft {
+                // Keeping up counts as progress: the stall clock starts when a member
+                // falls behind, not when it last had to report (a member that entered
+                // long ago and had little to read has not reported for as long).
                 member.behind_since = None;
+                member.progressed = now;
                 continue;
             }
             let since = *member.behind_since.get_or_insert(now);

@@ -262,6 +262,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     );
     let mut chaos_at = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut restarted_server = false;
+    // Memory is compared with a server process that has warmed up: the first minute of
+    // the process serving now (after a restart, the new one's).
+    let mut server_started = Instant::now();
+    let mut baseline: Option<usize> = None;
     let mut actions: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut frozen: Option<(usize, tokio::time::Instant)> = None;
     while started.elapsed() < length {
@@ -271,7 +275,11 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
                 take(&mut slots, &mut verdict, line);
             }
             _ = minute.tick() => {
-                let label = format!("{:.0} min", started.elapsed().as_secs_f64() / 60.0);
+                let mut label = format!("{:.0} min", started.elapsed().as_secs_f64() / 60.0);
+                if baseline.is_none() && server_started.elapsed() >= Duration::from_secs(59) {
+                    baseline = Some(usage.len());
+                    label.push_str(" (baseline)");
+                }
                 usage.push((label, server.usage()));
             }
             _ = tokio::time::sleep_until(frozen.map_or(chaos_at, |(_, until)| until)), if frozen.is_some() => {
@@ -287,6 +295,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
                     server.child.kill().await?;
                     let (restarted, _) = Server::start(&binary, &cookie, &address).await?;
                     server = restarted;
+                    server_started = Instant::now();
+                    baseline = None;
+                    let label = format!("{:.1} min: server restarted", started.elapsed().as_secs_f64() / 60.0);
+                    usage.push((label, server.usage()));
                     "server restarted"
                 } else if roll < 0.5 {
                     let slot = random_below(slots.len());
@@ -335,7 +347,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         &args,
         &slots,
         &verdict,
-        &usage,
+        (&usage, baseline),
         &actions,
         unfinished,
         started.elapsed(),
@@ -424,7 +436,7 @@ fn print_tables(
     args: &SoakArgs,
     slots: &[Slot],
     verdict: &Verdict,
-    usage: &[(String, (u64, usize))],
+    (usage, baseline): (&[(String, (u64, usize))], Option<usize>),
     actions: &BTreeMap<&'static str, u64>,
     unfinished: usize,
     ran: Duration,
@@ -492,4 +504,14 @@ fn print_tables(
     for (when, (rss, fds)) in usage {
         println!("| {when} | {:.1} MiB | {fds} |", *rss as f64 / 1024.0);
     }
+    let (Some(&(_, (first, _))), Some((_, (end, _)))) =
+        (baseline.and_then(|at| usage.get(at)), usage.last())
+    else {
+        return;
+    };
+    println!();
+    println!(
+        "server RSS at the end: {:.0}% of the baseline (the serving process's first minute)",
+        *end as f64 * 100.0 / first.max(1) as f64
+    );
 }
