@@ -56,6 +56,10 @@ pub struct SoakArgs {
     /// Lines per second each client says, on average (a mixed pace with bursts).
     #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
+    /// Keep each process's log (its stderr, filtered by `RUST_LOG`) in this directory,
+    /// as `server-N.log` and `<nick>.log`, to find out why a check failed.
+    #[arg(long)]
+    pub logs: Option<std::path::PathBuf>,
 }
 
 /// `ex_messenger soak-client` (internal; the cookie comes from `$OTP_COOKIE`).

@@ -26,6 +26,13 @@ pub const MESSAGE_SERVER: &str = "message_server";
 /// The registered (and exported) name of each client node's message handler.
 pub const MESSAGE_HANDLER: &str = "message_handler";
 
+/// Requests a client has sent and not had answered yet, at most: the server's mailboxes
+/// hold at most this much of one user's traffic, and a user typing faster than the server
+/// answers waits in the client's outbox instead. Small, because it also bounds what a
+/// room's readers can fall behind once the room holds its answers back (every sender's
+/// window, once): a person never has more than a few lines on their way.
+pub const WINDOW: usize = 8;
+
 /// A session's proof of identity: the nick and node it was issued for, and the server's
 /// MAC over both. Anyone may read it; nobody but the server can make one.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

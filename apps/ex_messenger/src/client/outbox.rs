@@ -6,12 +6,7 @@ use std::collections::VecDeque;
 
 use crate::protocol::{Request, Seq};
 
-/// Requests sent and not answered yet, at most: the server's mailboxes hold at most this
-/// much of one user's traffic, and a user typing faster than the server answers waits
-/// here instead. Small, because it also bounds what a room's readers can fall behind once
-/// the room holds its answers back (every sender's window, once): a person never has more
-/// than a few lines on their way.
-pub const WINDOW: usize = 8;
+pub use crate::protocol::WINDOW;
 
 /// Requests waiting to be sent, at most (beyond the window); more are refused at once.
 pub const WAITING: usize = 512;
@@ -76,6 +71,11 @@ impl Outbox {
     /// The oldest request not answered yet: everything before it was.
     pub fn oldest(&self) -> Option<Seq> {
         self.entries.front().map(|(seq, _)| *seq)
+    }
+
+    /// The numbers of the requests not answered yet, oldest first.
+    pub fn seqs(&self) -> Vec<Seq> {
+        self.entries.iter().map(|(seq, _)| *seq).collect()
     }
 
     /// Requests not answered yet (sent or not).

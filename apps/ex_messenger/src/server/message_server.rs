@@ -474,6 +474,12 @@ impl State {
         // for them (the client sends them all again), a repeat is dropped.
         let expected = user.next.unwrap_or(0).max(since);
         if seq < expected {
+            tracing::debug!(
+                nick = nick.as_str(),
+                seq,
+                expected,
+                "a request already handled came again"
+            );
             let again = user
                 .departed
                 .as_ref()

@@ -16,7 +16,7 @@
 //! members fall behind at once the server itself is the bottleneck: the room then holds
 //! back its acknowledgements, which slows every sender to what the readers take.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use otp::node::RemoteRef;
@@ -24,7 +24,7 @@ use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, ReplyTo, Serve
 
 use crate::client::MessageHandler;
 use crate::names::{Nick, Room};
-use crate::protocol::{line_cost, Placed, Seq, ToClient, MESSAGE_SERVER};
+use crate::protocol::{line_cost, Placed, Seq, ToClient, MESSAGE_SERVER, WINDOW};
 use crate::server::message_server::{MessageServer, ServerInfo};
 
 /// How long a member may stay more than half the bound behind before it is dropped: a
@@ -152,6 +152,10 @@ pub struct RoomState {
     early: Vec<RoomCast>,
     /// Acknowledgements held back while readers are behind.
     held: VecDeque<HeldAck>,
+    /// How many of them are each sender's. A client waits with at most [`WINDOW`] lines in
+    /// flight, so holding more of one sender's slows nobody: a hand-made client that does
+    /// not wait gets its oldest answers back instead of growing this queue.
+    held_by: HashMap<Nick, usize>,
 }
 
 /// An acknowledgement held back: line `seq` of `nick`, placed `at`, answered to `handler`.
@@ -218,6 +222,15 @@ impl RoomState {
             sent,
         };
         self.tell_others(&from, line);
+        let theirs = self.held_by.entry(from.clone()).or_default();
+        *theirs += 1;
+        if *theirs > WINDOW {
+            *theirs -= 1;
+            let oldest = self.held.iter().position(|ack| ack.nick == from);
+            if let Some(ack) = oldest.and_then(|at| self.held.remove(at)) {
+                ack.send();
+            }
+        }
         self.held.push_back(HeldAck {
             nick: from,
             handler: sender,
@@ -268,6 +281,7 @@ impl RoomState {
         }
         if !self.pressed() {
             self.held.drain(..).for_each(HeldAck::send);
+            self.held_by.clear();
         }
     }
 
@@ -336,6 +350,7 @@ impl RoomState {
                     .into_iter()
                     .partition::<VecDeque<_>, _>(|ack| ack.nick == nick);
                 self.held = others;
+                self.held_by.remove(&nick);
                 leaver.into_iter().for_each(HeldAck::send);
                 self.check();
             }
@@ -405,6 +420,7 @@ impl GenServer for RoomServer {
             ready: false,
             early: Vec::new(),
             held: VecDeque::new(),
+            held_by: HashMap::new(),
         })
     }
 

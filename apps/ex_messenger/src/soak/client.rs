@@ -195,6 +195,10 @@ pub async fn run(args: SoakClientArgs) -> anyhow::Result<()> {
         crate::stdout::line(format_args!("HIGH {epoch} {seq}"));
     }
     report(&counts, &mut receipts, unanswered());
+    let pending = session.lock().map(|s| s.outbox.seqs()).unwrap_or_default();
+    if !pending.is_empty() {
+        crate::stdout::line(format_args!("UNANSWERED {pending:?}"));
+    }
     crate::stdout::line("DONE");
     let _ = tree.stop().await;
     Ok(())

@@ -73,6 +73,7 @@ impl Server {
                 &liveness,
             ],
             cookie,
+            &format!("server-{}", crate::random::number() % 1000),
         )?;
         let pid = child.id().context("server pid")?;
         let ready = lines
@@ -137,19 +138,27 @@ impl Server {
     }
 }
 
+/// Where processes' logs go (`soak --logs`); unset: dropped.
+static LOGS: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// Our own binary with `args` and the cookie in its environment: its stdin, and its stdout
-/// line by line (stderr, its logs, is dropped).
+/// line by line. Its stderr (its logs) goes to `<name>.log` under `--logs`, or nowhere.
 fn spawn_piped(
     binary: &std::path::Path,
     args: &[&str],
     cookie: &str,
+    name: &str,
 ) -> anyhow::Result<(Child, ChildStdin, Lines<BufReader<ChildStdout>>)> {
+    let stderr = match LOGS.get() {
+        Some(dir) => Stdio::from(std::fs::File::create(dir.join(format!("{name}.log")))?),
+        None => Stdio::null(),
+    };
     let mut child = Command::new(binary)
         .args(args)
         .env(COOKIE_ENV, cookie)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()?;
     let stdin = child.stdin.take().context("stdin")?;
@@ -181,6 +190,7 @@ fn spawn_client(
             &rate,
         ],
         cookie,
+        &nick,
     )?;
     let said = said.clone();
     tokio::spawn(async move {
@@ -208,6 +218,10 @@ fn random_below(n: usize) -> usize {
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     if !cfg!(feature = "fault-hook") {
         bail!("the soak crashes servers through the test-only fault hook: run a build with it, e.g. `cargo run --release -p ex_messenger --features fault-hook -- soak ...`");
+    }
+    if let Some(dir) = &args.logs {
+        std::fs::create_dir_all(dir)?;
+        let _ = LOGS.set(dir.clone());
     }
     let binary = std::env::current_exe()?;
     let cookie = crate::random::hex(16)?;
@@ -354,12 +368,12 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     );
     let (sums, _, _) = totals(&slots);
     let broken = verdict.lost()
-        + ["hidden", "repeated", "disordered"]
+        + ["hidden", "repeated", "disordered", "unanswered"]
             .iter()
             .map(|key| sums.get(*key).copied().unwrap_or(0))
             .sum::<u64>();
     if broken > 0 || unfinished > 0 {
-        bail!("the chat broke its promise: see the table (lost, duplicated, out of order, clients that did not report)");
+        bail!("the chat broke its promise: see the table (lost, duplicated, out of order, unanswered, clients that did not report)");
     }
     Ok(())
 }
@@ -375,6 +389,11 @@ fn take(slots: &mut [Slot], verdict: &mut Verdict, said: Said) {
         slot.joined = true;
     } else if line == "DONE" && current {
         slot.done = true;
+    } else if line.starts_with("UNANSWERED ") {
+        eprintln!(
+            "soak: client {} generation {}: {line}",
+            said.slot, said.generation
+        );
     } else if line.starts_with("STAT ") {
         slot.stats.insert(said.generation, line);
     } else if let Some(span) = Span::decode(&line) {
@@ -406,12 +425,20 @@ fn totals(
     BTreeMap<String, u64>,
 ) {
     let (mut sums, mut refused, mut removed) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-    for stat in slots.iter().flat_map(|s| s.stats.values()) {
+    let stats = slots.iter().flat_map(|s| {
+        s.stats
+            .iter()
+            .map(move |(g, stat)| (*g == s.generation, stat))
+    });
+    for (last, stat) in stats {
         for field in stat.trim_start_matches("STAT ").split(' ') {
             let Some((key, value)) = field.split_once('=') else {
                 continue;
             };
             match key {
+                // What a killed client had in flight died with it: only the clients that
+                // ran to the end can be owed answers.
+                "unanswered" if !last => {}
                 "refused" | "lost" => {
                     let into = if key == "refused" {
                         &mut refused
@@ -432,11 +459,14 @@ fn totals(
     (sums, refused, removed)
 }
 
+/// A row of the memory table: when, and the server's RSS (KiB) and open files then.
+type Usage = (String, (u64, usize));
+
 fn print_tables(
     args: &SoakArgs,
     slots: &[Slot],
     verdict: &Verdict,
-    (usage, baseline): (&[(String, (u64, usize))], Option<usize>),
+    (usage, baseline): (&[Usage], Option<usize>),
     actions: &BTreeMap<&'static str, u64>,
     unfinished: usize,
     ran: Duration,
