@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use otp::node::{Cookie, Node, NodeConfig, RemoteRef};
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, ReplyTo, Timeout};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Protocol, ReplyTo, Timeout};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
@@ -76,12 +76,16 @@ enum Request {
 #[derive(Clone)]
 struct Counter;
 
-impl GenServer for Counter {
-    type Args = ();
-    type State = u64;
+impl Protocol for Counter {
     type Call = Request;
     type Reply = String;
     type Cast = String;
+}
+
+impl GenServer for Counter {
+    type Protocol = Self;
+    type Args = ();
+    type State = u64;
     type Info = ();
 
     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<u64, BoxError> {

@@ -1,25 +1,35 @@
 //! # otp: Erlang/OTP's GenServer and Supervisor, on ractor
 //!
 //! Write a server as sequential callbacks ([`GenServer`]), put it under a [`supervisor`]
-//! that restarts it by OTP's rules, and declare whole trees in JSON ([`spec`]).
+//! that restarts it by OTP's rules, and declare whole trees in JSON ([`spec`]). Callers
+//! name a server's [`Protocol`] (its messages), never its code.
 //!
 //! | module | OTP counterpart |
 //! |---|---|
 //! | [`gen_server`] | `gen_server`: init, call (reply, deferred reply, stop), cast, info, terminate, names, monitors, timers |
 //! | [`supervisor`] | `supervisor` and Elixir's `DynamicSupervisor`: strategies, restart intensity, ordered shutdown |
-//! | [`node`] | distribution: nodes, cookies, remote calls and casts, node up/down (`net_kernel`) |
+//! | `node` | distribution (feature `distribution`): nodes, cookies, remote calls and casts, node up/down (`net_kernel`) |
 //! | [`spec`] | supervision trees as data: JSON files under `supervisor-specs/`, validated before anything starts |
 //! | [`exit`] | exit reasons (`normal`, `shutdown`, `{shutdown, T}`, `killed`, errors) |
 //!
 //! Everything runs on ractor actors: a GenServer is one ractor actor, a supervisor is a
 //! GenServer that links its children. Where we differ from OTP, the item's docs say why.
 //!
+//! ## Layers
+//! `gen_server` at the bottom; `supervisor` on it; `spec` builds supervisors from files;
+//! `node` (distribution) on top of all three. A module never imports one above it: the
+//! GenServer knows nothing of nodes, and a node event or a remote DOWN reaches a server
+//! through the generic paths (its own info type, [`Info::Down`]).
+//!
 //! ## Feature flags
+//! - `distribution` (default): the `node` module, on ractor_cluster, with TLS (rustls).
+//!   Without it the crate is local only, and builds without either.
 //! - `message-spans`: attach the sender's tracing span to every message (ractor's default;
 //!   off here because it costs 15 to 25% of call and cast throughput).
 
 pub mod exit;
 pub mod gen_server;
+#[cfg(feature = "distribution")]
 pub mod node;
 pub mod spec;
 pub mod supervisor;
@@ -29,12 +39,13 @@ mod error;
 pub use error::{BoxError, CallError, StartError};
 pub use exit::ExitReason;
 pub use gen_server::{
-    CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, ReplyTo, ServerRef, Timeout,
-    Timer,
+    CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, Protocol, ReplyTo, ServerRef,
+    Timeout, Timer,
 };
 pub use ractor::{ActorCell, ActorId};
 
-/// The README's examples, compiled and run as doctests so they cannot rot.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests so they cannot rot (they include
+/// nodes, so only with distribution).
+#[cfg(all(doctest, feature = "distribution"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeExamples;

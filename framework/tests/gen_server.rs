@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{next, probe, Call, Cast, Event, FAIL_INIT};
-use otp::{CallError, ExitReason, GenServer, Named, ServerRef, StartError};
+use otp::{CallError, ExitReason, GenServer, Named, Protocol, ServerRef, StartError};
 
 #[tokio::test]
 async fn call_cast_and_state() {
@@ -276,15 +276,156 @@ async fn send_after_delivers_an_info() {
 /// A second server type, to check that names are typed.
 struct Other;
 
-impl GenServer for Other {
-    type Args = ();
-    type State = ();
+impl Protocol for Other {
     type Call = ();
     type Reply = ();
     type Cast = ();
+}
+
+impl GenServer for Other {
+    type Protocol = Self;
+    type Args = ();
+    type State = ();
     type Info = ();
 
     async fn init(&self, _me: &otp::Context<Self>, _args: ()) -> Result<(), otp::BoxError> {
         Ok(())
     }
+}
+
+/// A protocol with two implementations below.
+struct Greeting;
+
+impl Protocol for Greeting {
+    type Call = String;
+    type Reply = String;
+    type Cast = ();
+}
+
+struct English;
+
+impl GenServer for English {
+    type Protocol = Greeting;
+    type Args = ();
+    type State = ();
+    type Info = ();
+
+    async fn init(&self, _me: &otp::Context<Self>, _: ()) -> Result<(), otp::BoxError> {
+        Ok(())
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &otp::Context<Self>,
+        who: String,
+        _from: &mut otp::ReplyTo<String>,
+        _: &mut (),
+    ) -> Result<otp::CallResponse<String>, otp::BoxError> {
+        Ok(otp::CallResponse::Reply(format!("hello, {who}")))
+    }
+}
+
+/// Greets in French and counts whom it greeted: another state, the same protocol.
+struct French;
+
+impl GenServer for French {
+    type Protocol = Greeting;
+    type Args = ();
+    type State = u32;
+    type Info = ();
+
+    async fn init(&self, _me: &otp::Context<Self>, _: ()) -> Result<u32, otp::BoxError> {
+        Ok(0)
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &otp::Context<Self>,
+        who: String,
+        _from: &mut otp::ReplyTo<String>,
+        greeted: &mut u32,
+    ) -> Result<otp::CallResponse<String>, otp::BoxError> {
+        *greeted += 1;
+        Ok(otp::CallResponse::Reply(format!(
+            "bonjour {who} (#{greeted})"
+        )))
+    }
+}
+
+#[tokio::test]
+async fn two_implementations_of_one_protocol_are_interchangeable_behind_one_name() {
+    let greeter = Named::<Greeting>::new("greeter");
+    let english = English.start_named("greeter", ()).await.unwrap();
+    assert_eq!(greeter.call("joe".into()).await.unwrap(), "hello, joe");
+    english.stop(ExitReason::Normal).await.unwrap();
+    French.start_named("greeter", ()).await.unwrap();
+    assert_eq!(
+        greeter.call("joe".into()).await.unwrap(),
+        "bonjour joe (#1)"
+    );
+    // Looked up by its protocol, whichever server runs under the name.
+    let found: ServerRef<Greeting> = ServerRef::whereis("greeter").unwrap();
+    assert_eq!(
+        found.call("mike".into()).await.unwrap(),
+        "bonjour mike (#2)"
+    );
+}
+
+/// Requests that carry their own typed answer ([`ServerRef::request`]).
+enum Ask {
+    Length(String, otp::ReplyTo<usize>),
+    Upper(String, otp::ReplyTo<String>),
+    Crash(otp::ReplyTo<()>),
+}
+
+struct Asked;
+
+impl Protocol for Asked {
+    type Call = Ask;
+    type Reply = ();
+    type Cast = ();
+}
+
+impl GenServer for Asked {
+    type Protocol = Self;
+    type Args = ();
+    type State = ();
+    type Info = ();
+
+    async fn init(&self, _me: &otp::Context<Self>, _: ()) -> Result<(), otp::BoxError> {
+        Ok(())
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &otp::Context<Self>,
+        request: Ask,
+        _from: &mut otp::ReplyTo<()>,
+        _: &mut (),
+    ) -> Result<otp::CallResponse<()>, otp::BoxError> {
+        match request {
+            Ask::Length(text, answer) => _ = answer.reply(text.len()),
+            Ask::Upper(text, answer) => _ = answer.reply(text.to_uppercase()),
+            Ask::Crash(unanswered) => {
+                drop(unanswered);
+                return Err("asked to crash".into());
+            }
+        }
+        Ok(otp::CallResponse::NoReply)
+    }
+}
+
+#[tokio::test]
+async fn each_request_can_have_its_own_reply_type() {
+    let server = Asked.start(()).await.unwrap();
+    let length = server.request(|r| Ask::Length("four".into(), r), otp::Timeout::Infinity);
+    assert_eq!(length.await, Ok(4));
+    let upper = server.request(|r| Ask::Upper("four".into(), r), otp::Timeout::Infinity);
+    assert_eq!(upper.await.as_deref(), Ok("FOUR"));
+    // A server that exits instead of answering tells the caller why, as for `call`.
+    let crashed = server.request(Ask::Crash, otp::Timeout::Infinity).await;
+    assert!(
+        matches!(&crashed, Err(CallError::Exited(ExitReason::Error(why))) if why.contains("asked to crash")),
+        "{crashed:?}"
+    );
 }

@@ -627,12 +627,16 @@ struct PortHolder {
     started: mpsc::UnboundedSender<()>,
 }
 
-impl otp::GenServer for PortHolder {
-    type Args = ();
-    type State = std::net::TcpListener;
+impl otp::Protocol for PortHolder {
     type Call = ();
     type Reply = ();
     type Cast = ();
+}
+
+impl otp::GenServer for PortHolder {
+    type Protocol = Self;
+    type Args = ();
+    type State = std::net::TcpListener;
     type Info = ();
 
     async fn init(

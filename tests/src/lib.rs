@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use otp::node::NodeEvent;
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, ReplyTo};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -59,12 +59,16 @@ pub struct EchoState {
     deferred: Vec<ReplyTo<String>>,
 }
 
-impl GenServer for Echo {
-    type Args = ();
-    type State = EchoState;
+impl Protocol for Echo {
     type Call = EchoCall;
     type Reply = String;
     type Cast = EchoCast;
+}
+
+impl GenServer for Echo {
+    type Protocol = Self;
+    type Args = ();
+    type State = EchoState;
     type Info = ();
 
     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<EchoState, BoxError> {
@@ -108,6 +112,35 @@ impl GenServer for Echo {
             EchoCast::Exit(text) => return Ok(Flow::Stop(otp::ExitReason::Error(text))),
         }
         Ok(Flow::Continue)
+    }
+}
+
+/// Another implementation of the [`Echo`] protocol: it answers `Echo` in capitals and
+/// nothing else. Callers holding a `ServerRef<Echo>`, `Named<Echo>` or `RemoteRef<Echo>`
+/// reach it as they reach an `Echo`.
+pub struct Shouter;
+
+impl GenServer for Shouter {
+    type Protocol = Echo;
+    type Args = ();
+    type State = ();
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &Context<Self>,
+        request: EchoCall,
+        _from: &mut ReplyTo<String>,
+        _: &mut (),
+    ) -> Result<CallResponse<String>, BoxError> {
+        Ok(CallResponse::Reply(match request {
+            EchoCall::Echo(text) => text.to_uppercase(),
+            other => format!("NOT SUPPORTED: {other:?}"),
+        }))
     }
 }
 
@@ -178,28 +211,34 @@ impl FixtureNode {
     }
 }
 
-/// A server that forwards the node events it gets (after `Node::monitor_nodes`) to a test.
+/// A server that subscribes to the node events of the node it is started with
+/// (`Node::monitor_nodes`) and forwards them to a test.
 pub struct NodeWatcher(pub tokio::sync::mpsc::UnboundedSender<NodeEvent>);
 
-impl GenServer for NodeWatcher {
-    type Args = ();
-    type State = ();
+impl Protocol for NodeWatcher {
     type Call = ();
     type Reply = ();
     type Cast = ();
-    type Info = ();
+}
 
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
+impl GenServer for NodeWatcher {
+    type Protocol = Self;
+    type Args = otp::node::Node;
+    type State = ();
+    type Info = NodeEvent;
+
+    async fn init(&self, me: &Context<Self>, node: otp::node::Node) -> Result<(), BoxError> {
+        node.monitor_nodes(me, |event| event).await?;
         Ok(())
     }
 
     async fn handle_info(
         &self,
         _me: &Context<Self>,
-        info: Info<()>,
+        info: Info<NodeEvent>,
         _: &mut (),
     ) -> Result<Flow, BoxError> {
-        if let Info::Node(event) = info {
+        if let Info::Message(event) = info {
             let _ = self.0.send(event);
         }
         Ok(Flow::Continue)

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent};
-use otp::{BoxError, CallError, Context, Flow, GenServer, Info};
+use otp::{BoxError, CallError, Context, Flow, GenServer, Info, Protocol};
 use otp_tests::{next_event, Echo, EchoCall, EchoCast, FixtureNode, NodeWatcher, ECHO, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,8 +34,7 @@ async fn nodes_across_processes() {
     config.max_unauthenticated = UNAUTHENTICATED;
     let node = Node::start(config).await.expect("local node starts");
     let (sender, mut events) = mpsc::unbounded_channel();
-    let watcher = NodeWatcher(sender).start(()).await.unwrap();
-    node.monitor_nodes(&watcher).await.unwrap();
+    let _watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
 
     let fixture = FixtureNode::start(FIXTURE, &["alpha", COOKIE]).await;
     remote_calls_and_casts(&node, &fixture, &mut events).await;
@@ -368,12 +367,16 @@ enum SkewedCall {
     Shout(String),
 }
 
-impl GenServer for SkewedEcho {
-    type Args = ();
-    type State = ();
+impl Protocol for SkewedEcho {
     type Call = SkewedCall;
     type Reply = String;
     type Cast = SkewedCall;
+}
+
+impl GenServer for SkewedEcho {
+    type Protocol = Self;
+    type Args = ();
+    type State = ();
     type Info = ();
 
     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
@@ -399,12 +402,16 @@ async fn mismatched_message_types_get_a_typed_error(node: &Node, alpha: &Fixture
 /// Monitors remote servers on request and reports their DOWN reasons.
 struct RemoteWatch(mpsc::UnboundedSender<otp::ExitReason>);
 
-impl GenServer for RemoteWatch {
-    type Args = ();
-    type State = ();
+impl Protocol for RemoteWatch {
     type Call = otp::node::RemoteRef<Echo>;
     type Reply = Result<otp::ActorId, CallError>;
     type Cast = ();
+}
+
+impl GenServer for RemoteWatch {
+    type Protocol = Self;
+    type Args = ();
+    type State = ();
     type Info = ();
 
     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
@@ -415,10 +422,10 @@ impl GenServer for RemoteWatch {
         &self,
         me: &Context<Self>,
         target: otp::node::RemoteRef<Echo>,
-        _from: &mut otp::ReplyTo<Self::Reply>,
+        _from: &mut otp::ReplyTo<Result<otp::ActorId, CallError>>,
         _: &mut (),
-    ) -> Result<otp::CallResponse<Self::Reply>, BoxError> {
-        Ok(otp::CallResponse::Reply(me.monitor_remote(&target)))
+    ) -> Result<otp::CallResponse<Result<otp::ActorId, CallError>>, BoxError> {
+        Ok(otp::CallResponse::Reply(target.monitor(me)))
     }
 
     async fn handle_info(

@@ -3,11 +3,11 @@
 
 use ex_messenger::names::{Nick, Room};
 use ex_messenger::protocol::{
-    Request, ServerCall, ServerCast, ServerReply, ToClient, Token, MESSAGE_HANDLER, MESSAGE_SERVER,
+    ChatServer, Request, ServerCall, ServerCast, ServerReply, ToClient, Token, MESSAGE_HANDLER,
+    MESSAGE_SERVER,
 };
-use ex_messenger::server::message_server::MessageServer;
 use otp::node::{Cookie, Node, NodeConfig};
-use otp::{BoxError, Context, Flow, GenServer};
+use otp::{BoxError, Context, Flow, GenServer, Protocol};
 use otp_tests::chat::Chat;
 use otp_tests::PATIENCE;
 use tokio::sync::mpsc;
@@ -17,12 +17,16 @@ const COOKIE: &str = "hostile-test-cookie";
 /// A fake message handler: whatever the server sends it lands in a channel.
 struct Spy;
 
-impl GenServer for Spy {
-    type Args = mpsc::UnboundedSender<ToClient>;
-    type State = mpsc::UnboundedSender<ToClient>;
+impl Protocol for Spy {
     type Call = ();
     type Reply = ();
     type Cast = ToClient;
+}
+
+impl GenServer for Spy {
+    type Protocol = Self;
+    type Args = mpsc::UnboundedSender<ToClient>;
+    type State = mpsc::UnboundedSender<ToClient>;
     type Info = ();
 
     async fn init(&self, _me: &Context<Self>, out: Self::Args) -> Result<Self::State, BoxError> {
@@ -78,7 +82,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     node.export::<Spy>(MESSAGE_HANDLER).await.unwrap();
     let server_node = node.connect(address.as_str()).await.unwrap();
     let server = node
-        .remote::<MessageServer>(&server_node, MESSAGE_SERVER)
+        .remote::<ChatServer>(&server_node, MESSAGE_SERVER)
         .await
         .unwrap();
     let lobby = Some(Room::lobby());

@@ -24,8 +24,7 @@ async fn a_node_holds_nothing_for_peers_that_came_and_went() {
     Echo::default().start_named(ECHO, ()).await.unwrap();
     node.export::<Echo>(ECHO).await.unwrap();
     let (sender, mut events) = mpsc::unbounded_channel();
-    let watcher = NodeWatcher(sender).start(()).await.unwrap();
-    node.monitor_nodes(&watcher).await.unwrap();
+    let _watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
     let address = node.address().to_string();
     let baseline = node.census().await.unwrap();
     let tasks = tokio::runtime::Handle::current()

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use otp::spec::{self, Registry};
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Named, ReplyTo};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Named, Protocol, ReplyTo};
 use tokio::sync::mpsc;
 
 /// A counter that reports each start, so the test can wait for restarts.
@@ -13,12 +13,16 @@ struct Counter {
     started: mpsc::UnboundedSender<()>,
 }
 
-impl GenServer for Counter {
-    type Args = u64;
-    type State = u64;
+impl Protocol for Counter {
     type Call = ();
     type Reply = u64;
     type Cast = u64;
+}
+
+impl GenServer for Counter {
+    type Protocol = Self;
+    type Args = u64;
+    type State = u64;
     type Info = ();
 
     async fn init(&self, _me: &Context<Self>, start: u64) -> Result<u64, BoxError> {

@@ -63,8 +63,7 @@ async fn nodes_over_mutual_tls() {
     config.max_connections = MAX_CONNECTIONS;
     let node = Node::start(config).await.unwrap();
     let (sender, mut events) = mpsc::unbounded_channel();
-    let watcher = NodeWatcher(sender).start(()).await.unwrap();
-    node.monitor_nodes(&watcher).await.unwrap();
+    let _watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
     let here = node.address().to_string();
 
     // A member with our CA joins and is called, over TLS.

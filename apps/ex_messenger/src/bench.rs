@@ -19,10 +19,10 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::cli::{BenchArgs, BenchClientArgs};
-use crate::client::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session};
+use crate::client::{HandlerArgs, HandlerInfo, Output, Session};
 use crate::command::Command as Typed;
 use crate::names::Nick;
-use crate::protocol::MESSAGE_HANDLER;
+use crate::protocol::{ChatClient, MESSAGE_HANDLER};
 
 /// Clients started at once: below the server's cap on connections still authenticating.
 const WAVE: usize = 32;
@@ -317,7 +317,7 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while stdin.next_line().await?.as_deref() != Some("GO") {}
 
-    let handler = ServerRef::<MessageHandler>::whereis(MESSAGE_HANDLER).context("no handler")?;
+    let handler = ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER).context("no handler")?;
     let first_sent = now_nanos();
     let sender = {
         let (messages, rate, size) = (args.messages, args.rate, args.size);

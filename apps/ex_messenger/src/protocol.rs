@@ -17,6 +17,7 @@
 //! Rooms number their lines ([`Placed`]); each member reports how much it has read
 //! ([`ServerCast::Delivered`]), which bounds what the server holds for a slow reader.
 
+use otp::Protocol;
 use serde::{Deserialize, Serialize};
 
 use crate::names::{Nick, Room};
@@ -32,6 +33,28 @@ pub const MESSAGE_HANDLER: &str = "message_handler";
 /// room's readers can fall behind once the room holds its answers back (every sender's
 /// window, once): a person never has more than a few lines on their way.
 pub const WINDOW: usize = 8;
+
+/// What the message server answers: all a client needs to reach it (`RemoteRef<ChatServer>`),
+/// without the server's code.
+pub struct ChatServer;
+
+impl Protocol for ChatServer {
+    type Call = ServerCall;
+    type Reply = ServerReply;
+    type Cast = ServerCast;
+}
+
+/// What a client's message handler answers: all the server and its rooms need to reach
+/// it (`RemoteRef<ChatClient>`), without the client's code.
+pub struct ChatClient;
+
+impl Protocol for ChatClient {
+    /// The same messages as casts, for when the server must know they arrived (its
+    /// shutdown notice, sent before its connections close).
+    type Call = ToClient;
+    type Reply = ();
+    type Cast = ToClient;
+}
 
 /// A session's proof of identity: the nick and node it was issued for, and the server's
 /// MAC over both. Anyone may read it; nobody but the server can make one.

@@ -3,7 +3,7 @@
 //! `../shared/ANCHORS.md` measured).
 #![allow(dead_code)]
 
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, ReplyTo};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Protocol, ReplyTo};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 /// The raw ractor counter's messages.
@@ -12,6 +12,9 @@ pub enum RawMsg {
     Cast(u64),
 }
 
+// Needed with ractor's `cluster` feature (on with `distribution`); ractor implements it
+// for every type otherwise.
+#[cfg(feature = "distribution")]
 impl ractor::Message for RawMsg {}
 
 /// A counter as a plain ractor actor.
@@ -47,12 +50,16 @@ impl Actor for RawCounter {
 #[derive(Clone)]
 pub struct Counter;
 
-impl GenServer for Counter {
-    type Args = ();
-    type State = u64;
+impl Protocol for Counter {
     type Call = u64;
     type Reply = u64;
     type Cast = u64;
+}
+
+impl GenServer for Counter {
+    type Protocol = Self;
+    type Args = ();
+    type State = u64;
     type Info = ();
 
     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<u64, BoxError> {

@@ -1,18 +1,21 @@
 //! What a server knows about itself inside its callbacks (OTP's `self()` and its monitors).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use ractor::{ActorCell, ActorId, ActorStatus};
 
-use super::{Envelope, GenServer, ServerRef};
+use super::{GenServer, ServerRef, Timer};
+use crate::ExitReason;
 
 /// The `me` every callback receives: the server's own [`ServerRef`] (it derefs to it, so
-/// `me.cast(..)`, `me.send_after(..)` work) plus what only the process itself may do, such as
-/// monitoring others.
+/// `me.cast(..)` works), its own info messages typed, and what only the process itself may
+/// do, such as monitoring others.
 pub struct Context<G: GenServer> {
-    me: ServerRef<G>,
+    me: ServerRef<G::Protocol>,
     /// Processes this server monitors. An exit event from one of them is a DOWN, from anyone
     /// else an EXIT of a linked child; removing on delivery makes each DOWN arrive once.
     /// A mutex (never contended: only this process touches it) because callbacks get `&self`.
@@ -20,7 +23,7 @@ pub struct Context<G: GenServer> {
 }
 
 impl<G: GenServer> Context<G> {
-    pub(crate) fn new(me: ServerRef<G>) -> Self {
+    pub(crate) fn new(me: ServerRef<G::Protocol>) -> Self {
         Self {
             me,
             monitors: Mutex::new(HashSet::new()),
@@ -28,8 +31,28 @@ impl<G: GenServer> Context<G> {
     }
 
     /// This server's own handle, to keep or hand out.
-    pub fn server(&self) -> &ServerRef<G> {
+    pub fn server(&self) -> &ServerRef<G::Protocol> {
         &self.me
+    }
+
+    /// Sends this server one of its own info messages (`self() ! Msg`).
+    pub fn send_info(&self, message: G::Info) {
+        self.me.send_info(message);
+    }
+
+    /// Delivers one of its own info messages after `delay` (`erlang:send_after/3`).
+    pub fn send_after(&self, delay: Duration, message: G::Info) -> Timer {
+        self.me.send_after(delay, message)
+    }
+
+    /// Delivers a fresh `make()` every `period` until the timer is cancelled or the server
+    /// is gone (`timer:send_interval/3`).
+    pub fn send_interval(
+        &self,
+        period: Duration,
+        make: impl Fn() -> G::Info + Send + 'static,
+    ) -> Timer {
+        self.me.send_interval(period, make)
     }
 
     /// Monitors `target` (`erlang:monitor(process, Target)`): when it exits, this server gets
@@ -44,39 +67,31 @@ impl<G: GenServer> Context<G> {
         // happened before our registration, no event will come. Wait for the end of its exit
         // and then check, through the mailbox, whether the event arrived after all.
         if target.get_status() >= ActorStatus::Stopping {
-            let me = self.me.actor().clone();
+            let me = self.me.clone();
             tokio::spawn(async move {
                 let _ = target.wait(None).await;
-                let _ = me.send_message(Envelope::MonitorGone(id));
+                let _ = me.send_down(id, ExitReason::NoProc);
             });
         }
     }
 
-    /// Monitors a server on another node (`erlang:monitor(process, {Name, Node})`): this
-    /// server gets one [`Info::Down`](crate::Info::Down) when that server exits (with its
-    /// reason), or with [`ExitReason::NoConnection`](crate::ExitReason::NoConnection) if the
-    /// link to its node drops first. Returns the id the DOWN will carry; fails with
-    /// [`CallError::NoProc`](crate::CallError::NoProc) if the node exports no such server.
-    pub fn monitor_remote<H>(
+    /// Monitors something that is not a local process, such as a server on another node
+    /// (the distribution layer builds its remote monitors on this): when `exited`
+    /// completes, this server gets one [`Info::Down`](crate::Info::Down) with `id` and the
+    /// reason, unless it demonitored `id` first ([`demonitor_id`](Self::demonitor_id)).
+    /// `id` names the monitored thing in that DOWN; it must not be a local process this
+    /// server also monitors or links.
+    pub fn monitor_with(
         &self,
-        target: &crate::node::RemoteRef<H>,
-    ) -> Result<ActorId, crate::CallError>
-    where
-        H: GenServer,
-        H::Call: serde::Serialize,
-        H::Cast: serde::Serialize,
-        H::Reply: serde::de::DeserializeOwned,
-    {
-        let endpoint = target.endpoint().ok_or(crate::CallError::NoProc)?;
-        let id = endpoint.get_id();
+        id: ActorId,
+        exited: impl Future<Output = ExitReason> + Send + 'static,
+    ) {
         self.lock().insert(id);
-        let me = self.me.actor().clone();
-        let watching = crate::node::watch(endpoint);
+        let me = self.me.clone();
         tokio::spawn(async move {
-            let reason = watching.await;
-            let _ = me.send_message(Envelope::RemoteDown(id, reason));
+            let reason = exited.await;
+            me.send_down(id, reason);
         });
-        Ok(id)
     }
 
     /// Stops monitoring `target`; a DOWN not yet handled is not delivered.
@@ -84,6 +99,12 @@ impl<G: GenServer> Context<G> {
         let target: ActorCell = target.into();
         self.lock().remove(&target.get_id());
         self.me.actor().unmonitor(target);
+    }
+
+    /// Stops a monitor set up with [`monitor_with`](Self::monitor_with); its DOWN, if not
+    /// handled yet, is not delivered.
+    pub fn demonitor_id(&self, id: ActorId) {
+        self.lock().remove(&id);
     }
 
     /// Removes `id` from the monitor set; true if it was monitored.
@@ -105,9 +126,9 @@ impl<G: GenServer> Context<G> {
 }
 
 impl<G: GenServer> Deref for Context<G> {
-    type Target = ServerRef<G>;
+    type Target = ServerRef<G::Protocol>;
 
-    fn deref(&self) -> &ServerRef<G> {
+    fn deref(&self) -> &ServerRef<G::Protocol> {
         &self.me
     }
 }

@@ -4,6 +4,7 @@
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | the [`GenServer`] trait and what its callbacks return |
+//! | `protocol.rs` | [`Protocol`]: the messages, all a caller needs |
 //! | `reply.rs` | [`ReplyTo`]: the caller's half of a call, answerable now or later |
 //! | `server_ref.rs` | [`ServerRef`] and [`Named`]: call, cast, stop, timers |
 //! | `context.rs` | [`Context`]: the `me` of every callback; monitors |
@@ -11,16 +12,20 @@
 //!
 //! # Example
 //! ```
-//! use otp::{BoxError, CallResponse, Context, Flow, GenServer, ReplyTo};
+//! use otp::{BoxError, CallResponse, Context, Flow, GenServer, Protocol, ReplyTo};
 //!
 //! struct Counter;
 //!
-//! impl GenServer for Counter {
-//!     type Args = u64;
-//!     type State = u64;
+//! impl Protocol for Counter {
 //!     type Call = ();
 //!     type Reply = u64;
 //!     type Cast = u64;
+//! }
+//!
+//! impl GenServer for Counter {
+//!     type Protocol = Self;
+//!     type Args = u64;
+//!     type State = u64;
 //!     type Info = ();
 //!
 //!     async fn init(&self, _me: &Context<Self>, start: u64) -> Result<u64, BoxError> {
@@ -46,6 +51,7 @@
 
 mod context;
 mod process;
+mod protocol;
 mod reply;
 mod server_ref;
 
@@ -55,6 +61,7 @@ use ractor::ActorId;
 
 pub use context::Context;
 pub(crate) use process::{request_stop, spawn, Envelope};
+pub use protocol::Protocol;
 pub use reply::ReplyTo;
 pub use server_ref::{Named, ServerRef, Timeout, Timer, DEFAULT_CALL_TIMEOUT};
 
@@ -103,9 +110,6 @@ pub enum Info<M> {
     /// A process linked to this server has exited (`'EXIT'`, as if trapping exits). Only
     /// supervisors link children to themselves.
     Exit(ProcessExit),
-    /// A peer node came up or went down; see
-    /// [`Node::monitor_nodes`](crate::node::Node::monitor_nodes) (`nodeup` / `nodedown`).
-    Node(crate::node::NodeEvent),
 }
 
 /// Which process exited and why: the payload of [`Info::Down`] and [`Info::Exit`].
@@ -118,6 +122,13 @@ pub struct ProcessExit {
     pub reason: ExitReason,
 }
 
+/// A server's call requests.
+pub type CallOf<G> = <<G as GenServer>::Protocol as Protocol>::Call;
+/// A server's call replies.
+pub type ReplyOf<G> = <<G as GenServer>::Protocol as Protocol>::Reply;
+/// A server's casts.
+pub type CastOf<G> = <<G as GenServer>::Protocol as Protocol>::Cast;
+
 /// An Erlang/OTP `gen_server`: implement the callbacks; the framework runs the loop.
 ///
 /// Callbacks are `async` so they may await I/O, but a server handles one message at a time:
@@ -125,17 +136,14 @@ pub struct ProcessExit {
 /// panics ends the server with [`ExitReason::Error`] carrying the message, after
 /// `terminate`.
 pub trait GenServer: Sized + Send + Sync + 'static {
+    /// The calls and casts it serves: all its callers know of it (often `Self`).
+    type Protocol: Protocol;
     /// Passed to `init`.
     type Args: Send + 'static;
     /// The server's state, owned by its process.
     type State: Send + 'static;
-    /// Call requests.
-    type Call: Send + 'static;
-    /// Call replies.
-    type Reply: Send + 'static;
-    /// Cast messages.
-    type Cast: Send + 'static;
-    /// The server's own info messages (timers, [`ServerRef::send_info`]). Use `()` if none.
+    /// The server's own info messages (timers, [`Context::send_info`], and what the
+    /// services it subscribes to send it). Use `()` if none.
     type Info: Send + 'static;
 
     /// Builds the initial state. `start` returns only after `init` finished; an error makes
@@ -150,10 +158,10 @@ pub trait GenServer: Sized + Send + Sync + 'static {
     fn handle_call(
         &self,
         me: &Context<Self>,
-        request: Self::Call,
-        from: &mut ReplyTo<Self::Reply>,
+        request: CallOf<Self>,
+        from: &mut ReplyTo<ReplyOf<Self>>,
         state: &mut Self::State,
-    ) -> impl Future<Output = Result<CallResponse<Self::Reply>, BoxError>> + Send {
+    ) -> impl Future<Output = Result<CallResponse<ReplyOf<Self>>, BoxError>> + Send {
         let _ = (me, request, from, state);
         async { Err("unexpected call: this server has no handle_call".into()) }
     }
@@ -162,7 +170,7 @@ pub trait GenServer: Sized + Send + Sync + 'static {
     fn handle_cast(
         &self,
         me: &Context<Self>,
-        message: Self::Cast,
+        message: CastOf<Self>,
         state: &mut Self::State,
     ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = (me, message, state);
@@ -198,7 +206,7 @@ pub trait GenServer: Sized + Send + Sync + 'static {
     fn start(
         self,
         args: Self::Args,
-    ) -> impl Future<Output = Result<ServerRef<Self>, StartError>> + Send {
+    ) -> impl Future<Output = Result<ServerRef<Self::Protocol>, StartError>> + Send {
         process::spawn(self, args, None, None)
     }
 
@@ -208,7 +216,7 @@ pub trait GenServer: Sized + Send + Sync + 'static {
         self,
         name: impl Into<String>,
         args: Self::Args,
-    ) -> impl Future<Output = Result<ServerRef<Self>, StartError>> + Send {
+    ) -> impl Future<Output = Result<ServerRef<Self::Protocol>, StartError>> + Send {
         process::spawn(self, args, Some(name.into()), None)
     }
 }
@@ -218,6 +226,5 @@ fn info_kind<M>(info: &Info<M>) -> &'static str {
         Info::Message(_) => "message",
         Info::Down(_) => "down",
         Info::Exit(_) => "exit",
-        Info::Node(_) => "node",
     }
 }

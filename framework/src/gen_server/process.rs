@@ -9,38 +9,46 @@
 //!   queued call with the exit reason. Then it stops with the encoded reason, which its
 //!   supervisor and monitors decode.
 //! - *monitors and links*: ractor delivers both as supervision events; they become
-//!   [`Info::Down`] and [`Info::Exit`].
+//!   [`Info::Down`] and [`Info::Exit`]. A monitor on something that is not a local
+//!   process (a server on another node) reports through [`Envelope::Down`].
+//! - *one mailbox per protocol*: the mailbox is typed by the server's [`Protocol`], so
+//!   that every implementation of a protocol can be reached through one handle type; the
+//!   server's own info messages travel boxed and are unboxed here.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 
-use super::{CallResponse, Context, Flow, GenServer, Info, ProcessExit, ReplyTo, ServerRef};
+use super::{
+    CallResponse, Context, Flow, GenServer, Info, ProcessExit, Protocol, ReplyTo, ServerRef,
+};
 use crate::{BoxError, ExitReason, StartError};
 
 /// A GenServer's mailbox entry.
-pub(crate) enum Envelope<G: GenServer> {
-    Call(G::Call, ReplyTo<G::Reply>),
-    Cast(G::Cast),
-    Info(G::Info),
+pub(crate) enum Envelope<P: Protocol> {
+    Call(P::Call, ReplyTo<P::Reply>),
+    Cast(P::Cast),
+    /// The server's own `Info` type, boxed: handles are typed by protocol, not server.
+    Info(Box<dyn Any + Send>),
     /// `ServerRef::stop` or a supervisor's orderly shutdown: in order, like OTP's exit
     /// signal to a process that traps exits.
     Stop(ExitReason),
     /// The marker a stopping server sends itself; see the module docs.
     Exit,
-    /// A monitored process may have exited before the monitor was in place; sent after it
-    /// finished, so its own exit event (if it reached us) is handled first.
-    MonitorGone(ActorId),
-    /// A node event for a server that monitors nodes.
-    Node(crate::node::NodeEvent),
-    /// A remote monitor's outcome ([`Context::monitor_remote`]).
-    RemoteDown(ActorId, ExitReason),
+    /// What a monitor reported by other means than ractor's ([`Context::monitor_with`]),
+    /// or that a monitored process was gone before the monitor was in place (sent after
+    /// it finished, so its own exit event, if it reached us, is handled first).
+    Down(ActorId, ExitReason),
 }
 
-// Local only: remote messaging wraps these in serde types (the distribution layer).
-impl<G: GenServer> ractor::Message for Envelope<G> {}
+// Local only: remote messaging wraps these in serde types (the distribution layer). With
+// ractor's `cluster` feature (which `distribution` turns on) every message type must say
+// so; without it, ractor implements this for every type itself.
+#[cfg(feature = "distribution")]
+impl<P: Protocol> ractor::Message for Envelope<P> {}
 
 /// The ractor actor; `server` is the user's behaviour value.
 pub(crate) struct Process<G> {
@@ -58,8 +66,8 @@ pub(crate) struct Running<G: GenServer> {
 
 /// Asks the server behind `cell` to stop in order with `reason`. Returns false if it is gone.
 /// Stored as a plain `fn` in child records so a supervisor can stop any kind of child.
-pub(crate) fn request_stop<G: GenServer>(cell: &ActorCell, reason: ExitReason) -> bool {
-    cell.send_message(Envelope::<G>::Stop(reason)).is_ok()
+pub(crate) fn request_stop<P: Protocol>(cell: &ActorCell, reason: ExitReason) -> bool {
+    cell.send_message(Envelope::<P>::Stop(reason)).is_ok()
 }
 
 /// Spawns and initialises a server; returns once `init` has finished.
@@ -68,7 +76,7 @@ pub(crate) async fn spawn<G: GenServer>(
     args: G::Args,
     name: Option<String>,
     parent: Option<ActorCell>,
-) -> Result<ServerRef<G>, StartError> {
+) -> Result<ServerRef<G::Protocol>, StartError> {
     let process = Process { server };
     let spawned = match parent {
         Some(parent) => Actor::spawn_linked(name.clone(), process, args, parent).await,
@@ -124,7 +132,11 @@ impl<G: GenServer> Process<G> {
         run.exiting = Some(reason);
     }
 
-    async fn serve(&self, message: Envelope<G>, run: &mut Running<G>) -> Option<ExitReason> {
+    async fn serve(
+        &self,
+        message: Envelope<G::Protocol>,
+        run: &mut Running<G>,
+    ) -> Option<ExitReason> {
         let Running { state, me, .. } = run;
         match message {
             Envelope::Call(request, mut from) => {
@@ -152,24 +164,20 @@ impl<G: GenServer> Process<G> {
             Envelope::Cast(message) => {
                 flow(guarded(self.server.handle_cast(me, message, state)).await)
             }
-            Envelope::Info(message) => self.info(Info::Message(message), run).await,
-            Envelope::Node(event) => self.info(Info::Node(event), run).await,
+            Envelope::Info(message) => match message.downcast::<G::Info>() {
+                Ok(message) => self.info(Info::Message(*message), run).await,
+                Err(_) => {
+                    // As OTP logs a message no clause matches, and goes on.
+                    tracing::warn!(server = %me.id(), "dropped an info message of another type");
+                    None
+                }
+            },
             Envelope::Stop(reason) => Some(reason),
-            Envelope::RemoteDown(id, reason) => {
+            Envelope::Down(id, reason) => {
                 if !me.forget_monitor(id) {
                     return None;
                 }
                 self.info(Info::Down(ProcessExit { id, reason }), run).await
-            }
-            Envelope::MonitorGone(id) => {
-                if !me.forget_monitor(id) {
-                    return None;
-                }
-                let gone = ProcessExit {
-                    id,
-                    reason: ExitReason::NoProc,
-                };
-                self.info(Info::Down(gone), run).await
             }
             // Only reachable if someone forged a marker; ignoring it keeps the server alive.
             Envelope::Exit => None,
@@ -190,13 +198,13 @@ fn flow(result: Result<Flow, ExitReason>) -> Option<ExitReason> {
 }
 
 impl<G: GenServer> Actor for Process<G> {
-    type Msg = Envelope<G>;
+    type Msg = Envelope<G::Protocol>;
     type State = Running<G>;
     type Arguments = G::Args;
 
     async fn pre_start(
         &self,
-        myself: ActorRef<Envelope<G>>,
+        myself: ActorRef<Envelope<G::Protocol>>,
         args: G::Args,
     ) -> Result<Running<G>, ActorProcessingErr> {
         let me = Context::new(ServerRef::from_actor(myself));
@@ -218,8 +226,8 @@ impl<G: GenServer> Actor for Process<G> {
 
     async fn handle(
         &self,
-        myself: ActorRef<Envelope<G>>,
-        message: Envelope<G>,
+        myself: ActorRef<Envelope<G::Protocol>>,
+        message: Envelope<G::Protocol>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(reason) = &run.exiting {
@@ -238,7 +246,7 @@ impl<G: GenServer> Actor for Process<G> {
 
     async fn handle_supervisor_evt(
         &self,
-        _myself: ActorRef<Envelope<G>>,
+        _myself: ActorRef<Envelope<G::Protocol>>,
         event: SupervisionEvent,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
@@ -269,7 +277,7 @@ impl<G: GenServer> Actor for Process<G> {
     /// this crate): give `terminate` its orderly run anyway.
     async fn post_stop(
         &self,
-        _myself: ActorRef<Envelope<G>>,
+        _myself: ActorRef<Envelope<G::Protocol>>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
         if run.exiting.is_none() {

@@ -18,13 +18,13 @@ pub struct ReplyTo<R> {
     sender: Option<Sink<R>>,
 }
 
-/// Where the answer goes: a local caller's channel, or the encoder of a remote caller's
-/// reply (see [`crate::node`]).
+/// Where the answer goes: a local caller's channel, or a function that forwards it (the
+/// distribution layer's encoder of a remote caller's reply).
 enum Sink<R> {
     Local(oneshot::Sender<Answer<R>>),
     /// `None` means dropped unanswered: the wire does not carry a dropped reply port, so
     /// the remote caller must be told (it gets `NoReply`, as a local caller would).
-    Remote(Box<dyn FnOnce(Option<Answer<R>>) -> bool + Send>),
+    Forward(Box<dyn FnOnce(Option<Answer<R>>) -> bool + Send>),
 }
 
 impl<R> std::fmt::Debug for ReplyTo<R> {
@@ -32,7 +32,7 @@ impl<R> std::fmt::Debug for ReplyTo<R> {
         let kind = match &self.sender {
             None => "answered",
             Some(Sink::Local(_)) => "local",
-            Some(Sink::Remote(_)) => "remote",
+            Some(Sink::Forward(_)) => "forwarded",
         };
         f.debug_tuple("ReplyTo").field(&kind).finish()
     }
@@ -45,10 +45,15 @@ impl<R> ReplyTo<R> {
         }
     }
 
-    /// A caller on another node: `send` encodes and ships the answer, false if it could not.
-    pub(crate) fn remote(send: impl FnOnce(Option<Answer<R>>) -> bool + Send + 'static) -> Self {
+    /// A handle whose answer goes to `send` instead of a waiting task: `Some(Ok(reply))`,
+    /// `Some(Err(reason))` if the server exited first, `None` if the handle was dropped
+    /// unanswered. `send` returns whether the answer got through. For bridges to other
+    /// transports: the distribution layer answers remote callers with it.
+    pub fn forward(
+        send: impl FnOnce(Option<Result<R, ExitReason>>) -> bool + Send + 'static,
+    ) -> Self {
         Self {
-            sender: Some(Sink::Remote(Box::new(send))),
+            sender: Some(Sink::Forward(Box::new(send))),
         }
     }
 
@@ -71,7 +76,7 @@ impl<R> ReplyTo<R> {
     pub fn is_waiting(&self) -> bool {
         match &self.sender {
             Some(Sink::Local(sender)) => !sender.is_closed(),
-            Some(Sink::Remote(_)) => true,
+            Some(Sink::Forward(_)) => true,
             None => false,
         }
     }
@@ -84,7 +89,7 @@ impl<R> ReplyTo<R> {
     fn answer(&mut self, answer: Answer<R>) -> bool {
         match self.sender.take() {
             Some(Sink::Local(sender)) => sender.send(answer).is_ok(),
-            Some(Sink::Remote(send)) => send(Some(answer)),
+            Some(Sink::Forward(send)) => send(Some(answer)),
             None => false,
         }
     }
@@ -92,7 +97,7 @@ impl<R> ReplyTo<R> {
 
 impl<R> Drop for ReplyTo<R> {
     fn drop(&mut self) {
-        if let Some(Sink::Remote(send)) = self.sender.take() {
+        if let Some(Sink::Forward(send)) = self.sender.take() {
             send(None);
         }
     }

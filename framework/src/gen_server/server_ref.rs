@@ -8,7 +8,7 @@ use ractor::{ActorCell, ActorId, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{Envelope, GenServer, ReplyTo};
+use super::{Envelope, Protocol, ReplyTo};
 use crate::{CallError, ExitReason};
 
 /// OTP's default call timeout.
@@ -29,37 +29,38 @@ impl From<Duration> for Timeout {
     }
 }
 
-/// A typed handle to one server process (OTP's pid, typed). Cheap to clone.
+/// A handle to one server process (OTP's pid), typed by the [`Protocol`] it serves, not by
+/// the server's code. Cheap to clone.
 ///
 /// It keeps pointing at the same process: after a restart, use the name ([`Named`]) to reach
 /// the new one.
-pub struct ServerRef<G: GenServer> {
-    actor: ActorRef<Envelope<G>>,
+pub struct ServerRef<P: Protocol> {
+    actor: ActorRef<Envelope<P>>,
 }
 
-impl<G: GenServer> ServerRef<G> {
-    pub(crate) fn from_actor(actor: ActorRef<Envelope<G>>) -> Self {
+impl<P: Protocol> ServerRef<P> {
+    pub(crate) fn from_actor(actor: ActorRef<Envelope<P>>) -> Self {
         Self { actor }
     }
 
-    pub(crate) fn actor(&self) -> &ActorRef<Envelope<G>> {
+    pub(crate) fn actor(&self) -> &ActorRef<Envelope<P>> {
         &self.actor
     }
 
-    /// The registered server of type `G` under `name`, if any (`whereis/1`). A process of
-    /// another type under that name is not returned.
+    /// The registered server serving `P` under `name`, if any (`whereis/1`). A process
+    /// serving another protocol under that name is not returned.
     pub fn whereis(name: &str) -> Option<Self> {
         Self::from_cell(ractor::registry::where_is(name)?)
     }
 
-    /// Types an untyped cell, if it runs a `G`.
+    /// Types an untyped cell, if it runs a server of protocol `P`.
     pub fn from_cell(cell: ActorCell) -> Option<Self> {
-        (cell.is_message_type_of::<Envelope<G>>() == Some(true))
+        (cell.is_message_type_of::<Envelope<P>>() == Some(true))
             .then(|| Self { actor: cell.into() })
     }
 
     /// Calls with the default 5 s timeout (`gen_server:call/2`).
-    pub async fn call(&self, request: G::Call) -> Result<G::Reply, CallError> {
+    pub async fn call(&self, request: P::Call) -> Result<P::Reply, CallError> {
         self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
 
@@ -68,45 +69,84 @@ impl<G: GenServer> ServerRef<G> {
     /// late reply is dropped.
     pub async fn call_timeout(
         &self,
-        request: G::Call,
+        request: P::Call,
         timeout: impl Into<Timeout>,
-    ) -> Result<G::Reply, CallError> {
+    ) -> Result<P::Reply, CallError> {
         let (sender, reply) = oneshot::channel();
-        self.actor
-            .send_message(Envelope::Call(request, ReplyTo::new(sender)))
+        self.send_call(request, ReplyTo::new(sender))
             .map_err(|_| CallError::NoProc)?;
-        let answer = match timeout.into() {
-            Timeout::Infinity => reply.await,
-            Timeout::After(after) => tokio::time::timeout(after, reply)
-                .await
-                .map_err(|_| CallError::Timeout(after))?,
-        };
-        match answer {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(reason)) => Err(CallError::Exited(reason)),
-            Err(_) => Err(CallError::NoReply),
+        answer(reply, timeout.into()).await
+    }
+
+    /// Calls with a request that carries its own typed answer: `make` builds the request
+    /// around the [`ReplyTo`] the server answers on. So each request of a protocol can
+    /// have its own reply type (the protocol's `Reply` is then `()`, and `handle_call`
+    /// answers the request's `ReplyTo`, returning [`CallResponse::NoReply`]). If the
+    /// server exits before answering, the caller gets the exit reason, as with
+    /// [`call`](Self::call). Local only: a `ReplyTo` does not cross the network.
+    ///
+    /// [`CallResponse::NoReply`]: crate::CallResponse::NoReply
+    pub async fn request<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(ReplyTo<T>) -> P::Call,
+        timeout: impl Into<Timeout>,
+    ) -> Result<T, CallError>
+    where
+        P: Protocol<Reply = ()>,
+    {
+        let (sender, typed) = oneshot::channel();
+        let (exit_sender, exit) = oneshot::channel();
+        self.send_call(make(ReplyTo::new(sender)), ReplyTo::new(exit_sender))
+            .map_err(|_| CallError::NoProc)?;
+        match answer(typed, timeout.into()).await {
+            // Dropped unanswered: if the server exited with the request queued, its exit
+            // answered the call itself; say why.
+            Err(CallError::NoReply) => match exit.await {
+                Ok(Err(reason)) => Err(CallError::Exited(reason)),
+                _ => Err(CallError::NoReply),
+            },
+            outcome => outcome,
+        }
+    }
+
+    /// Queues a call with its reply handle; if the server is gone, gives the handle back
+    /// when ractor returns it (a handle dropped unanswered tells its caller so anyway).
+    pub(crate) fn send_call(
+        &self,
+        request: P::Call,
+        from: ReplyTo<P::Reply>,
+    ) -> Result<(), Option<ReplyTo<P::Reply>>> {
+        match self.actor.send_message(Envelope::Call(request, from)) {
+            Ok(()) => Ok(()),
+            Err(ractor::MessagingErr::SendErr(Envelope::Call(_, from))) => Err(Some(from)),
+            Err(_) => Err(None),
         }
     }
 
     /// Sends a cast (`gen_server:cast/2`). Never blocks and never fails: a cast to a server
     /// that is gone is dropped, as in OTP.
-    pub fn cast(&self, message: G::Cast) {
+    pub fn cast(&self, message: P::Cast) {
         let _ = self.actor.send_message(Envelope::Cast(message));
     }
 
-    /// Sends an info message, delivered to `handle_info` as [`Info::Message`](crate::Info)
-    /// (`Pid ! Msg`). Dropped if the server is gone.
-    pub fn send_info(&self, message: G::Info) {
-        let _ = self.actor.send_message(Envelope::Info(message));
+    /// Sends an info message (`Pid ! Msg`), delivered to `handle_info` as
+    /// [`Info::Message`](crate::Info) if `M` is the server's `Info` type; otherwise it is
+    /// logged and dropped, as OTP logs a message no clause matches. Dropped if the server
+    /// is gone. Inside a server, [`Context::send_info`](crate::Context::send_info) checks
+    /// the type at compile time.
+    pub fn send_info<M: Send + 'static>(&self, message: M) {
+        let _ = self.actor.send_message(Envelope::Info(Box::new(message)));
     }
 
-    /// Delivers a node event; false once the server is gone.
-    pub(crate) fn notify_node(&self, event: crate::node::NodeEvent) -> bool {
-        self.actor.send_message(Envelope::Node(event)).is_ok()
+    /// Reports what a monitor set up with
+    /// [`Context::monitor_with`](crate::Context::monitor_with) saw; false once the server
+    /// is gone.
+    pub(crate) fn send_down(&self, id: ActorId, reason: ExitReason) -> bool {
+        self.actor.send_message(Envelope::Down(id, reason)).is_ok()
     }
 
     /// Delivers `message` to `handle_info` after `delay` (`erlang:send_after/3`).
-    pub fn send_after(&self, delay: Duration, message: G::Info) -> Timer {
+    pub fn send_after<M: Send + 'static>(&self, delay: Duration, message: M) -> Timer {
         let target = self.clone();
         Timer(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -116,10 +156,10 @@ impl<G: GenServer> ServerRef<G> {
 
     /// Delivers a fresh `make()` to `handle_info` every `period` until the timer is
     /// cancelled or the server is gone (`timer:send_interval/3`).
-    pub fn send_interval(
+    pub fn send_interval<M: Send + 'static>(
         &self,
         period: Duration,
-        make: impl Fn() -> G::Info + Send + 'static,
+        make: impl Fn() -> M + Send + 'static,
     ) -> Timer {
         let target = self.clone();
         Timer(tokio::spawn(async move {
@@ -173,7 +213,7 @@ impl<G: GenServer> ServerRef<G> {
     }
 }
 
-impl<G: GenServer> Clone for ServerRef<G> {
+impl<P: Protocol> Clone for ServerRef<P> {
     fn clone(&self) -> Self {
         Self {
             actor: self.actor.clone(),
@@ -181,7 +221,7 @@ impl<G: GenServer> Clone for ServerRef<G> {
     }
 }
 
-impl<G: GenServer> fmt::Debug for ServerRef<G> {
+impl<P: Protocol> fmt::Debug for ServerRef<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerRef")
             .field("id", &self.id())
@@ -190,55 +230,55 @@ impl<G: GenServer> fmt::Debug for ServerRef<G> {
     }
 }
 
-impl<G: GenServer> From<ServerRef<G>> for ActorCell {
-    fn from(server: ServerRef<G>) -> ActorCell {
+impl<P: Protocol> From<ServerRef<P>> for ActorCell {
+    fn from(server: ServerRef<P>) -> ActorCell {
         server.cell()
     }
 }
 
-impl<G: GenServer> From<&ServerRef<G>> for ActorCell {
-    fn from(server: &ServerRef<G>) -> ActorCell {
+impl<P: Protocol> From<&ServerRef<P>> for ActorCell {
+    fn from(server: &ServerRef<P>) -> ActorCell {
         server.cell()
     }
 }
 
 /// A server reached by its registered name, looked up on every use (`gen_server:call(Name,
 /// ..)`): after a supervisor restarts it, the next call reaches the new process.
-pub struct Named<G: GenServer> {
+pub struct Named<P: Protocol> {
     name: String,
-    server: PhantomData<fn() -> G>,
+    protocol: PhantomData<fn() -> P>,
 }
 
-impl<G: GenServer> Named<G> {
-    /// A handle to whatever server of type `G` is registered as `name`.
+impl<P: Protocol> Named<P> {
+    /// A handle to whatever server of protocol `P` is registered as `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            server: PhantomData,
+            protocol: PhantomData,
         }
     }
 
     /// The current process under the name, or [`CallError::NoProc`].
-    pub fn resolve(&self) -> Result<ServerRef<G>, CallError> {
+    pub fn resolve(&self) -> Result<ServerRef<P>, CallError> {
         ServerRef::whereis(&self.name).ok_or(CallError::NoProc)
     }
 
     /// Calls the current process under the name with the default timeout.
-    pub async fn call(&self, request: G::Call) -> Result<G::Reply, CallError> {
+    pub async fn call(&self, request: P::Call) -> Result<P::Reply, CallError> {
         self.resolve()?.call(request).await
     }
 
     /// Calls the current process under the name, waiting at most `timeout`.
     pub async fn call_timeout(
         &self,
-        request: G::Call,
+        request: P::Call,
         timeout: impl Into<Timeout>,
-    ) -> Result<G::Reply, CallError> {
+    ) -> Result<P::Reply, CallError> {
         self.resolve()?.call_timeout(request, timeout).await
     }
 
     /// Casts to the current process under the name; dropped if none.
-    pub fn cast(&self, message: G::Cast) {
+    pub fn cast(&self, message: P::Cast) {
         if let Ok(server) = self.resolve() {
             server.cast(message);
         }
@@ -250,15 +290,33 @@ impl<G: GenServer> Named<G> {
     }
 }
 
-impl<G: GenServer> Clone for Named<G> {
+impl<P: Protocol> Clone for Named<P> {
     fn clone(&self) -> Self {
         Self::new(self.name.clone())
     }
 }
 
-impl<G: GenServer> fmt::Debug for Named<G> {
+impl<P: Protocol> fmt::Debug for Named<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Named").field(&self.name).finish()
+    }
+}
+
+/// Waits for a call's answer.
+async fn answer<R>(
+    reply: oneshot::Receiver<super::reply::Answer<R>>,
+    timeout: Timeout,
+) -> Result<R, CallError> {
+    let answer = match timeout {
+        Timeout::Infinity => reply.await,
+        Timeout::After(after) => tokio::time::timeout(after, reply)
+            .await
+            .map_err(|_| CallError::Timeout(after))?,
+    };
+    match answer {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(reason)) => Err(CallError::Exited(reason)),
+        Err(_) => Err(CallError::NoReply),
     }
 }
 

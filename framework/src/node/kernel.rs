@@ -22,7 +22,8 @@ use super::listener::{
 use super::remote::{RemoteRef, Wire};
 use super::{Census, ConnectError, NodeConfig, NodeEvent};
 use crate::{
-    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef,
+    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
+    ServerRef,
 };
 
 /// The node's GenServer behaviour.
@@ -36,37 +37,32 @@ pub(crate) type ExportFn =
 /// Delivers a node event to one subscribed server; false once that server is gone.
 pub(crate) type Watcher = Box<dyn Fn(NodeEvent) -> bool + Send>;
 
+/// The node's requests, each with the answer it gets ([`ServerRef::request`]).
 pub(crate) enum Request {
     /// Hand an outgoing connection to ractor_cluster, dialed at this address; answered once
-    /// it is ready or failed.
-    Connect(Box<LabeledStream>, SocketAddr),
+    /// it is ready (with the peer's name) or failed.
+    Connect(
+        Box<LabeledStream>,
+        SocketAddr,
+        ReplyTo<Result<String, ConnectError>>,
+    ),
     /// The peer already connected through a connection we dialed at this address, if any.
-    DialedPeer(SocketAddr),
+    DialedPeer(SocketAddr, ReplyTo<Option<String>>),
     /// Connected, authenticated peers: name and ractor_cluster node id.
-    Peers,
+    Peers(ReplyTo<Vec<(String, u64)>>),
     /// This node's full name, listen address and settings.
-    Whoami,
-    Export(String, ExportFn),
-    Watch(Watcher),
-    /// Close every link to this peer (`erlang:disconnect_node/1`).
-    Disconnect(String),
+    Whoami(ReplyTo<Whoami>),
+    Export(String, ExportFn, ReplyTo<Result<(), ConnectError>>),
+    Watch(Watcher, ReplyTo<()>),
+    /// Close every link to this peer (`erlang:disconnect_node/1`); answers whether it was
+    /// connected.
+    Disconnect(String, ReplyTo<bool>),
     /// What the node holds now.
-    Census,
+    Census(ReplyTo<Census>),
 }
 
-pub(crate) enum Response {
-    Connected(String),
-    /// The answer to `DialedPeer`.
-    Dialed(Option<String>),
-    Peers(Vec<(String, u64)>),
-    Whoami(String, SocketAddr, Box<NodeConfig>),
-    /// The answer to `Disconnect`: whether the peer was connected.
-    Disconnected(bool),
-    Census(Census),
-    Done,
-}
-
-pub(crate) type Reply = Result<Response, ConnectError>;
+/// The answer to [`Request::Whoami`]: full name, listen address, settings.
+pub(crate) type Whoami = (String, SocketAddr, Box<NodeConfig>);
 
 /// ractor_cluster's session events, forwarded as infos, and our own timers.
 pub(crate) enum Event {
@@ -100,12 +96,16 @@ const HEARTBEAT: &str = "otp.heartbeat";
 /// look dead: the ping measures whether the peer's runtime answers at all.
 pub(crate) struct Heartbeat;
 
-impl GenServer for Heartbeat {
-    type Args = ();
-    type State = ();
+impl Protocol for Heartbeat {
     type Call = ();
     type Reply = ();
     type Cast = ();
+}
+
+impl GenServer for Heartbeat {
+    type Protocol = Self;
+    type Args = ();
+    type State = ();
     type Info = ();
 
     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
@@ -163,7 +163,7 @@ pub(crate) struct State {
 
 /// An outgoing connect waiting for its session to be ready.
 struct Dialing {
-    from: ReplyTo<Reply>,
+    from: ReplyTo<Result<String, ConnectError>>,
     /// The address dialed.
     address: SocketAddr,
     link: Option<std::sync::Arc<Link>>,
@@ -191,12 +191,17 @@ struct Session {
     admitted: bool,
 }
 
+impl Protocol for NodeProcess {
+    type Call = Request;
+    /// Each request carries its own typed answer.
+    type Reply = ();
+    type Cast = ();
+}
+
 impl GenServer for NodeProcess {
+    type Protocol = Self;
     type Args = NodeConfig;
     type State = State;
-    type Call = Request;
-    type Reply = Reply;
-    type Cast = ();
     type Info = Event;
 
     async fn init(&self, me: &Context<Self>, config: NodeConfig) -> Result<State, BoxError> {
@@ -276,18 +281,19 @@ impl GenServer for NodeProcess {
         &self,
         me: &Context<Self>,
         request: Request,
-        from: &mut ReplyTo<Reply>,
+        _from: &mut ReplyTo<()>,
         state: &mut State,
-    ) -> Result<CallResponse<Reply>, BoxError> {
-        let reply = match request {
-            Request::DialedPeer(address) => Ok(Response::Dialed(
-                state
+    ) -> Result<CallResponse<()>, BoxError> {
+        match request {
+            Request::DialedPeer(address, answer) => {
+                let peer = state
                     .sessions
                     .values()
                     .filter(|s| s.ready && s.dialed == Some(address))
-                    .find_map(|s| Some(s.info.peer_name.as_ref()?.name.clone())),
-            )),
-            Request::Connect(stream, address) => {
+                    .find_map(|s| Some(s.info.peer_name.as_ref()?.name.clone()));
+                answer.reply(peer);
+            }
+            Request::Connect(stream, address, answer) => {
                 let label = stream.label().to_owned();
                 let link = Link::find(&label);
                 let opened = NodeServerMessage::ConnectionOpenedExternal {
@@ -295,42 +301,44 @@ impl GenServer for NodeProcess {
                     is_server: false,
                 };
                 if state.node_server.cast(opened).is_err() {
-                    return Ok(CallResponse::Reply(Err(ConnectError::NodeStopping)));
+                    answer.reply(Err(ConnectError::NodeStopping));
+                } else {
+                    let dialing = Dialing {
+                        from: answer,
+                        address,
+                        link,
+                    };
+                    state.pending.insert(label, dialing);
                 }
-                let dialing = Dialing {
-                    from: from.take(),
-                    address,
-                    link,
-                };
-                state.pending.insert(label, dialing);
-                return Ok(CallResponse::NoReply);
             }
-            Request::Peers => Ok(Response::Peers(state.peers())),
-            Request::Whoami => Ok(Response::Whoami(
-                state.full_name.clone(),
-                state.address,
-                Box::new(state.config.clone()),
-            )),
+            Request::Peers(answer) => _ = answer.reply(state.peers()),
+            Request::Whoami(answer) => {
+                let config = Box::new(state.config.clone());
+                answer.reply((state.full_name.clone(), state.address, config));
+            }
             // Already exported: the endpoint forwards by name, so it already reaches a
             // restarted server; replacing it would end remote monitors for nothing.
-            Request::Export(name, _)
+            Request::Export(name, _, answer)
                 if state
                     .exports
                     .get(&name)
                     .is_some_and(|e| e.get_status() < ractor::ActorStatus::Stopping) =>
             {
-                Ok(Response::Done)
+                answer.reply(Ok(()));
             }
-            Request::Export(name, start) => match start(me.cell()).await {
-                Ok(endpoint) => {
-                    if let Some(old) = state.exports.insert(name, endpoint) {
-                        old.stop(None);
+            Request::Export(name, start, answer) => {
+                let outcome = match start(me.cell()).await {
+                    Ok(endpoint) => {
+                        if let Some(old) = state.exports.insert(name, endpoint) {
+                            old.stop(None);
+                        }
+                        Ok(())
                     }
-                    Ok(Response::Done)
-                }
-                Err(error) => Err(ConnectError::Export(error)),
-            },
-            Request::Disconnect(peer) => {
+                    Err(error) => Err(ConnectError::Export(error)),
+                };
+                answer.reply(outcome);
+            }
+            Request::Disconnect(peer, answer) => {
                 let mut found = false;
                 for session in state.sessions.values_mut() {
                     if session.peer() == Some(peer.as_str()) {
@@ -341,25 +349,27 @@ impl GenServer for NodeProcess {
                 if found {
                     tracing::info!(%peer, "disconnecting on request");
                 }
-                Ok(Response::Disconnected(found))
+                answer.reply(found);
             }
-            Request::Census => Ok(Response::Census(Census {
-                peers: state.peers().len(),
-                sessions: state.sessions.len(),
-                remote_monitors: super::remote::REMOTE_MONITORS
-                    .load(std::sync::atomic::Ordering::Relaxed),
-                links: Link::count(),
-            })),
-            Request::Watch(watcher) => {
+            Request::Census(answer) => {
+                answer.reply(Census {
+                    peers: state.peers().len(),
+                    sessions: state.sessions.len(),
+                    remote_monitors: super::remote::REMOTE_MONITORS
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    links: Link::count(),
+                });
+            }
+            Request::Watch(watcher, answer) => {
                 // A new watcher learns which nodes are up now, as if they had just come up.
                 for (peer, _) in state.peers() {
                     watcher(NodeEvent::Up(peer));
                 }
                 state.watchers.push(watcher);
-                Ok(Response::Done)
+                answer.reply(());
             }
-        };
-        Ok(CallResponse::Reply(reply))
+        }
+        Ok(CallResponse::NoReply)
     }
 
     async fn handle_info(
@@ -539,7 +549,7 @@ impl State {
             if let Some(session) = self.sessions.get_mut(&id) {
                 session.dialed = Some(dialing.address);
             }
-            dialing.from.reply(Ok(Response::Connected(peer.clone())));
+            dialing.from.reply(Ok(peer.clone()));
         }
         if !already_up {
             self.notify(NodeEvent::Up(peer));

@@ -36,13 +36,12 @@ use serde::Serialize;
 use tokio::net::ToSocketAddrs;
 
 pub use cookie::{Cookie, CookieError, COOKIE_ENV, COOKIE_FILE_NAME};
-use kernel::{NodeProcess, Request, Response};
-pub(crate) use remote::watch;
+use kernel::{NodeProcess, Request};
 pub use remote::RemoteRef;
 pub use tls::{Tls, TlsError};
 
 use crate::supervisor::ChildSpec;
-use crate::{GenServer, ServerRef, StartError, Timeout};
+use crate::{Context, GenServer, Protocol, ReplyTo, ServerRef, StartError, Timeout};
 
 /// The registered name of the node process: one node per OS process, as in Erlang.
 pub const NODE_PROCESS: &str = "otp.node";
@@ -122,8 +121,8 @@ impl NodeConfig {
     }
 }
 
-/// A peer node came up or went down; delivered to subscribed servers as
-/// [`Info::Node`](crate::Info::Node).
+/// A peer node came up or went down; delivered to subscribed servers as their own info
+/// message ([`Node::monitor_nodes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeEvent {
     /// Connected and authenticated (`nodeup`).
@@ -230,15 +229,13 @@ impl Node {
     }
 
     async fn from_server(server: ServerRef<NodeProcess>) -> Result<Self, ConnectError> {
-        match ask(&server, Request::Whoami, Timeout::Infinity).await? {
-            Response::Whoami(name, address, config) => Ok(Self {
-                server,
-                name,
-                address,
-                config,
-            }),
-            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
-        }
+        let (name, address, config) = ask(&server, Request::Whoami, Timeout::Infinity).await?;
+        Ok(Self {
+            server,
+            name,
+            address,
+            config,
+        })
     }
 
     /// The full node name, `name@ip`.
@@ -273,9 +270,8 @@ impl Node {
             .ok_or_else(|| unreachable("the name resolves to no address".into()))?;
         // Already connected there: a second link would make ractor_cluster drop one of
         // the two, which peers would see as the node going down and up.
-        if let Response::Dialed(Some(peer)) =
-            ask(&self.server, Request::DialedPeer(target), Timeout::Infinity).await?
-        {
+        let dialed = |answer| Request::DialedPeer(target, answer);
+        if let Some(peer) = ask(&self.server, dialed, Timeout::Infinity).await? {
             return Ok(peer);
         }
         let stream = tokio::time::timeout(deadline, dial(target, self.config.connect_from))
@@ -293,16 +289,8 @@ impl Node {
         // The node closes a session that does not authenticate in its own deadline; this
         // bound only guards against the node process itself being stuck.
         let bound = Timeout::After(deadline * 2);
-        match ask(
-            &self.server,
-            Request::Connect(Box::new(stream), target),
-            bound,
-        )
-        .await?
-        {
-            Response::Connected(peer) => Ok(peer),
-            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
-        }
+        let connect = |answer| Request::Connect(Box::new(stream), target, answer);
+        ask(&self.server, connect, bound).await?
     }
 
     /// [`connect`](Self::connect), tried again while the peer answers
@@ -338,90 +326,75 @@ impl Node {
 
     /// Names of the connected, authenticated peers.
     pub async fn peers(&self) -> Result<Vec<String>, ConnectError> {
-        match ask(&self.server, Request::Peers, Timeout::Infinity).await? {
-            Response::Peers(peers) => Ok(peers.into_iter().map(|(name, _)| name).collect()),
-            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
-        }
+        let peers = ask(&self.server, Request::Peers, Timeout::Infinity).await?;
+        Ok(peers.into_iter().map(|(name, _)| name).collect())
     }
 
     /// Makes the local server registered as `name` reachable from peers by that name.
     /// Its call, cast and reply types travel as JSON. Exporting a name again is a no-op,
     /// so a server may export itself in `init` and stay reachable across restarts.
-    pub async fn export<G>(&self, name: &str) -> Result<(), ConnectError>
+    pub async fn export<P>(&self, name: &str) -> Result<(), ConnectError>
     where
-        G: GenServer,
-        G::Call: DeserializeOwned,
-        G::Cast: DeserializeOwned,
-        G::Reply: Serialize,
+        P: Protocol + Send + Sync,
+        P::Call: DeserializeOwned,
+        P::Cast: DeserializeOwned,
+        P::Reply: Serialize,
     {
         let exported = name.to_owned();
         let start: kernel::ExportFn = Box::new(move |parent| {
             Box::pin(async move {
-                remote::export::<G>(&exported, parent)
+                remote::export::<P>(&exported, parent)
                     .await
                     .map_err(|e| e.to_string())
             })
         });
-        ask(
-            &self.server,
-            Request::Export(name.to_owned(), start),
-            Timeout::Infinity,
-        )
-        .await?;
-        Ok(())
+        let export = |answer| Request::Export(name.to_owned(), start, answer);
+        ask(&self.server, export, Timeout::Infinity).await?
     }
 
     /// The server exported as `name` on the connected node `node` (`{Name, Node}`).
-    pub async fn remote<G>(&self, node: &str, name: &str) -> Result<RemoteRef<G>, ConnectError>
+    pub async fn remote<P>(&self, node: &str, name: &str) -> Result<RemoteRef<P>, ConnectError>
     where
-        G: GenServer,
-        G::Call: Serialize,
-        G::Cast: Serialize,
-        G::Reply: DeserializeOwned,
+        P: Protocol,
+        P::Call: Serialize,
+        P::Cast: Serialize,
+        P::Reply: DeserializeOwned,
     {
-        match ask(&self.server, Request::Peers, Timeout::Infinity).await? {
-            Response::Peers(peers) => peers
-                .into_iter()
-                .find(|(peer, _)| peer == node)
-                .map(|(peer, id)| RemoteRef::new(id, peer, name.to_owned()))
-                .ok_or_else(|| ConnectError::UnknownNode(node.to_owned())),
-            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
-        }
+        ask(&self.server, Request::Peers, Timeout::Infinity)
+            .await?
+            .into_iter()
+            .find(|(peer, _)| peer == node)
+            .map(|(peer, id)| RemoteRef::new(id, peer, name.to_owned()))
+            .ok_or_else(|| ConnectError::UnknownNode(node.to_owned()))
     }
 
     /// Closes every link to `peer` (`erlang:disconnect_node/1`); both sides see it go down.
     /// Returns whether it was connected.
     pub async fn disconnect(&self, peer: &str) -> Result<bool, ConnectError> {
-        match ask(
-            &self.server,
-            Request::Disconnect(peer.to_owned()),
-            Timeout::Infinity,
-        )
-        .await?
-        {
-            Response::Disconnected(found) => Ok(found),
-            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
-        }
+        let disconnect = |answer| Request::Disconnect(peer.to_owned(), answer);
+        ask(&self.server, disconnect, Timeout::Infinity).await
     }
 
     /// What this node holds now: peers, sessions, remote monitors, links.
     pub async fn census(&self) -> Result<Census, ConnectError> {
-        match ask(&self.server, Request::Census, Timeout::Infinity).await? {
-            Response::Census(census) => Ok(census),
-            _ => Err(ConnectError::Unavailable("unexpected answer".into())),
-        }
+        ask(&self.server, Request::Census, Timeout::Infinity).await
     }
 
-    /// Subscribes `server` to node events (`net_kernel:monitor_nodes(true)`): it gets
-    /// [`Info::Node`](crate::Info::Node) for every peer up now and every later change.
+    /// Subscribes the server `me` to node events (`net_kernel:monitor_nodes(true)`): it
+    /// gets `wrap(event)` as an info message for every peer up now and every later change
+    /// (a [`NodeEvent`] wrapped in its own info type, often an enum variant).
     pub async fn monitor_nodes<G: GenServer>(
         &self,
-        server: &ServerRef<G>,
+        me: &Context<G>,
+        wrap: impl Fn(NodeEvent) -> G::Info + Send + Sync + 'static,
     ) -> Result<(), ConnectError> {
-        let server = server.clone();
-        let watcher: kernel::Watcher = Box::new(move |event| server.notify_node(event));
-        ask(&self.server, Request::Watch(watcher), Timeout::Infinity).await?;
-        Ok(())
+        let server = me.server().clone();
+        let watcher: kernel::Watcher = Box::new(move |event| {
+            server.send_info(wrap(event));
+            server.is_alive()
+        });
+        let watch = |answer| Request::Watch(watcher, answer);
+        ask(&self.server, watch, Timeout::Infinity).await
     }
 
     /// Stops the node: its connections close, peers see it go down.
@@ -450,15 +423,16 @@ fn jitter() -> f64 {
     f64::from(getrandom::u32().unwrap_or(u32::MAX / 2)) / (f64::from(u32::MAX) + 1.0)
 }
 
-async fn ask(
+/// Asks the node process; each request has its own answer type.
+async fn ask<T: Send + 'static>(
     server: &ServerRef<NodeProcess>,
-    request: Request,
+    request: impl FnOnce(ReplyTo<T>) -> Request,
     timeout: Timeout,
-) -> Result<Response, ConnectError> {
+) -> Result<T, ConnectError> {
     server
-        .call_timeout(request, timeout)
+        .request(request, timeout)
         .await
-        .map_err(|e| ConnectError::Unavailable(e.to_string()))?
+        .map_err(|e| ConnectError::Unavailable(e.to_string()))
 }
 
 #[cfg(test)]

@@ -21,8 +21,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::gen_server::Envelope;
-use crate::{CallError, ExitReason, GenServer, Named, ReplyTo, ServerRef, Timeout};
+use crate::{
+    CallError, Context, ExitReason, GenServer, Named, Protocol, ReplyTo, ServerRef, Timeout,
+};
 
 /// The process-group name under which the endpoint of server `name` is found.
 pub(crate) fn group_of(name: &str) -> String {
@@ -160,16 +161,16 @@ impl Drop for Watcher {
 }
 
 /// An endpoint's state.
-struct EndpointState<G: GenServer> {
+struct EndpointState<P: Protocol> {
     /// Remote monitors waiting for a server to exit, by that server's process id.
     watchers: HashMap<ActorId, Vec<Watcher>>,
     /// The server last found under the name; looked up again once it has exited, so a
     /// restarted server is reached without a lookup per message.
-    target: Option<ServerRef<G>>,
+    target: Option<ServerRef<P>>,
 }
 
-impl<G: GenServer> EndpointState<G> {
-    fn target(&mut self, name: &Named<G>) -> Option<ServerRef<G>> {
+impl<P: Protocol> EndpointState<P> {
+    fn target(&mut self, name: &Named<P>) -> Option<ServerRef<P>> {
         if let Some(target) = self.target.as_ref().filter(|t| t.is_alive()) {
             return Some(target.clone());
         }
@@ -179,19 +180,19 @@ impl<G: GenServer> EndpointState<G> {
 }
 
 /// The endpoint actor of one exported server.
-struct Endpoint<G: GenServer> {
-    server: Named<G>,
+struct Endpoint<P: Protocol> {
+    server: Named<P>,
 }
 
-impl<G> Actor for Endpoint<G>
+impl<P> Actor for Endpoint<P>
 where
-    G: GenServer,
-    G::Call: DeserializeOwned,
-    G::Cast: DeserializeOwned,
-    G::Reply: Serialize,
+    P: Protocol + Send + Sync,
+    P::Call: DeserializeOwned,
+    P::Cast: DeserializeOwned,
+    P::Reply: Serialize,
 {
     type Msg = Wire;
-    type State = EndpointState<G>;
+    type State = EndpointState<P>;
     type Arguments = ();
 
     async fn pre_start(&self, _: ActorRef<Wire>, _: ()) -> Result<Self::State, ActorProcessingErr> {
@@ -228,7 +229,7 @@ where
                     !watchers.is_empty()
                 });
             }
-            Wire::Cast { payload } => match serde_json::from_slice::<G::Cast>(&payload) {
+            Wire::Cast { payload } => match serde_json::from_slice::<P::Cast>(&payload) {
                 Ok(cast) => {
                     if let Some(target) = state.target(&self.server) {
                         target.cast(cast);
@@ -241,19 +242,19 @@ where
                 ),
             },
             Wire::Call { payload, reply } => {
-                let request = match serde_json::from_slice::<G::Call>(&payload) {
+                let request = match serde_json::from_slice::<P::Call>(&payload) {
                     Ok(request) => request,
                     Err(error) => {
                         tracing::warn!(server = self.server.name(), %error, "refused a remote call that does not decode");
-                        send::<G::Reply>(reply, Answer::BadRequest(error.to_string()));
+                        send::<P::Reply>(reply, Answer::BadRequest(error.to_string()));
                         return Ok(());
                     }
                 };
                 let Some(target) = state.target(&self.server) else {
-                    send::<G::Reply>(reply, Answer::NoProc);
+                    send::<P::Reply>(reply, Answer::NoProc);
                     return Ok(());
                 };
-                let from = ReplyTo::remote(move |answer| {
+                let from = ReplyTo::forward(move |answer| {
                     send(
                         reply,
                         match answer {
@@ -263,11 +264,9 @@ where
                         },
                     )
                 });
-                if let Err(rejected) = target.actor().send_message(Envelope::Call(request, from)) {
+                if let Err(Some(from)) = target.send_call(request, from) {
                     // The server went away between lookup and send: answer for it.
-                    if let Some(Envelope::Call(_, from)) = rejected_message(rejected) {
-                        from.exited(ExitReason::NoProc);
-                    }
+                    from.exited(ExitReason::NoProc);
                 }
             }
         }
@@ -321,13 +320,6 @@ pub(crate) fn watch(
     }
 }
 
-fn rejected_message<M>(error: ractor::MessagingErr<M>) -> Option<M> {
-    match error {
-        ractor::MessagingErr::SendErr(message) => Some(message),
-        _ => None,
-    }
-}
-
 fn send<R: Serialize>(port: RpcReplyPort<Vec<u8>>, answer: Answer<R>) -> bool {
     match serde_json::to_vec(&answer) {
         Ok(bytes) => port.send(bytes).is_ok(),
@@ -340,17 +332,17 @@ fn send<R: Serialize>(port: RpcReplyPort<Vec<u8>>, answer: Answer<R>) -> bool {
 
 /// Starts the endpoint for the local server registered as `name`, linked to `parent`, and
 /// announces it in the process group peers look it up in.
-pub(crate) async fn export<G>(
+pub(crate) async fn export<P>(
     name: &str,
     parent: ActorCell,
 ) -> Result<ActorCell, ActorProcessingErr>
 where
-    G: GenServer,
-    G::Call: DeserializeOwned,
-    G::Cast: DeserializeOwned,
-    G::Reply: Serialize,
+    P: Protocol + Send + Sync,
+    P::Call: DeserializeOwned,
+    P::Cast: DeserializeOwned,
+    P::Reply: Serialize,
 {
-    let endpoint = Endpoint::<G> {
+    let endpoint = Endpoint::<P> {
         server: Named::new(name),
     };
     let (actor, _) = Actor::spawn_linked(None, endpoint, (), parent).await?;
@@ -358,9 +350,9 @@ where
     Ok(actor.get_cell())
 }
 
-/// A GenServer on another node, by node and registered name (`{Name, Node}`). Looked up on
-/// each use, like [`Named`].
-pub struct RemoteRef<G> {
+/// A server of protocol `P` on another node, by node and registered name (`{Name,
+/// Node}`). Looked up on each use, like [`Named`].
+pub struct RemoteRef<P> {
     node_id: u64,
     node: String,
     /// The process group of the server's endpoint, computed once.
@@ -368,33 +360,33 @@ pub struct RemoteRef<G> {
     /// The endpoint last found, shared by clones; looked up again once its proxy is gone
     /// (node down, or the server re-exported).
     endpoint: Arc<Mutex<Option<ActorRef<Wire>>>>,
-    server: PhantomData<fn() -> G>,
+    protocol: PhantomData<fn() -> P>,
 }
 
-impl<G> Clone for RemoteRef<G> {
+impl<P> Clone for RemoteRef<P> {
     fn clone(&self) -> Self {
         Self {
             node_id: self.node_id,
             node: self.node.clone(),
             group: self.group.clone(),
             endpoint: self.endpoint.clone(),
-            server: PhantomData,
+            protocol: PhantomData,
         }
     }
 }
 
-impl<G> std::fmt::Debug for RemoteRef<G> {
+impl<P> std::fmt::Debug for RemoteRef<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RemoteRef({} on {})", self.group, self.node)
     }
 }
 
-impl<G> RemoteRef<G>
+impl<P> RemoteRef<P>
 where
-    G: GenServer,
-    G::Call: Serialize,
-    G::Cast: Serialize,
-    G::Reply: DeserializeOwned,
+    P: Protocol,
+    P::Call: Serialize,
+    P::Cast: Serialize,
+    P::Reply: DeserializeOwned,
 {
     pub(crate) fn new(node_id: u64, node: String, name: String) -> Self {
         Self {
@@ -402,7 +394,7 @@ where
             node,
             group: group_of(&name),
             endpoint: Arc::default(),
-            server: PhantomData,
+            protocol: PhantomData,
         }
     }
 
@@ -431,7 +423,7 @@ where
     }
 
     /// Calls with the default 5 s timeout.
-    pub async fn call(&self, request: G::Call) -> Result<G::Reply, CallError> {
+    pub async fn call(&self, request: P::Call) -> Result<P::Reply, CallError> {
         self.call_timeout(request, crate::gen_server::DEFAULT_CALL_TIMEOUT)
             .await
     }
@@ -440,9 +432,9 @@ where
     /// [`CallError::NodeDown`].
     pub async fn call_timeout(
         &self,
-        request: G::Call,
+        request: P::Call,
         timeout: impl Into<Timeout>,
-    ) -> Result<G::Reply, CallError> {
+    ) -> Result<P::Reply, CallError> {
         let endpoint = self.endpoint().ok_or(CallError::NoProc)?;
         let payload =
             serde_json::to_vec(&request).map_err(|e| CallError::BadRequest(e.to_string()))?;
@@ -460,7 +452,7 @@ where
                 .map_err(|_| CallError::Timeout(after))?,
         }
         .map_err(|_| CallError::NodeDown(self.node.clone()))?;
-        match serde_json::from_slice::<Answer<G::Reply>>(&bytes) {
+        match serde_json::from_slice::<Answer<P::Reply>>(&bytes) {
             Ok(Answer::Reply(reply)) => Ok(reply),
             Ok(Answer::Exited(reason)) => Err(CallError::Exited(ExitReason::decode(Some(&reason)))),
             Ok(Answer::NoProc) => Err(CallError::NoProc),
@@ -470,12 +462,12 @@ where
         }
     }
 
-    /// Casts one message to many servers (of one type, on any nodes), encoding it once:
-    /// a fan-out's cost is then the sends, not one encoding per target. Dropped for targets
-    /// that are not there, as any cast.
-    pub fn cast_all<'a>(targets: impl IntoIterator<Item = &'a RemoteRef<G>>, message: &G::Cast)
+    /// Casts one message to many servers (of one protocol, on any nodes), encoding it
+    /// once: a fan-out's cost is then the sends, not one encoding per target. Dropped for
+    /// targets that are not there, as any cast.
+    pub fn cast_all<'a>(targets: impl IntoIterator<Item = &'a RemoteRef<P>>, message: &P::Cast)
     where
-        G: 'a,
+        P: 'a,
     {
         let payload = match serde_json::to_vec(message) {
             Ok(payload) => payload,
@@ -491,7 +483,19 @@ where
     }
 
     /// Casts; dropped if the node or the server is not there (as any cast).
-    pub fn cast(&self, message: G::Cast) {
+    pub fn cast(&self, message: P::Cast) {
         Self::cast_all([self], &message);
+    }
+
+    /// Monitors this server from the server `me` (`erlang:monitor(process, {Name,
+    /// Node})`): `me` gets one [`Info::Down`](crate::Info::Down) when it exits (with its
+    /// reason), or with [`ExitReason::NoConnection`] if the link to its node drops first.
+    /// Returns the id the DOWN will carry; fails with [`CallError::NoProc`] if the node
+    /// exports no such server.
+    pub fn monitor<G: GenServer>(&self, me: &Context<G>) -> Result<ActorId, CallError> {
+        let endpoint = self.endpoint().ok_or(CallError::NoProc)?;
+        let id = endpoint.get_id();
+        me.monitor_with(id, watch(endpoint));
+        Ok(id)
     }
 }

@@ -19,11 +19,11 @@ type Build =
 /// before anything starts.
 ///
 /// ```
-/// # use otp::{BoxError, Context, GenServer};
+/// # use otp::{BoxError, Context, GenServer, Protocol};
 /// # #[derive(Clone)] struct Counter;
+/// # impl Protocol for Counter { type Call = (); type Reply = (); type Cast = (); }
 /// # impl GenServer for Counter {
-/// #     type Args = u64; type State = u64; type Call = (); type Reply = ();
-/// #     type Cast = (); type Info = ();
+/// #     type Protocol = Self; type Args = u64; type State = u64; type Info = ();
 /// #     async fn init(&self, _: &Context<Self>, n: u64) -> Result<u64, BoxError> { Ok(n) }
 /// # }
 /// let mut registry = otp::spec::Registry::new();
@@ -90,12 +90,20 @@ impl Registry {
     /// cookie from the command line, say), captured by the closure.
     ///
     /// ```
-    /// # use otp::node::{Cookie, Node, NodeConfig};
-    /// # use otp::supervisor::ChildType;
-    /// let cookie = Cookie::random();
+    /// # use otp::supervisor::{ChildSpec, ChildType};
+    /// # use otp::{BoxError, Context, GenServer, Protocol};
+    /// # use std::net::SocketAddr;
+    /// # #[derive(Clone)] struct Listener;
+    /// # impl Protocol for Listener { type Call = (); type Reply = (); type Cast = (); }
+    /// # impl GenServer for Listener {
+    /// #     type Protocol = Self; type Args = (String, SocketAddr); type State = (); type Info = ();
+    /// #     async fn init(&self, _: &Context<Self>, _: Self::Args) -> Result<(), BoxError> { Ok(()) }
+    /// # }
+    /// let banner = String::from("welcome"); // from the command line, say
     /// let mut registry = otp::spec::Registry::new();
-    /// registry.child("node", ChildType::Worker, move |id, listen: std::net::SocketAddr, _name| {
-    ///     Node::child_spec(id, NodeConfig::new("server", listen, cookie.clone()))
+    /// registry.child("listener", ChildType::Worker, move |id, listen: SocketAddr, _name| {
+    ///     let banner = banner.clone();
+    ///     ChildSpec::worker(id, move |parent| parent.start(Listener, (banner.clone(), listen)))
     /// });
     /// ```
     pub fn child<A, F>(&mut self, start: &str, kind: ChildType, build: F) -> &mut Self

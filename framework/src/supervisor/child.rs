@@ -67,11 +67,11 @@ type StartFn = dyn Fn(Parent) -> BoxFuture<'static, Result<ChildRef, StartError>
 ///
 /// ```
 /// # use otp::supervisor::{ChildSpec, Restart};
-/// # use otp::{BoxError, Context, GenServer};
+/// # use otp::{BoxError, Context, GenServer, Protocol};
 /// # #[derive(Clone)] struct Worker;
+/// # impl Protocol for Worker { type Call = (); type Reply = (); type Cast = (); }
 /// # impl GenServer for Worker {
-/// #     type Args = u32; type State = u32; type Call = (); type Reply = ();
-/// #     type Cast = (); type Info = ();
+/// #     type Protocol = Self; type Args = u32; type State = u32; type Info = ();
 /// #     async fn init(&self, _: &Context<Self>, n: u32) -> Result<u32, BoxError> { Ok(n) }
 /// # }
 /// let spec = ChildSpec::worker("worker", |parent| parent.start_named("worker", Worker, 7))
@@ -210,7 +210,7 @@ impl Parent {
         let server = spawn(server, args, name, Some(self.cell)).await?;
         Ok(ChildRef {
             cell: server.cell(),
-            stop: request_stop::<G>,
+            stop: request_stop::<G::Protocol>,
         })
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ractor::ActorId;
+use ractor::{ActorCell, ActorId};
 
 use super::server::{report_exit, report_giving_up, start};
 use super::shutdown::stop_all;
@@ -13,7 +13,9 @@ use super::{
     ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, ChildType, RestartBudget,
     SupervisorError, DEFAULT_INTENSITY, DEFAULT_PERIOD,
 };
-use crate::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo};
+use crate::{
+    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
+};
 
 /// Settings of a dynamic supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,18 +40,12 @@ impl Default for DynamicFlags {
 
 pub(crate) struct DynamicProcess;
 
+/// Control requests, each with its own typed answer.
 pub(crate) enum Request {
-    StartChild(ChildSpec),
-    TerminateChild(ActorId),
-    WhichChildren,
-    CountChildren,
-}
-
-pub(crate) enum Response {
-    Started(ractor::ActorCell),
-    Children(Vec<ChildInfo>),
-    Counts(ChildCounts),
-    Done,
+    StartChild(ChildSpec, ReplyTo<Result<ActorCell, SupervisorError>>),
+    TerminateChild(ActorId, ReplyTo<Result<(), SupervisorError>>),
+    WhichChildren(ReplyTo<Vec<ChildInfo>>),
+    CountChildren(ReplyTo<ChildCounts>),
 }
 
 /// Try the failed restarts again.
@@ -65,12 +61,17 @@ pub(crate) struct State {
     restarting: Vec<ChildSpec>,
 }
 
+impl Protocol for DynamicProcess {
+    type Call = Request;
+    /// Each request carries its own typed answer.
+    type Reply = ();
+    type Cast = ();
+}
+
 impl GenServer for DynamicProcess {
+    type Protocol = Self;
     type Args = DynamicFlags;
     type State = State;
-    type Call = Request;
-    type Reply = Result<Response, SupervisorError>;
-    type Cast = ();
     type Info = RetryRestarts;
 
     async fn init(&self, me: &Context<Self>, flags: DynamicFlags) -> Result<State, BoxError> {
@@ -87,16 +88,20 @@ impl GenServer for DynamicProcess {
         &self,
         me: &Context<Self>,
         request: Request,
-        _from: &mut ReplyTo<Self::Reply>,
+        _from: &mut ReplyTo<()>,
         state: &mut State,
-    ) -> Result<CallResponse<Self::Reply>, BoxError> {
-        let reply = match request {
-            Request::StartChild(spec) => state.start_child(me, spec).await,
-            Request::TerminateChild(pid) => state.terminate_child(pid).await,
-            Request::WhichChildren => Ok(Response::Children(state.which_children())),
-            Request::CountChildren => Ok(Response::Counts(state.count_children())),
-        };
-        Ok(CallResponse::Reply(reply))
+    ) -> Result<CallResponse<()>, BoxError> {
+        match request {
+            Request::StartChild(spec, answer) => {
+                _ = answer.reply(state.start_child(me, spec).await)
+            }
+            Request::TerminateChild(pid, answer) => {
+                _ = answer.reply(state.terminate_child(pid).await)
+            }
+            Request::WhichChildren(answer) => _ = answer.reply(state.which_children()),
+            Request::CountChildren(answer) => _ = answer.reply(state.count_children()),
+        }
+        Ok(CallResponse::NoReply)
     }
 
     async fn handle_info(
@@ -129,7 +134,7 @@ impl State {
         &mut self,
         me: &Context<DynamicProcess>,
         spec: ChildSpec,
-    ) -> Result<Response, SupervisorError> {
+    ) -> Result<ActorCell, SupervisorError> {
         if let Some(max) = self.max_children {
             if self.children.len() + self.restarting.len() >= max {
                 return Err(SupervisorError::MaxChildren(max));
@@ -138,16 +143,16 @@ impl State {
         let running = start(me, &self.label, &spec).await?;
         let cell = running.cell().clone();
         self.children.insert(cell.get_id(), (spec, running));
-        Ok(Response::Started(cell))
+        Ok(cell)
     }
 
-    async fn terminate_child(&mut self, pid: ActorId) -> Result<Response, SupervisorError> {
+    async fn terminate_child(&mut self, pid: ActorId) -> Result<(), SupervisorError> {
         let (spec, running) = self
             .children
             .remove(&pid)
             .ok_or_else(|| SupervisorError::NotFound(pid.to_string()))?;
         super::shutdown::stop_child(&self.label, &spec.id, &running, spec.shutdown).await;
-        Ok(Response::Done)
+        Ok(())
     }
 
     async fn child_exited(

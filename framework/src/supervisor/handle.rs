@@ -5,24 +5,16 @@ use ractor::{ActorCell, ActorId};
 use super::dynamic::{self, DynamicProcess};
 use super::server::{self, SupervisorProcess};
 use super::{ChildCounts, ChildInfo, ChildSpec, SupervisorError};
-use crate::{ExitReason, ServerRef};
+use crate::{ExitReason, ReplyTo, ServerRef};
 
-/// Calls a supervisor and unpacks the expected answer; any other answer is impossible by
-/// construction of the servers, so it is reported rather than unwrapped. The wait is
-/// unbounded, as OTP's `supervisor` calls are: a child's `init` may take its time, and a
-/// supervisor that dies answers at once with its exit reason.
-macro_rules! ask {
-    ($server:expr, $request:expr, $answer:pat => $value:expr) => {
-        match $server
-            .call_timeout($request, crate::Timeout::Infinity)
-            .await
-            .map_err(SupervisorError::Call)??
-        {
-            $answer => Ok($value),
-            #[allow(unreachable_patterns)]
-            _ => Err(SupervisorError::Call(crate::CallError::NoReply)),
-        }
-    };
+/// Asks a supervisor; each request has its own answer type. The wait is unbounded, as
+/// OTP's `supervisor` calls are: a child's `init` may take its time, and a supervisor that
+/// dies answers at once with its exit reason.
+async fn ask<P: crate::Protocol<Reply = ()>, T: Send + 'static>(
+    server: &ServerRef<P>,
+    request: impl FnOnce(ReplyTo<T>) -> P::Call,
+) -> Result<T, SupervisorError> {
+    Ok(server.request(request, crate::Timeout::Infinity).await?)
 }
 
 /// A running static supervisor.
@@ -43,36 +35,42 @@ impl SupervisorRef {
 
     /// Every child in start order: id, process (or restarting / undefined), type.
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        ask!(self.server, server::Request::WhichChildren, server::Response::Children(c) => c)
+        ask(&self.server, server::Request::WhichChildren).await
     }
 
     /// Counts of specs, running children, supervisors and workers.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
-        ask!(self.server, server::Request::CountChildren, server::Response::Counts(c) => c)
+        ask(&self.server, server::Request::CountChildren).await
     }
 
     /// Adds a child at the end of the start order and starts it.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, SupervisorError> {
-        ask!(self.server, server::Request::StartChild(spec), server::Response::Started(c) => c)
+        ask(&self.server, |a| server::Request::StartChild(spec, a)).await?
     }
 
     /// Stops a child by its shutdown policy; its spec stays (unless temporary), so
     /// [`restart_child`](Self::restart_child) can start it again.
     pub async fn terminate_child(&self, id: &str) -> Result<(), SupervisorError> {
-        let request = server::Request::TerminateChild(id.to_owned());
-        ask!(self.server, request, server::Response::Done => ())
+        ask(&self.server, |a| {
+            server::Request::TerminateChild(id.to_owned(), a)
+        })
+        .await?
     }
 
     /// Starts a stopped child again.
     pub async fn restart_child(&self, id: &str) -> Result<ActorCell, SupervisorError> {
-        let request = server::Request::RestartChild(id.to_owned());
-        ask!(self.server, request, server::Response::Started(c) => c)
+        ask(&self.server, |a| {
+            server::Request::RestartChild(id.to_owned(), a)
+        })
+        .await?
     }
 
     /// Removes a stopped child's spec.
     pub async fn delete_child(&self, id: &str) -> Result<(), SupervisorError> {
-        let request = server::Request::DeleteChild(id.to_owned());
-        ask!(self.server, request, server::Response::Done => ())
+        ask(&self.server, |a| {
+            server::Request::DeleteChild(id.to_owned(), a)
+        })
+        .await?
     }
 
     /// Stops the supervisor: its children in reverse start order, each within its budget.
@@ -114,23 +112,22 @@ impl DynamicSupervisorRef {
 
     /// Starts a child and returns its process.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, SupervisorError> {
-        ask!(self.server, dynamic::Request::StartChild(spec), dynamic::Response::Started(c) => c)
+        ask(&self.server, |a| dynamic::Request::StartChild(spec, a)).await?
     }
 
     /// Stops a child by its process id; dynamic children are not kept once stopped.
     pub async fn terminate_child(&self, pid: ActorId) -> Result<(), SupervisorError> {
-        let request = dynamic::Request::TerminateChild(pid);
-        ask!(self.server, request, dynamic::Response::Done => ())
+        ask(&self.server, |a| dynamic::Request::TerminateChild(pid, a)).await?
     }
 
     /// Every child (in no particular order).
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        ask!(self.server, dynamic::Request::WhichChildren, dynamic::Response::Children(c) => c)
+        ask(&self.server, dynamic::Request::WhichChildren).await
     }
 
     /// Counts of children.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
-        ask!(self.server, dynamic::Request::CountChildren, dynamic::Response::Counts(c) => c)
+        ask(&self.server, dynamic::Request::CountChildren).await
     }
 
     /// Stops the supervisor and all its children, concurrently.

@@ -17,17 +17,21 @@
 //! # Example
 //! ```
 //! use otp::supervisor::{ChildSpec, Flags, Strategy, SupervisorSpec};
-//! use otp::{BoxError, Context, GenServer, Named};
+//! use otp::{BoxError, Context, GenServer, Named, Protocol};
 //!
 //! #[derive(Clone)]
 //! struct Greeter;
 //!
-//! impl GenServer for Greeter {
-//!     type Args = ();
-//!     type State = ();
+//! impl Protocol for Greeter {
 //!     type Call = String;
 //!     type Reply = String;
 //!     type Cast = ();
+//! }
+//!
+//! impl GenServer for Greeter {
+//!     type Protocol = Self;
+//!     type Args = ();
+//!     type State = ();
 //!     type Info = ();
 //!
 //!     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {

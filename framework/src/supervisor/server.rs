@@ -10,7 +10,7 @@
 //! A restart that fails to start is retried through the mailbox (OTP's `try_again_restart`),
 //! each try counted, so a child that cannot start ends in escalation, not a busy loop.
 
-use ractor::ActorId;
+use ractor::{ActorCell, ActorId};
 
 use super::shutdown::stop_child;
 use super::{
@@ -18,28 +18,21 @@ use super::{
     RestartBudget, Strategy, SupervisorError, SupervisorSpec,
 };
 use crate::{
-    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, StartError,
+    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
+    StartError,
 };
 
 /// The GenServer behaviour of every static supervisor; its args are the tree's spec.
 pub(crate) struct SupervisorProcess;
 
-/// Control requests (`supervisor:which_children/1`, ...).
+/// Control requests (`supervisor:which_children/1`, ...), each with its own typed answer.
 pub(crate) enum Request {
-    WhichChildren,
-    CountChildren,
-    StartChild(ChildSpec),
-    TerminateChild(String),
-    RestartChild(String),
-    DeleteChild(String),
-}
-
-/// Answers to [`Request`]s.
-pub(crate) enum Response {
-    Children(Vec<ChildInfo>),
-    Counts(ChildCounts),
-    Started(ractor::ActorCell),
-    Done,
+    WhichChildren(ReplyTo<Vec<ChildInfo>>),
+    CountChildren(ReplyTo<ChildCounts>),
+    StartChild(ChildSpec, ReplyTo<Result<ActorCell, SupervisorError>>),
+    TerminateChild(String, ReplyTo<Result<(), SupervisorError>>),
+    RestartChild(String, ReplyTo<Result<ActorCell, SupervisorError>>),
+    DeleteChild(String, ReplyTo<Result<(), SupervisorError>>),
 }
 
 /// A restart to try again (OTP's `{try_again_restart, Id}`).
@@ -67,12 +60,17 @@ enum Status {
     Stopped,
 }
 
+impl Protocol for SupervisorProcess {
+    type Call = Request;
+    /// Each request carries its own typed answer.
+    type Reply = ();
+    type Cast = ();
+}
+
 impl GenServer for SupervisorProcess {
+    type Protocol = Self;
     type Args = SupervisorSpec;
     type State = State;
-    type Call = Request;
-    type Reply = Result<Response, SupervisorError>;
-    type Cast = ();
     type Info = RetryRestart;
 
     async fn init(&self, me: &Context<Self>, spec: SupervisorSpec) -> Result<State, BoxError> {
@@ -110,18 +108,24 @@ impl GenServer for SupervisorProcess {
         &self,
         me: &Context<Self>,
         request: Request,
-        _from: &mut ReplyTo<Self::Reply>,
+        _from: &mut ReplyTo<()>,
         state: &mut State,
-    ) -> Result<CallResponse<Self::Reply>, BoxError> {
-        let reply = match request {
-            Request::WhichChildren => Ok(Response::Children(state.which_children())),
-            Request::CountChildren => Ok(Response::Counts(state.count_children())),
-            Request::StartChild(spec) => state.start_child(me, spec).await,
-            Request::TerminateChild(id) => state.terminate_child(&id).await,
-            Request::RestartChild(id) => state.restart_child(me, &id).await,
-            Request::DeleteChild(id) => state.delete_child(&id),
-        };
-        Ok(CallResponse::Reply(reply))
+    ) -> Result<CallResponse<()>, BoxError> {
+        match request {
+            Request::WhichChildren(answer) => _ = answer.reply(state.which_children()),
+            Request::CountChildren(answer) => _ = answer.reply(state.count_children()),
+            Request::StartChild(spec, answer) => {
+                _ = answer.reply(state.start_child(me, spec).await)
+            }
+            Request::TerminateChild(id, answer) => {
+                _ = answer.reply(state.terminate_child(&id).await)
+            }
+            Request::RestartChild(id, answer) => {
+                _ = answer.reply(state.restart_child(me, &id).await)
+            }
+            Request::DeleteChild(id, answer) => _ = answer.reply(state.delete_child(&id)),
+        }
+        Ok(CallResponse::NoReply)
     }
 
     async fn handle_info(
@@ -304,7 +308,7 @@ impl State {
         &mut self,
         me: &Context<SupervisorProcess>,
         spec: ChildSpec,
-    ) -> Result<Response, SupervisorError> {
+    ) -> Result<ActorCell, SupervisorError> {
         if let Some(index) = self.index_of(&spec.id) {
             return Err(match &self.children[index].status {
                 Status::Running(running) => SupervisorError::AlreadyStarted(running.cell().clone()),
@@ -317,10 +321,10 @@ impl State {
             spec,
             status: Status::Running(running),
         });
-        Ok(Response::Started(cell))
+        Ok(cell)
     }
 
-    async fn terminate_child(&mut self, id: &str) -> Result<Response, SupervisorError> {
+    async fn terminate_child(&mut self, id: &str) -> Result<(), SupervisorError> {
         let index = self
             .index_of(id)
             .ok_or_else(|| SupervisorError::NotFound(id.to_owned()))?;
@@ -328,14 +332,14 @@ impl State {
         if self.children[index].spec.restart == Restart::Temporary {
             self.children.remove(index);
         }
-        Ok(Response::Done)
+        Ok(())
     }
 
     async fn restart_child(
         &mut self,
         me: &Context<SupervisorProcess>,
         id: &str,
-    ) -> Result<Response, SupervisorError> {
+    ) -> Result<ActorCell, SupervisorError> {
         let index = self
             .index_of(id)
             .ok_or_else(|| SupervisorError::NotFound(id.to_owned()))?;
@@ -347,12 +351,12 @@ impl State {
                 let running = start(me, &self.label, &child.spec).await?;
                 let cell = running.cell().clone();
                 child.status = Status::Running(running);
-                Ok(Response::Started(cell))
+                Ok(cell)
             }
         }
     }
 
-    fn delete_child(&mut self, id: &str) -> Result<Response, SupervisorError> {
+    fn delete_child(&mut self, id: &str) -> Result<(), SupervisorError> {
         let index = self
             .index_of(id)
             .ok_or_else(|| SupervisorError::NotFound(id.to_owned()))?;
@@ -361,7 +365,7 @@ impl State {
             Status::Restarting => Err(SupervisorError::Restarting(id.to_owned())),
             Status::Stopped => {
                 self.children.remove(index);
-                Ok(Response::Done)
+                Ok(())
             }
         }
     }

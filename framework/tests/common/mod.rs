@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo};
+use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo};
 use tokio::sync::mpsc;
 
 /// Upper bound for waiting on any event in tests: generous, since CI machines are slow;
@@ -62,12 +62,16 @@ pub const FAIL_INIT: &str = "fail-init";
 /// A probe whose label starts with this never finishes `terminate`.
 pub const HANG_IN_TERMINATE: &str = "hang";
 
-impl GenServer for Probe {
-    type Args = u64;
-    type State = State;
+impl Protocol for Probe {
     type Call = Call;
     type Reply = u64;
     type Cast = Cast;
+}
+
+impl GenServer for Probe {
+    type Protocol = Self;
+    type Args = u64;
+    type State = State;
     type Info = Event;
 
     async fn init(&self, _me: &Context<Self>, value: u64) -> Result<State, BoxError> {

@@ -2,10 +2,11 @@
 //!
 //! `node_fixture <name> <cookie> [--tls DIR] [--connect ADDR] [--prefix TEXT] [--flood N]
 //!  [--monitor] [--cycle N] [--from IP] [--patience MS] [--max-unauthenticated N]
-//!  [--auth-timeout MS]`
+//!  [--auth-timeout MS] [--shout]`
 //!
 //! listens on an ephemeral loopback port (with mutual TLS from `DIR/{node.pem,node.key,ca.pem}`
-//! if given), exports the `echo` server (whose replies start with `--prefix`), prints
+//! if given), exports the `echo` server (whose replies start with `--prefix`; with `--shout`
+//! another implementation of its protocol, [`Shouter`], runs under that name), prints
 //! `READY <node name> <address>`, then optionally connects to another node (printing
 //! `CONNECTED <peer>` or `CONNECT_ERROR <error>`), monitors its `echo` server (`--monitor`,
 //! then prints `MONITORING`) and announces `--flood` processes to it, and runs until killed.
@@ -20,22 +21,26 @@
 use std::time::{Duration, Instant};
 
 use otp::node::{Cookie, Node, NodeConfig, RemoteRef, Tls};
-use otp::{BoxError, Context, GenServer};
-use otp_tests::{Echo, EchoCall, ECHO};
+use otp::{BoxError, Context, GenServer, Protocol};
+use otp_tests::{Echo, EchoCall, Shouter, ECHO};
 
 /// Holds a remote monitor on the `echo` of the node it is given.
 struct RemoteWatcher;
 
-impl GenServer for RemoteWatcher {
-    type Args = RemoteRef<Echo>;
-    type State = ();
+impl Protocol for RemoteWatcher {
     type Call = ();
     type Reply = ();
     type Cast = ();
+}
+
+impl GenServer for RemoteWatcher {
+    type Protocol = Self;
+    type Args = RemoteRef<Echo>;
+    type State = ();
     type Info = ();
 
     async fn init(&self, me: &Context<Self>, echo: RemoteRef<Echo>) -> Result<(), BoxError> {
-        me.monitor_remote(&echo)?;
+        echo.monitor(me)?;
         Ok(())
     }
 }
@@ -60,12 +65,13 @@ async fn main() -> anyhow::Result<()> {
     let name = args.next().unwrap_or_else(|| "fixture".into());
     let cookie = Cookie::new(args.next().unwrap_or_default())?;
     let (mut connect, mut prefix, mut flood, mut tls) = (None, String::new(), 0usize, None);
-    let (mut monitor, mut cycles) = (false, 0usize);
+    let (mut monitor, mut cycles, mut shout) = (false, 0usize, false);
     let (mut from, mut patience, mut max_unauthenticated, mut auth_timeout) =
         (None, None, None, None);
     while let Some(flag) = args.next() {
-        if flag == "--monitor" {
-            monitor = true;
+        if flag == "--monitor" || flag == "--shout" {
+            monitor |= flag == "--monitor";
+            shout |= flag == "--shout";
             continue;
         }
         let value = args
@@ -101,7 +107,10 @@ async fn main() -> anyhow::Result<()> {
         )?);
     }
     let node = Node::start(config).await?;
-    Echo { prefix }.start_named(ECHO, ()).await?;
+    match shout {
+        true => Shouter.start_named(ECHO, ()).await?,
+        false => Echo { prefix }.start_named(ECHO, ()).await?,
+    };
     node.export::<Echo>(ECHO).await?;
     println!("READY {} {}", node.name(), node.address());
     if let (Some(address), true) = (&connect, cycles > 0) {

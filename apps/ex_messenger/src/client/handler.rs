@@ -21,10 +21,9 @@ use super::inbox::{Channel, Inbox};
 use super::outbox::{Full, Outbox};
 use crate::command::{Command, HELP};
 use crate::names::{Nick, Room};
+use crate::protocol::{ChatClient, ChatServer, MESSAGE_HANDLER, MESSAGE_SERVER};
 use crate::protocol::{Placed, Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token};
-use crate::protocol::{MESSAGE_HANDLER, MESSAGE_SERVER};
 use crate::sanitize::clean;
-use crate::server::message_server::MessageServer;
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -154,7 +153,7 @@ enum Phase {
 pub struct HandlerState {
     args: HandlerArgs,
     node: Node,
-    server: Option<RemoteRef<MessageServer>>,
+    server: Option<RemoteRef<ChatServer>>,
     /// The remote monitor on the message server.
     watching: Option<ActorId>,
     phase: Phase,
@@ -182,18 +181,14 @@ pub struct HandlerState {
 pub struct MessageHandler;
 
 impl GenServer for MessageHandler {
+    type Protocol = ChatClient;
     type Args = HandlerArgs;
     type State = HandlerState;
-    /// The same messages as casts, for when the server must know they arrived (its
-    /// shutdown notice, sent before its connections close).
-    type Call = ToClient;
-    type Reply = ();
-    type Cast = ToClient;
     type Info = HandlerInfo;
 
     async fn init(&self, me: &Context<Self>, args: HandlerArgs) -> Result<HandlerState, BoxError> {
         let node = Node::local().await?;
-        node.export::<MessageHandler>(MESSAGE_HANDLER).await?;
+        node.export::<ChatClient>(MESSAGE_HANDLER).await?;
         me.send_info(HandlerInfo::Connect);
         me.send_interval(CHECK_EVERY, || HandlerInfo::Check);
         Ok(HandlerState {
@@ -389,11 +384,7 @@ impl HandlerState {
         if announce {
             self.show("Connected".into());
         }
-        let remote = match self
-            .node
-            .remote::<MessageServer>(&peer, MESSAGE_SERVER)
-            .await
-        {
+        let remote = match self.node.remote::<ChatServer>(&peer, MESSAGE_SERVER).await {
             Ok(remote) => remote,
             Err(error) => return self.retry(me, error.to_string()),
         };
@@ -410,7 +401,7 @@ impl HandlerState {
         };
         match remote.call(join).await {
             Ok(ServerReply::Accepted) => {
-                self.watching = me.monitor_remote(&remote).ok();
+                self.watching = remote.monitor(me).ok();
                 self.server = Some(remote);
                 self.phase = Phase::Joining;
                 self.attempts += 1;

@@ -28,7 +28,7 @@ pub use terminal::{Terminal, Typed};
 use crate::cli::{ClientArgs, DEFAULT_PORT};
 use crate::command::{Command, HELP};
 use crate::names::Nick;
-use crate::protocol::MESSAGE_HANDLER;
+use crate::protocol::{ChatClient, MESSAGE_HANDLER};
 use crate::trees::BuiltIn;
 
 /// Incoming lines shown at once, at most.
@@ -146,7 +146,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                     }
                     Ok(Command::Nothing) => {}
                     Ok(Command::Help) => terminal.print(HELP),
-                    Ok(command) => match ServerRef::<MessageHandler>::whereis(MESSAGE_HANDLER) {
+                    Ok(command) => match ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER) {
                         Some(handler) => handler.send_info(HandlerInfo::Input(command)),
                         None => terminal.print("Not connected right now; try again in a moment"),
                     },
@@ -165,7 +165,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
 
 /// Leaves the chat through the handler, waiting a little for the server to acknowledge.
 async fn quit() {
-    let Some(handler) = ServerRef::<MessageHandler>::whereis(MESSAGE_HANDLER) else {
+    let Some(handler) = ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER) else {
         return;
     };
     let (done, acknowledged) = oneshot::channel();

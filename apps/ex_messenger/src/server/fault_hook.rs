@@ -13,10 +13,10 @@ use tokio::io::AsyncBufReadExt;
 
 use otp::ServerRef;
 
-use super::message_server::{MessageServer, ServerInfo};
+use super::message_server::ServerInfo;
 use super::room::{registered_name, RoomInfo, RoomServer};
 use crate::names::Room;
-use crate::protocol::MESSAGE_SERVER;
+use crate::protocol::{ChatServer, MESSAGE_SERVER};
 
 /// Reads crash commands from stdin until it closes.
 pub async fn run() {
@@ -25,7 +25,7 @@ pub async fn run() {
         let words: Vec<&str> = line.split_whitespace().collect();
         let outcome = match words.as_slice() {
             ["crash", "message_server"] => {
-                crash(MESSAGE_SERVER.to_owned(), |s: &ServerRef<MessageServer>| {
+                crash(MESSAGE_SERVER.to_owned(), |s: &ServerRef<ChatServer>| {
                     s.send_info(ServerInfo::Fault)
                 })
                 .await
@@ -68,15 +68,15 @@ async fn stall(room: &Room, pause: std::time::Duration) -> String {
 }
 
 /// Crashes the server registered as `name` and waits for its replacement.
-async fn crash<G: otp::GenServer>(name: String, fault: impl Fn(&ServerRef<G>)) -> String {
-    let Some(server) = ServerRef::<G>::whereis(&name) else {
+async fn crash<P: otp::Protocol>(name: String, fault: impl Fn(&ServerRef<P>)) -> String {
+    let Some(server) = ServerRef::<P>::whereis(&name) else {
         return format!("nothing runs as {name}");
     };
     fault(&server);
     server.wait_exit().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while tokio::time::Instant::now() < deadline {
-        if ServerRef::<G>::whereis(&name).is_some_and(|s| s.id() != server.id()) {
+        if ServerRef::<P>::whereis(&name).is_some_and(|s| s.id() != server.id()) {
             return "restarted".to_owned();
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;

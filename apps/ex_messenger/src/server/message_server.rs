@@ -19,10 +19,9 @@ use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Re
 
 use super::keys::SessionKeys;
 use super::room::{registered_name, Entrant, RoomArgs, RoomCast, RoomServer};
-use crate::client::MessageHandler;
 use crate::names::{Nick, Room};
+use crate::protocol::{ChatClient, ChatServer, MESSAGE_HANDLER, MESSAGE_SERVER};
 use crate::protocol::{Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token};
-use crate::protocol::{MESSAGE_HANDLER, MESSAGE_SERVER};
 use crate::throttle::Throttle;
 
 /// The registered name of the rooms' dynamic supervisor (see the server's spec file).
@@ -60,6 +59,8 @@ pub enum ServerInfo {
     ChallengeExpired(Claim, Instant),
     /// A room dropped `nick`, `behind` bytes behind: disconnect them.
     TooSlow { nick: Nick, behind: u64 },
+    /// A client node came or went.
+    Node(NodeEvent),
     /// Test fault hook: crash now.
     #[cfg(feature = "fault-hook")]
     Fault,
@@ -81,7 +82,7 @@ struct User {
     node: String,
     /// The client process's session id (names its lines for receivers).
     session: u64,
-    handler: RemoteRef<MessageHandler>,
+    handler: RemoteRef<ChatClient>,
     room: Option<Room>,
     throttle: Throttle,
     /// The request number expected next (`None`: not known yet, as for a session just
@@ -120,7 +121,7 @@ impl Departed {
 struct Pending {
     session: u64,
     room: Option<Room>,
-    handler: RemoteRef<MessageHandler>,
+    handler: RemoteRef<ChatClient>,
     since: Instant,
 }
 
@@ -139,17 +140,15 @@ pub struct State {
 }
 
 impl GenServer for MessageServer {
+    type Protocol = ChatServer;
     type Args = MessageServerArgs;
     type State = State;
-    type Call = ServerCall;
-    type Reply = ServerReply;
-    type Cast = ServerCast;
     type Info = ServerInfo;
 
     async fn init(&self, me: &Context<Self>, args: MessageServerArgs) -> Result<State, BoxError> {
         let node = Node::local().await?;
-        node.export::<MessageServer>(MESSAGE_SERVER).await?;
-        node.monitor_nodes(me.server()).await?;
+        node.export::<ChatServer>(MESSAGE_SERVER).await?;
+        node.monitor_nodes(me, ServerInfo::Node).await?;
         let rooms = DynamicSupervisorRef::whereis(ROOMS)
             .ok_or("the rooms supervisor is not running (see the server's spec file)")?;
         let state = State {
@@ -267,7 +266,7 @@ impl GenServer for MessageServer {
             Info::Message(ServerInfo::Fault) => {
                 return Err("fault injected (message server)".into())
             }
-            Info::Node(NodeEvent::Down(node)) => state.node_down(&node).await,
+            Info::Message(ServerInfo::Node(NodeEvent::Down(node))) => state.node_down(&node).await,
             _ => {}
         }
         Ok(Flow::Continue)
@@ -373,7 +372,7 @@ impl State {
         nick: Nick,
         node: String,
         session: u64,
-        handler: RemoteRef<MessageHandler>,
+        handler: RemoteRef<ChatClient>,
         room: Option<Room>,
     ) {
         let previous = self.users.remove(&nick);
@@ -738,7 +737,7 @@ impl State {
         &mut self,
         nick: &Nick,
         room: &Room,
-        handler: RemoteRef<MessageHandler>,
+        handler: RemoteRef<ChatClient>,
         greet: bool,
         then: Option<String>,
     ) {
@@ -817,10 +816,8 @@ impl State {
     async fn handler_on(
         &self,
         node: &str,
-    ) -> Result<RemoteRef<MessageHandler>, otp::node::ConnectError> {
-        self.node
-            .remote::<MessageHandler>(node, MESSAGE_HANDLER)
-            .await
+    ) -> Result<RemoteRef<ChatClient>, otp::node::ConnectError> {
+        self.node.remote::<ChatClient>(node, MESSAGE_HANDLER).await
     }
 }
 

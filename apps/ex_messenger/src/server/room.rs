@@ -20,12 +20,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use otp::node::RemoteRef;
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, ReplyTo, ServerRef};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo, ServerRef};
 
-use crate::client::MessageHandler;
 use crate::names::{Nick, Room};
-use crate::protocol::{line_cost, Placed, Seq, ToClient, MESSAGE_SERVER, WINDOW};
-use crate::server::message_server::{MessageServer, ServerInfo};
+use crate::protocol::{
+    line_cost, ChatClient, ChatServer, Placed, Seq, ToClient, MESSAGE_SERVER, WINDOW,
+};
+use crate::server::message_server::ServerInfo;
 
 /// How long a member may stay more than half the bound behind before it is dropped: a
 /// pause (a terminal scrolled back, a busy machine) is forgiven, a stall is not.
@@ -60,7 +61,7 @@ impl RoomArgs {
 }
 
 /// A member as the message server hands it over: who, and where their lines go.
-pub type Entrant = (Nick, RemoteRef<MessageHandler>);
+pub type Entrant = (Nick, RemoteRef<ChatClient>);
 
 /// Casts from the message server.
 pub enum RoomCast {
@@ -69,7 +70,7 @@ pub enum RoomCast {
     /// them, after `Joined`.
     Enter {
         nick: Nick,
-        handler: RemoteRef<MessageHandler>,
+        handler: RemoteRef<ChatClient>,
         greet: bool,
         then: Option<String>,
     },
@@ -82,7 +83,7 @@ pub enum RoomCast {
         text: String,
         session: u64,
         sent: Seq,
-        handler: RemoteRef<MessageHandler>,
+        handler: RemoteRef<ChatClient>,
     },
     /// `nick` has read `bytes` of incarnation `epoch`.
     Delivered { nick: Nick, epoch: u64, bytes: u64 },
@@ -104,7 +105,7 @@ pub enum RoomInfo {
 
 /// A member of the room.
 struct Member {
-    handler: RemoteRef<MessageHandler>,
+    handler: RemoteRef<ChatClient>,
     /// Bytes sent to it since it entered (this incarnation).
     sent: u64,
     /// Bytes it reported reading.
@@ -119,7 +120,7 @@ struct Member {
 }
 
 impl Member {
-    fn new(handler: RemoteRef<MessageHandler>) -> Self {
+    fn new(handler: RemoteRef<ChatClient>) -> Self {
         Self {
             handler,
             sent: 0,
@@ -161,7 +162,7 @@ pub struct RoomState {
 /// An acknowledgement held back: line `seq` of `nick`, placed `at`, answered to `handler`.
 struct HeldAck {
     nick: Nick,
-    handler: RemoteRef<MessageHandler>,
+    handler: RemoteRef<ChatClient>,
     seq: Seq,
     at: Placed,
 }
@@ -204,7 +205,7 @@ impl RoomState {
         text: String,
         session: u64,
         sent: Seq,
-        sender: RemoteRef<MessageHandler>,
+        sender: RemoteRef<ChatClient>,
     ) {
         self.last += 1;
         let at = self.here();
@@ -267,7 +268,7 @@ impl RoomState {
             }
         }
         if !too_slow.is_empty() {
-            if let Some(server) = ServerRef::<MessageServer>::whereis(MESSAGE_SERVER) {
+            if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
                 for (nick, behind) in too_slow {
                     tracing::info!(
                         room = self.args.room.as_str(),
@@ -396,19 +397,23 @@ impl RoomState {
     }
 }
 
-impl GenServer for RoomServer {
-    type Args = RoomArgs;
-    type State = RoomState;
+impl Protocol for RoomServer {
     type Call = ();
     /// The members' nicks.
     type Reply = Vec<Nick>;
     type Cast = RoomCast;
+}
+
+impl GenServer for RoomServer {
+    type Protocol = Self;
+    type Args = RoomArgs;
+    type State = RoomState;
     type Info = RoomInfo;
 
     async fn init(&self, me: &Context<Self>, args: RoomArgs) -> Result<RoomState, BoxError> {
         // A room (re)starting asks for its members. By info, not call: the message server
         // may be waiting for this very start, and the answer comes as a `Reset` cast.
-        if let Some(server) = ServerRef::<MessageServer>::whereis(MESSAGE_SERVER) {
+        if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
             server.send_info(ServerInfo::RoomStarted(args.room.clone()));
         }
         me.send_interval(CHECK_EVERY, || RoomInfo::Check);
@@ -463,7 +468,7 @@ impl GenServer for RoomServer {
                 if !state.ready {
                     // Still waiting for the members: the first request may have been lost
                     // with a message server that crashed meanwhile.
-                    if let Some(server) = ServerRef::<MessageServer>::whereis(MESSAGE_SERVER) {
+                    if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
                         server.send_info(ServerInfo::RoomStarted(state.args.room.clone()));
                     }
                 }

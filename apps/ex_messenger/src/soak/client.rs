@@ -21,10 +21,10 @@ use tokio::sync::mpsc;
 
 use super::ledger::{End, Receipts};
 use crate::cli::SoakClientArgs;
-use crate::client::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session, Trace};
+use crate::client::{HandlerArgs, HandlerInfo, Output, Session, Trace};
 use crate::command::Command;
 use crate::names::Nick;
-use crate::protocol::MESSAGE_HANDLER;
+use crate::protocol::{ChatClient, MESSAGE_HANDLER};
 
 /// How long a stopped client waits for its last answers.
 const DRAIN: Duration = Duration::from_secs(60);
@@ -169,7 +169,7 @@ pub async fn run(args: SoakClientArgs) -> anyhow::Result<()> {
                 Some(_) => {}
             },
             _ = tokio::time::sleep_until(next_line), if sending => {
-                let handler = ServerRef::<MessageHandler>::whereis(MESSAGE_HANDLER)
+                let handler = ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER)
                     .context("no message handler")?;
                 let (gap, burst) = next_gap(args.rate);
                 for _ in 0..burst {
