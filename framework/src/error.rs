@@ -35,22 +35,25 @@ pub enum CallError {
 }
 
 /// Why a process (server or supervisor) did not start.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// `Display` and `Error` are written by hand, not derived: the error `init` returned is
+/// shared (`Arc`, so that this stays `Clone`), and `source()` must hand out that error
+/// itself, where a derived one would hand out the `Arc` (which hides its type from
+/// `downcast_ref`).
+#[derive(Debug, Clone)]
 pub enum StartError {
     /// The name is taken by a running process (`{already_started, Pid}`); `existing` is it,
     /// or `None` if it exited meanwhile.
-    #[error("a process is already registered as {name:?}: stop it first or pick another name")]
     AlreadyStarted {
         /// The contested name.
         name: String,
         /// The running process under it.
         existing: Option<ActorCell>,
     },
-    /// `init` returned an error or panicked.
-    #[error("init failed: {0}")]
-    Init(String),
+    /// `init` returned an error or panicked, kept whole: [`source()`](std::error::Error)
+    /// is the error `init` returned (a panic becomes an error with its message).
+    Init(std::sync::Arc<dyn std::error::Error + Send + Sync>),
     /// A supervisor's child failed to start; the children started before it were stopped.
-    #[error("child {id:?} failed to start: {reason}")]
     Child {
         /// The child spec id.
         id: String,
@@ -58,11 +61,39 @@ pub enum StartError {
         reason: Box<StartError>,
     },
     /// A supervisor refused to start a child (duplicate id, `max_children` reached, ...).
-    #[error("{0}")]
     Refused(String),
 }
 
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AlreadyStarted { name, .. } => write!(
+                f,
+                "a process is already registered as {name:?}: stop it first or pick another name"
+            ),
+            Self::Init(error) => write!(f, "init failed: {error}"),
+            Self::Child { id, reason } => write!(f, "child {id:?} failed to start: {reason}"),
+            Self::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Init(error) => Some(&**error),
+            Self::Child { reason, .. } => Some(&**reason),
+            _ => None,
+        }
+    }
+}
+
 impl StartError {
+    /// An `init` failure, from the error it returned.
+    pub fn init(error: impl Into<BoxError>) -> Self {
+        Self::Init(std::sync::Arc::from(error.into()))
+    }
+
     pub(crate) fn already_started(name: String) -> Self {
         let existing = ractor::registry::where_is(&name);
         Self::AlreadyStarted { name, existing }

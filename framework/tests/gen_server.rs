@@ -22,7 +22,7 @@ async fn init_error_fails_start_and_frees_the_name() {
     let (server, _events) = probe(FAIL_INIT);
     let err = server.start_named("init-fails", 0).await.unwrap_err();
     assert!(
-        matches!(&err, StartError::Init(reason) if reason.contains("refusing to start")),
+        matches!(&err, StartError::Init(reason) if reason.to_string().contains("refusing to start")),
         "{err}"
     );
     let (server, _events) = probe("second");
@@ -428,4 +428,37 @@ async fn each_request_can_have_its_own_reply_type() {
         matches!(&crashed, Err(CallError::Exited(ExitReason::Error(why))) if why.contains("asked to crash")),
         "{crashed:?}"
     );
+}
+
+/// What a server's `init` fails with, of the user's own type.
+#[derive(Debug)]
+struct DiskFull;
+
+impl std::fmt::Display for DiskFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("disk full")
+    }
+}
+
+impl std::error::Error for DiskFull {}
+
+struct NeedsDisk;
+
+impl GenServer for NeedsDisk {
+    type Protocol = Greeting;
+    type Args = ();
+    type State = ();
+    type Info = ();
+
+    async fn init(&self, _me: &otp::Context<Self>, _: ()) -> Result<(), otp::BoxError> {
+        Err(Box::new(DiskFull))
+    }
+}
+
+#[tokio::test]
+async fn an_init_error_keeps_its_cause() {
+    let error = NeedsDisk.start(()).await.unwrap_err();
+    assert_eq!(error.to_string(), "init failed: disk full");
+    let cause = std::error::Error::source(&error).expect("the init error is the source");
+    assert!(cause.downcast_ref::<DiskFull>().is_some(), "{cause:?}");
 }

@@ -87,9 +87,9 @@ pub(crate) async fn spawn<G: GenServer>(
         Err(SpawnErr::ActorAlreadyRegistered(name)) => Err(StartError::already_started(name)),
         Err(SpawnErr::StartupFailed(reason)) => Err(match reason.downcast::<StartError>() {
             Ok(structured) => *structured,
-            Err(reason) => StartError::Init(reason.to_string()),
+            Err(reason) => StartError::init(reason),
         }),
-        Err(other) => Err(StartError::Init(other.to_string())),
+        Err(other) => Err(StartError::init(other)),
     }
 }
 

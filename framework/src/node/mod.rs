@@ -208,9 +208,7 @@ impl Node {
     /// in this process.
     pub async fn start(config: NodeConfig) -> Result<Self, StartError> {
         let server = NodeProcess.start_named(NODE_PROCESS, config).await?;
-        Self::from_server(server)
-            .await
-            .map_err(|e| StartError::Init(e.to_string()))
+        Self::from_server(server).await.map_err(StartError::init)
     }
 
     /// A child spec that runs the node under a supervisor (restarted like any child; peers

@@ -185,9 +185,7 @@ impl Parent {
         supervisor: S,
         args: S::Args,
     ) -> Result<ChildRef, StartError> {
-        let spec = supervisor
-            .init(args)
-            .map_err(|e| StartError::Init(e.to_string()))?;
+        let spec = supervisor.init(args).map_err(StartError::init)?;
         self.spawn(super::server::SupervisorProcess, spec, name)
             .await
     }

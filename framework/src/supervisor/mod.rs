@@ -201,7 +201,7 @@ async fn server_start(
     spec: Result<SupervisorSpec, BoxError>,
     name: Option<String>,
 ) -> Result<SupervisorRef, StartError> {
-    let spec = spec.map_err(|error| StartError::Init(error.to_string()))?;
+    let spec = spec.map_err(StartError::init)?;
     let server = crate::gen_server::spawn(server::SupervisorProcess, spec, name, None).await?;
     Ok(SupervisorRef::new(server))
 }
