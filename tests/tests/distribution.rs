@@ -140,7 +140,7 @@ async fn remote_calls_and_casts(
     assert_eq!(missing.call(EchoCall::Casts).await, Err(CallError::NoProc));
     assert!(matches!(
         node.remote::<Echo>("nobody@127.0.0.1", ECHO).await,
-        Err(ConnectError::UnknownNode(_))
+        Err(otp::node::LookupError::UnknownNode(_))
     ));
 }
 

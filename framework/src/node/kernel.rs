@@ -17,10 +17,10 @@ use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
 use tokio::task::JoinHandle;
 
 use super::listener::{
-    accept_loop, AcceptPolicy, Admission, LabeledStream, Limits, Link, Noted, Refusal,
+    accept_loop, AcceptPolicy, Admission, LabeledStream, Limit, Limits, Link, Noted,
 };
 use super::remote::{RemoteRef, Wire};
-use super::{Census, ConnectError, NodeConfig, NodeEvent};
+use super::{Census, ConnectError, ExportError, NodeConfig, NodeEvent};
 use crate::{
     BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
     ServerRef,
@@ -52,7 +52,7 @@ pub(crate) enum Request {
     Peers(ReplyTo<Vec<(String, u64)>>),
     /// This node's full name, listen address and settings.
     Whoami(ReplyTo<Whoami>),
-    Export(String, ExportFn, ReplyTo<Result<(), ConnectError>>),
+    Export(String, ExportFn, ReplyTo<Result<(), ExportError>>),
     Watch(Watcher, ReplyTo<()>),
     /// Close every link to this peer (`erlang:disconnect_node/1`); answers whether it was
     /// connected.
@@ -334,7 +334,7 @@ impl GenServer for NodeProcess {
                         }
                         Ok(())
                     }
-                    Err(error) => Err(ConnectError::Export(error)),
+                    Err(error) => Err(ExportError::Endpoint(error)),
                 };
                 answer.reply(outcome);
             }
@@ -480,9 +480,9 @@ impl State {
             .filter(|s| !s.authenticated && !s.admitted)
             .count();
         let refusal = if self.sessions.len() >= self.config.max_connections {
-            Some(("max_connections", Refusal::Connections))
+            Some(Limit::Connections)
         } else if !admitted && unauthenticated > self.config.max_unauthenticated {
-            Some(("max_unauthenticated", Refusal::Unauthenticated))
+            Some(Limit::Unauthenticated)
         } else {
             None
         };
@@ -503,9 +503,9 @@ impl State {
             deadline: None,
             admitted,
         };
-        if let Some((limit, refusal)) = refusal {
-            tracing::debug!(peer = %session.info.peer_addr, limit, "connection refused: limit reached");
-            self.admission.note(Noted::Refused(refusal));
+        if let Some(limit) = refusal {
+            tracing::debug!(peer = %session.info.peer_addr, %limit, "connection refused: limit reached");
+            self.admission.note(Noted::Refused(limit));
             session.close(ConnectError::Refused(limit));
         } else {
             session.deadline = Some(me.send_after(deadline, Event::Deadline(id)));
@@ -609,7 +609,7 @@ impl State {
             let processes = session.info.actor.get_children().len();
             if processes > self.config.max_peer_processes {
                 tracing::warn!(peer = ?session.peer(), processes, "peer announced too many processes; closing its connection");
-                session.close(ConnectError::Refused("max_peer_processes"));
+                session.close(ConnectError::Refused(Limit::PeerProcesses));
                 continue;
             }
             // A peer whose bytes keep arriving is alive, even when its heartbeat answers

@@ -486,9 +486,10 @@ pub(crate) struct Limits {
     pub(crate) auth_timeout: Duration,
 }
 
-/// Which cap turned a connection away.
+/// Which of a node's limits turned a connection away ([`ConnectError::Refused`]); shown
+/// as the [`NodeConfig`](super::NodeConfig) field that sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Limit {
     /// Its source has as many connections authenticating as it may.
     SourceUnauthenticated,
     /// Its source has as many connections as it may.
@@ -497,12 +498,26 @@ pub(crate) enum Refusal {
     Unauthenticated,
     /// The node has as many sessions as it may.
     Connections,
+    /// The peer announced more processes than the node mirrors.
+    PeerProcesses,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::SourceUnauthenticated => "max_unauthenticated_per_source",
+            Self::SourceConnections => "max_connections_per_source",
+            Self::Unauthenticated => "max_unauthenticated",
+            Self::Connections => "max_connections",
+            Self::PeerProcesses => "max_peer_processes",
+        })
+    }
 }
 
 /// What the refusal log counts.
 #[derive(Debug)]
 pub(crate) enum Noted {
-    Refused(Refusal),
+    Refused(Limit),
     /// Closed for not authenticating (or not speaking) in time.
     TimedOut,
     AcceptFailed(String),
@@ -617,7 +632,7 @@ impl Admission {
 
     /// A slot for a connection from `peer`, or the cap that stands in the way. Admitting
     /// under pressure also closes handshakes older than the deadline that pressure allows.
-    pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Limit> {
         let source = source_of(peer);
         let limits = &self.limits;
         let now = Instant::now();
@@ -626,16 +641,16 @@ impl Admission {
             let mut counts = lock(&self.counts);
             let from_source = counts.sources.get(&source).copied().unwrap_or_default();
             if from_source.unauthenticated >= limits.max_unauthenticated_per_source {
-                return Err(Refusal::SourceUnauthenticated);
+                return Err(Limit::SourceUnauthenticated);
             }
             if from_source.connections >= limits.max_connections_per_source {
-                return Err(Refusal::SourceConnections);
+                return Err(Limit::SourceConnections);
             }
             if counts.handshakes.len() >= limits.max_unauthenticated {
-                return Err(Refusal::Unauthenticated);
+                return Err(Limit::Unauthenticated);
             }
             if counts.sessions + self.others.load(Ordering::Relaxed) >= limits.max_connections {
-                return Err(Refusal::Connections);
+                return Err(Limit::Connections);
             }
             let deadline = handshake_deadline(
                 limits.auth_timeout,
@@ -757,11 +772,14 @@ impl Admission {
         let mut tally = lock(&self.log);
         tally.first.get_or_insert_with(Instant::now);
         match what {
-            Noted::Refused(Refusal::SourceUnauthenticated | Refusal::SourceConnections) => {
+            Noted::Refused(Limit::SourceUnauthenticated | Limit::SourceConnections) => {
                 tally.per_source += 1
             }
-            Noted::Refused(Refusal::Unauthenticated) => tally.unauthenticated += 1,
-            Noted::Refused(Refusal::Connections) => tally.connections += 1,
+            Noted::Refused(Limit::Unauthenticated) => tally.unauthenticated += 1,
+            Noted::Refused(Limit::Connections) => tally.connections += 1,
+            // Not a connection refused at the door: the kernel closes such a peer once its
+            // session is up, and logs it there.
+            Noted::Refused(Limit::PeerProcesses) => {}
             Noted::TimedOut => tally.timed_out += 1,
             Noted::AcceptFailed(error) => {
                 tally.accept_errors += 1;
@@ -998,14 +1016,14 @@ mod tests {
         let second = admission.admit(ip("127.0.0.1")).unwrap();
         assert_eq!(
             admission.admit(ip("127.0.0.1")).err(),
-            Some(Refusal::SourceUnauthenticated)
+            Some(Limit::SourceUnauthenticated)
         );
         // Another loopback address is another source.
         let other = admission.admit(ip("127.0.0.2")).unwrap();
         // An IPv4 address mapped into IPv6 is the same source.
         assert_eq!(
             admission.admit(ip("::ffff:127.0.0.1")).err(),
-            Some(Refusal::SourceUnauthenticated)
+            Some(Limit::SourceUnauthenticated)
         );
         // Authenticating frees an unauthenticated slot, not the connection.
         let mut first = first;
@@ -1014,7 +1032,7 @@ mod tests {
         third.authenticated();
         assert_eq!(
             admission.admit(ip("127.0.0.1")).err(),
-            Some(Refusal::SourceConnections),
+            Some(Limit::SourceConnections),
             "one handshake slot free, but three connections"
         );
         // The node's own cap on handshakes: two are in flight (second, other).
@@ -1022,7 +1040,7 @@ mod tests {
         let v6 = admission.admit(ip("2001:db9::1")).unwrap();
         assert_eq!(
             admission.admit(ip("2001:db8::2")).err(),
-            Some(Refusal::Unauthenticated),
+            Some(Limit::Unauthenticated),
             "the node's four handshake slots are taken"
         );
         // Dropping a ticket gives everything back.
@@ -1031,11 +1049,11 @@ mod tests {
         let v6b = admission.admit(ip("2001:db8::2")).unwrap();
         assert_eq!(
             admission.admit(ip("2001:db8::3")).err(),
-            Some(Refusal::SourceUnauthenticated)
+            Some(Limit::SourceUnauthenticated)
         );
         assert_eq!(
             admission.admit(ip("10.0.0.1")).err(),
-            Some(Refusal::Unauthenticated)
+            Some(Limit::Unauthenticated)
         );
         drop((first, third, other, v6, v6b, _v6a));
         let counts = lock(&admission.counts);
@@ -1062,7 +1080,7 @@ mod tests {
         let mut held: Vec<_> = (1..=6).map(session).collect();
         assert_eq!(
             admission.admit(ip("10.0.0.9")).err(),
-            Some(Refusal::Connections)
+            Some(Limit::Connections)
         );
         held.pop();
         held.push(session(9));
@@ -1071,7 +1089,7 @@ mod tests {
         admission.set_others(1);
         assert_eq!(
             admission.admit(ip("10.0.0.9")).err(),
-            Some(Refusal::Connections)
+            Some(Limit::Connections)
         );
         // A connection not handed over yet (waiting for its first bytes) does not.
         admission.set_others(0);

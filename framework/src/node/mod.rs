@@ -37,6 +37,7 @@ use tokio::net::ToSocketAddrs;
 
 pub use cookie::{Cookie, CookieError, COOKIE_ENV, COOKIE_FILE_NAME};
 use kernel::{NodeProcess, Request};
+pub use listener::Limit;
 pub use remote::RemoteRef;
 pub use tls::{Tls, TlsError};
 
@@ -177,19 +178,41 @@ pub enum ConnectError {
     Tls(String),
     /// A limit of this node refused the connection.
     #[error("refused by this node's {0} limit")]
-    Refused(&'static str),
+    Refused(Limit),
     /// The node is stopping.
     #[error("the node is stopping")]
     NodeStopping,
+    /// The node process could not be asked.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// The node process could not be asked: no node runs in this process, or it is stopping.
+/// What every node operation but `connect` can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node process unavailable: {0}")]
+pub struct Unavailable(String);
+
+/// Why [`Node::export`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// The node process could not be asked.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The endpoint that makes the server reachable could not start.
+    #[error("cannot export: {0}")]
+    Endpoint(String),
+}
+
+/// Why [`Node::remote`] found no server to reach.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// The node process could not be asked.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// No connected node has this name.
     #[error("not connected to node {0:?}: connect to it first")]
     UnknownNode(String),
-    /// A server could not be exported.
-    #[error("cannot export: {0}")]
-    Export(String),
-    /// The node process could not be reached.
-    #[error("node process unavailable: {0}")]
-    Unavailable(String),
 }
 
 /// A handle to this process's node.
@@ -220,13 +243,13 @@ impl Node {
     }
 
     /// The node running in this process, if any (e.g. one started by a supervisor).
-    pub async fn local() -> Result<Self, ConnectError> {
+    pub async fn local() -> Result<Self, Unavailable> {
         let server = ServerRef::whereis(NODE_PROCESS)
-            .ok_or_else(|| ConnectError::Unavailable("no node runs in this process".into()))?;
+            .ok_or_else(|| Unavailable("no node runs in this process".into()))?;
         Self::from_server(server).await
     }
 
-    async fn from_server(server: ServerRef<NodeProcess>) -> Result<Self, ConnectError> {
+    async fn from_server(server: ServerRef<NodeProcess>) -> Result<Self, Unavailable> {
         let (name, address, config) = ask(&server, Request::Whoami, Timeout::Infinity).await?;
         Ok(Self {
             server,
@@ -323,7 +346,7 @@ impl Node {
     }
 
     /// Names of the connected, authenticated peers.
-    pub async fn peers(&self) -> Result<Vec<String>, ConnectError> {
+    pub async fn peers(&self) -> Result<Vec<String>, Unavailable> {
         let peers = ask(&self.server, Request::Peers, Timeout::Infinity).await?;
         Ok(peers.into_iter().map(|(name, _)| name).collect())
     }
@@ -331,7 +354,7 @@ impl Node {
     /// Makes the local server registered as `name` reachable from peers by that name.
     /// Its call, cast and reply types travel as JSON. Exporting a name again is a no-op,
     /// so a server may export itself in `init` and stay reachable across restarts.
-    pub async fn export<P>(&self, name: &str) -> Result<(), ConnectError>
+    pub async fn export<P>(&self, name: &str) -> Result<(), ExportError>
     where
         P: Protocol + Send + Sync,
         P::Call: DeserializeOwned,
@@ -351,7 +374,7 @@ impl Node {
     }
 
     /// The server exported as `name` on the connected node `node` (`{Name, Node}`).
-    pub async fn remote<P>(&self, node: &str, name: &str) -> Result<RemoteRef<P>, ConnectError>
+    pub async fn remote<P>(&self, node: &str, name: &str) -> Result<RemoteRef<P>, LookupError>
     where
         P: Protocol,
         P::Call: Serialize,
@@ -363,18 +386,18 @@ impl Node {
             .into_iter()
             .find(|(peer, _)| peer == node)
             .map(|(peer, id)| RemoteRef::new(id, peer, name.to_owned()))
-            .ok_or_else(|| ConnectError::UnknownNode(node.to_owned()))
+            .ok_or_else(|| LookupError::UnknownNode(node.to_owned()))
     }
 
     /// Closes every link to `peer` (`erlang:disconnect_node/1`); both sides see it go down.
     /// Returns whether it was connected.
-    pub async fn disconnect(&self, peer: &str) -> Result<bool, ConnectError> {
+    pub async fn disconnect(&self, peer: &str) -> Result<bool, Unavailable> {
         let disconnect = |answer| Request::Disconnect(peer.to_owned(), answer);
         ask(&self.server, disconnect, Timeout::Infinity).await
     }
 
     /// What this node holds now: peers, sessions, remote monitors, links.
-    pub async fn census(&self) -> Result<Census, ConnectError> {
+    pub async fn census(&self) -> Result<Census, Unavailable> {
         ask(&self.server, Request::Census, Timeout::Infinity).await
     }
 
@@ -385,7 +408,7 @@ impl Node {
         &self,
         me: &Context<G>,
         wrap: impl Fn(NodeEvent) -> G::Info + Send + Sync + 'static,
-    ) -> Result<(), ConnectError> {
+    ) -> Result<(), Unavailable> {
         let server = me.server().clone();
         let watcher: kernel::Watcher = Box::new(move |event| {
             server.send_info(wrap(event));
@@ -426,11 +449,11 @@ async fn ask<T: Send + 'static>(
     server: &ServerRef<NodeProcess>,
     request: impl FnOnce(ReplyTo<T>) -> Request,
     timeout: Timeout,
-) -> Result<T, ConnectError> {
+) -> Result<T, Unavailable> {
     server
         .request(request, timeout)
         .await
-        .map_err(|e| ConnectError::Unavailable(e.to_string()))
+        .map_err(|e| Unavailable(e.to_string()))
 }
 
 #[cfg(test)]

@@ -816,7 +816,7 @@ impl State {
     async fn handler_on(
         &self,
         node: &str,
-    ) -> Result<RemoteRef<ChatClient>, otp::node::ConnectError> {
+    ) -> Result<RemoteRef<ChatClient>, otp::node::LookupError> {
         self.node.remote::<ChatClient>(node, MESSAGE_HANDLER).await
     }
 }
