@@ -18,7 +18,7 @@ use otp::supervisor::{ChildSpec, DynamicSupervisorRef, SupervisorError};
 use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef};
 
 use super::keys::SessionKeys;
-use super::room::{registered_name, Entrant, RoomArgs, RoomCast, RoomServer};
+use super::room::{registered_name, Entrant, RoomArgs, RoomCast, RoomEvent, RoomServer};
 use crate::names::{Nick, Room};
 use crate::protocol::{ChatClient, ChatServer, MESSAGE_HANDLER, MESSAGE_SERVER};
 use crate::protocol::{Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token};
@@ -53,12 +53,10 @@ pub struct MessageServerArgs {
 
 /// Local messages (never from the network).
 pub enum ServerInfo {
-    /// A room (re)started and needs its members.
-    RoomStarted(Room),
+    /// What a room reported.
+    Room(RoomEvent),
     /// A join's challenge expired unanswered: forget the claim.
     ChallengeExpired(Claim, Instant),
-    /// A room dropped `nick`, `behind` bytes behind: disconnect them.
-    TooSlow { nick: Nick, behind: u64 },
     /// A client node came or went.
     Node(NodeEvent),
     /// Test fault hook: crash now.
@@ -227,7 +225,7 @@ impl GenServer for MessageServer {
         state: &mut State,
     ) -> Result<Flow, BoxError> {
         match info {
-            Info::Message(ServerInfo::RoomStarted(room)) => {
+            Info::Message(ServerInfo::Room(RoomEvent::Started(room))) => {
                 // Lines its predecessor had not placed come again, older than some the
                 // members sent since: accept them again from each one's oldest, back to
                 // the request that brought them into this room (not before: those were
@@ -259,7 +257,7 @@ impl GenServer for MessageServer {
                 );
                 state.pending.remove(&claim);
             }
-            Info::Message(ServerInfo::TooSlow { nick, behind }) => {
+            Info::Message(ServerInfo::Room(RoomEvent::TooSlow { nick, behind })) => {
                 state.too_slow(&nick, behind).await
             }
             #[cfg(feature = "fault-hook")]
@@ -791,6 +789,12 @@ impl State {
             let args = RoomArgs {
                 room: room.clone(),
                 max_backlog: self.args.max_backlog,
+                report: std::sync::Arc::new(|event| {
+                    // By name: the message server may have restarted since the room did.
+                    if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+                        server.send_info(ServerInfo::Room(event));
+                    }
+                }),
             };
             ChildSpec::worker(name.clone(), move |parent| {
                 parent.start_named(name.clone(), RoomServer, args.clone())

@@ -20,13 +20,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use otp::node::RemoteRef;
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo, ServerRef};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo};
 
 use crate::names::{Nick, Room};
-use crate::protocol::{
-    line_cost, ChatClient, ChatServer, Placed, Seq, ToClient, MESSAGE_SERVER, WINDOW,
-};
-use crate::server::message_server::ServerInfo;
+use crate::protocol::{line_cost, ChatClient, Placed, Seq, ToClient, WINDOW};
 
 /// How long a member may stay more than half the bound behind before it is dropped: a
 /// pause (a terminal scrolled back, a busy machine) is forgiven, a stall is not.
@@ -44,13 +41,27 @@ pub fn registered_name(room: &Room) -> String {
 pub struct RoomServer;
 
 /// What a room is started with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RoomArgs {
     /// The room's name.
     pub room: Room,
     /// Bytes (by [`line_cost`]) a member may be behind before it is dropped.
     pub max_backlog: u64,
+    /// Where the room reports: a room knows nothing of who started it.
+    pub report: Reporter,
 }
+
+/// What a room reports to whoever owns its membership (the message server).
+#[derive(Debug)]
+pub enum RoomEvent {
+    /// The room (re)started and needs its members ([`RoomCast::Reset`]).
+    Started(Room),
+    /// The room dropped `nick`, `behind` bytes behind: disconnect them.
+    TooSlow { nick: Nick, behind: u64 },
+}
+
+/// Delivers a room's [`RoomEvent`]s.
+pub type Reporter = std::sync::Arc<dyn Fn(RoomEvent) + Send + Sync>;
 
 impl RoomArgs {
     /// Behind by more than this, a member is behind: dropped after [`SLOW_GRACE`] (when
@@ -267,18 +278,14 @@ impl RoomState {
                 too_slow.push((nick.clone(), behind));
             }
         }
-        if !too_slow.is_empty() {
-            if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
-                for (nick, behind) in too_slow {
-                    tracing::info!(
-                        room = self.args.room.as_str(),
-                        nick = nick.as_str(),
-                        behind,
-                        "member too slow; dropped"
-                    );
-                    server.send_info(ServerInfo::TooSlow { nick, behind });
-                }
-            }
+        for (nick, behind) in too_slow {
+            tracing::info!(
+                room = self.args.room.as_str(),
+                nick = nick.as_str(),
+                behind,
+                "member too slow; dropped"
+            );
+            (self.args.report)(RoomEvent::TooSlow { nick, behind });
         }
         if !self.pressed() {
             self.held.drain(..).for_each(HeldAck::send);
@@ -413,9 +420,7 @@ impl GenServer for RoomServer {
     async fn init(&self, me: &Context<Self>, args: RoomArgs) -> Result<RoomState, BoxError> {
         // A room (re)starting asks for its members. By info, not call: the message server
         // may be waiting for this very start, and the answer comes as a `Reset` cast.
-        if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
-            server.send_info(ServerInfo::RoomStarted(args.room.clone()));
-        }
+        (args.report)(RoomEvent::Started(args.room.clone()));
         me.send_interval(CHECK_EVERY, || RoomInfo::Check);
         Ok(RoomState {
             args,
@@ -468,9 +473,7 @@ impl GenServer for RoomServer {
                 if !state.ready {
                     // Still waiting for the members: the first request may have been lost
                     // with a message server that crashed meanwhile.
-                    if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
-                        server.send_info(ServerInfo::RoomStarted(state.args.room.clone()));
-                    }
+                    (state.args.report)(RoomEvent::Started(state.args.room.clone()));
                 }
                 state.check();
                 Ok(Flow::Continue)
