@@ -60,8 +60,9 @@ pub enum StartError {
         /// What its start returned.
         reason: Box<StartError>,
     },
-    /// A supervisor refused to start a child (duplicate id, `max_children` reached, ...).
-    Refused(String),
+    /// A supervisor's spec names two children with this id: ids must be unique within a
+    /// supervisor (they are how its children are addressed).
+    DuplicateChildId(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -73,7 +74,10 @@ impl std::fmt::Display for StartError {
             ),
             Self::Init(error) => write!(f, "init failed: {error}"),
             Self::Child { id, reason } => write!(f, "child {id:?} failed to start: {reason}"),
-            Self::Refused(why) => f.write_str(why),
+            Self::DuplicateChildId(id) => write!(
+                f,
+                "duplicate child id {id:?}: ids must be unique within a supervisor"
+            ),
         }
     }
 }

@@ -461,6 +461,10 @@ async fn duplicate_ids_are_refused() {
     );
     let error = spec.start().await.unwrap_err();
     assert!(
+        matches!(&error, StartError::DuplicateChildId(id) if id == "same"),
+        "{error:?}"
+    );
+    assert!(
         error.to_string().contains("duplicate child id \"same\""),
         "{error}"
     );

@@ -76,9 +76,7 @@ impl GenServer for SupervisorProcess {
     async fn init(&self, me: &Context<Self>, spec: SupervisorSpec) -> Result<State, BoxError> {
         let label = me.name().unwrap_or_else(|| me.id().to_string());
         if let Some(duplicate) = spec.duplicate_id() {
-            return Err(Box::new(StartError::Refused(format!(
-                "duplicate child id {duplicate:?}: ids must be unique within a supervisor"
-            ))));
+            return Err(Box::new(StartError::DuplicateChildId(duplicate.to_owned())));
         }
         let mut state = State {
             label,
