@@ -97,6 +97,15 @@ impl Chat {
         client
     }
 
+    /// Two clients in the default room, `first` having seen `second` come in: the start
+    /// of most chat scenarios.
+    pub async fn pair(address: &str, first: &str, second: &str, cookie: &str) -> (Chat, Chat) {
+        let mut one = Chat::joined(address, first, cookie).await;
+        let two = Chat::joined(address, second, cookie).await;
+        one.expect(&format!("**{second} has joined**")).await;
+        (one, two)
+    }
+
     /// A client starting to join (nothing awaited).
     pub fn client(address: &str, nick: &str, cookie: &str) -> Chat {
         Chat::spawn(

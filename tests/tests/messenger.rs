@@ -141,9 +141,7 @@ async fn a_wrong_cookie_is_refused_with_a_non_zero_exit() {
 #[tokio::test]
 async fn a_killed_client_leaves_the_room_and_frees_its_nick() {
     let (_server, address) = Chat::server(COOKIE, &[]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     bob.kill().await;
     alice.expect("**bob has left**").await;
@@ -209,9 +207,7 @@ async fn a_client_gives_up_after_the_configured_time() {
 #[tokio::test]
 async fn users_keep_chatting_through_crashes_of_the_message_server_and_a_room() {
     let (mut server, address) = Chat::server(COOKIE, &["--fault-hook"]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     server.send("crash message_server").await;
     server.expect("FAULT restarted").await;
@@ -239,9 +235,7 @@ async fn users_keep_chatting_through_crashes_of_the_message_server_and_a_room() 
 #[tokio::test]
 async fn text_is_cleaned_limited_and_throttled_per_user() {
     let (_server, address) = Chat::server(COOKIE, &[]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     // Escape sequences and control characters never reach bob's terminal.
     alice
@@ -298,9 +292,7 @@ async fn fifty_clients_at_once() {
 #[tokio::test]
 async fn sigterm_stops_a_client_and_the_server_cleanly() {
     let (mut server, address) = Chat::server(COOKIE, &[]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     // A client leaves the room on SIGTERM and exits 0.
     bob.signal(15);
@@ -393,9 +385,7 @@ async fn the_server_keeps_serving_when_nobody_reads_its_output() {
     let address = otp_tests::chat::listening_address(&ready);
     drop(stdout); // whoever started the server stops reading
 
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
     bob.send("still serving").await;
     alice.expect("bob: still serving").await;
 
@@ -420,9 +410,7 @@ async fn the_server_keeps_serving_when_nobody_reads_its_output() {
 async fn private_messages_and_other_requests_count_against_the_flood_limit() {
     // One request a second, bursts of two: a storm of a thousand cannot pass in time.
     let (_server, address) = Chat::server(COOKIE, &["--rate-limit", "1"]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     for i in 0..1000 {
         alice.send(&format!("/pm bob storm {i}")).await;
@@ -457,9 +445,7 @@ async fn private_messages_and_other_requests_count_against_the_flood_limit() {
 #[tokio::test]
 async fn a_line_of_invalid_utf8_is_refused_and_the_client_goes_on() {
     let (_server, address) = Chat::server(COOKIE, &[]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     bob.send_raw(b"caf\xe9 latin-1\n").await;
     bob.expect("line refused: it is not valid UTF-8 text").await;
@@ -479,9 +465,7 @@ async fn a_line_of_invalid_utf8_is_refused_and_the_client_goes_on() {
 #[tokio::test]
 async fn lines_typed_while_the_link_is_down_are_sent_once_it_is_back() {
     let (_server, address) = Chat::server(COOKIE, &["--liveness-timeout", "2"]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     // Alice's link dies while she is frozen; what she typed meanwhile waits in her input
     // and goes once she is back in the room. Bob stays in the room all along.
@@ -514,9 +498,7 @@ async fn a_reader_that_stops_reading_is_disconnected_and_told_why_when_it_return
         ],
     )
     .await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     bob.signal(19); // SIGSTOP: bob reads nothing more
     let mut sent = 0;
@@ -549,9 +531,7 @@ async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_floo
     let (dir, file) = server_tree_with("rooms", "\"max_children\": 10000", "\"max_children\": 2");
     let file = file.to_string_lossy().into_owned();
     let (_server, address) = Chat::server(COOKIE, &["--tree", &file]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
 
     alice.send("/join one").await;
     alice.expect("**Joined the chatroom one**").await;
@@ -582,9 +562,7 @@ async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_floo
 #[tokio::test]
 async fn a_line_said_just_before_leaving_an_empty_room_is_answered() {
     let (mut server, address) = Chat::server(COOKIE, &["--fault-hook"]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut bob = Chat::joined(&address, "bob", COOKIE).await;
-    alice.expect("**bob has joined**").await;
+    let (mut alice, mut bob) = Chat::pair(&address, "alice", "bob", COOKIE).await;
     for n in 0..10 {
         alice.send(&format!("/join side{n}")).await;
         alice
@@ -605,9 +583,7 @@ async fn a_line_said_just_before_leaving_an_empty_room_is_answered() {
 #[tokio::test]
 async fn a_line_lost_with_a_room_its_sender_just_left_still_reaches_that_room() {
     let (mut server, address) = Chat::server(COOKIE, &["--fault-hook"]).await;
-    let mut alice = Chat::joined(&address, "alice", COOKIE).await;
-    let mut carol = Chat::joined(&address, "carol", COOKIE).await;
-    alice.expect("**carol has joined**").await;
+    let (mut alice, mut carol) = Chat::pair(&address, "alice", "carol", COOKIE).await;
     alice.send("/join side").await;
     alice.expect("**Joined the chatroom side**").await;
     carol.send("/join side").await;
