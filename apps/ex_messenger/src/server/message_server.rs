@@ -594,28 +594,29 @@ impl State {
             .room
             .clone()
             .ok_or("not_in_chatroom: you are not in the chatroom; /join to rejoin")?;
-        too_long(&text)?;
-        let text = crate::sanitize::clean(&text);
-        if text.trim().is_empty() {
-            return Err("nothing to say: the line is empty once cleaned".into());
-        }
+        let text = line_to_say(&text)?;
         Ok(self.hand_to(&room, nick, seq, text))
     }
 
     /// A line said in `room`, which `nick` has left since and which restarted before it
-    /// answered: placed there again (it was checked when it first came).
+    /// answered: placed there again. Checked again too: what comes back from a client is
+    /// not what was checked the first time, whatever its number says.
     fn say_again(&self, nick: &Nick, room: &Room, seq: Seq, text: String) {
-        let text = crate::sanitize::clean(&text);
-        if !self.hand_to(room, nick, seq, text) {
-            if let Some(user) = self.users.get(nick) {
-                user.handler.cast(ToClient::Refused {
-                    seq: Some(seq),
-                    reason: format!(
-                        "not sent: room {} closed before your line reached it",
-                        room.as_str()
-                    ),
-                });
-            }
+        let refusal = match line_to_say(&text) {
+            Ok(text) => match self.hand_to(room, nick, seq, text) {
+                true => return,
+                false => format!(
+                    "not sent: room {} closed before your line reached it",
+                    room.as_str()
+                ),
+            },
+            Err(reason) => reason,
+        };
+        if let Some(user) = self.users.get(nick) {
+            user.handler.cast(ToClient::Refused {
+                seq: Some(seq),
+                reason: refusal,
+            });
         }
     }
 
@@ -830,6 +831,17 @@ fn nick_in_use(nick: &Nick) -> String {
         "nick_in_use: {} is taken; pick another nickname",
         nick.as_str()
     )
+}
+
+/// A line as a room shows it: within the size limit, cleaned, and not empty once cleaned;
+/// or the refusal.
+fn line_to_say(text: &str) -> Result<String, String> {
+    too_long(text)?;
+    let text = crate::sanitize::clean(text);
+    match text.trim().is_empty() {
+        true => Err("nothing to say: the line is empty once cleaned".into()),
+        false => Ok(text),
+    }
 }
 
 /// The refusal for a message over the size limit (the client checks too; a hand-made
