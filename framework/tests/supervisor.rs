@@ -534,6 +534,50 @@ async fn dynamic_supervisor_starts_restarts_and_limits_children() {
 }
 
 #[tokio::test]
+async fn dynamic_children_may_share_an_id_and_are_listed_in_start_order() {
+    let (sender, mut events) = channel();
+    let supervisor = start_dynamic(DynamicFlags::default(), Some("rooms".into()))
+        .await
+        .unwrap();
+    let mut started = Vec::new();
+    for _ in 0..3 {
+        started.push(
+            supervisor
+                .start_child(probe_spec("room", &sender))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(next(&mut events).await, Event::Started("room".into()));
+    }
+    let listed = |children: Vec<otp::supervisor::ChildInfo>| {
+        children
+            .iter()
+            .map(|child| child.process.cell().map(|cell| cell.get_id()))
+            .collect::<Vec<_>>()
+    };
+    let ids: Vec<_> = started.iter().map(|cell| Some(cell.get_id())).collect();
+    assert_eq!(listed(supervisor.which_children().await.unwrap()), ids);
+
+    supervisor
+        .terminate_child(started[1].get_id())
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("room".into(), ExitReason::Shutdown)
+    );
+    assert_eq!(
+        listed(supervisor.which_children().await.unwrap()),
+        [ids[0], ids[2]],
+        "only the child with that process goes"
+    );
+    // A dynamic supervisor is a supervisor: the general handle reaches it by name.
+    let general = SupervisorRef::whereis("rooms").expect("registered");
+    assert_eq!(general.count_children().await.unwrap().active, 2);
+    supervisor.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_restart_that_fails_is_retried_until_intensity_gives_up() {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;

@@ -9,7 +9,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use ractor::ActorCell;
 
-use super::{dynamic::DynamicFlags, Supervisor};
+use super::process::{Args, SupervisorProcess};
+use super::{DynamicFlags, Supervisor};
 use crate::gen_server::{request_stop, spawn};
 use crate::{ExitReason, GenServer, StartError};
 
@@ -186,8 +187,7 @@ impl Parent {
         args: S::Args,
     ) -> Result<ChildRef, StartError> {
         let spec = supervisor.init(args).map_err(StartError::init)?;
-        self.spawn(super::server::SupervisorProcess, spec, name)
-            .await
+        self.spawn(SupervisorProcess, Args::fixed(spec), name).await
     }
 
     /// Starts a nested dynamic supervisor, optionally registered under `name`.
@@ -196,7 +196,7 @@ impl Parent {
         name: Option<String>,
         flags: DynamicFlags,
     ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        self.spawn(super::dynamic::DynamicProcess, flags, name)
+        self.spawn(SupervisorProcess, Args::dynamic(flags), name)
     }
 
     async fn spawn<G: GenServer>(

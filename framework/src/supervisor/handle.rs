@@ -2,8 +2,7 @@
 
 use ractor::{ActorCell, ActorId};
 
-use super::dynamic::{self, DynamicProcess};
-use super::server::{self, SupervisorProcess};
+use super::process::{Request, SupervisorProcess, Target};
 use super::{ChildCounts, ChildInfo, ChildSpec, SupervisorError};
 use crate::{ExitReason, ReplyTo, ServerRef};
 
@@ -17,7 +16,8 @@ async fn ask<P: crate::Protocol<Reply = ()>, T: Send + 'static>(
     Ok(server.request(request, crate::Timeout::Infinity).await?)
 }
 
-/// A running static supervisor.
+/// A running supervisor. A dynamic supervisor is one too (as in OTP, one process type
+/// runs both), so this handle also reaches a dynamic supervisor found by name.
 #[derive(Clone, Debug)]
 pub struct SupervisorRef {
     server: ServerRef<SupervisorProcess>,
@@ -28,49 +28,44 @@ impl SupervisorRef {
         Self { server }
     }
 
-    /// The supervisor registered under `name`, if it is a static supervisor.
+    /// The supervisor registered under `name`, if any.
     pub fn whereis(name: &str) -> Option<Self> {
         ServerRef::whereis(name).map(Self::new)
     }
 
     /// Every child in start order: id, process (or restarting / undefined), type.
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        ask(&self.server, server::Request::WhichChildren).await
+        ask(&self.server, Request::WhichChildren).await
     }
 
     /// Counts of specs, running children, supervisors and workers.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
-        ask(&self.server, server::Request::CountChildren).await
+        ask(&self.server, Request::CountChildren).await
     }
 
     /// Adds a child at the end of the start order and starts it.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, SupervisorError> {
-        ask(&self.server, |a| server::Request::StartChild(spec, a)).await?
+        ask(&self.server, |a| Request::StartChild(spec, a)).await?
     }
 
     /// Stops a child by its shutdown policy; its spec stays (unless temporary), so
     /// [`restart_child`](Self::restart_child) can start it again.
     pub async fn terminate_child(&self, id: &str) -> Result<(), SupervisorError> {
-        ask(&self.server, |a| {
-            server::Request::TerminateChild(id.to_owned(), a)
-        })
-        .await?
+        self.terminate(Target::Id(id.to_owned())).await
+    }
+
+    async fn terminate(&self, target: Target) -> Result<(), SupervisorError> {
+        ask(&self.server, |a| Request::TerminateChild(target, a)).await?
     }
 
     /// Starts a stopped child again.
     pub async fn restart_child(&self, id: &str) -> Result<ActorCell, SupervisorError> {
-        ask(&self.server, |a| {
-            server::Request::RestartChild(id.to_owned(), a)
-        })
-        .await?
+        ask(&self.server, |a| Request::RestartChild(id.to_owned(), a)).await?
     }
 
     /// Removes a stopped child's spec.
     pub async fn delete_child(&self, id: &str) -> Result<(), SupervisorError> {
-        ask(&self.server, |a| {
-            server::Request::DeleteChild(id.to_owned(), a)
-        })
-        .await?
+        ask(&self.server, |a| Request::DeleteChild(id.to_owned(), a)).await?
     }
 
     /// Stops the supervisor: its children in reverse start order, each within its budget.
@@ -94,54 +89,56 @@ impl SupervisorRef {
     }
 }
 
-/// A running dynamic supervisor.
+/// A running dynamic supervisor: its children are addressed by process (their ids need
+/// not differ), and a stopped child is forgotten, so there is no `restart_child` or
+/// `delete_child`.
 #[derive(Clone, Debug)]
 pub struct DynamicSupervisorRef {
-    server: ServerRef<DynamicProcess>,
+    supervisor: SupervisorRef,
 }
 
 impl DynamicSupervisorRef {
-    pub(crate) fn new(server: ServerRef<DynamicProcess>) -> Self {
-        Self { server }
+    pub(crate) fn new(supervisor: SupervisorRef) -> Self {
+        Self { supervisor }
     }
 
-    /// The dynamic supervisor registered under `name`, if any.
+    /// The supervisor registered under `name`, if any.
     pub fn whereis(name: &str) -> Option<Self> {
-        ServerRef::whereis(name).map(Self::new)
+        SupervisorRef::whereis(name).map(Self::new)
     }
 
     /// Starts a child and returns its process.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, SupervisorError> {
-        ask(&self.server, |a| dynamic::Request::StartChild(spec, a)).await?
+        self.supervisor.start_child(spec).await
     }
 
     /// Stops a child by its process id; dynamic children are not kept once stopped.
     pub async fn terminate_child(&self, pid: ActorId) -> Result<(), SupervisorError> {
-        ask(&self.server, |a| dynamic::Request::TerminateChild(pid, a)).await?
+        self.supervisor.terminate(Target::Process(pid)).await
     }
 
-    /// Every child (in no particular order).
+    /// Every child, in start order.
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        ask(&self.server, dynamic::Request::WhichChildren).await
+        self.supervisor.which_children().await
     }
 
     /// Counts of children.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
-        ask(&self.server, dynamic::Request::CountChildren).await
+        self.supervisor.count_children().await
     }
 
     /// Stops the supervisor and all its children, concurrently.
     pub async fn stop(&self) -> Result<(), SupervisorError> {
-        Ok(self.server.stop(ExitReason::Shutdown).await?)
+        self.supervisor.stop().await
     }
 
     /// The supervisor's process.
     pub fn cell(&self) -> ActorCell {
-        self.server.cell()
+        self.supervisor.cell()
     }
 
     /// Waits until the supervisor has exited.
     pub async fn wait_exit(&self) {
-        self.server.wait_exit().await
+        self.supervisor.wait_exit().await
     }
 }

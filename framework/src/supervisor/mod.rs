@@ -4,15 +4,17 @@
 //! |---|---|
 //! | `mod.rs` | the [`Supervisor`] behaviour, flags, the tree spec, introspection types |
 //! | `child.rs` | [`ChildSpec`] (restart, shutdown, type), [`Parent`], [`ChildRef`] |
-//! | `server.rs` | the static supervisor: one_for_one, one_for_all, rest_for_one |
-//! | `dynamic.rs` | the dynamic supervisor (Elixir's `DynamicSupervisor`) |
+//! | `process.rs` | the supervisor process, static and dynamic alike: one state machine |
+//! | `children.rs` | its bookkeeping: children in start order, by process and by id |
 //! | `handle.rs` | [`SupervisorRef`], [`DynamicSupervisorRef`]: which_children, start_child, ... |
 //! | `intensity.rs` | restart intensity within a period |
 //! | `shutdown.rs` | stopping children within their budgets |
 //!
 //! A supervisor is itself a [`GenServer`](crate::GenServer) that links its children: their
 //! exits reach it as [`Info::Exit`](crate::Info::Exit), as `'EXIT'` messages reach an OTP
-//! supervisor that traps exits.
+//! supervisor that traps exits. Static and dynamic supervisors are one process type, as
+//! in OTP's `supervisor.erl`; a dynamic one (OTP's `simple_one_for_one`) only restarts one
+//! for one, forgets children that are not restarted, and stops its children all at once.
 //!
 //! # Example
 //! ```
@@ -59,10 +61,10 @@
 //! ```
 
 mod child;
-pub(crate) mod dynamic;
+mod children;
 mod handle;
 mod intensity;
-pub(crate) mod server;
+mod process;
 mod shutdown;
 
 use std::collections::HashSet;
@@ -74,7 +76,6 @@ use ractor::ActorCell;
 pub use child::{
     ChildRef, ChildSpec, ChildType, Parent, Restart, Shutdown, DEFAULT_WORKER_SHUTDOWN,
 };
-pub use dynamic::DynamicFlags;
 pub use handle::{DynamicSupervisorRef, SupervisorRef};
 pub(crate) use intensity::RestartBudget;
 
@@ -109,6 +110,27 @@ pub struct Flags {
     pub intensity: u32,
     /// The window for `intensity`.
     pub period: Duration,
+}
+
+/// Settings of a dynamic supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DynamicFlags {
+    /// Restarts allowed within `period` before the supervisor gives up.
+    pub intensity: u32,
+    /// The window for `intensity`.
+    pub period: Duration,
+    /// Refuse `start_child` beyond this many children (`max_children`); `None`: no limit.
+    pub max_children: Option<usize>,
+}
+
+impl Default for DynamicFlags {
+    fn default() -> Self {
+        Self {
+            intensity: DEFAULT_INTENSITY,
+            period: DEFAULT_PERIOD,
+            max_children: None,
+        }
+    }
 }
 
 impl Default for Flags {
@@ -201,8 +223,8 @@ async fn server_start(
     spec: Result<SupervisorSpec, BoxError>,
     name: Option<String>,
 ) -> Result<SupervisorRef, StartError> {
-    let spec = spec.map_err(StartError::init)?;
-    let server = crate::gen_server::spawn(server::SupervisorProcess, spec, name, None).await?;
+    let args = process::Args::fixed(spec.map_err(StartError::init)?);
+    let server = crate::gen_server::spawn(process::SupervisorProcess, args, name, None).await?;
     Ok(SupervisorRef::new(server))
 }
 
@@ -211,8 +233,9 @@ pub async fn start_dynamic(
     flags: DynamicFlags,
     name: Option<String>,
 ) -> Result<DynamicSupervisorRef, StartError> {
-    let server = crate::gen_server::spawn(dynamic::DynamicProcess, flags, name, None).await?;
-    Ok(DynamicSupervisorRef::new(server))
+    let args = process::Args::dynamic(flags);
+    let server = crate::gen_server::spawn(process::SupervisorProcess, args, name, None).await?;
+    Ok(DynamicSupervisorRef::new(SupervisorRef::new(server)))
 }
 
 /// One child as [`SupervisorRef::which_children`] reports it.

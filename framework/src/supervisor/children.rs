@@ -1,0 +1,160 @@
+//! A supervisor's bookkeeping, the same for static and dynamic supervisors: its children in
+//! start order, each with its spec and status, found by place, by process or by id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeBounds;
+
+use ractor::ActorId;
+
+use super::{ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, ChildType};
+
+/// A child's place in the start order. It stays the child's while the supervisor keeps
+/// its spec (a restart keeps its place, as in OTP), so a queued retry can name it.
+pub(super) type Place = u64;
+
+/// One child: how to start it and what it is doing.
+pub(super) struct Child {
+    pub spec: ChildSpec,
+    status: Status,
+}
+
+/// What a child is doing (OTP: a pid, `restarting` or `undefined`).
+enum Status {
+    Running(ChildRef),
+    /// A restart failed and is queued for another try.
+    Restarting,
+    /// Not running: exited without restart, terminated by request, or stopped for a
+    /// sibling's restart and not yet started again.
+    Stopped,
+}
+
+#[derive(Default)]
+pub(super) struct Children {
+    /// In start order: starting goes forwards, stopping backwards.
+    ordered: BTreeMap<Place, Child>,
+    /// The running children by process: an exit names only the process, and a dynamic
+    /// supervisor may hold many thousands of children.
+    running: HashMap<ActorId, Place>,
+    /// The place the next added child takes: after every other.
+    next: Place,
+}
+
+impl Children {
+    /// Adds a child after all the others.
+    pub fn push(&mut self, spec: ChildSpec, running: ChildRef) -> Place {
+        let place = self.next;
+        self.next += 1;
+        self.running.insert(running.cell().get_id(), place);
+        self.ordered.insert(
+            place,
+            Child {
+                spec,
+                status: Status::Running(running),
+            },
+        );
+        place
+    }
+
+    pub fn len(&self) -> usize {
+        self.ordered.len()
+    }
+
+    pub fn get(&self, place: Place) -> Option<&Child> {
+        self.ordered.get(&place)
+    }
+
+    /// The first child with this id (ids are unique in static supervisors).
+    pub fn place_of_id(&self, id: &str) -> Option<Place> {
+        self.ordered
+            .iter()
+            .find_map(|(place, child)| (child.spec.id == id).then_some(*place))
+    }
+
+    /// The running child with this process.
+    pub fn place_of_process(&self, pid: ActorId) -> Option<Place> {
+        self.running.get(&pid).copied()
+    }
+
+    /// The places in `range`, in start order.
+    pub fn places(&self, range: impl RangeBounds<Place>) -> Vec<Place> {
+        self.ordered.range(range).map(|(place, _)| *place).collect()
+    }
+
+    pub fn remove(&mut self, place: Place) {
+        if let Some(child) = self.ordered.remove(&place) {
+            if let Status::Running(running) = child.status {
+                self.running.remove(&running.cell().get_id());
+            }
+        }
+    }
+
+    /// Marks the child stopped (a pending restart included) and hands over its process,
+    /// if it ran: the caller stops it, or it has already exited.
+    pub fn take_running(&mut self, place: Place) -> Option<ChildRef> {
+        let child = self.ordered.get_mut(&place)?;
+        match std::mem::replace(&mut child.status, Status::Stopped) {
+            Status::Running(running) => {
+                self.running.remove(&running.cell().get_id());
+                Some(running)
+            }
+            Status::Restarting | Status::Stopped => None,
+        }
+    }
+
+    pub fn set_running(&mut self, place: Place, running: ChildRef) {
+        if let Some(child) = self.ordered.get_mut(&place) {
+            self.running.insert(running.cell().get_id(), place);
+            child.status = Status::Running(running);
+        }
+    }
+
+    pub fn set_restarting(&mut self, place: Place) {
+        if let Some(child) = self.ordered.get_mut(&place) {
+            child.status = Status::Restarting;
+        }
+    }
+
+    pub fn is_restarting(&self, place: Place) -> bool {
+        self.get(place)
+            .is_some_and(|child| matches!(child.status, Status::Restarting))
+    }
+
+    /// What `which_children` reports, in start order.
+    pub fn infos(&self) -> Vec<ChildInfo> {
+        self.ordered.values().map(Child::info).collect()
+    }
+
+    /// What `count_children` reports.
+    pub fn counts(&self) -> ChildCounts {
+        let mut counts = ChildCounts {
+            specs: self.ordered.len(),
+            active: self.running.len(),
+            ..ChildCounts::default()
+        };
+        for child in self.ordered.values() {
+            match child.spec.kind {
+                ChildType::Worker => counts.workers += 1,
+                ChildType::Supervisor => counts.supervisors += 1,
+            }
+        }
+        counts
+    }
+}
+
+impl Child {
+    pub fn info(&self) -> ChildInfo {
+        ChildInfo {
+            id: self.spec.id.clone(),
+            process: self.process(),
+            kind: self.spec.kind,
+        }
+    }
+
+    pub fn process(&self) -> ChildProcess {
+        match &self.status {
+            Status::Running(running) => ChildProcess::Running(running.cell().clone()),
+            Status::Restarting => ChildProcess::Restarting,
+            Status::Stopped => ChildProcess::Undefined,
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The supervisor process, static and dynamic alike (OTP runs both in `supervisor.erl`): a
+//! GenServer that links its children and, when one exits, applies the restart type, the
+//! strategy and the restart intensity.
+//!
+//! State machine of one child: `Running` --exit--> decision:
+//! - `temporary`, or `transient` after an orderly exit: no restart. The spec is forgotten
+//!   if the child is temporary or the supervisor dynamic, else kept as not running;
+//! - otherwise a restart, counted against the intensity. Too many: every child is stopped
+//!   and the supervisor exits with `shutdown`, which its own parent handles like any child
+//!   exit (escalation).
+//!
+//! A restart that fails to start is retried through the mailbox (OTP's
+//! `try_again_restart`), each try counted, so a child that cannot start ends in
+//! escalation, not a busy loop.
+//!
+//! Static and dynamic supervisors differ only where [`Kind`] says: which siblings a restart
+//! concerns, whether a stopped child's spec is kept, whether ids must be unique, and
+//! whether children are stopped one by one in reverse order or all at once.
+
+use ractor::{ActorCell, ActorId};
+
+use super::children::{Children, Place};
+use super::shutdown::{stop_all, stop_child};
+use super::{
+    ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, DynamicFlags, Flags, Parent,
+    Restart, RestartBudget, Strategy, SupervisorError, SupervisorSpec,
+};
+use crate::{
+    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
+    StartError,
+};
+
+/// The GenServer behaviour of every supervisor.
+pub(crate) struct SupervisorProcess;
+
+/// What a supervisor is started with.
+pub(crate) struct Args {
+    kind: Kind,
+    /// Intensity, period, and the children to start, in order, before the start returns.
+    spec: SupervisorSpec,
+}
+
+impl Args {
+    pub fn fixed(spec: SupervisorSpec) -> Self {
+        Self {
+            kind: Kind::Static(spec.flags.strategy),
+            spec,
+        }
+    }
+
+    pub fn dynamic(flags: DynamicFlags) -> Self {
+        Self {
+            kind: Kind::Dynamic {
+                max_children: flags.max_children,
+            },
+            spec: SupervisorSpec {
+                flags: Flags {
+                    strategy: Strategy::OneForOne,
+                    intensity: flags.intensity,
+                    period: flags.period,
+                },
+                children: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Static or dynamic: the only thing that sets them apart.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Restarts by strategy, keeps a stopped child's spec (for `restart_child`), needs
+    /// unique ids, stops its children one by one in reverse start order.
+    Static(Strategy),
+    /// OTP's `simple_one_for_one`, Elixir's `DynamicSupervisor`: restarts one for one,
+    /// forgets a child that is not restarted, stops all its children at once.
+    Dynamic { max_children: Option<usize> },
+}
+
+/// Control requests (`supervisor:which_children/1`, ...), each with its own typed answer.
+pub(crate) enum Request {
+    WhichChildren(ReplyTo<Vec<ChildInfo>>),
+    CountChildren(ReplyTo<ChildCounts>),
+    StartChild(ChildSpec, ReplyTo<Result<ActorCell, SupervisorError>>),
+    TerminateChild(Target, ReplyTo<Result<(), SupervisorError>>),
+    RestartChild(String, ReplyTo<Result<ActorCell, SupervisorError>>),
+    DeleteChild(String, ReplyTo<Result<(), SupervisorError>>),
+}
+
+/// A child named in a request: by id, or by process (dynamic children share ids).
+pub(crate) enum Target {
+    Id(String),
+    Process(ActorId),
+}
+
+/// A restart to try again (OTP's `{try_again_restart, Id}`).
+pub(crate) struct RetryRestart(Place);
+
+pub(crate) struct State {
+    /// Name or id, for reports.
+    label: String,
+    kind: Kind,
+    budget: RestartBudget,
+    children: Children,
+}
+
+impl Protocol for SupervisorProcess {
+    type Call = Request;
+    /// Each request carries its own typed answer.
+    type Reply = ();
+    type Cast = ();
+}
+
+impl GenServer for SupervisorProcess {
+    type Protocol = Self;
+    type Args = Args;
+    type State = State;
+    type Info = RetryRestart;
+
+    async fn init(&self, me: &Context<Self>, args: Args) -> Result<State, BoxError> {
+        let Args { kind, spec } = args;
+        if let (Kind::Static(_), Some(duplicate)) = (kind, spec.duplicate_id()) {
+            return Err(Box::new(StartError::DuplicateChildId(duplicate.to_owned())));
+        }
+        let mut state = State {
+            label: me.name().unwrap_or_else(|| me.id().to_string()),
+            kind,
+            budget: RestartBudget::new(spec.flags.intensity, spec.flags.period),
+            children: Children::default(),
+        };
+        for child in spec.children {
+            let id = child.id.clone();
+            if let Err(reason) = state.add(me, child).await {
+                // OTP: those already started are stopped, and the start fails naming the child.
+                state.stop_everyone().await;
+                let reason = Box::new(reason);
+                return Err(Box::new(StartError::Child { id, reason }));
+            }
+        }
+        Ok(state)
+    }
+
+    async fn handle_call(
+        &self,
+        me: &Context<Self>,
+        request: Request,
+        _from: &mut ReplyTo<()>,
+        state: &mut State,
+    ) -> Result<CallResponse<()>, BoxError> {
+        match request {
+            Request::WhichChildren(answer) => _ = answer.reply(state.children.infos()),
+            Request::CountChildren(answer) => _ = answer.reply(state.children.counts()),
+            Request::StartChild(spec, answer) => {
+                _ = answer.reply(state.start_child(me, spec).await)
+            }
+            Request::TerminateChild(target, answer) => {
+                _ = answer.reply(state.terminate_child(target).await)
+            }
+            Request::RestartChild(id, answer) => {
+                _ = answer.reply(state.restart_child(me, &id).await)
+            }
+            Request::DeleteChild(id, answer) => _ = answer.reply(state.delete_child(&id)),
+        }
+        Ok(CallResponse::NoReply)
+    }
+
+    async fn handle_info(
+        &self,
+        me: &Context<Self>,
+        message: Info<RetryRestart>,
+        state: &mut State,
+    ) -> Result<Flow, BoxError> {
+        Ok(match message {
+            Info::Exit(exit) => state.child_exited(me, exit.id, exit.reason).await,
+            Info::Message(RetryRestart(place)) if state.children.is_restarting(place) => {
+                state.restart(me, place).await
+            }
+            _ => Flow::Continue,
+        })
+    }
+
+    async fn terminate(&self, _me: &Context<Self>, _reason: &ExitReason, state: &mut State) {
+        state.stop_everyone().await;
+    }
+}
+
+/// Starts one child under this supervisor, with OTP's progress or start-error report.
+async fn start(
+    me: &Context<SupervisorProcess>,
+    label: &str,
+    spec: &ChildSpec,
+) -> Result<ChildRef, StartError> {
+    let parent = Parent { cell: me.cell() };
+    match spec.start(parent).await {
+        Ok(child) => {
+            tracing::info!(supervisor = label, child = %spec.id, pid = %child.cell().get_id(), "child started");
+            Ok(child)
+        }
+        Err(reason) => {
+            tracing::error!(supervisor = label, child = %spec.id, %reason, "start_error: child failed to start");
+            Err(reason)
+        }
+    }
+}
+
+impl State {
+    /// `start_child`: a static supervisor refuses an id it has, a dynamic one refuses
+    /// beyond `max_children`.
+    async fn start_child(
+        &mut self,
+        me: &Context<SupervisorProcess>,
+        spec: ChildSpec,
+    ) -> Result<ActorCell, SupervisorError> {
+        match self.kind {
+            Kind::Static(_) => {
+                if let Some(existing) = self.children.place_of_id(&spec.id) {
+                    let process = self.children.get(existing).map(|child| child.process());
+                    return Err(match process.as_ref().and_then(ChildProcess::cell) {
+                        Some(running) => SupervisorError::AlreadyStarted(running.clone()),
+                        None => SupervisorError::AlreadyPresent(spec.id),
+                    });
+                }
+            }
+            Kind::Dynamic {
+                max_children: Some(max),
+            } if self.children.len() >= max => return Err(SupervisorError::MaxChildren(max)),
+            Kind::Dynamic { .. } => {}
+        }
+        Ok(self.add(me, spec).await?)
+    }
+
+    /// Starts a child and adds it after the others.
+    async fn add(
+        &mut self,
+        me: &Context<SupervisorProcess>,
+        spec: ChildSpec,
+    ) -> Result<ActorCell, StartError> {
+        let running = start(me, &self.label, &spec).await?;
+        let cell = running.cell().clone();
+        self.children.push(spec, running);
+        Ok(cell)
+    }
+
+    async fn child_exited(
+        &mut self,
+        me: &Context<SupervisorProcess>,
+        pid: ActorId,
+        reason: ExitReason,
+    ) -> Flow {
+        // An exit from a child we already stopped or replaced is stale: ignore it.
+        let Some(place) = self.children.place_of_process(pid) else {
+            return Flow::Continue;
+        };
+        self.children.take_running(place);
+        let Some(child) = self.children.get(place) else {
+            return Flow::Continue;
+        };
+        let restart = child.spec.restart.restarts_after(&reason);
+        report_exit(&self.label, &child.spec.id, &reason, restart);
+        if restart {
+            self.restart(me, place).await
+        } else {
+            self.forget_if_done(place);
+            Flow::Continue
+        }
+    }
+
+    /// Forgets a stopped child that will not run again: temporary ones, and any child of a
+    /// dynamic supervisor.
+    fn forget_if_done(&mut self, place: Place) {
+        let temporary = self
+            .children
+            .get(place)
+            .is_some_and(|child| child.spec.restart == Restart::Temporary);
+        if temporary || matches!(self.kind, Kind::Dynamic { .. }) {
+            self.children.remove(place);
+        }
+    }
+
+    /// Restarts the child at `place` and, by strategy, its siblings.
+    async fn restart(&mut self, me: &Context<SupervisorProcess>, place: Place) -> Flow {
+        if !self.budget.allow_restart() {
+            if let Some(child) = self.children.get(place) {
+                report_giving_up(&self.label, &child.spec.id);
+            }
+            self.stop_everyone().await;
+            return Flow::Stop(ExitReason::Shutdown);
+        }
+        let group = match self.kind {
+            Kind::Static(Strategy::OneForOne) | Kind::Dynamic { .. } => vec![place],
+            Kind::Static(Strategy::OneForAll) => self.children.places(..),
+            Kind::Static(Strategy::RestForOne) => self.children.places(place..),
+        };
+        self.stop_in_reverse(&group).await;
+        // Temporary siblings stopped for the restart are not restarted: they go.
+        for &sibling in &group {
+            self.forget_if_temporary(sibling);
+        }
+        for &member in &group {
+            let Some(child) = self.children.get(member) else {
+                continue;
+            };
+            match start(me, &self.label, &child.spec).await {
+                Ok(running) => self.children.set_running(member, running),
+                Err(_) => {
+                    self.children.set_restarting(member);
+                    me.send_info(RetryRestart(member));
+                    break;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    fn forget_if_temporary(&mut self, place: Place) {
+        if self
+            .children
+            .get(place)
+            .is_some_and(|child| child.spec.restart == Restart::Temporary)
+        {
+            self.children.remove(place);
+        }
+    }
+
+    /// Stops the running children among `places`, last started first.
+    async fn stop_in_reverse(&mut self, places: &[Place]) {
+        for &place in places.iter().rev() {
+            if let Some(running) = self.children.take_running(place) {
+                if let Some(child) = self.children.get(place) {
+                    stop_child(&self.label, &child.spec.id, &running, child.spec.shutdown).await;
+                }
+            }
+        }
+    }
+
+    /// Stops every child: a static supervisor in reverse start order, a dynamic one all
+    /// at once ("in no particular order", as OTP's `simple_one_for_one`).
+    async fn stop_everyone(&mut self) {
+        let places = self.children.places(..);
+        if let Kind::Static(_) = self.kind {
+            return self.stop_in_reverse(&places).await;
+        }
+        let running: Vec<_> = places
+            .into_iter()
+            .filter_map(|place| Some((place, self.children.take_running(place)?)))
+            .collect();
+        let children = &self.children;
+        stop_all(
+            &self.label,
+            running.iter().filter_map(|(place, running)| {
+                let spec = &children.get(*place)?.spec;
+                Some((spec.id.as_str(), running, spec.shutdown))
+            }),
+        )
+        .await;
+    }
+
+    fn find(&self, target: &Target) -> Result<Place, SupervisorError> {
+        match target {
+            Target::Id(id) => self.children.place_of_id(id),
+            Target::Process(pid) => self.children.place_of_process(*pid),
+        }
+        .ok_or_else(|| {
+            SupervisorError::NotFound(match target {
+                Target::Id(id) => id.clone(),
+                Target::Process(pid) => pid.to_string(),
+            })
+        })
+    }
+
+    async fn terminate_child(&mut self, target: Target) -> Result<(), SupervisorError> {
+        let place = self.find(&target)?;
+        self.stop_in_reverse(&[place]).await;
+        self.forget_if_done(place);
+        Ok(())
+    }
+
+    async fn restart_child(
+        &mut self,
+        me: &Context<SupervisorProcess>,
+        id: &str,
+    ) -> Result<ActorCell, SupervisorError> {
+        let place = self.stopped(id)?;
+        let Some(child) = self.children.get(place) else {
+            return Err(SupervisorError::NotFound(id.to_owned()));
+        };
+        let running = start(me, &self.label, &child.spec).await?;
+        let cell = running.cell().clone();
+        self.children.set_running(place, running);
+        Ok(cell)
+    }
+
+    fn delete_child(&mut self, id: &str) -> Result<(), SupervisorError> {
+        let place = self.stopped(id)?;
+        self.children.remove(place);
+        Ok(())
+    }
+
+    /// The place of the child `id` if it is stopped; else why not.
+    fn stopped(&self, id: &str) -> Result<Place, SupervisorError> {
+        let place = self.find(&Target::Id(id.to_owned()))?;
+        match self.children.get(place).map(|child| child.process()) {
+            Some(ChildProcess::Undefined) => Ok(place),
+            Some(ChildProcess::Restarting) => Err(SupervisorError::Restarting(id.to_owned())),
+            _ => Err(SupervisorError::Running(id.to_owned())),
+        }
+    }
+}
+
+/// OTP's `child_terminated` report, with the decision taken.
+fn report_exit(label: &str, id: &str, reason: &ExitReason, restart: bool) {
+    if reason.is_orderly() {
+        tracing::info!(supervisor = label, child = id, %reason, restart, "child terminated");
+    } else {
+        tracing::error!(supervisor = label, child = id, %reason, restart, "child_terminated");
+    }
+}
+
+/// OTP's `shutdown` supervisor report: too many restarts, the supervisor gives up.
+fn report_giving_up(label: &str, offender: &str) {
+    tracing::error!(
+        supervisor = label,
+        child = offender,
+        "shutdown: reached_max_restart_intensity; stopping all children"
+    );
+}
