@@ -237,13 +237,14 @@ impl Receipts {
 pub struct Verdict {
     /// The last place of each incarnation, over all clients.
     highest: HashMap<u64, u64>,
-    spans: Vec<Span>,
+    /// Each ended span, with the client that reported it (for the failure report).
+    spans: Vec<(String, Span)>,
 }
 
 impl Verdict {
     /// Takes one client's ended span.
-    pub fn span(&mut self, span: Span) {
-        self.spans.push(span);
+    pub fn span(&mut self, client: String, span: Span) {
+        self.spans.push((client, span));
     }
 
     /// Takes one client's highest place in an incarnation.
@@ -255,24 +256,26 @@ impl Verdict {
     /// Lines owed to a receiver that never came: the gaps inside each span, and for spans
     /// that did not end with a removal, the room's lines after the last one received.
     pub fn lost(&self) -> u64 {
-        self.spans
-            .iter()
-            .map(|span| {
-                let mut lost = span.gaps.len() as u64;
-                if span.end != End::Removed {
-                    let last = self.highest.get(&span.epoch).copied().unwrap_or(0);
-                    let own: BTreeSet<u64> = span.own_after.iter().copied().collect();
-                    lost += (span.last + 1..=last).filter(|p| !own.contains(p)).count() as u64;
-                }
-                lost
-            })
-            .sum()
+        self.lossy().map(|(_, _, lost)| lost).sum()
+    }
+
+    /// The spans that lost lines: who reported each, the span, and how many it lost.
+    pub fn lossy(&self) -> impl Iterator<Item = (&str, &Span, u64)> {
+        self.spans.iter().filter_map(|(client, span)| {
+            let mut lost = span.gaps.len() as u64;
+            if span.end != End::Removed {
+                let last = self.highest.get(&span.epoch).copied().unwrap_or(0);
+                let own: BTreeSet<u64> = span.own_after.iter().copied().collect();
+                lost += (span.last + 1..=last).filter(|p| !own.contains(p)).count() as u64;
+            }
+            (lost > 0).then_some((client.as_str(), span, lost))
+        })
     }
 
     /// Spans checked, by how they ended.
     pub fn spans_by_end(&self) -> BTreeMap<&'static str, u64> {
         let mut counts = BTreeMap::new();
-        for span in &self.spans {
+        for (_, span) in &self.spans {
             *counts.entry(span.end.code()).or_default() += 1;
         }
         counts
@@ -297,7 +300,7 @@ mod tests {
         receipts.end(End::Stayed);
         let mut verdict = Verdict::default();
         for span in receipts.take_ended() {
-            verdict.span(span);
+            verdict.span("a".into(), span);
         }
         verdict.highest(1, 13);
         assert_eq!(verdict.lost(), 0);
@@ -319,15 +322,18 @@ mod tests {
         assert_eq!(stayed.gaps, [2]);
         assert_eq!(stayed.own_after, [5]);
         let mut verdict = Verdict::default();
-        verdict.span(stayed.clone());
+        verdict.span("a".into(), stayed.clone());
         verdict.highest(1, 6);
         // 2 skipped, 4 and 6 never came (5 is its own).
         assert_eq!(verdict.lost(), 3);
         let mut removed = Verdict::default();
-        removed.span(Span {
-            end: End::Removed,
-            ..stayed
-        });
+        removed.span(
+            "a".into(),
+            Span {
+                end: End::Removed,
+                ..stayed
+            },
+        );
         removed.highest(1, 6);
         assert_eq!(removed.lost(), 1, "a removed receiver is owed no tail");
     }
@@ -373,7 +379,7 @@ mod tests {
         assert_eq!(Span::decode(&spans[0].encode()), Some(spans[0].clone()));
         let mut verdict = Verdict::default();
         for span in spans {
-            verdict.span(span);
+            verdict.span("a".into(), span);
         }
         verdict.highest(1, 6);
         verdict.highest(2, 1);

@@ -275,6 +275,8 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         Duration::from_secs(60),
     );
     let mut chaos_at = tokio::time::Instant::now() + Duration::from_secs(5);
+    // The one server restart comes at a random moment of the middle third, every run.
+    let restart_server_at = length.mul_f64((1.0 + crate::random::fraction()) / 3.0);
     let mut restarted_server = false;
     // Memory is compared with a server process that has warmed up: the first minute of
     // the process serving now (after a restart, the new one's).
@@ -304,7 +306,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             _ = tokio::time::sleep_until(chaos_at), if args.chaos => {
                 chaos_at = tokio::time::Instant::now() + Duration::from_secs_f64(3.0 + 7.0 * crate::random::fraction());
                 let roll = crate::random::fraction();
-                let action = if !restarted_server && started.elapsed() > length / 3 && roll < 0.15 {
+                let action = if !restarted_server && started.elapsed() >= restart_server_at {
                     restarted_server = true;
                     server.child.kill().await?;
                     let (restarted, _) = Server::start(&binary, &cookie, &address).await?;
@@ -372,6 +374,26 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             .iter()
             .map(|key| sums.get(*key).copied().unwrap_or(0))
             .sum::<u64>();
+    // Where the promise broke, so a failed run (in CI, say) can be followed up in the
+    // clients' logs (`--logs`).
+    for (client, span, lost) in verdict.lossy().take(20) {
+        eprintln!("soak: {client} lost {lost}: {}", span.encode());
+    }
+    for (slot, stat) in slots.iter().enumerate() {
+        for (generation, stat) in &stat.stats {
+            let broke = stat.split(' ').any(|field| {
+                ["hidden", "repeated", "disordered"].iter().any(|key| {
+                    field
+                        .strip_prefix(key)
+                        .and_then(|v| v.strip_prefix('='))
+                        .is_some_and(|v| v != "0")
+                })
+            });
+            if broke {
+                eprintln!("soak: s{slot:03}g{generation}: {stat}");
+            }
+        }
+    }
     if broken > 0 || unfinished > 0 {
         bail!("the chat broke its promise: see the table (lost, duplicated, out of order, unanswered, clients that did not report)");
     }
@@ -397,7 +419,7 @@ fn take(slots: &mut [Slot], verdict: &mut Verdict, said: Said) {
     } else if line.starts_with("STAT ") {
         slot.stats.insert(said.generation, line);
     } else if let Some(span) = Span::decode(&line) {
-        verdict.span(span);
+        verdict.span(format!("s{:03}g{}", said.slot, said.generation), span);
     } else if let Some(high) = line.strip_prefix("HIGH ") {
         if let Some((epoch, seq)) = high.split_once(' ') {
             if let (Ok(epoch), Ok(seq)) = (epoch.parse(), seq.parse()) {
