@@ -254,7 +254,7 @@ async fn text_is_cleaned_limited_and_throttled_per_user() {
     for i in 0..200 {
         alice.send(&format!("flood {i}")).await;
     }
-    alice.expect("slow down: you are sending too fast").await;
+    alice.expect("slow_down:").await;
     bob.send("I can still talk").await;
     alice.expect("bob: I can still talk").await;
     barrier(&mut bob, &[]).await;
@@ -415,7 +415,7 @@ async fn private_messages_and_other_requests_count_against_the_flood_limit() {
     for i in 0..1000 {
         alice.send(&format!("/pm bob storm {i}")).await;
     }
-    alice.expect("slow down: you are sending too fast").await;
+    alice.expect("slow_down:").await;
     for _ in 0..200 {
         alice.send("/users").await;
         alice.send("/rooms").await;
@@ -536,8 +536,7 @@ async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_floo
     alice.send("/join one").await;
     alice.expect("**Joined the chatroom one**").await;
     bob.send("/join two").await;
-    bob.expect("room_limit: the server has 2 rooms open, its limit")
-        .await;
+    bob.expect("room_limit: the server has 2 rooms open").await;
     // Bob is out of any room now, and can join an open one.
     bob.send("/join one").await;
     bob.expect("**Joined the chatroom one**").await;
@@ -547,7 +546,7 @@ async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_floo
     for n in 0..300 {
         alice.send(&format!("/join storm{n}")).await;
     }
-    alice.expect("slow down: you are sending too fast").await;
+    alice.expect("slow_down:").await;
     // Others are served meanwhile.
     bob.send("/users").await;
     bob.expect("**Users in room: bob**").await;

@@ -20,9 +20,8 @@ use tokio::sync::mpsc;
 
 use crate::cli::{BenchArgs, BenchClientArgs};
 use crate::client::{HandlerArgs, HandlerInfo, Output, Session};
-use crate::command::Command as Typed;
 use crate::names::Nick;
-use crate::protocol::{ChatClient, MESSAGE_HANDLER};
+use crate::protocol::{ChatClient, Request, MESSAGE_HANDLER};
 
 /// Clients started at once: below the server's cap on connections still authenticating.
 const WAVE: usize = 32;
@@ -333,7 +332,7 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
                 while text.len() < size {
                     text.push('.');
                 }
-                handler.send_info(HandlerInfo::Input(Typed::Say(text)));
+                handler.send_info(HandlerInfo::Input(Request::Say { text }));
                 if let Some(gap) = gap {
                     next += gap;
                     tokio::time::sleep_until(next).await;
@@ -352,7 +351,7 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
         let Output::Line(line) = output else { break };
         if line.starts_with("Server down") {
             outages += 1;
-        } else if line.starts_with("slow down") || line.starts_with("not sent") {
+        } else if line.starts_with("slow_down") || line.starts_with("not sent") {
             refusals += 1;
         }
         // "<nick>: <seq> <sent-nanos>...."

@@ -5,23 +5,15 @@
 //! original client, a line is a private message only if it *starts* with `/pm`.
 
 use crate::names::{NameError, Nick, Room};
+use crate::protocol::Request;
 use crate::MAX_MESSAGE_BYTES;
 
-/// A parsed input line.
+/// A parsed input line: a request to the server, made here once (the message handler
+/// only numbers and sends it), or something the client does itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Say this to the room.
-    Say(String),
-    /// Say this to one user only.
-    Pm { to: Nick, text: String },
-    /// Leave the room, staying connected.
-    Leave,
-    /// Join a room: the default one, or the named one (created if new).
-    Join(Option<Room>),
-    /// Who is in the room.
-    Users,
-    /// Which rooms exist.
-    Rooms,
+    /// Ask the server: say a line, a private message, join, leave, list.
+    Send(Request),
     /// The command list.
     Help,
     /// Leave and exit.
@@ -73,10 +65,10 @@ impl Command {
             return Ok(Command::Nothing);
         }
         if let Some(literal) = line.strip_prefix("//") {
-            return Ok(Command::Say(format!("/{literal}")));
+            return Ok(say(format!("/{literal}")));
         }
         let Some(command_line) = line.strip_prefix('/') else {
-            return Ok(Command::Say(line.to_owned()));
+            return Ok(say(line.to_owned()));
         };
         let (word, rest) = match command_line.split_once(char::is_whitespace) {
             Some((word, rest)) => (word, rest.trim()),
@@ -96,21 +88,25 @@ impl Command {
                     .map(|(to, text)| (to, text.trim()))
                     .filter(|(_, text)| !text.is_empty())
                     .ok_or(CommandError::Usage("/pm <nick> <message>"))?;
-                Ok(Command::Pm {
+                Ok(Command::Send(Request::Pm {
                     to: Nick::parse(to)?,
                     text: text.to_owned(),
-                })
+                }))
             }
-            "join" if rest.is_empty() => Ok(Command::Join(None)),
-            "join" => Ok(Command::Join(Some(Room::parse(rest)?))),
-            "leave" => no_arguments(Command::Leave, "/leave"),
-            "users" => no_arguments(Command::Users, "/users"),
-            "rooms" => no_arguments(Command::Rooms, "/rooms"),
+            "join" if rest.is_empty() => Ok(Command::Send(Request::Join(None))),
+            "join" => Ok(Command::Send(Request::Join(Some(Room::parse(rest)?)))),
+            "leave" => no_arguments(Command::Send(Request::Leave), "/leave"),
+            "users" => no_arguments(Command::Send(Request::Users), "/users"),
+            "rooms" => no_arguments(Command::Send(Request::Rooms), "/rooms"),
             "help" => no_arguments(Command::Help, "/help"),
             "quit" => no_arguments(Command::Quit, "/quit"),
             _ => Err(CommandError::Unknown(format!("/{word}"))),
         }
     }
+}
+
+fn say(text: String) -> Command {
+    Command::Send(Request::Say { text })
 }
 
 #[cfg(test)]
@@ -123,23 +119,17 @@ mod tests {
 
     #[test]
     fn plain_text_is_said() {
-        assert_eq!(
-            Command::parse("hello all"),
-            Ok(Command::Say("hello all".into()))
-        );
-        assert_eq!(
-            Command::parse("  spaced  "),
-            Ok(Command::Say("  spaced  ".into()))
-        );
+        assert_eq!(Command::parse("hello all"), Ok(say("hello all".into())));
+        assert_eq!(Command::parse("  spaced  "), Ok(say("  spaced  ".into())));
         assert_eq!(
             Command::parse("say /pm in the middle"),
-            Ok(Command::Say("say /pm in the middle".into()))
+            Ok(say("say /pm in the middle".into()))
         );
         assert_eq!(
             Command::parse("//pm is a command"),
-            Ok(Command::Say("/pm is a command".into()))
+            Ok(say("/pm is a command".into()))
         );
-        assert_eq!(Command::parse("hi\r\n"), Ok(Command::Say("hi".into())));
+        assert_eq!(Command::parse("hi\r\n"), Ok(say("hi".into())));
         assert_eq!(Command::parse("   "), Ok(Command::Nothing));
         assert_eq!(Command::parse(""), Ok(Command::Nothing));
     }
@@ -148,10 +138,10 @@ mod tests {
     fn private_messages_name_a_valid_nick_and_carry_text() {
         assert_eq!(
             Command::parse("/pm bob  see you at 5 "),
-            Ok(Command::Pm {
+            Ok(Command::Send(Request::Pm {
                 to: nick("bob"),
                 text: "see you at 5".into()
-            })
+            }))
         );
         assert_eq!(
             Command::parse("/pm bob"),
@@ -173,18 +163,23 @@ mod tests {
 
     #[test]
     fn room_commands() {
-        assert_eq!(Command::parse("/join"), Ok(Command::Join(None)));
+        assert_eq!(
+            Command::parse("/join"),
+            Ok(Command::Send(Request::Join(None)))
+        );
         assert_eq!(
             Command::parse("/join rust"),
-            Ok(Command::Join(Some(Room::parse("rust").unwrap())))
+            Ok(Command::Send(Request::Join(Some(
+                Room::parse("rust").unwrap()
+            ))))
         );
         assert!(matches!(
             Command::parse("/join two words"),
             Err(CommandError::Name(_))
         ));
-        assert_eq!(Command::parse("/leave"), Ok(Command::Leave));
-        assert_eq!(Command::parse("/rooms"), Ok(Command::Rooms));
-        assert_eq!(Command::parse("/users"), Ok(Command::Users));
+        assert_eq!(Command::parse("/leave"), Ok(Command::Send(Request::Leave)));
+        assert_eq!(Command::parse("/rooms"), Ok(Command::Send(Request::Rooms)));
+        assert_eq!(Command::parse("/users"), Ok(Command::Send(Request::Users)));
     }
 
     #[test]
@@ -207,7 +202,7 @@ mod tests {
     fn messages_over_4_kib_are_refused() {
         assert!(matches!(
             Command::parse(&"x".repeat(4096)),
-            Ok(Command::Say(_))
+            Ok(Command::Send(Request::Say { .. }))
         ));
         assert_eq!(
             Command::parse(&"x".repeat(4097)),

@@ -124,8 +124,8 @@ pub enum ServerCall {
 pub enum ServerReply {
     /// Join accepted; a [`ToClient::Joined`] (or first a challenge) follows.
     Accepted,
-    /// Refused: the one-line reason to show (`nick_in_use: ...`).
-    Refused(String),
+    /// Refused, and why.
+    Refused(Refusal),
     /// This server does not see the joining node as connected yet (the two ends of a new
     /// connection learn of it at slightly different times): try again shortly.
     NotConnectedYet,
@@ -162,7 +162,7 @@ pub enum ServerCast {
 }
 
 /// What a user asks the server for.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Say `text` to the room.
     Say { text: String },
@@ -209,8 +209,8 @@ pub enum ToClient {
     Ack { seq: Seq, placed: Option<Placed> },
     /// A room event (`**alice has joined**`) or an answer (`/users`, `/rooms`), to show.
     Notice(String),
-    /// A request (`seq`, if it was one) was refused: the one-line reason to show.
-    Refused { seq: Option<Seq>, reason: String },
+    /// A request (`seq`, if it was one) was refused, and why.
+    Refused { seq: Option<Seq>, reason: Refusal },
     /// The room restarted as incarnation `epoch`, with you in it: lines not acknowledged
     /// yet may have been lost with its predecessor; send them again.
     RoomRestarted { room: Room, epoch: u64 },
@@ -218,9 +218,93 @@ pub enum ToClient {
     /// unanswered request again, in order.
     Resend { from: Seq },
     /// The join was refused after the challenge (another node confirmed the nick first).
-    JoinRefused(String),
+    JoinRefused(Refusal),
     /// Out of the room, still connected.
     Left,
     /// The server is shutting down.
     ServerStopping,
 }
+
+/// Why the server refused a join or a request. Programs (and tests) match the variant or
+/// its stable [`code`](Refusal::code); people read its one line, `code: what happened and
+/// what to do`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The nick is someone else's.
+    NickInUse { nick: Nick },
+    /// Too many joins are waiting for their confirmation.
+    ServerBusy,
+    /// A `/pm` to a nick nobody has.
+    ReceiverNotFound { nick: Nick },
+    /// A line or `/users` from a user in no room.
+    NotInChatroom,
+    /// Over the flood limit: refused for this long.
+    SlowDown { wait_ms: u64 },
+    /// Over the size limit (the client checks too; a hand-made client may not).
+    MessageTooLong { bytes: usize, limit: usize },
+    /// Nothing left to say once control characters are removed.
+    EmptyMessage,
+    /// The server has as many rooms open as it allows.
+    RoomLimit { limit: usize },
+    /// The room a line was said in closed before the line reached it.
+    RoomClosed { room: Room },
+    /// The room could not be opened.
+    RoomUnavailable { room: Room, why: String },
+}
+
+impl Refusal {
+    /// The stable code: `nick_in_use`, `receiver_not_found`, ...
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NickInUse { .. } => "nick_in_use",
+            Self::ServerBusy => "server_busy",
+            Self::ReceiverNotFound { .. } => "receiver_not_found",
+            Self::NotInChatroom => "not_in_chatroom",
+            Self::SlowDown { .. } => "slow_down",
+            Self::MessageTooLong { .. } => "message_too_long",
+            Self::EmptyMessage => "empty_message",
+            Self::RoomLimit { .. } => "room_limit",
+            Self::RoomClosed { .. } => "room_closed",
+            Self::RoomUnavailable { .. } => "room_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.code())?;
+        match self {
+            Self::NickInUse { nick } => write!(f, "{nick} is taken; pick another nickname"),
+            Self::ServerBusy => {
+                f.write_str("too many joins in progress; try again in a few seconds")
+            }
+            Self::ReceiverNotFound { nick } => write!(f, "nobody is called {nick}"),
+            Self::NotInChatroom => f.write_str("you are not in a room; /join one"),
+            Self::SlowDown { wait_ms } => write!(
+                f,
+                "you are sending too fast; requests are refused for {:.1} s",
+                *wait_ms as f64 / 1000.0
+            ),
+            Self::MessageTooLong { bytes, limit } => {
+                write!(
+                    f,
+                    "the message is {bytes} bytes; the limit is {limit} bytes"
+                )
+            }
+            Self::EmptyMessage => f.write_str("nothing to say: the line is empty once cleaned"),
+            Self::RoomLimit { limit } => write!(
+                f,
+                "the server has {limit} rooms open, its limit; join one of them (/rooms)"
+            ),
+            Self::RoomClosed { room } => {
+                write!(
+                    f,
+                    "room {room} closed before your line reached it; not sent"
+                )
+            }
+            Self::RoomUnavailable { room, why } => write!(f, "cannot open room {room}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}

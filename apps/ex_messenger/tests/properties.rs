@@ -4,6 +4,7 @@
 
 use ex_messenger::command::{Command, CommandError};
 use ex_messenger::names::{NameError, Nick, Room, MAX_NAME_CHARS};
+use ex_messenger::protocol::Request;
 use ex_messenger::sanitize::clean;
 use ex_messenger::MAX_MESSAGE_BYTES;
 use proptest::prelude::*;
@@ -220,21 +221,21 @@ proptest! {
         if body.trim().is_empty() {
             prop_assert_eq!(result, Ok(Command::Nothing));
         } else if let Some(rest) = body.strip_prefix("//") {
-            prop_assert_eq!(result, Ok(Command::Say(format!("/{rest}"))));
+            prop_assert_eq!(result, Ok(Command::Send(Request::Say { text: format!("/{rest}") })));
         } else if !body.starts_with('/') {
-            prop_assert_eq!(result, Ok(Command::Say(body.to_owned())));
+            prop_assert_eq!(result, Ok(Command::Send(Request::Say { text: body.to_owned() })));
         } else {
             match result {
-                Ok(Command::Say(_)) | Ok(Command::Nothing) => {
+                Ok(Command::Send(Request::Say { .. })) | Ok(Command::Nothing) => {
                     prop_assert!(false, "a command line was not a command: {:?}", result);
                 }
-                Ok(Command::Pm { to, text }) => {
+                Ok(Command::Send(Request::Pm { to, text })) => {
                     prop_assert!(body.starts_with("/pm"), "{body:?}");
                     prop_assert_eq!(Nick::parse(to.as_str()), Ok(to.clone()));
                     prop_assert!(!text.is_empty() && text.trim() == text, "{text:?}");
                     prop_assert!(body.contains(&text), "{text:?} not from {body:?}");
                 }
-                Ok(Command::Join(Some(room))) => {
+                Ok(Command::Send(Request::Join(Some(room)))) => {
                     prop_assert!(body.starts_with("/join"), "{body:?}");
                     prop_assert_eq!(Room::parse(room.as_str()), Ok(room.clone()));
                 }

@@ -19,10 +19,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::inbox::{Channel, Inbox};
 use super::outbox::{Full, Outbox};
-use crate::command::{Command, HELP};
 use crate::names::{Nick, Room};
 use crate::protocol::{ChatClient, ChatServer, MESSAGE_HANDLER, MESSAGE_SERVER};
-use crate::protocol::{Placed, Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token};
+use crate::protocol::{
+    Placed, Refusal, Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token,
+};
 use crate::sanitize::clean;
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
@@ -59,7 +60,7 @@ pub enum Trace {
     /// Request `seq` was done (a line: placed in the room so).
     Acked { seq: Seq, placed: Option<Placed> },
     /// Request `seq` was refused.
-    Refused { seq: Seq, reason: String },
+    Refused { seq: Seq, reason: Refusal },
     /// A room line arrived; `shown` unless it was a repeat of one already shown.
     Received {
         from: Nick,
@@ -129,7 +130,7 @@ pub enum HandlerInfo {
     /// challenge can be lost while a new connection settles).
     JoinTimeout(u64),
     /// The user typed this.
-    Input(Command),
+    Input(Request),
     /// Leave for good, then answer.
     Quit(oneshot::Sender<()>),
     /// Time to check that unanswered requests are not stuck.
@@ -168,7 +169,7 @@ pub struct HandlerState {
     attempts: u64,
     /// The reason of the last refusal shown, until a request is done again: a flood of
     /// refusals for one cause is shown once.
-    refusing: Option<String>,
+    refusing: Option<&'static str>,
     /// "Lines wait until reconnected" has been said during this outage.
     told_waiting: bool,
     /// When the server last answered a request (or the outbox last started filling): the
@@ -257,7 +258,7 @@ impl GenServer for MessageHandler {
                 seq: Some(seq),
                 reason,
             } => state.answered(seq, Err(reason)),
-            ToClient::Refused { seq: None, reason } => state.show(clean(&reason)),
+            ToClient::Refused { seq: None, reason } => state.show(clean(&reason.to_string())),
             ToClient::Notice(text) => state.show(clean(&text)),
             ToClient::Resend { from } => {
                 tracing::info!(from, "the server lost requests; sending again");
@@ -277,7 +278,7 @@ impl GenServer for MessageHandler {
                 state.pump();
             }
             ToClient::JoinRefused(reason) if state.phase == Phase::Joining => {
-                let reason = clean(&reason);
+                let reason = clean(&reason.to_string());
                 return Ok(state.fatal(format!("Could not join chatroom, reason: {reason}")));
             }
             ToClient::JoinRefused(_) => {}
@@ -308,7 +309,7 @@ impl GenServer for MessageHandler {
                 state.phase = Phase::Connecting;
                 return Ok(state.connect(me).await);
             }
-            Info::Message(HandlerInfo::Input(command)) => state.input(command),
+            Info::Message(HandlerInfo::Input(request)) => state.input(request),
             Info::Message(HandlerInfo::Check) => state.check_stuck(),
             Info::Message(HandlerInfo::Quit(done)) => {
                 state.quit().await;
@@ -410,7 +411,7 @@ impl HandlerState {
             }
             Ok(ServerReply::Refused(reason)) => self.fatal(format!(
                 "Could not join chatroom, reason: {}",
-                clean(&reason)
+                clean(&reason.to_string())
             )),
             Ok(ServerReply::NotConnectedYet) => {
                 // Our end saw the connection complete before the server's end did.
@@ -511,17 +512,9 @@ impl HandlerState {
         }
     }
 
-    fn input(&mut self, command: Command) {
-        let request = match command {
-            Command::Say(text) => Request::Say { text },
-            Command::Pm { to, text } => Request::Pm { to, text },
-            Command::Join(room) => Request::Join(room),
-            Command::Leave => Request::Leave,
-            Command::Users => Request::Users,
-            Command::Rooms => Request::Rooms,
-            Command::Help => return self.show(HELP.into()),
-            Command::Quit | Command::Nothing => return,
-        };
+    /// A request typed by the user: numbered, kept until answered, sent when the window
+    /// allows.
+    fn input(&mut self, request: Request) {
         let said = match &request {
             Request::Say { text } => Some(text.clone()),
             _ => None,
@@ -592,7 +585,7 @@ impl HandlerState {
     }
 
     /// The server answered request `seq`: done (a line placed so), or refused.
-    fn answered(&mut self, seq: Seq, outcome: Result<Option<Placed>, String>) {
+    fn answered(&mut self, seq: Seq, outcome: Result<Option<Placed>, Refusal>) {
         if !self.session().outbox.answered(seq) {
             return; // an answer to a request sent twice
         }
@@ -603,17 +596,12 @@ impl HandlerState {
                 self.trace(Trace::Acked { seq, placed });
             }
             Err(reason) => {
-                let reason = clean(&reason);
-                self.trace(Trace::Refused {
-                    seq,
-                    reason: reason.clone(),
-                });
                 // One line per flood of refusals for the same cause.
-                let cause = reason.split(':').next().unwrap_or_default().to_owned();
-                if self.refusing.as_deref() != Some(cause.as_str()) {
-                    self.refusing = Some(cause);
-                    self.show(reason);
+                if self.refusing != Some(reason.code()) {
+                    self.refusing = Some(reason.code());
+                    self.show(clean(&reason.to_string()));
                 }
+                self.trace(Trace::Refused { seq, reason });
             }
         }
         self.pump();

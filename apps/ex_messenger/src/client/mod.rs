@@ -146,8 +146,8 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                     }
                     Ok(Command::Nothing) => {}
                     Ok(Command::Help) => terminal.print(HELP),
-                    Ok(command) => match ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER) {
-                        Some(handler) => handler.send_info(HandlerInfo::Input(command)),
+                    Ok(Command::Send(request)) => match ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER) {
+                        Some(handler) => handler.send_info(HandlerInfo::Input(request)),
                         None => terminal.print("Not connected right now; try again in a moment"),
                     },
                     Err(error) => terminal.print(&error.to_string()),

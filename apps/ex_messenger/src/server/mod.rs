@@ -8,16 +8,21 @@
 //! └── message_server  users, sessions, routing (exported)
 //! ```
 
+mod directory;
 #[cfg(feature = "fault-hook")]
 mod fault_hook;
 mod keys;
+mod membership;
 pub mod message_server;
+mod policy;
 pub mod room;
+mod sessions;
 
 use otp::node::{Cookie, Node, NodeConfig};
 use otp::spec::Registry;
 
 pub use keys::SessionKeys;
+pub use membership::Membership;
 use message_server::{MessageServer, MessageServerArgs};
 
 use crate::cli::ServerArgs;
@@ -53,6 +58,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.liveness_timeout = std::time::Duration::from_secs(args.liveness_timeout);
     let server_args = MessageServerArgs {
         keys,
+        membership: Membership::default(),
         rate: args.rate_limit,
         burst: args.rate_limit * 2.0,
         max_backlog: args.max_backlog,

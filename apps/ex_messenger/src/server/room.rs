@@ -3,9 +3,9 @@
 //!
 //! The room owns the fan-out: it holds a handle to each member's message handler, numbers
 //! every line ([`Placed`]), casts it to all but its sender and then acknowledges it to the
-//! sender. Who is in which room is decided by the message server; after a crash a room
-//! asks it for its members again ([`Reset`](RoomCast::Reset)) and tells them, so that they
-//! send again what its predecessor never placed.
+//! sender. Who is in which room is decided by the message server, which keeps the record
+//! a room reads its members from when it starts ([`RoomArgs::members`]); a restarted room
+//! tells them, so that they send again what its predecessor never placed.
 //!
 //! # Slow readers
 //! The room counts what it sent each member and what each reported reading
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use otp::node::RemoteRef;
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo, ServerRef};
 
 use crate::names::{Nick, Room};
 use crate::protocol::{line_cost, ChatClient, Placed, Seq, ToClient, WINDOW};
@@ -49,19 +49,26 @@ pub struct RoomArgs {
     pub max_backlog: u64,
     /// Where the room reports: a room knows nothing of who started it.
     pub report: Reporter,
+    /// Who is in the room when it starts (after a restart: those its predecessor had).
+    pub members: Members,
 }
 
 /// What a room reports to whoever owns its membership (the message server).
-#[derive(Debug)]
 pub enum RoomEvent {
-    /// The room (re)started and needs its members ([`RoomCast::Reset`]).
-    Started(Room),
+    /// The room (re)started as `server`, with its members from [`RoomArgs::members`].
+    Started {
+        room: Room,
+        server: ServerRef<RoomServer>,
+    },
     /// The room dropped `nick`, `behind` bytes behind: disconnect them.
     TooSlow { nick: Nick, behind: u64 },
 }
 
 /// Delivers a room's [`RoomEvent`]s.
 pub type Reporter = std::sync::Arc<dyn Fn(RoomEvent) + Send + Sync>;
+
+/// A room's members as the record of who is where has them.
+pub type Members = std::sync::Arc<dyn Fn(&Room) -> Vec<Entrant> + Send + Sync>;
 
 impl RoomArgs {
     /// Behind by more than this, a member is behind: dropped after [`SLOW_GRACE`] (when
@@ -98,8 +105,6 @@ pub enum RoomCast {
     },
     /// `nick` has read `bytes` of incarnation `epoch`.
     Delivered { nick: Nick, epoch: u64, bytes: u64 },
-    /// The whole membership, after this room restarted.
-    Reset(Vec<Entrant>),
 }
 
 /// The room's own messages.
@@ -156,12 +161,6 @@ pub struct RoomState {
     /// The last line's number.
     last: u64,
     members: BTreeMap<Nick, Member>,
-    /// Members have been handed over (a restarted room waits for its [`RoomCast::Reset`]
-    /// before placing lines, which would otherwise reach nobody).
-    ready: bool,
-    /// Who came and went before the members were handed over (lines are not kept: their
-    /// senders send them again).
-    early: Vec<RoomCast>,
     /// Acknowledgements held back while readers are behind.
     held: VecDeque<HeldAck>,
     /// How many of them are each sender's. A client waits with at most [`WINDOW`] lines in
@@ -304,17 +303,6 @@ impl RoomState {
     }
 
     fn handle(&mut self, message: RoomCast) {
-        if !self.ready {
-            // Only who comes and goes is kept for later: lines are sent again by their
-            // senders once the room tells them it restarted, and reports start afresh.
-            match message {
-                RoomCast::Reset(_) => {}
-                RoomCast::Enter { .. } | RoomCast::Exit { .. } => {
-                    return self.early.push(message);
-                }
-                RoomCast::Say { .. } | RoomCast::Delivered { .. } => return,
-            }
-        }
         match message {
             RoomCast::Enter {
                 nick,
@@ -380,26 +368,6 @@ impl RoomState {
                 }
                 self.check();
             }
-            RoomCast::Reset(members) => {
-                self.members = members
-                    .into_iter()
-                    .map(|(nick, handler)| (nick, Member::new(handler)))
-                    .collect();
-                let restarted = ToClient::RoomRestarted {
-                    room: self.args.room.clone(),
-                    epoch: self.epoch,
-                };
-                RemoteRef::cast_all(self.members.values().map(|m| &m.handler), &restarted);
-                self.ready = true;
-                // Lines that came before the members are not placed: they may have
-                // overtaken lines the predecessor never placed, and every member sends all
-                // its unanswered lines again, in order, on `RoomRestarted`.
-                for early in std::mem::take(&mut self.early) {
-                    if !matches!(early, RoomCast::Say { .. }) {
-                        self.handle(early);
-                    }
-                }
-            }
         }
     }
 }
@@ -418,17 +386,30 @@ impl GenServer for RoomServer {
     type Info = RoomInfo;
 
     async fn init(&self, me: &Context<Self>, args: RoomArgs) -> Result<RoomState, BoxError> {
-        // A room (re)starting asks for its members. By info, not call: the message server
-        // may be waiting for this very start, and the answer comes as a `Reset` cast.
-        (args.report)(RoomEvent::Started(args.room.clone()));
+        // Reported first: the message server must have rewound the members' requests
+        // before their resends (asked for below) reach it, and its mailbox keeps order.
+        (args.report)(RoomEvent::Started {
+            room: args.room.clone(),
+            server: me.server().clone(),
+        });
         me.send_interval(CHECK_EVERY, || RoomInfo::Check);
+        let members: BTreeMap<Nick, Member> = (args.members)(&args.room)
+            .into_iter()
+            .map(|(nick, handler)| (nick, Member::new(handler)))
+            .collect();
+        let epoch = crate::random::number();
+        // Members already here were in the room's predecessor: what it had not placed
+        // went with it, so they send again every line not acknowledged yet.
+        let restarted = ToClient::RoomRestarted {
+            room: args.room.clone(),
+            epoch,
+        };
+        RemoteRef::cast_all(members.values().map(|m| &m.handler), &restarted);
         Ok(RoomState {
             args,
-            epoch: crate::random::number(),
+            epoch,
             last: 0,
-            members: BTreeMap::new(),
-            ready: false,
-            early: Vec::new(),
+            members,
             held: VecDeque::new(),
             held_by: HashMap::new(),
         })
@@ -470,11 +451,6 @@ impl GenServer for RoomServer {
                 Ok(Flow::Continue)
             }
             Info::Message(RoomInfo::Check) => {
-                if !state.ready {
-                    // Still waiting for the members: the first request may have been lost
-                    // with a message server that crashed meanwhile.
-                    (state.args.report)(RoomEvent::Started(state.args.room.clone()));
-                }
                 state.check();
                 Ok(Flow::Continue)
             }

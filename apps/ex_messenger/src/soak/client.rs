@@ -22,9 +22,8 @@ use tokio::sync::mpsc;
 use super::ledger::{End, Receipts};
 use crate::cli::SoakClientArgs;
 use crate::client::{HandlerArgs, HandlerInfo, Output, Session, Trace};
-use crate::command::Command;
 use crate::names::Nick;
-use crate::protocol::{ChatClient, MESSAGE_HANDLER};
+use crate::protocol::{ChatClient, Request, MESSAGE_HANDLER};
 
 /// How long a stopped client waits for its last answers.
 const DRAIN: Duration = Duration::from_secs(60);
@@ -127,8 +126,7 @@ pub async fn run(args: SoakClientArgs) -> anyhow::Result<()> {
                         }
                     }
                     Trace::Refused { reason, .. } => {
-                        let cause = reason.split(':').next().unwrap_or_default().to_owned();
-                        *counts.refused.entry(cause).or_default() += 1;
+                        *counts.refused.entry(reason.code().to_owned()).or_default() += 1;
                     }
                     Trace::Received { session, sent, at, shown, .. } => {
                         receipts.received(at, session, sent, shown)
@@ -175,7 +173,7 @@ pub async fn run(args: SoakClientArgs) -> anyhow::Result<()> {
                 for _ in 0..burst {
                     said += 1;
                     let text = format!("soak {} {said}", nick.as_str());
-                    handler.send_info(HandlerInfo::Input(Command::Say(text)));
+                    handler.send_info(HandlerInfo::Input(Request::Say { text }));
                 }
                 next_line += gap;
             }
