@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{next, probe, Call, Cast, Event, FAIL_INIT};
+use common::{next, probe, Behaviour, Call, Cast, Event};
 use otp::{CallError, ExitReason, GenServer, Named, Protocol, ServerRef, StartError};
 
 #[tokio::test]
@@ -19,8 +19,12 @@ async fn call_cast_and_state() {
 
 #[tokio::test]
 async fn init_error_fails_start_and_frees_the_name() {
-    let (server, _events) = probe(FAIL_INIT);
-    let err = server.start_named("init-fails", 0).await.unwrap_err();
+    let (server, _events) = probe("first");
+    let err = server
+        .behaving(Behaviour::FailInit)
+        .start_named("init-fails", 0)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StartError::Init(reason) if reason.to_string().contains("refusing to start")),
         "{err}"

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{child_of, next, probe_spec, Cast, Event, HANG_IN_TERMINATE};
+use common::{child_of, next, probe_spec, probe_spec_behaving, Behaviour, Cast, Event};
 use otp::supervisor::{Flags, Shutdown, Strategy, SupervisorSpec};
 use otp::ExitReason;
 
@@ -45,7 +45,7 @@ async fn supervisor_reports_use_otp_names() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let hang = format!("{HANG_IN_TERMINATE}-reported");
+    let hang = "hangs";
     let spec = SupervisorSpec {
         flags: Flags {
             strategy: Strategy::OneForOne,
@@ -53,7 +53,8 @@ async fn supervisor_reports_use_otp_names() {
             period: Duration::from_secs(60),
         },
         children: vec![
-            probe_spec(&hang, &sender).shutdown(Shutdown::Timeout(Duration::from_millis(20))),
+            probe_spec_behaving(hang, &sender, Behaviour::HangInTerminate)
+                .shutdown(Shutdown::Timeout(Duration::from_millis(20))),
             probe_spec("worker", &sender),
         ],
     };
@@ -75,7 +76,7 @@ async fn supervisor_reports_use_otp_names() {
     // The second crash exceeds the intensity: the hanging child is asked to stop, then killed.
     assert_eq!(
         next(&mut events).await,
-        Event::Terminated(hang.clone(), ExitReason::Shutdown)
+        Event::Terminated(hang.into(), ExitReason::Shutdown)
     );
     supervisor.wait_exit().await;
 

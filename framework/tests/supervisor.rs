@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    child_of, next, probe_into, probe_spec, running_ids, Call, Cast, Event, FAIL_INIT,
-    HANG_IN_TERMINATE,
+    child_of, next, probe_into, probe_spec, probe_spec_behaving, running_ids, Behaviour, Call,
+    Cast, Event,
 };
 use otp::supervisor::{
     start_dynamic, ChildProcess, ChildSpec, DynamicFlags, Flags, Restart, Shutdown, Strategy,
@@ -287,18 +287,19 @@ async fn shutdown_stops_children_in_reverse_start_order() {
 #[tokio::test]
 async fn shutdown_timeout_then_kill_and_brutal_kill() {
     let (sender, mut events) = channel();
-    let hang = format!("{HANG_IN_TERMINATE}-child");
+    let hang = "hangs";
     let spec = tree(
         Strategy::OneForOne,
         3,
         vec![
             probe_spec("brutal", &sender).shutdown(Shutdown::BrutalKill),
-            probe_spec(&hang, &sender).shutdown(Shutdown::Timeout(Duration::from_millis(50))),
+            probe_spec_behaving(hang, &sender, Behaviour::HangInTerminate)
+                .shutdown(Shutdown::Timeout(Duration::from_millis(50))),
         ],
     );
     let supervisor = start(spec, &mut events).await;
     let brutal = child_of(&supervisor, "brutal").await;
-    let hanging = child_of(&supervisor, &hang).await;
+    let hanging = child_of(&supervisor, hang).await;
     let stopped = tokio::time::timeout(common::PATIENCE, supervisor.stop()).await;
     assert!(
         stopped.is_ok(),
@@ -307,7 +308,7 @@ async fn shutdown_timeout_then_kill_and_brutal_kill() {
     // The hanging child got its orderly request (terminate ran) and was then killed.
     assert_eq!(
         next(&mut events).await,
-        Event::Terminated(hang.clone(), ExitReason::Shutdown)
+        Event::Terminated(hang.into(), ExitReason::Shutdown)
     );
     assert!(!hanging.is_alive());
     // The brutally killed child never ran terminate: no further event arrives.
@@ -325,14 +326,14 @@ async fn a_failing_child_rolls_back_the_start_in_reverse_order() {
         vec![
             probe_spec("first", &sender),
             probe_spec("second", &sender),
-            probe_spec(FAIL_INIT, &sender),
+            probe_spec_behaving("broken", &sender, Behaviour::FailInit),
             probe_spec("never", &sender),
         ],
     );
     let error = spec.start_named("rollback-sup").await.unwrap_err();
     match &error {
         StartError::Child { id, reason } => {
-            assert_eq!(id, FAIL_INIT);
+            assert_eq!(id, "broken");
             assert!(reason.to_string().contains("refusing to start"), "{reason}");
         }
         other => panic!("expected a child start error, got {other}"),
@@ -444,7 +445,9 @@ async fn control_functions_follow_otp() {
     ));
     // A child that cannot start is reported and not added.
     assert!(matches!(
-        supervisor.start_child(probe_spec(FAIL_INIT, &sender)).await,
+        supervisor
+            .start_child(probe_spec_behaving("broken", &sender, Behaviour::FailInit))
+            .await,
         Err(SupervisorError::Start(StartError::Init(_)))
     ));
     assert_eq!(supervisor.count_children().await.unwrap().specs, 1);
@@ -585,7 +588,7 @@ async fn a_restart_that_fails_is_retried_until_intensity_gives_up() {
     let starts = Arc::new(AtomicU32::new(0));
     let counter = starts.clone();
     let ok = probe_into("flaky", &sender);
-    let broken = probe_into(FAIL_INIT, &sender);
+    let broken = probe_into("flaky", &sender).behaving(Behaviour::FailInit);
     // Starts once, then never again.
     let flaky = ChildSpec::worker("flaky", move |parent| {
         let first = counter.fetch_add(1, Ordering::SeqCst) == 0;

@@ -2,6 +2,8 @@
 //! to run the fixture as a real OS process.
 
 pub mod chat;
+pub mod tcp;
+pub mod wait;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -247,25 +249,18 @@ impl GenServer for NodeWatcher {
 
 /// The next node event, or a test failure after [`PATIENCE`].
 pub async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<NodeEvent>) -> NodeEvent {
-    tokio::time::timeout(PATIENCE, events.recv())
-        .await
-        .expect("no node event in time")
-        .expect("watcher gone")
+    wait::next("a node event", events).await
 }
 
-/// Waits until `node`'s census is `expected` (counts settle as sessions finish closing);
-/// fails with the last census after [`PATIENCE`].
+/// Waits until `node`'s census is `expected` (counts settle as sessions finish closing).
 pub async fn census_settles_to(node: &otp::node::Node, expected: otp::node::Census) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    wait::eventually("the census to settle", || async {
         let census = node.census().await.expect("the node answers");
         if census == expected {
-            return;
+            Ok(())
+        } else {
+            Err(census)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the node still holds {census:?}; expected {expected:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }

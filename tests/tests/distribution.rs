@@ -2,15 +2,24 @@
 //! node down, and hostile or broken TCP clients.
 //!
 //! ractor's name registry and process groups are per OS process, so a process hosts one
-//! node: this file runs its scenarios in order on one local node, against fixture nodes
-//! (`node_fixture`) in child processes.
+//! node: each scenario runs in a process of its own (`rusty_fork_test!`), with its own
+//! local node, against fixture nodes (`node_fixture`) in child processes. One failing
+//! scenario never hides another.
+//!
+//! Nothing here asserts how long something took (a loaded machine can stretch anything):
+//! promptness is shown by *which* error or event comes (a node-down error, not the call's
+//! own 60 s timeout) or by order (the connection over the cap closes while the others,
+//! still within their authentication time, stay open).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent};
 use otp::{BoxError, CallError, Context, Flow, GenServer, Info, Protocol};
-use otp_tests::{next_event, Echo, EchoCall, EchoCast, FixtureNode, NodeWatcher, ECHO, PATIENCE};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use otp_tests::tcp::{closed, still_open};
+use otp_tests::wait::{self, run};
+use otp_tests::{next_event, Echo, EchoCall, EchoCast, FixtureNode, NodeWatcher, ECHO};
+use rusty_fork::rusty_fork_test;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -20,78 +29,121 @@ const COOKIE: &str = "distribution-test-cookie";
 const LIVENESS: Duration = Duration::from_secs(2);
 /// The test node's cap on connections still authenticating.
 const UNAUTHENTICATED: usize = 4;
+/// How long the test node gives a connection to authenticate: long enough that a
+/// connection closed for another reason is closed well before it, on any machine.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_across_processes() {
-    let mut config = NodeConfig::new(
-        "tester",
-        "127.0.0.1:0".parse().unwrap(),
-        Cookie::new(COOKIE).unwrap(),
-    );
-    config.auth_timeout = Duration::from_millis(1500);
-    config.liveness_timeout = LIVENESS;
-    config.max_peer_processes = 100;
-    config.max_unauthenticated = UNAUTHENTICATED;
-    let node = Node::start(config).await.expect("local node starts");
-    let (sender, mut events) = mpsc::unbounded_channel();
-    let _watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
+/// This process's node, and the node events it sees.
+struct Tester {
+    node: Node,
+    events: mpsc::UnboundedReceiver<NodeEvent>,
+    _watcher: otp::ServerRef<NodeWatcher>,
+}
 
+impl Tester {
+    async fn start() -> Tester {
+        let mut config = NodeConfig::new(
+            "tester",
+            "127.0.0.1:0".parse().unwrap(),
+            Cookie::new(COOKIE).unwrap(),
+        );
+        config.auth_timeout = AUTH_TIMEOUT;
+        config.liveness_timeout = LIVENESS;
+        config.max_peer_processes = 100;
+        config.max_unauthenticated = UNAUTHENTICATED;
+        let node = Node::start(config).await.expect("local node starts");
+        let (sender, events) = mpsc::unbounded_channel();
+        let watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
+        Tester {
+            node,
+            events,
+            _watcher: watcher,
+        }
+    }
+
+    /// A fixture node named `name`, connected.
+    async fn connected(&mut self, name: &str) -> FixtureNode {
+        let fixture = FixtureNode::start(FIXTURE, &[name, COOKIE]).await;
+        let peer = self.node.connect(&fixture.address).await.expect("connects");
+        assert_eq!(peer, fixture.name);
+        assert_eq!(self.next_event().await, NodeEvent::Up(fixture.name.clone()));
+        fixture
+    }
+
+    async fn next_event(&mut self) -> NodeEvent {
+        next_event(&mut self.events).await
+    }
+
+    /// After whatever the scenario did, the node still connects and serves.
+    async fn still_serves(&mut self) {
+        let peer = self.connected("witness").await;
+        let echo = self.node.remote::<Echo>(&peer.name, ECHO).await.unwrap();
+        let answer = echo.call(EchoCall::Echo("still here".into())).await;
+        assert_eq!(answer.as_deref(), Ok("still here"));
+    }
+}
+
+rusty_fork_test! {
+    #[test]
+    fn remote_calls_and_casts() {
+        run(remote_calls_and_casts_case());
+    }
+
+    #[test]
+    fn disconnecting_closes_the_link_until_connected_again() {
+        run(disconnecting_case());
+    }
+
+    #[test]
+    fn hostile_peers_cannot_hijack_or_flood() {
+        run(hostile_peers_case());
+    }
+
+    #[test]
+    fn wrong_cookie_and_unreachable_are_told_apart() {
+        run(wrong_cookie_case());
+    }
+
+    #[test]
+    fn silent_and_garbage_clients_are_closed() {
+        run(silent_and_garbage_case());
+    }
+
+    #[test]
+    fn oversized_frames_close_the_connection() {
+        run(oversized_frames_case());
+    }
+
+    #[test]
+    fn unauthenticated_connections_are_capped() {
+        run(unauthenticated_cap_case());
+    }
+
+    #[test]
+    fn mismatched_message_types_get_a_typed_error() {
+        run(mismatched_types_case());
+    }
+
+    #[test]
+    fn remote_monitors_report_exits_and_lost_nodes() {
+        run(remote_monitors_case());
+    }
+
+    #[test]
+    fn a_killed_peer_fails_calls_at_once() {
+        run(killed_peer_case());
+    }
+
+    #[test]
+    fn a_frozen_peer_is_declared_down_after_the_liveness_timeout() {
+        run(frozen_peer_case());
+    }
+}
+
+async fn remote_calls_and_casts_case() {
+    let mut tester = Tester::start().await;
+    let node = tester.node.clone();
     let fixture = FixtureNode::start(FIXTURE, &["alpha", COOKIE]).await;
-    remote_calls_and_casts(&node, &fixture, &mut events).await;
-    disconnecting_closes_the_link_until_connected_again(&node, &fixture, &mut events).await;
-    hostile_peers_cannot_hijack_or_flood(&node, &fixture, &mut events).await;
-    wrong_cookie_and_unreachable_are_told_apart(&node).await;
-    silent_and_garbage_clients_are_closed(&node).await;
-    oversized_frames_close_the_connection(&node).await;
-    unauthenticated_connections_are_capped(&node).await;
-    mismatched_message_types_get_a_typed_error(&node, &fixture).await;
-    // The node still serves after the hostile clients.
-    let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
-    assert_eq!(
-        echo.call(EchoCall::Echo("still here".into()))
-            .await
-            .as_deref(),
-        Ok("still here")
-    );
-    remote_monitors_report_exits_and_lost_nodes(&node, &mut events).await;
-    killed_peer_fails_calls_promptly(&node, &mut events).await;
-    frozen_peer_is_declared_down(&node, &mut events).await;
-    node.stop().await;
-}
-
-async fn disconnecting_closes_the_link_until_connected_again(
-    node: &Node,
-    fixture: &FixtureNode,
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-) {
-    assert_eq!(node.disconnect(&fixture.name).await, Ok(true));
-    assert_eq!(
-        next_event(events).await,
-        NodeEvent::Down(fixture.name.clone())
-    );
-    assert_eq!(node.peers().await.unwrap(), Vec::<String>::new());
-    assert_eq!(node.disconnect(&fixture.name).await, Ok(false));
-    let echo = node.remote::<Echo>(&fixture.name, ECHO).await;
-    assert!(echo.is_err(), "no remote server on a disconnected node");
-    node.connect(&fixture.address)
-        .await
-        .expect("connects again");
-    assert_eq!(
-        next_event(events).await,
-        NodeEvent::Up(fixture.name.clone())
-    );
-    let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
-    assert_eq!(
-        echo.call(EchoCall::Echo("back".into())).await.as_deref(),
-        Ok("back")
-    );
-}
-
-async fn remote_calls_and_casts(
-    node: &Node,
-    fixture: &FixtureNode,
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-) {
     let peer = node.connect(&fixture.address).await.expect("connects");
     assert_eq!(peer, fixture.name);
     // Connecting again is a no-op (no second link, no down-and-up flap: the events below
@@ -101,7 +153,7 @@ async fn remote_calls_and_casts(
         Ok(peer.as_str())
     );
     assert_eq!(
-        next_event(events).await,
+        tester.next_event().await,
         NodeEvent::Up(fixture.name.clone())
     );
     assert_eq!(node.peers().await.unwrap(), vec![fixture.name.clone()]);
@@ -144,143 +196,37 @@ async fn remote_calls_and_casts(
     ));
 }
 
-async fn wrong_cookie_and_unreachable_are_told_apart(node: &Node) {
-    let stranger = FixtureNode::start(FIXTURE, &["stranger", "another-cookie"]).await;
-    let started = Instant::now();
+async fn disconnecting_case() {
+    let mut tester = Tester::start().await;
+    let node = tester.node.clone();
+    let fixture = tester.connected("alpha").await;
+    assert_eq!(node.disconnect(&fixture.name).await, Ok(true));
     assert_eq!(
-        node.connect(&stranger.address).await,
-        Err(ConnectError::AuthenticationFailed)
+        tester.next_event().await,
+        NodeEvent::Down(fixture.name.clone())
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "fails within seconds"
-    );
-
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = closed.local_addr().unwrap().to_string();
-    drop(closed);
-    assert!(matches!(
-        node.connect(&address).await,
-        Err(ConnectError::Unreachable { .. })
-    ));
-}
-
-/// Reads until the peer closes the connection; returns how long that took.
-async fn closed_within(mut stream: TcpStream) -> Duration {
-    let started = Instant::now();
-    let mut buffer = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(PATIENCE, stream.read(&mut buffer)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
-            Ok(Ok(_)) => continue,
-            Err(_) => panic!("the node kept the connection open"),
-        }
-    }
-}
-
-async fn silent_and_garbage_clients_are_closed(node: &Node) {
-    let silent = TcpStream::connect(node.address()).await.unwrap();
-    let waited = closed_within(silent).await;
-    assert!(
-        waited < Duration::from_secs(5),
-        "silent client closed after {waited:?}"
-    );
-
-    let mut garbage = TcpStream::connect(node.address()).await.unwrap();
-    garbage
-        .write_all(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 4, 1, 2, 3, 4])
+    assert_eq!(node.peers().await.unwrap(), Vec::<String>::new());
+    assert_eq!(node.disconnect(&fixture.name).await, Ok(false));
+    let echo = node.remote::<Echo>(&fixture.name, ECHO).await;
+    assert!(echo.is_err(), "no remote server on a disconnected node");
+    node.connect(&fixture.address)
         .await
-        .unwrap();
-    let waited = closed_within(garbage).await;
-    assert!(
-        waited < Duration::from_secs(5),
-        "garbage client closed after {waited:?}"
-    );
-}
-
-async fn oversized_frames_close_the_connection(node: &Node) {
-    let mut stream = TcpStream::connect(node.address()).await.unwrap();
-    // A frame header announcing 16 MiB (the default limit is 1 MiB), then a stall.
-    stream
-        .write_all(&(16u64 * 1024 * 1024).to_be_bytes())
-        .await
-        .unwrap();
-    let waited = closed_within(stream).await;
-    assert!(
-        waited < Duration::from_secs(1),
-        "oversized frame closed after {waited:?}"
-    );
-}
-
-async fn killed_peer_fails_calls_promptly(
-    node: &Node,
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-) {
-    let doomed = FixtureNode::start(FIXTURE, &["doomed", COOKIE]).await;
-    node.connect(&doomed.address).await.unwrap();
-    assert_eq!(next_event(events).await, NodeEvent::Up(doomed.name.clone()));
-    let echo = node.remote::<Echo>(&doomed.name, ECHO).await.unwrap();
-    let pending =
-        in_flight(echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60))).await;
-    let started = Instant::now();
-    // SAFETY-free: kill(2) through the tokio child handle.
-    let mut doomed = doomed;
-    doomed.child.start_kill().unwrap();
-    let result = tokio::time::timeout(PATIENCE, pending)
-        .await
-        .expect("the call ended");
-    assert_eq!(result, Err(CallError::NodeDown(doomed.name.clone())));
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "failed after {:?}",
-        started.elapsed()
-    );
+        .expect("connects again");
     assert_eq!(
-        next_event(events).await,
-        NodeEvent::Down(doomed.name.clone())
+        tester.next_event().await,
+        NodeEvent::Up(fixture.name.clone())
     );
-}
-
-fn signal(pid: i32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
-async fn frozen_peer_is_declared_down(
-    node: &Node,
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-) {
-    let frozen = FixtureNode::start(FIXTURE, &["frozen", COOKIE]).await;
-    node.connect(&frozen.address).await.unwrap();
-    assert_eq!(next_event(events).await, NodeEvent::Up(frozen.name.clone()));
-    let echo = node.remote::<Echo>(&frozen.name, ECHO).await.unwrap();
-    let pending =
-        in_flight(echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60))).await;
-    // Frozen, its kernel still answers TCP keepalives: only heartbeats can tell.
-    signal(frozen.pid(), "-STOP");
-    let started = Instant::now();
-    let result = tokio::time::timeout(PATIENCE, pending)
-        .await
-        .expect("the call ended");
-    let waited = started.elapsed();
-    signal(frozen.pid(), "-CONT");
-    assert_eq!(result, Err(CallError::NodeDown(frozen.name.clone())));
-    assert!(waited >= LIVENESS, "declared down after only {waited:?}");
-    assert!(waited < LIVENESS * 3, "declared down after {waited:?}");
+    let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
     assert_eq!(
-        next_event(events).await,
-        NodeEvent::Down(frozen.name.clone())
+        echo.call(EchoCall::Echo("back".into())).await.as_deref(),
+        Ok("back")
     );
 }
 
-async fn hostile_peers_cannot_hijack_or_flood(
-    node: &Node,
-    alpha: &FixtureNode,
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-) {
+async fn hostile_peers_case() {
+    let mut tester = Tester::start().await;
+    let node = tester.node.clone();
+    let alpha = tester.connected("alpha").await;
     let here = node.address().to_string();
     // Mallory exports an `echo` of its own: it joins the very process group alpha's is in.
     let mallory = FixtureNode::start(
@@ -296,7 +242,7 @@ async fn hostile_peers_cannot_hijack_or_flood(
     )
     .await;
     assert_eq!(
-        next_event(events).await,
+        tester.next_event().await,
         NodeEvent::Up(mallory.name.clone())
     );
     let hijacker = node.remote::<Echo>(&mallory.name, ECHO).await.unwrap();
@@ -319,46 +265,102 @@ async fn hostile_peers_cannot_hijack_or_flood(
     )
     .await;
     assert_eq!(
-        next_event(events).await,
+        tester.next_event().await,
         NodeEvent::Up(flooder.name.clone())
     );
     assert_eq!(
-        next_event(events).await,
+        tester.next_event().await,
         NodeEvent::Down(flooder.name.clone())
     );
     assert!(!node.peers().await.unwrap().contains(&flooder.name));
-
-    // Mallory leaves; the next scenario starts with no events pending.
-    let name = mallory.name.clone();
-    drop(mallory);
-    assert_eq!(next_event(events).await, NodeEvent::Down(name));
+    tester.still_serves().await;
 }
 
-async fn unauthenticated_connections_are_capped(node: &Node) {
+async fn wrong_cookie_case() {
+    let tester = Tester::start().await;
+    let stranger = FixtureNode::start(FIXTURE, &["stranger", "another-cookie"]).await;
+    assert_eq!(
+        tester.node.connect(&stranger.address).await,
+        Err(ConnectError::AuthenticationFailed)
+    );
+
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    assert!(matches!(
+        tester.node.connect(&address).await,
+        Err(ConnectError::Unreachable { .. })
+    ));
+}
+
+/// A connection the node closes for what it sent is closed while `silent`, opened before
+/// it and still within its authentication time, stays open; then `silent` is closed too,
+/// when that time is up.
+async fn closed_before_a_silent_one(silent: TcpStream, offender: TcpStream) {
+    closed(offender).await;
+    assert!(
+        still_open(&silent),
+        "the connection was closed only at the authentication deadline"
+    );
+    closed(silent).await;
+}
+
+async fn silent_and_garbage_case() {
+    let mut tester = Tester::start().await;
+    let address = tester.node.address();
+    let silent = TcpStream::connect(address).await.unwrap();
+    let mut garbage = TcpStream::connect(address).await.unwrap();
+    garbage
+        .write_all(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 4, 1, 2, 3, 4])
+        .await
+        .unwrap();
+    closed_before_a_silent_one(silent, garbage).await;
+    tester.still_serves().await;
+}
+
+async fn oversized_frames_case() {
+    let mut tester = Tester::start().await;
+    let address = tester.node.address();
+    let silent = TcpStream::connect(address).await.unwrap();
+    let mut oversized = TcpStream::connect(address).await.unwrap();
+    // A frame header announcing 16 MiB (the default limit is 1 MiB), then a stall.
+    oversized
+        .write_all(&(16u64 * 1024 * 1024).to_be_bytes())
+        .await
+        .unwrap();
+    closed_before_a_silent_one(silent, oversized).await;
+    tester.still_serves().await;
+}
+
+async fn unauthenticated_cap_case() {
+    let mut tester = Tester::start().await;
     // One more silent connection than the cap. Connections are set up concurrently, so any
-    // one of them may be the one over the cap: it is closed at once, long before the
-    // authentication deadline that closes the others.
-    let mut closings = Vec::new();
+    // one of them may be the one over the cap: it is closed at once, while the others wait
+    // for their authentication deadline.
+    let mut streams = Vec::new();
     for _ in 0..=UNAUTHENTICATED {
-        let stream = TcpStream::connect(node.address()).await.unwrap();
-        closings.push(tokio::spawn(closed_within(stream)));
+        streams.push(TcpStream::connect(tester.node.address()).await.unwrap());
     }
-    let mut waited = Vec::new();
-    for closing in closings {
-        waited.push(closing.await.unwrap());
+    let first_closed = wait::within("a connection over the cap to close", async {
+        loop {
+            if let Some(at) = streams.iter().position(|s| !still_open(s)) {
+                break at;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let over = streams.remove(first_closed);
+    drop(over);
+    assert!(
+        streams.iter().all(still_open),
+        "only the connection over the cap is closed at once"
+    );
+    for stream in streams {
+        closed(stream).await;
     }
-    waited.sort();
-    assert!(
-        waited[0] < Duration::from_millis(1000),
-        "over the cap, closed after {:?}",
-        waited[0]
-    );
-    assert!(
-        waited[1] >= Duration::from_millis(1000),
-        "only one over the cap: {waited:?}"
-    );
+    tester.still_serves().await;
 }
-
 /// The same server as another build might see it: a call variant `Echo` does not know.
 struct SkewedEcho;
 
@@ -384,7 +386,10 @@ impl GenServer for SkewedEcho {
     }
 }
 
-async fn mismatched_message_types_get_a_typed_error(node: &Node, alpha: &FixtureNode) {
+async fn mismatched_types_case() {
+    let mut tester = Tester::start().await;
+    let node = tester.node.clone();
+    let alpha = tester.connected("alpha").await;
     let skewed = node.remote::<SkewedEcho>(&alpha.name, ECHO).await.unwrap();
     match skewed.call(SkewedCall::Shout("hey".into())).await {
         Err(CallError::BadRequest(why)) => assert!(why.contains("unknown variant"), "{why}"),
@@ -441,41 +446,44 @@ impl GenServer for RemoteWatch {
     }
 }
 
-async fn remote_monitors_report_exits_and_lost_nodes(
-    node: &Node,
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-) {
+async fn remote_monitors_case() {
+    let mut tester = Tester::start().await;
+    let node = tester.node.clone();
     let (sender, mut downs) = mpsc::unbounded_channel();
     let watch = RemoteWatch(sender).start(()).await.unwrap();
-    let mortal = FixtureNode::start(FIXTURE, &["mortal", COOKIE]).await;
-    let mut lost = FixtureNode::start(FIXTURE, &["lost", COOKIE]).await;
-    for fixture in [&mortal, &lost] {
-        node.connect(&fixture.address).await.unwrap();
-        assert_eq!(
-            next_event(events).await,
-            NodeEvent::Up(fixture.name.clone())
-        );
-    }
+    let mortal = tester.connected("mortal").await;
+    let mut lost = tester.connected("lost").await;
     // The server exits: DOWN with its reason.
     let echo = node.remote::<Echo>(&mortal.name, ECHO).await.unwrap();
     watch.call(echo.clone()).await.unwrap().unwrap();
-    // A deferred call is pending when the server exits: it fails at once, as locally.
+    // A deferred call is pending when the server exits: it fails at once, as locally
+    // (no reply, not its own 60 s timeout).
     let deferred = in_flight(echo.call_timeout(EchoCall::Defer, Duration::from_secs(60))).await;
     echo.cast(EchoCast::Exit("bye".into()));
-    assert_eq!(next_down(&mut downs).await, otp::ExitReason::error("bye"));
-    let started = Instant::now();
+    assert_eq!(
+        wait::next("a DOWN", &mut downs).await,
+        otp::ExitReason::error("bye")
+    );
     assert_eq!(deferred.await, Err(CallError::NoReply));
-    assert!(started.elapsed() < Duration::from_secs(5));
     // Now nothing runs under the name: monitoring it again reports noproc.
     watch.call(echo.clone()).await.unwrap().unwrap();
-    assert_eq!(next_down(&mut downs).await, otp::ExitReason::NoProc);
+    assert_eq!(
+        wait::next("a DOWN", &mut downs).await,
+        otp::ExitReason::NoProc
+    );
 
     // The node dies: DOWN with noconnection.
     let far = node.remote::<Echo>(&lost.name, ECHO).await.unwrap();
     watch.call(far).await.unwrap().unwrap();
     lost.child.start_kill().unwrap();
-    assert_eq!(next_down(&mut downs).await, otp::ExitReason::NoConnection);
-    assert_eq!(next_event(events).await, NodeEvent::Down(lost.name.clone()));
+    assert_eq!(
+        wait::next("a DOWN", &mut downs).await,
+        otp::ExitReason::NoConnection
+    );
+    assert_eq!(
+        tester.next_event().await,
+        NodeEvent::Down(lost.name.clone())
+    );
 
     // A name the node does not export cannot be monitored.
     let missing = node
@@ -483,16 +491,62 @@ async fn remote_monitors_report_exits_and_lost_nodes(
         .await
         .unwrap();
     assert_eq!(watch.call(missing).await.unwrap(), Err(CallError::NoProc));
-    let name = mortal.name.clone();
-    drop(mortal);
-    assert_eq!(next_event(events).await, NodeEvent::Down(name));
 }
 
-async fn next_down(downs: &mut mpsc::UnboundedReceiver<otp::ExitReason>) -> otp::ExitReason {
-    tokio::time::timeout(PATIENCE, downs.recv())
+async fn killed_peer_case() {
+    let mut tester = Tester::start().await;
+    let mut doomed = tester.connected("doomed").await;
+    let echo = tester
+        .node
+        .remote::<Echo>(&doomed.name, ECHO)
         .await
-        .expect("no DOWN in time")
-        .expect("watcher gone")
+        .unwrap();
+    let pending =
+        in_flight(echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60))).await;
+    doomed.child.start_kill().unwrap();
+    // The node's loss ends the call, not the call's own 60 s timeout.
+    let result = wait::within("the call to end", pending).await;
+    assert_eq!(result, Err(CallError::NodeDown(doomed.name.clone())));
+    assert_eq!(
+        tester.next_event().await,
+        NodeEvent::Down(doomed.name.clone())
+    );
+}
+
+fn signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+async fn frozen_peer_case() {
+    let mut tester = Tester::start().await;
+    let frozen = tester.connected("frozen").await;
+    let echo = tester
+        .node
+        .remote::<Echo>(&frozen.name, ECHO)
+        .await
+        .unwrap();
+    // Busy is not dead: a call that takes longer than the liveness timeout is answered.
+    let busy = (LIVENESS * 3 / 2).as_millis() as u64;
+    assert_eq!(
+        echo.call_timeout(EchoCall::Slow(busy), Duration::from_secs(60))
+            .await,
+        Ok(format!("slept {busy}"))
+    );
+    let pending =
+        in_flight(echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60))).await;
+    // Frozen, its kernel still answers TCP keepalives: only heartbeats can tell.
+    signal(frozen.pid(), "-STOP");
+    let result = wait::within("the call to end", pending).await;
+    signal(frozen.pid(), "-CONT");
+    assert_eq!(result, Err(CallError::NodeDown(frozen.name.clone())));
+    assert_eq!(
+        tester.next_event().await,
+        NodeEvent::Down(frozen.name.clone())
+    );
 }
 
 /// Starts a call and proves it is in flight: the first poll sends it and finds no answer yet.

@@ -9,7 +9,6 @@ use ex_messenger::protocol::{
 use otp::node::{Cookie, Node, NodeConfig};
 use otp::{BoxError, Context, Flow, GenServer, Protocol};
 use otp_tests::chat::Chat;
-use otp_tests::PATIENCE;
 use tokio::sync::mpsc;
 
 const COOKIE: &str = "hostile-test-cookie";
@@ -49,10 +48,7 @@ fn nick(name: &str) -> Nick {
 }
 
 async fn next(inbox: &mut mpsc::UnboundedReceiver<ToClient>) -> ToClient {
-    tokio::time::timeout(PATIENCE, inbox.recv())
-        .await
-        .expect("the server answers the spy")
-        .expect("spy inbox open")
+    otp_tests::wait::next("the server's answer to the spy", inbox).await
 }
 
 #[tokio::test]

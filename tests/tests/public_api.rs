@@ -1,8 +1,6 @@
 //! The framework used from another crate, through its public API only: a tree loaded from a
 //! file on disk, a bad file refused in one line, and a by-name call after a restart.
 
-use std::time::Duration;
-
 use otp::spec::{self, Registry};
 use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Named, Protocol, ReplyTo};
 use tokio::sync::mpsc;
@@ -60,8 +58,6 @@ impl GenServer for Counter {
     }
 }
 
-const PATIENCE: Duration = Duration::from_secs(10);
-
 fn write(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("otp-public-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -81,13 +77,13 @@ async fn a_tree_from_a_file_restarts_a_named_counter() {
              "children": [ { "id": "counter", "start": "counter", "args": 5, "name": "api_counter" } ] }"#,
     );
     let supervisor = spec::load(&path, &registry).unwrap().start().await.unwrap();
-    tokio::time::timeout(PATIENCE, starts.recv()).await.unwrap();
+    otp_tests::wait::next("the counter to start", &mut starts).await;
 
     let counter = Named::<Counter>::new("api_counter");
     counter.cast(2);
     assert_eq!(counter.call(()).await, Ok(7));
     counter.resolve().unwrap().kill();
-    tokio::time::timeout(PATIENCE, starts.recv()).await.unwrap();
+    otp_tests::wait::next("the counter to start", &mut starts).await;
     assert_eq!(
         counter.call(()).await,
         Ok(5),

@@ -1,12 +1,10 @@
 //! The node's own processes live in the supervision tree: a node killed under a supervisor
 //! is restarted on the same port, and connects and calls again.
 
-use std::time::Duration;
-
 use otp::node::{Cookie, Node, NodeConfig};
 use otp::supervisor::{SupervisorRef, SupervisorSpec};
 use otp::ActorCell;
-use otp_tests::{Echo, EchoCall, FixtureNode, ECHO, PATIENCE};
+use otp_tests::{wait, Echo, EchoCall, FixtureNode, ECHO};
 
 const COOKIE: &str = "supervised-node-cookie";
 
@@ -23,21 +21,15 @@ async fn node_process(supervisor: &SupervisorRef) -> Option<ActorCell> {
 
 /// The node once a process other than `not` runs it and answers (a restart completed).
 async fn running_node(supervisor: &SupervisorRef, not: Option<&ActorCell>) -> (Node, ActorCell) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(process) = node_process(supervisor).await {
-            if not.is_none_or(|old| old.get_id() != process.get_id()) {
-                if let Ok(node) = Node::local().await {
-                    return (node, process);
-                }
-            }
+    wait::eventually("the node to come back", || async {
+        let process = node_process(supervisor).await.ok_or("no node process")?;
+        if not.is_some_and(|old| old.get_id() == process.get_id()) {
+            return Err("the old node process");
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node did not come back"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        let node = Node::local().await.map_err(|_| "no node answers")?;
+        Ok((node, process))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

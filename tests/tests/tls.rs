@@ -1,12 +1,16 @@
 //! Mutual TLS between nodes in separate processes: a member joins and calls; a plaintext peer
-//! and a peer with a foreign CA cannot join; a stalled handshake blocks nobody else.
+//! and a peer with a foreign CA cannot join; a stalled handshake blocks nobody else; the
+//! sessions are capped. Each scenario runs in a process of its own (one node per process).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent, Tls};
 use otp::GenServer;
+use otp_tests::tcp::still_open;
+use otp_tests::wait::run;
 use otp_tests::{next_event, Echo, EchoCall, FixtureNode, NodeWatcher, ECHO, TLS_SERVER_NAME};
+use rusty_fork::rusty_fork_test;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -44,124 +48,186 @@ fn tls_from(dir: &Path) -> Tls {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_over_mutual_tls() {
-    let root: PathBuf = std::env::temp_dir().join(format!("otp-tls-{}", std::process::id()));
-    let (ours, foreign) = (root.join("cluster"), root.join("foreign"));
-    certificates(&ours);
-    certificates(&foreign);
-    let ours_arg = ours.to_string_lossy().into_owned();
-    let foreign_arg = foreign.to_string_lossy().into_owned();
+/// This process's node, over TLS with the test cluster's CA, and where the certificates are.
+struct SecureTester {
+    node: Node,
+    events: mpsc::UnboundedReceiver<NodeEvent>,
+    _watcher: otp::ServerRef<NodeWatcher>,
+    /// Where the node listens, for fixtures to dial.
+    here: String,
+    /// The cluster's certificates, and another CA's.
+    ours: String,
+    foreign: String,
+    root: PathBuf,
+}
 
-    let mut config = NodeConfig::new(
-        "secure-tester",
-        "127.0.0.1:0".parse().unwrap(),
-        Cookie::new(COOKIE).unwrap(),
-    );
-    config.tls = Some(tls_from(&ours));
-    config.auth_timeout = HANDSHAKE_DEADLINE;
-    config.max_connections = MAX_CONNECTIONS;
-    let node = Node::start(config).await.unwrap();
-    let (sender, mut events) = mpsc::unbounded_channel();
-    let _watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
-    let here = node.address().to_string();
+impl SecureTester {
+    async fn start() -> SecureTester {
+        let root: PathBuf = std::env::temp_dir().join(format!("otp-tls-{}", std::process::id()));
+        let (ours, foreign) = (root.join("cluster"), root.join("foreign"));
+        certificates(&ours);
+        certificates(&foreign);
+        let mut config = NodeConfig::new(
+            "secure-tester",
+            "127.0.0.1:0".parse().unwrap(),
+            Cookie::new(COOKIE).unwrap(),
+        );
+        config.tls = Some(tls_from(&ours));
+        config.auth_timeout = HANDSHAKE_DEADLINE;
+        config.max_connections = MAX_CONNECTIONS;
+        let node = Node::start(config).await.unwrap();
+        let (sender, events) = mpsc::unbounded_channel();
+        let watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
+        SecureTester {
+            here: node.address().to_string(),
+            node,
+            events,
+            _watcher: watcher,
+            ours: ours.to_string_lossy().into_owned(),
+            foreign: foreign.to_string_lossy().into_owned(),
+            root,
+        }
+    }
 
-    // A member with our CA joins and is called, over TLS.
-    let member = FixtureNode::start(FIXTURE, &["member", COOKIE, "--tls", &ours_arg]).await;
+    /// A member with our CA that dials this node; waits until it has joined.
+    async fn member_dialing(&mut self, name: &str) -> FixtureNode {
+        let args = [name, COOKIE, "--tls", &self.ours, "--connect", &self.here];
+        let mut member = FixtureNode::start(FIXTURE, &args).await;
+        assert_eq!(
+            member.next_line().await,
+            format!("CONNECTED {}", self.node.name())
+        );
+        assert_eq!(
+            next_event(&mut self.events).await,
+            NodeEvent::Up(member.name.clone())
+        );
+        member
+    }
+}
+
+impl Drop for SecureTester {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+rusty_fork_test! {
+    #[test]
+    fn a_member_with_our_ca_joins_and_is_called_over_tls() {
+        run(member_case());
+    }
+
+    #[test]
+    fn a_plaintext_peer_cannot_join_either_way() {
+        run(plaintext_case());
+    }
+
+    #[test]
+    fn a_peer_with_another_ca_cannot_join_even_with_the_cookie() {
+        run(foreign_ca_case());
+    }
+
+    #[test]
+    fn a_stalled_handshake_blocks_no_one() {
+        run(stalled_handshake_case());
+    }
+
+    #[test]
+    fn sessions_beyond_max_connections_are_refused() {
+        run(max_connections_case());
+    }
+}
+
+async fn member_case() {
+    let mut tester = SecureTester::start().await;
+    let member = FixtureNode::start(FIXTURE, &["member", COOKIE, "--tls", &tester.ours]).await;
     assert_eq!(
-        node.connect(&member.address).await.as_deref(),
+        tester.node.connect(&member.address).await.as_deref(),
         Ok(member.name.as_str())
     );
-    let echo = node.remote::<Echo>(&member.name, ECHO).await.unwrap();
+    let echo = tester
+        .node
+        .remote::<Echo>(&member.name, ECHO)
+        .await
+        .unwrap();
     assert_eq!(
         echo.call(EchoCall::Echo("sealed".into())).await.as_deref(),
         Ok("sealed")
     );
     assert_eq!(
-        next_event(&mut events).await,
+        next_event(&mut tester.events).await,
         NodeEvent::Up(member.name.clone())
     );
+}
 
-    // A plaintext peer cannot join: not by connecting to us, nor by us connecting to it.
-    let mut plain = FixtureNode::start(FIXTURE, &["plain", COOKIE, "--connect", &here]).await;
+async fn plaintext_case() {
+    let tester = SecureTester::start().await;
+    let mut plain =
+        FixtureNode::start(FIXTURE, &["plain", COOKIE, "--connect", &tester.here]).await;
     let line = plain.next_line().await;
     assert!(
         line.starts_with("CONNECT_ERROR"),
         "a plaintext peer joined: {line}"
     );
     assert!(matches!(
-        node.connect(&plain.address).await,
+        tester.node.connect(&plain.address).await,
         Err(ConnectError::Tls(_))
     ));
+}
 
-    // Nor can a peer whose certificate comes from another CA, even with the right cookie.
-    let mut intruder = FixtureNode::start(
-        FIXTURE,
-        &[
-            "intruder",
-            COOKIE,
-            "--tls",
-            &foreign_arg,
-            "--connect",
-            &here,
-        ],
-    )
-    .await;
+async fn foreign_ca_case() {
+    let tester = SecureTester::start().await;
+    let args = [
+        "intruder",
+        COOKIE,
+        "--tls",
+        &tester.foreign,
+        "--connect",
+        &tester.here,
+    ];
+    let mut intruder = FixtureNode::start(FIXTURE, &args).await;
     let line = intruder.next_line().await;
     assert!(
         line.starts_with("CONNECT_ERROR"),
         "a foreign-CA peer joined: {line}"
     );
     assert!(matches!(
-        node.connect(&intruder.address).await,
+        tester.node.connect(&intruder.address).await,
         Err(ConnectError::Tls(_))
     ));
+}
 
-    // A client that opens TCP and stalls its handshake blocks no one: a member joins at once.
-    let _stalled = TcpStream::connect(node.address()).await.unwrap();
-    let started = Instant::now();
-    let mut late = FixtureNode::start(
-        FIXTURE,
-        &["late", COOKIE, "--tls", &ours_arg, "--connect", &here],
-    )
-    .await;
-    assert_eq!(late.next_line().await, format!("CONNECTED {}", node.name()));
-    assert_eq!(
-        next_event(&mut events).await,
-        NodeEvent::Up(late.name.clone())
-    );
+async fn stalled_handshake_case() {
+    let mut tester = SecureTester::start().await;
+    // A client that opens TCP and stalls its handshake: a member joins meanwhile.
+    let stalled = TcpStream::connect(tester.node.address()).await.unwrap();
+    let late = tester.member_dialing("late").await;
     assert!(
-        started.elapsed() < HANDSHAKE_DEADLINE / 2,
-        "joined after {:?}",
-        started.elapsed()
+        still_open(&stalled),
+        "the member joined only once the stalled handshake was closed at its deadline"
     );
+    assert_eq!(tester.node.peers().await.unwrap(), vec![late.name.clone()]);
+}
 
-    assert_eq!(
-        node.peers().await.unwrap(),
-        vec![late.name.clone(), member.name.clone()]
-    );
-
-    // Two sessions now: a third member fits, a fourth is over max_connections.
-    let mut third = FixtureNode::start(
-        FIXTURE,
-        &["third", COOKIE, "--tls", &ours_arg, "--connect", &here],
-    )
-    .await;
-    assert_eq!(
-        third.next_line().await,
-        format!("CONNECTED {}", node.name())
-    );
-    let mut fourth = FixtureNode::start(
-        FIXTURE,
-        &["fourth", COOKIE, "--tls", &ours_arg, "--connect", &here],
-    )
-    .await;
-    let line = fourth.next_line().await;
+async fn max_connections_case() {
+    let mut tester = SecureTester::start().await;
+    let mut members = Vec::new();
+    for n in 0..MAX_CONNECTIONS {
+        members.push(tester.member_dialing(&format!("member{n}")).await);
+    }
+    let args = [
+        "over",
+        COOKIE,
+        "--tls",
+        &tester.ours,
+        "--connect",
+        &tester.here,
+    ];
+    let mut over = FixtureNode::start(FIXTURE, &args).await;
+    let line = over.next_line().await;
     assert!(
         line.starts_with("CONNECT_ERROR"),
         "over max_connections: {line}"
     );
-    assert_eq!(node.peers().await.unwrap().len(), MAX_CONNECTIONS);
-    node.stop().await;
-    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!(tester.node.peers().await.unwrap().len(), MAX_CONNECTIONS);
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use otp::node::{ConnectError, Cookie, Node, NodeConfig};
-use otp_tests::{FixtureNode, PATIENCE};
+use otp_tests::{wait, FixtureNode, PATIENCE};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -64,9 +64,14 @@ async fn floods_from_one_address_lock_no_one_out() {
     assert_eq!(held.len(), HOLDERS, "the held connections were all opened");
     // Once slots taken by the attack have been closed for not authenticating and taken
     // again, the attack is in its steady state.
-    wait_for(
+    wait::eventually(
         "an admitted slowloris connection to be closed at its deadline",
-        || turned_over.load(Ordering::Relaxed) >= 1,
+        || async {
+            match turned_over.load(Ordering::Relaxed) {
+                0 => Err("none yet"),
+                _ => Ok(()),
+            }
+        },
     )
     .await;
 
@@ -317,15 +322,6 @@ async fn slowloris(target: SocketAddr, opened: Arc<AtomicUsize>, turned_over: Ar
         if !received.starts_with(&BUSY) {
             turned_over.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// Polls `done` until it holds, failing after [`PATIENCE`].
-async fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

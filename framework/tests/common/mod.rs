@@ -26,6 +26,25 @@ pub enum Event {
 pub struct Probe {
     pub label: String,
     pub events: mpsc::UnboundedSender<Event>,
+    pub behaviour: Behaviour,
+}
+
+/// What a probe does beyond what its messages ask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Behaviour {
+    #[default]
+    Normal,
+    /// `init` fails: a start failure.
+    FailInit,
+    /// `terminate` never finishes: a child that outlives its shutdown budget.
+    HangInTerminate,
+}
+
+impl Probe {
+    /// This probe, behaving so.
+    pub fn behaving(self, behaviour: Behaviour) -> Self {
+        Self { behaviour, ..self }
+    }
 }
 
 pub enum Call {
@@ -57,11 +76,6 @@ pub struct State {
     pub deferred: Vec<ReplyTo<u64>>,
 }
 
-/// `Err` from init when the label says so, to test start failures.
-pub const FAIL_INIT: &str = "fail-init";
-/// A probe whose label starts with this never finishes `terminate`.
-pub const HANG_IN_TERMINATE: &str = "hang";
-
 impl Protocol for Probe {
     type Call = Call;
     type Reply = u64;
@@ -75,7 +89,7 @@ impl GenServer for Probe {
     type Info = Event;
 
     async fn init(&self, _me: &Context<Self>, value: u64) -> Result<State, BoxError> {
-        if self.label == FAIL_INIT {
+        if self.behaviour == Behaviour::FailInit {
             return Err("refusing to start".into());
         }
         let _ = self.events.send(Event::Started(self.label.clone()));
@@ -159,7 +173,7 @@ impl GenServer for Probe {
         let _ = self
             .events
             .send(Event::Terminated(self.label.clone(), reason.clone()));
-        if self.label.starts_with(HANG_IN_TERMINATE) {
+        if self.behaviour == Behaviour::HangInTerminate {
             std::future::pending::<()>().await;
         }
     }
@@ -172,6 +186,7 @@ pub fn probe(label: &str) -> (Probe, mpsc::UnboundedReceiver<Event>) {
         Probe {
             label: label.to_owned(),
             events,
+            behaviour: Behaviour::Normal,
         },
         receiver,
     )
@@ -182,6 +197,7 @@ pub fn probe_into(label: &str, events: &mpsc::UnboundedSender<Event>) -> Probe {
     Probe {
         label: label.to_owned(),
         events: events.clone(),
+        behaviour: Behaviour::Normal,
     }
 }
 
@@ -209,7 +225,16 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) {
 
 /// A permanent worker spec running a probe labelled `id` that reports into `events`.
 pub fn probe_spec(id: &str, events: &mpsc::UnboundedSender<Event>) -> otp::supervisor::ChildSpec {
-    let probe = probe_into(id, events);
+    probe_spec_behaving(id, events, Behaviour::Normal)
+}
+
+/// [`probe_spec`], with a probe behaving so.
+pub fn probe_spec_behaving(
+    id: &str,
+    events: &mpsc::UnboundedSender<Event>,
+    behaviour: Behaviour,
+) -> otp::supervisor::ChildSpec {
+    let probe = probe_into(id, events).behaving(behaviour);
     otp::supervisor::ChildSpec::worker(id, move |parent| parent.start(probe.clone(), 0))
 }
 
