@@ -8,8 +8,8 @@
 //! | module | what |
 //! |---|---|
 //! | [`cli`] | the command line: `server`, `client` and `bench` subcommands |
-//! | [`protocol`] | what travels between nodes, and the session token that proves who speaks |
-//! | [`server`] | the server's tree: [`server::message_server`], [`server::room`], token keys |
+//! | [`protocol`] | what travels between nodes (the only thing `client` and `server` share): requests, refusals, the session token |
+//! | [`server`] | the server's tree: [`server::message_server`] (sessions, membership, room directory, policy), [`server::room`] |
 //! | [`client`] | the client's tree: [`client::handler`], and the terminal it talks to |
 //! | [`names`] | nicknames and room names: what is allowed, and the `nick_not_allowed` refusal |
 //! | [`command`] | what a line typed by a user means (`/pm`, `/join`, plain text, ...) |

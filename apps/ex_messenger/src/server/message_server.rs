@@ -4,10 +4,10 @@
 //!
 //! | | |
 //! |---|---|
-//! | [`sessions`](super::sessions) | who has joined, tokens, joins in progress, request order |
-//! | [`membership`](super::membership) | who is in which room (shared with the rooms) |
-//! | [`directory`](super::directory) | the rooms' processes |
-//! | [`policy`](super::policy) | what is accepted: flood limit, size, cleaning |
+//! | `sessions.rs` | who has joined, tokens, joins in progress, request order |
+//! | `membership.rs` | who is in which room (shared with the rooms) |
+//! | `directory.rs` | the rooms' processes |
+//! | `policy.rs` | what is accepted: flood limit, size, cleaning |
 //!
 //! Restarts: tokens are checked with a key that outlives this server, and the membership
 //! record outlives it too; clients rejoin with their token when it goes down, so a crash

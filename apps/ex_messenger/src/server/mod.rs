@@ -7,6 +7,17 @@
 //! ├── rooms           dynamic supervisor, one RoomServer per room
 //! └── message_server  users, sessions, routing (exported)
 //! ```
+//!
+//! | file | what |
+//! |---|---|
+//! | `message_server.rs` | the exported GenServer: routes each request between users and rooms |
+//! | `sessions.rs` | who has joined, tokens, joins in progress, the order of each user's requests |
+//! | `membership.rs` | who is in which room: one record, kept by the message server, read by rooms |
+//! | `directory.rs` | the rooms' processes, started through the `rooms` supervisor |
+//! | `policy.rs` | what is accepted: flood limit, size, cleaning |
+//! | `room.rs` | one GenServer per room: numbering, fan-out, slow readers |
+//! | `keys.rs` | the key that signs session tokens, outliving the message server |
+//! | `fault_hook.rs` | test-only faults (cargo feature `fault-hook`) |
 
 mod directory;
 #[cfg(feature = "fault-hook")]
