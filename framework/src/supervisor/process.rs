@@ -285,17 +285,28 @@ impl State {
             self.stop_everyone().await;
             return Flow::Stop(ExitReason::Shutdown);
         }
-        let group = match self.kind {
-            Kind::Static(Strategy::OneForOne) | Kind::Dynamic { .. } => vec![place],
-            Kind::Static(Strategy::OneForAll) => self.children.places(..),
-            Kind::Static(Strategy::RestForOne) => self.children.places(place..),
+        // The one-child case, by far the most common, allocates nothing.
+        let (alone, siblings);
+        let group: &[Place] = match self.kind {
+            Kind::Static(Strategy::OneForOne) | Kind::Dynamic { .. } => {
+                alone = [place];
+                &alone
+            }
+            Kind::Static(Strategy::OneForAll) => {
+                siblings = self.children.places(..);
+                &siblings
+            }
+            Kind::Static(Strategy::RestForOne) => {
+                siblings = self.children.places(place..);
+                &siblings
+            }
         };
-        self.stop_in_reverse(&group).await;
+        self.stop_in_reverse(group).await;
         // Temporary siblings stopped for the restart are not restarted: they go.
-        for &sibling in &group {
+        for &sibling in group {
             self.forget_if_temporary(sibling);
         }
-        for &member in &group {
+        for &member in group {
             let Some(child) = self.children.get(member) else {
                 continue;
             };
