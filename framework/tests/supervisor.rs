@@ -574,9 +574,20 @@ async fn dynamic_children_may_share_an_id_and_are_listed_in_start_order() {
         [ids[0], ids[2]],
         "only the child with that process goes"
     );
-    // A dynamic supervisor is a supervisor: the general handle reaches it by name.
+    // A dynamic supervisor is a supervisor: the general handle reaches it by name, and
+    // refuses what concerns children by id, as OTP does for simple_one_for_one.
     let general = SupervisorRef::whereis("rooms").expect("registered");
     assert_eq!(general.count_children().await.unwrap().active, 2);
+    for refused in [
+        general.terminate_child("room").await,
+        general.delete_child("room").await,
+        general.restart_child("room").await.map(drop),
+    ] {
+        assert!(
+            matches!(refused, Err(SupervisorError::Dynamic)),
+            "{refused:?}"
+        );
+    }
     supervisor.stop().await.unwrap();
 }
 

@@ -537,9 +537,12 @@ async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_floo
     alice.expect("**Joined the chatroom one**").await;
     bob.send("/join two").await;
     bob.expect("room_limit: the server has 2 rooms open").await;
-    // Bob is out of any room now, and can join an open one.
+    // A refused join leaves bob where he was, and he can join an open room.
+    bob.send("/users").await;
+    bob.expect("**Users in room: bob**").await;
     bob.send("/join one").await;
     bob.expect("**Joined the chatroom one**").await;
+    bob.expect("**Users in room: alice, bob**").await;
     alice.expect("**bob has joined**").await;
 
     // A storm of joins to distinct rooms is cut by the flood limit like any request.
@@ -547,9 +550,9 @@ async fn rooms_are_bounded_with_a_clear_refusal_and_joins_count_against_the_floo
         alice.send(&format!("/join storm{n}")).await;
     }
     alice.expect("slow_down:").await;
-    // Others are served meanwhile.
+    // Others are served meanwhile; alice, refused, is still in her room.
     bob.send("/users").await;
-    bob.expect("**Users in room: bob**").await;
+    bob.expect("**Users in room: alice, bob**").await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

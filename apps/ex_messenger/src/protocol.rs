@@ -226,9 +226,11 @@ pub enum ToClient {
 }
 
 /// Why the server refused a join or a request. Programs (and tests) match the variant or
-/// its stable [`code`](Refusal::code); people read its one line, `code: what happened and
-/// what to do`.
+/// its stable [`code`](Refusal::code), which is also what the wire carries (`{"code":
+/// "nick_in_use", ..}`); people read its one line, `code: what happened and what to do`.
+/// A code this build does not know (from a newer server) arrives as [`Refusal::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
 pub enum Refusal {
     /// The nick is someone else's.
     NickInUse { nick: Nick },
@@ -248,8 +250,11 @@ pub enum Refusal {
     RoomLimit { limit: usize },
     /// The room a line was said in closed before the line reached it.
     RoomClosed { room: Room },
-    /// The room could not be opened.
-    RoomUnavailable { room: Room, why: String },
+    /// The room could not be opened, or is restarting: try again in a moment.
+    RoomUnavailable { room: Room },
+    /// A refusal this build does not know.
+    #[serde(other)]
+    Other,
 }
 
 impl Refusal {
@@ -266,6 +271,7 @@ impl Refusal {
             Self::RoomLimit { .. } => "room_limit",
             Self::RoomClosed { .. } => "room_closed",
             Self::RoomUnavailable { .. } => "room_unavailable",
+            Self::Other => "other",
         }
     }
 }
@@ -302,9 +308,57 @@ impl std::fmt::Display for Refusal {
                     "room {room} closed before your line reached it; not sent"
                 )
             }
-            Self::RoomUnavailable { room, why } => write!(f, "cannot open room {room}: {why}"),
+            Self::RoomUnavailable { room } => {
+                write!(
+                    f,
+                    "room {room} cannot be entered right now; try again in a moment"
+                )
+            }
+            Self::Other => {
+                f.write_str("the server refused, for a reason this client does not know; update it")
+            }
         }
     }
 }
 
 impl std::error::Error for Refusal {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_travels_as_its_code_and_an_unknown_code_is_other() {
+        let nick = Nick::parse("bob").unwrap();
+        let room = Room::lobby();
+        let every = [
+            Refusal::NickInUse { nick: nick.clone() },
+            Refusal::ServerBusy,
+            Refusal::ReceiverNotFound { nick },
+            Refusal::NotInChatroom,
+            Refusal::SlowDown { wait_ms: 900 },
+            Refusal::MessageTooLong {
+                bytes: 5000,
+                limit: 4096,
+            },
+            Refusal::EmptyMessage,
+            Refusal::RoomLimit { limit: 2 },
+            Refusal::RoomClosed { room: room.clone() },
+            Refusal::RoomUnavailable { room },
+            Refusal::Other,
+        ];
+        for refusal in every {
+            let wire = serde_json::to_value(&refusal).unwrap();
+            assert_eq!(wire["code"], refusal.code(), "{wire}");
+            assert!(refusal
+                .to_string()
+                .starts_with(&format!("{}: ", refusal.code())));
+            assert_eq!(serde_json::from_value::<Refusal>(wire).unwrap(), refusal);
+        }
+        let newer = serde_json::json!({ "code": "moon_phase", "phase": "full" });
+        assert_eq!(
+            serde_json::from_value::<Refusal>(newer).unwrap(),
+            Refusal::Other
+        );
+    }
+}

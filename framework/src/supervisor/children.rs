@@ -1,5 +1,6 @@
 //! A supervisor's bookkeeping, the same for static and dynamic supervisors: its children in
-//! start order, each with its spec and status, found by place, by process or by id.
+//! start order, each with its spec and status, found by place, by process (an index) or by
+//! id (a scan: ids matter to static supervisors, which have few children).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeBounds;
@@ -88,9 +89,9 @@ impl Children {
         }
     }
 
-    /// Marks the child stopped (a pending restart included) and hands over its process,
-    /// if it ran: the caller stops it, or it has already exited.
-    pub fn take_running(&mut self, place: Place) -> Option<ChildRef> {
+    /// Marks the child stopped, cancelling a pending restart, and hands over its process if
+    /// it ran: the caller stops it, or it has already exited.
+    pub fn mark_stopped(&mut self, place: Place) -> Option<ChildRef> {
         let child = self.ordered.get_mut(&place)?;
         match std::mem::replace(&mut child.status, Status::Stopped) {
             Status::Running(running) => {

@@ -68,7 +68,8 @@ impl SupervisorRef {
         ask(&self.server, |a| Request::DeleteChild(id.to_owned(), a)).await?
     }
 
-    /// Stops the supervisor: its children in reverse start order, each within its budget.
+    /// Stops the supervisor: its children in reverse start order, each within its budget
+    /// (a dynamic supervisor's all at once).
     pub async fn stop(&self) -> Result<(), SupervisorError> {
         Ok(self.server.stop(ExitReason::Shutdown).await?)
     }
@@ -102,7 +103,8 @@ impl DynamicSupervisorRef {
         Self { supervisor }
     }
 
-    /// The supervisor registered under `name`, if any.
+    /// The supervisor registered under `name`, if any (a static one too: its calls by
+    /// process work on it as well).
     pub fn whereis(name: &str) -> Option<Self> {
         SupervisorRef::whereis(name).map(Self::new)
     }

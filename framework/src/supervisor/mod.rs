@@ -301,6 +301,11 @@ pub enum SupervisorError {
     /// A running child with this id exists.
     #[error("a child with this id is already running")]
     AlreadyStarted(ActorCell),
+    /// An operation on children by id, asked of a dynamic supervisor (OTP answers
+    /// `{error, simple_one_for_one}`): its children are addressed by process, and are not
+    /// kept once stopped.
+    #[error("a dynamic supervisor's children are addressed by process and not kept once stopped: use DynamicSupervisorRef")]
+    Dynamic,
     /// `max_children` reached.
     #[error("max_children ({0}) reached: stop a child or raise max_children")]
     MaxChildren(usize),

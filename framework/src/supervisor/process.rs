@@ -250,7 +250,7 @@ impl State {
         let Some(place) = self.children.place_of_process(pid) else {
             return Flow::Continue;
         };
-        self.children.take_running(place);
+        self.children.mark_stopped(place);
         let Some(child) = self.children.get(place) else {
             return Flow::Continue;
         };
@@ -335,7 +335,7 @@ impl State {
     /// Stops the running children among `places`, last started first.
     async fn stop_in_reverse(&mut self, places: &[Place]) {
         for &place in places.iter().rev() {
-            if let Some(running) = self.children.take_running(place) {
+            if let Some(running) = self.children.mark_stopped(place) {
                 if let Some(child) = self.children.get(place) {
                     stop_child(&self.label, &child.spec.id, &running, child.spec.shutdown).await;
                 }
@@ -352,7 +352,7 @@ impl State {
         }
         let running: Vec<_> = places
             .into_iter()
-            .filter_map(|place| Some((place, self.children.take_running(place)?)))
+            .filter_map(|place| Some((place, self.children.mark_stopped(place)?)))
             .collect();
         let children = &self.children;
         stop_all(
@@ -379,6 +379,9 @@ impl State {
     }
 
     async fn terminate_child(&mut self, target: Target) -> Result<(), SupervisorError> {
+        if let (Kind::Dynamic { .. }, Target::Id(_)) = (self.kind, &target) {
+            return Err(SupervisorError::Dynamic);
+        }
         let place = self.find(&target)?;
         self.stop_in_reverse(&[place]).await;
         self.forget_if_done(place);
@@ -408,6 +411,9 @@ impl State {
 
     /// The place of the child `id` if it is stopped; else why not.
     fn stopped(&self, id: &str) -> Result<Place, SupervisorError> {
+        if let Kind::Dynamic { .. } = self.kind {
+            return Err(SupervisorError::Dynamic);
+        }
         let place = self.find(&Target::Id(id.to_owned()))?;
         match self.children.get(place).map(|child| child.process()) {
             Some(ChildProcess::Undefined) => Ok(place),

@@ -167,9 +167,9 @@ pub struct HandlerState {
     announced: bool,
     /// Join attempts so far, to match each with its timeout.
     attempts: u64,
-    /// The reason of the last refusal shown, until a request is done again: a flood of
-    /// refusals for one cause is shown once.
-    refusing: Option<&'static str>,
+    /// The last refusal shown, until a request is done again: a flood of refusals for one
+    /// cause is shown once.
+    refusing: Option<Refusal>,
     /// "Lines wait until reconnected" has been said during this outage.
     told_waiting: bool,
     /// When the server last answered a request (or the outbox last started filling): the
@@ -409,6 +409,10 @@ impl HandlerState {
                 me.send_after(JOIN_TIMEOUT, HandlerInfo::JoinTimeout(self.attempts));
                 Flow::Continue
             }
+            // Busy is for now: try again, as after any other passing trouble.
+            Ok(ServerReply::Refused(Refusal::ServerBusy)) => {
+                self.retry(me, Refusal::ServerBusy.to_string())
+            }
             Ok(ServerReply::Refused(reason)) => self.fatal(format!(
                 "Could not join chatroom, reason: {}",
                 clean(&reason.to_string())
@@ -596,10 +600,18 @@ impl HandlerState {
                 self.trace(Trace::Acked { seq, placed });
             }
             Err(reason) => {
-                // One line per flood of refusals for the same cause.
-                if self.refusing != Some(reason.code()) {
-                    self.refusing = Some(reason.code());
+                // One line per flood of refusals for the same cause (flood limits differ
+                // only in the time they give).
+                let same = self.refusing.as_ref().is_some_and(|shown| {
+                    shown == &reason
+                        || matches!(
+                            (shown, &reason),
+                            (Refusal::SlowDown { .. }, Refusal::SlowDown { .. })
+                        )
+                });
+                if !same {
                     self.show(clean(&reason.to_string()));
+                    self.refusing = Some(reason.clone());
                 }
                 self.trace(Trace::Refused { seq, reason });
             }

@@ -1,10 +1,11 @@
 //! Who is in which room: one record, written by the message server only and read by a room
 //! when it starts, so a restarted room finds its members without asking anyone.
 //!
-//! Like an ETS table owned by a process that outlives its users, it outlives both the rooms
-//! and the message server: the server program creates it once and hands it to the message
-//! server's arguments (the same on every restart). So neither a room's restart nor the
-//! message server's loses who was where.
+//! Like an ETS table kept by a process that outlives the ones using it, it outlives both the
+//! rooms and the message server: the server program creates it once and hands it to the
+//! message server's arguments (the same on every restart), and the message server hands
+//! rooms a reader. So neither a room's restart nor the message server's loses who was
+//! where. Only the message server changes it (its writers are private to `server`).
 //!
 //! The message server changes a seat *before* it tells the room: a room that starts after
 //! the change reads it here, one that started before gets the message. Either way the
@@ -99,21 +100,25 @@ impl Membership {
             .collect()
     }
 
-    /// Seats `nick` in `room`, out of any other; returns the room they were in.
-    pub fn seat(&self, nick: &Nick, room: &Room, handler: RemoteRef<ChatClient>) -> Option<Room> {
+    /// Seats `nick` in `room` (or seats them again, with this handler). The caller has
+    /// taken them out of any other room first, telling that room.
+    pub(super) fn seat(&self, nick: &Nick, room: &Room, handler: RemoteRef<ChatClient>) {
         let mut seats = self.write();
         let previous = seats.take(nick);
+        debug_assert!(
+            previous.is_none_or(|previous| &previous == room),
+            "seated in two rooms"
+        );
         seats
             .rooms
             .entry(room.clone())
             .or_default()
             .insert(nick.clone(), handler);
         seats.room_of.insert(nick.clone(), room.clone());
-        previous
     }
 
     /// Takes `nick` out of their room; returns which.
-    pub fn unseat(&self, nick: &Nick) -> Option<Room> {
+    pub(super) fn unseat(&self, nick: &Nick) -> Option<Room> {
         self.write().take(nick)
     }
 }

@@ -20,7 +20,7 @@ use otp::node::{Node, NodeEvent, RemoteRef};
 use otp::supervisor::DynamicSupervisorRef;
 use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef};
 
-use super::directory::Directory;
+use super::directory::{Directory, Lines, Opened};
 use super::keys::SessionKeys;
 use super::membership::Membership;
 use super::policy;
@@ -153,7 +153,7 @@ impl GenServer for MessageServer {
                 bytes,
             } => {
                 if let Some(nick) = state.sessions.verified(&token) {
-                    if let Some(server) = state.rooms.for_lines(&room) {
+                    if let Lines::To(server) = state.rooms.lines(&room) {
                         server.cast(RoomCast::Delivered { nick, epoch, bytes });
                     }
                 }
@@ -170,7 +170,7 @@ impl GenServer for MessageServer {
     ) -> Result<Flow, BoxError> {
         match info {
             Info::Message(ServerInfo::Room(RoomEvent::Started { room, server })) => {
-                state.room_started(room, server)
+                state.room_started(room, server).await
             }
             Info::Message(ServerInfo::Room(RoomEvent::TooSlow { nick, behind })) => {
                 state.too_slow(&nick, behind).await
@@ -245,6 +245,14 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// The room `nick` may enter now, opened if need be; or why not.
+    async fn open(&mut self, room: &Room) -> Result<ServerRef<RoomServer>, Refusal> {
+        match self.rooms.open(room).await? {
+            Opened::Running(server) => Ok(server),
+            Opened::Restarting => Err(Refusal::RoomUnavailable { room: room.clone() }),
+        }
     }
 
     async fn join(
@@ -341,13 +349,33 @@ impl State {
             order: Order::default(),
         };
         self.sessions.insert(nick.clone(), user);
-        match room {
-            Some(room) => self.enter(&nick, &room, handler, true, removal).await,
-            None => {
-                handler.cast(ToClient::Left);
-                if let Some(reason) = removal {
-                    handler.cast(ToClient::Notice(reason));
+        let entered = match room {
+            Some(room) => match self.open(&room).await {
+                Ok(server) => {
+                    self.enter(
+                        &nick,
+                        &room,
+                        &server,
+                        handler.clone(),
+                        true,
+                        removal.clone(),
+                    );
+                    true
                 }
+                Err(refusal) => {
+                    handler.cast(ToClient::Refused {
+                        seq: None,
+                        reason: refusal,
+                    });
+                    false
+                }
+            },
+            None => false,
+        };
+        if !entered {
+            handler.cast(ToClient::Left);
+            if let Some(reason) = removal {
+                handler.cast(ToClient::Notice(reason));
             }
         }
     }
@@ -378,20 +406,26 @@ impl State {
         }
     }
 
-    /// `room` (re)started as `server`. Lines its predecessor had not placed come again
-    /// (its members were told by the room, those who left it with lines unanswered are
-    /// told here), and only now may lines go to the new incarnation.
-    fn room_started(&mut self, room: Room, server: ServerRef<RoomServer>) {
+    /// `room` (re)started as `server`: lines its predecessor had not placed come again,
+    /// and from now on lines go to the new incarnation. Its members were told by the room;
+    /// told here are those who entered it since (with a line waiting for it) and those who
+    /// left it with lines unanswered. A room that emptied meanwhile closes.
+    async fn room_started(&mut self, room: Room, server: ServerRef<RoomServer>) {
         if !self.rooms.started(room.clone(), server) {
-            return; // one this server opened itself: no request was waiting for it
+            return; // a late report from an incarnation that is gone again
         }
         let members: HashSet<Nick> = self.membership.nicks(&room).into_iter().collect();
         for (nick, user) in self.sessions.users_mut() {
-            if members.contains(nick) {
-                user.order.room_restarted();
-            } else if let Some(from) = user.order.departed_room_restarted(&room) {
+            let resend = match members.contains(nick) {
+                true => user.order.room_restarted(),
+                false => user.order.departed_room_restarted(&room),
+            };
+            if let Some(from) = resend {
                 user.handler.cast(ToClient::Resend { from });
             }
+        }
+        if members.is_empty() && room != Room::lobby() {
+            self.rooms.close(&room).await;
         }
     }
 
@@ -453,13 +487,9 @@ impl State {
                 Request::Pm { to, text } => self.pm(&nick, seq, &to, &text),
                 Request::Join(room) => {
                     self.switch(&nick, seq, Some(room.unwrap_or_else(Room::lobby)))
-                        .await;
-                    Ok(())
+                        .await
                 }
-                Request::Leave => {
-                    self.switch(&nick, seq, None).await;
-                    Ok(())
-                }
+                Request::Leave => self.switch(&nick, seq, None).await,
                 Request::Users => self.users_of(&nick, &handler),
                 Request::Rooms => {
                     self.list_rooms(&handler);
@@ -495,22 +525,26 @@ impl State {
             order: Order::default(),
         };
         self.sessions.insert(token.nick.clone(), user);
-        match (self.membership.room_of(&token.nick), claimed) {
+        let room = match (self.membership.room_of(&token.nick), claimed) {
+            // Kept by the record; running, or coming back with them in it.
             (Some(room), _) => {
-                if let Err(refusal) = self.rooms.open(&room).await {
-                    handler.cast(ToClient::Refused {
-                        seq: None,
-                        reason: refusal,
-                    });
-                }
+                let _ = self.rooms.open(&room).await;
+                return;
             }
-            (None, Some(room)) => self.enter(&token.nick, &room, handler, false, None).await,
-            (None, None) => {}
+            (None, Some(room)) => room,
+            (None, None) => return,
+        };
+        match self.open(&room).await {
+            Ok(server) => self.enter(&token.nick, &room, &server, handler, false, None),
+            Err(refusal) => handler.cast(ToClient::Refused {
+                seq: None,
+                reason: refusal,
+            }),
         }
     }
 
     /// Hands a line to the user's room, which places and acknowledges it; `Ok(false)` if
-    /// the room is restarting (it tells its members when back, and they send again).
+    /// the room is restarting (its start asks for the line again).
     fn say(&self, nick: &Nick, seq: Seq, text: &str) -> Result<bool, Refusal> {
         let room = self
             .membership
@@ -525,9 +559,13 @@ impl State {
     /// not what was checked the first time, whatever its number says.
     fn say_again(&self, nick: &Nick, room: &Room, seq: Seq, text: &str) {
         let refusal = match policy::text(text) {
-            Ok(text) => match self.hand_to(room, nick, seq, text) {
-                true => return,
-                false => Refusal::RoomClosed { room: room.clone() },
+            // Restarting again: its start asks for the line once more.
+            Ok(text) => match self.rooms.lines(room) {
+                Lines::To(_) | Lines::Wait => {
+                    self.hand_to(room, nick, seq, text);
+                    return;
+                }
+                Lines::Closed => Refusal::RoomClosed { room: room.clone() },
             },
             Err(refusal) => refusal,
         };
@@ -541,7 +579,7 @@ impl State {
 
     /// Casts a checked line to `room`; false if the room is not taking lines.
     fn hand_to(&self, room: &Room, nick: &Nick, seq: Seq, text: String) -> bool {
-        let (Some(user), Some(server)) = (self.sessions.get(nick), self.rooms.for_lines(room))
+        let (Some(user), Lines::To(server)) = (self.sessions.get(nick), self.rooms.lines(room))
         else {
             return false;
         };
@@ -570,26 +608,34 @@ impl State {
         Ok(())
     }
 
-    /// Request `seq` moves `nick` to `room` (`None`: out of any room).
-    async fn switch(&mut self, nick: &Nick, seq: Seq, room: Option<Room>) {
-        let Some(user) = self.sessions.get_mut(nick) else {
-            return;
+    /// Request `seq` moves `nick` to `room` (`None`: out of any room). A room that cannot
+    /// be entered is refused before the user leaves the one they are in.
+    async fn switch(&mut self, nick: &Nick, seq: Seq, room: Option<Room>) -> Result<(), Refusal> {
+        let Some(handler) = self.sessions.get(nick).map(|user| user.handler.clone()) else {
+            return Ok(());
         };
-        let handler = user.handler.clone();
         let old = self.membership.room_of(nick);
-        if let (Some(old), Some(new)) = (&old, &room) {
-            if old == new {
+        let new = match &room {
+            Some(room) => Some(self.open(room).await?),
+            None => None,
+        };
+        if let (Some(room), Some(server)) = (&room, &new) {
+            if old.as_ref() == Some(room) {
                 // Already there: just show the room again.
-                return self.enter(nick, new, handler, true, None).await;
+                self.enter(nick, room, server, handler, true, None);
+                return Ok(());
             }
         }
         // Later requests are for the new room; those before, for the old one.
-        user.order.moved(seq, old);
-        self.leave_room(nick, true).await;
-        match room {
-            Some(room) => self.enter(nick, &room, handler, true, None).await,
-            None => handler.cast(ToClient::Left),
+        if let Some(user) = self.sessions.get_mut(nick) {
+            user.order.moved(seq, old);
         }
+        self.leave_room(nick, true).await;
+        match (&room, &new) {
+            (Some(room), Some(server)) => self.enter(nick, room, server, handler, true, None),
+            _ => handler.cast(ToClient::Left),
+        }
+        Ok(())
     }
 
     fn users_of(&self, nick: &Nick, handler: &RemoteRef<ChatClient>) -> Result<(), Refusal> {
@@ -633,27 +679,23 @@ impl State {
         self.leave_room(nick, announce).await;
     }
 
-    /// Puts `nick` in `room` (opened if need be): the record first, then the room.
-    async fn enter(
-        &mut self,
+    /// Puts `nick` in `room`, running as `server`: the record first, then the room.
+    fn enter(
+        &self,
         nick: &Nick,
         room: &Room,
+        server: &ServerRef<RoomServer>,
         handler: RemoteRef<ChatClient>,
         greet: bool,
         then: Option<String>,
     ) {
-        match self.rooms.open(room).await {
-            Ok(server) => {
-                self.membership.seat(nick, room, handler.clone());
-                server.cast(RoomCast::Enter {
-                    nick: nick.clone(),
-                    handler,
-                    greet,
-                    then,
-                });
-            }
-            Err(reason) => handler.cast(ToClient::Refused { seq: None, reason }),
-        }
+        self.membership.seat(nick, room, handler.clone());
+        server.cast(RoomCast::Enter {
+            nick: nick.clone(),
+            handler,
+            greet,
+            then,
+        });
     }
 
     /// Takes `nick` out of their room: the record first, then the room; an empty room

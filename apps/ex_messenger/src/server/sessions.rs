@@ -187,6 +187,9 @@ pub struct Order {
     entered: Option<Seq>,
     /// The room the user left last, while lines they said there may still be unanswered.
     departed: Option<Departed>,
+    /// A line that waits for the user's room to be back (it was between incarnations): the
+    /// room's start asks the client to send it again.
+    stalled: Option<Seq>,
 }
 
 /// A room a user left, and which of their requests went to it. If it restarts, lines it
@@ -233,6 +236,7 @@ impl Order {
         }
         self.next = Some(seq.saturating_add(1));
         self.asked = false;
+        self.stalled = None;
         Turn::Now
     }
 
@@ -240,6 +244,7 @@ impl Order {
     /// when it comes back.
     pub fn again(&mut self, seq: Seq) {
         self.next = Some(seq);
+        self.stalled.get_or_insert(seq);
     }
 
     /// Request `seq` moved the user out of `left` (and into another room, or none).
@@ -257,10 +262,13 @@ impl Order {
 
     /// The user's room restarted: lines its predecessor had not placed come again, older
     /// than some sent since; accept them again from the oldest, back to the request that
-    /// brought the user into this room (not before: those were for another room).
-    pub fn room_restarted(&mut self) {
+    /// brought the user into this room (not before: those were for another room). Returns
+    /// the line that waited for the room, if one did: the client must send it again (the
+    /// room told only those who were members when it started).
+    pub fn room_restarted(&mut self) -> Option<Seq> {
         self.next = self.entered;
         self.asked = false;
+        self.stalled.take()
     }
 
     /// `room` restarted: if the user left it with lines unanswered, where to resend from.
@@ -304,7 +312,7 @@ mod tests {
         for seq in 3..6 {
             assert_eq!(order.take(seq, 3), Turn::Now);
         }
-        order.room_restarted();
+        assert_eq!(order.room_restarted(), None);
         assert_eq!(
             order.take(3, 3),
             Turn::Now,
@@ -328,5 +336,15 @@ mod tests {
             Turn::Repeat(None),
             "answered since: forgotten"
         );
+    }
+
+    #[test]
+    fn a_line_that_waited_for_its_room_is_asked_for_again_when_the_room_is_back() {
+        let mut order = Order::default();
+        assert_eq!(order.take(0, 0), Turn::Now);
+        order.again(0); // its room was between incarnations
+        assert_eq!(order.room_restarted(), Some(0));
+        assert_eq!(order.room_restarted(), None, "asked for once");
+        assert_eq!(order.take(0, 0), Turn::Now, "and taken when it comes");
     }
 }
