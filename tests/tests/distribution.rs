@@ -293,43 +293,31 @@ async fn wrong_cookie_case() {
     ));
 }
 
-/// A connection the node closes for what it sent is closed while `silent`, opened before
-/// it and still within its authentication time, stays open; then `silent` is closed too,
-/// when that time is up.
-async fn closed_before_a_silent_one(silent: TcpStream, offender: TcpStream) {
+/// A connection that sends `bytes` is closed for them: while a silent one, opened before
+/// it and still within its authentication time, stays open (the silent one is closed
+/// too, when that time is up). The node serves on.
+async fn closed_for_sending(bytes: &[u8]) {
+    let mut tester = Tester::start().await;
+    let address = tester.node.address();
+    let silent = TcpStream::connect(address).await.unwrap();
+    let mut offender = TcpStream::connect(address).await.unwrap();
+    offender.write_all(bytes).await.unwrap();
     closed(offender).await;
     assert!(
         still_open(&silent),
         "the connection was closed only at the authentication deadline"
     );
     closed(silent).await;
+    tester.still_serves().await;
 }
 
 async fn silent_and_garbage_case() {
-    let mut tester = Tester::start().await;
-    let address = tester.node.address();
-    let silent = TcpStream::connect(address).await.unwrap();
-    let mut garbage = TcpStream::connect(address).await.unwrap();
-    garbage
-        .write_all(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 4, 1, 2, 3, 4])
-        .await
-        .unwrap();
-    closed_before_a_silent_one(silent, garbage).await;
-    tester.still_serves().await;
+    closed_for_sending(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 4, 1, 2, 3, 4]).await;
 }
 
 async fn oversized_frames_case() {
-    let mut tester = Tester::start().await;
-    let address = tester.node.address();
-    let silent = TcpStream::connect(address).await.unwrap();
-    let mut oversized = TcpStream::connect(address).await.unwrap();
     // A frame header announcing 16 MiB (the default limit is 1 MiB), then a stall.
-    oversized
-        .write_all(&(16u64 * 1024 * 1024).to_be_bytes())
-        .await
-        .unwrap();
-    closed_before_a_silent_one(silent, oversized).await;
-    tester.still_serves().await;
+    closed_for_sending(&(16u64 * 1024 * 1024).to_be_bytes()).await;
 }
 
 async fn unauthenticated_cap_case() {

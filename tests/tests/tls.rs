@@ -160,15 +160,18 @@ async fn member_case() {
     );
 }
 
+/// A fixture started with `args` (which dial this node) fails to join, as `what`.
+async fn refused_dialing(args: &[&str], what: &str) -> FixtureNode {
+    let mut peer = FixtureNode::start(FIXTURE, args).await;
+    let line = peer.next_line().await;
+    assert!(line.starts_with("CONNECT_ERROR"), "{what} joined: {line}");
+    peer
+}
+
 async fn plaintext_case() {
     let tester = SecureTester::start().await;
-    let mut plain =
-        FixtureNode::start(FIXTURE, &["plain", COOKIE, "--connect", &tester.here]).await;
-    let line = plain.next_line().await;
-    assert!(
-        line.starts_with("CONNECT_ERROR"),
-        "a plaintext peer joined: {line}"
-    );
+    let args = ["plain", COOKIE, "--connect", &tester.here];
+    let plain = refused_dialing(&args, "a plaintext peer").await;
     assert!(matches!(
         tester.node.connect(&plain.address).await,
         Err(ConnectError::Tls(_))
@@ -177,20 +180,9 @@ async fn plaintext_case() {
 
 async fn foreign_ca_case() {
     let tester = SecureTester::start().await;
-    let args = [
-        "intruder",
-        COOKIE,
-        "--tls",
-        &tester.foreign,
-        "--connect",
-        &tester.here,
-    ];
-    let mut intruder = FixtureNode::start(FIXTURE, &args).await;
-    let line = intruder.next_line().await;
-    assert!(
-        line.starts_with("CONNECT_ERROR"),
-        "a foreign-CA peer joined: {line}"
-    );
+    let (foreign, here) = (&tester.foreign, &tester.here);
+    let args = ["intruder", COOKIE, "--tls", foreign, "--connect", here];
+    let intruder = refused_dialing(&args, "a foreign-CA peer").await;
     assert!(matches!(
         tester.node.connect(&intruder.address).await,
         Err(ConnectError::Tls(_))
@@ -215,19 +207,8 @@ async fn max_connections_case() {
     for n in 0..MAX_CONNECTIONS {
         members.push(tester.member_dialing(&format!("member{n}")).await);
     }
-    let args = [
-        "over",
-        COOKIE,
-        "--tls",
-        &tester.ours,
-        "--connect",
-        &tester.here,
-    ];
-    let mut over = FixtureNode::start(FIXTURE, &args).await;
-    let line = over.next_line().await;
-    assert!(
-        line.starts_with("CONNECT_ERROR"),
-        "over max_connections: {line}"
-    );
+    let (ours, here) = (&tester.ours, &tester.here);
+    let args = ["over", COOKIE, "--tls", ours, "--connect", here];
+    refused_dialing(&args, "a member over max_connections").await;
     assert_eq!(tester.node.peers().await.unwrap().len(), MAX_CONNECTIONS);
 }
