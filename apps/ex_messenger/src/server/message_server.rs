@@ -528,7 +528,9 @@ impl State {
         let room = match (self.membership.room_of(&token.nick), claimed) {
             // Kept by the record; running, or coming back with them in it.
             (Some(room), _) => {
-                let _ = self.rooms.open(&room).await;
+                if let Err(refusal) = self.rooms.open(&room).await {
+                    tracing::warn!(room = room.as_str(), %refusal, "a restored user's room cannot be opened");
+                }
                 return;
             }
             (None, Some(room)) => room,
