@@ -748,3 +748,40 @@ async fn a_killed_childs_resources_are_freed_before_its_restart() {
     assert_eq!(running_ids(&supervisor).await, ["holder"]);
     supervisor.stop().await.unwrap();
 }
+
+/// A supervisor whose `init` panics.
+struct Panicking;
+
+impl otp::supervisor::Supervisor for Panicking {
+    type Args = ();
+
+    fn init(&self, _: ()) -> Result<SupervisorSpec, otp::BoxError> {
+        panic!("no tree today")
+    }
+}
+
+#[tokio::test]
+async fn a_supervisor_whose_init_panics_fails_its_start_and_spares_its_parent() {
+    use otp::supervisor::Supervisor;
+    let error = Panicking.start(()).await.unwrap_err();
+    assert!(
+        matches!(&error, StartError::Init(reason) if reason.to_string().contains("no tree today")),
+        "{error}"
+    );
+    // Under a parent it is a failed start of that child: the parent lives on.
+    let (sender, mut events) = channel();
+    let parent = start(
+        tree(Strategy::OneForOne, 3, vec![probe_spec("worker", &sender)]),
+        &mut events,
+    )
+    .await;
+    let nested = ChildSpec::supervisor("nested", |parent| {
+        parent.start_supervisor(None, Panicking, ())
+    });
+    assert!(matches!(
+        parent.start_child(nested).await,
+        Err(SupervisorError::Start(StartError::Init(_)))
+    ));
+    assert_eq!(running_ids(&parent).await, ["worker"]);
+    parent.stop().await.unwrap();
+}

@@ -186,8 +186,8 @@ impl Parent {
         supervisor: S,
         args: S::Args,
     ) -> Result<ChildRef, StartError> {
-        let spec = supervisor.init(args).map_err(StartError::init)?;
-        self.spawn(SupervisorProcess, Args::fixed(spec), name).await
+        let args = Args::from_init(supervisor, args);
+        self.spawn(SupervisorProcess, args, name).await
     }
 
     /// Starts a nested dynamic supervisor, optionally registered under `name`.

@@ -156,12 +156,12 @@ pub struct SupervisorSpec {
 impl SupervisorSpec {
     /// Starts this tree: every child in order (see [`Supervisor::start`]).
     pub async fn start(self) -> Result<SupervisorRef, StartError> {
-        server_start(Ok(self), None).await
+        server_start(process::Args::fixed(self), None).await
     }
 
     /// Starts this tree registered under `name`.
     pub async fn start_named(self, name: impl Into<String>) -> Result<SupervisorRef, StartError> {
-        server_start(Ok(self), Some(name.into())).await
+        server_start(process::Args::fixed(self), Some(name.into())).await
     }
 
     /// The first child id that appears twice, if any.
@@ -175,7 +175,9 @@ impl SupervisorSpec {
 }
 
 /// OTP's supervisor behaviour: `init` returns the flags and child specs. It runs on every
-/// start of the supervisor, restarts by its own parent included.
+/// start of the supervisor, restarts by its own parent included, inside the supervisor's
+/// own process (as OTP's `Mod:init/1`): an `init` that panics fails that start with
+/// [`StartError::Init`], as one that returns an error does.
 pub trait Supervisor: Send + Sync + 'static {
     /// Passed to `init`.
     type Args: Send + 'static;
@@ -193,7 +195,7 @@ pub trait Supervisor: Send + Sync + 'static {
     where
         Self: Sized,
     {
-        async move { server_start(self.init(args), None).await }
+        async move { server_start(process::Args::from_init(self, args), None).await }
     }
 
     /// Like [`Supervisor::start`], registered under `name`.
@@ -206,7 +208,7 @@ pub trait Supervisor: Send + Sync + 'static {
         Self: Sized,
     {
         let name = name.into();
-        async move { server_start(self.init(args), Some(name)).await }
+        async move { server_start(process::Args::from_init(self, args), Some(name)).await }
     }
 }
 
@@ -220,10 +222,9 @@ impl Supervisor for SupervisorSpec {
 }
 
 async fn server_start(
-    spec: Result<SupervisorSpec, BoxError>,
+    args: process::Args,
     name: Option<String>,
 ) -> Result<SupervisorRef, StartError> {
-    let args = process::Args::fixed(spec.map_err(StartError::init)?);
     let server = crate::gen_server::spawn(process::SupervisorProcess, args, name, None).await?;
     Ok(SupervisorRef::new(server))
 }

@@ -35,32 +35,43 @@ pub(crate) struct SupervisorProcess;
 
 /// What a supervisor is started with.
 pub(crate) struct Args {
-    kind: Kind,
-    /// Intensity, period, and the children to start, in order, before the start returns.
-    spec: SupervisorSpec,
+    /// `Some` for a dynamic supervisor, with its `max_children`.
+    dynamic: Option<Option<usize>>,
+    /// Builds the spec (intensity, period, the children to start in order), inside the
+    /// supervisor's own process as OTP runs `Mod:init/1`: so an `init` that panics fails
+    /// this start like one that returns an error, and never takes down the caller (a
+    /// parent supervisor counts it as a failed start of that child).
+    build: Box<dyn FnOnce() -> Result<SupervisorSpec, BoxError> + Send>,
 }
 
 impl Args {
     pub fn fixed(spec: SupervisorSpec) -> Self {
         Self {
-            kind: Kind::Static(spec.flags.strategy),
-            spec,
+            dynamic: None,
+            build: Box::new(move || Ok(spec)),
+        }
+    }
+
+    /// A supervisor built by its `init`.
+    pub fn from_init<S: super::Supervisor>(supervisor: S, args: S::Args) -> Self {
+        Self {
+            dynamic: None,
+            build: Box::new(move || supervisor.init(args)),
         }
     }
 
     pub fn dynamic(flags: DynamicFlags) -> Self {
+        let spec = SupervisorSpec {
+            flags: Flags {
+                strategy: Strategy::OneForOne,
+                intensity: flags.intensity,
+                period: flags.period,
+            },
+            children: Vec::new(),
+        };
         Self {
-            kind: Kind::Dynamic {
-                max_children: flags.max_children,
-            },
-            spec: SupervisorSpec {
-                flags: Flags {
-                    strategy: Strategy::OneForOne,
-                    intensity: flags.intensity,
-                    period: flags.period,
-                },
-                children: Vec::new(),
-            },
+            dynamic: Some(flags.max_children),
+            build: Box::new(move || Ok(spec)),
         }
     }
 }
@@ -117,7 +128,11 @@ impl GenServer for SupervisorProcess {
     type Info = RetryRestart;
 
     async fn init(&self, me: &Context<Self>, args: Args) -> Result<State, BoxError> {
-        let Args { kind, spec } = args;
+        let spec = (args.build)()?;
+        let kind = match args.dynamic {
+            Some(max_children) => Kind::Dynamic { max_children },
+            None => Kind::Static(spec.flags.strategy),
+        };
         if let (Kind::Static(_), Some(duplicate)) = (kind, spec.duplicate_id()) {
             return Err(Box::new(StartError::DuplicateChildId(duplicate.to_owned())));
         }
