@@ -29,6 +29,10 @@ pub enum CallError {
     /// (the two nodes disagree on the message types).
     #[error("bad request or reply on the wire: {0}")]
     BadRequest(String),
+    /// A server called itself from one of its own callbacks (OTP's `calling_self`): it
+    /// would wait for its own answer.
+    #[error("a server called itself (calling_self): it cannot answer while it waits; use the state at hand, or cast to itself")]
+    CallingSelf,
     /// The server was killed, or dropped the caller's `ReplyTo` without answering.
     #[error("the server dropped the call without replying (killed, or its ReplyTo was dropped)")]
     NoReply,

@@ -5,7 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::{next, probe, Behaviour, Call, Cast, Event};
-use otp::{CallError, ExitReason, GenServer, Named, Protocol, ServerRef, StartError};
+use otp::{
+    BoxError, CallError, CallResponse, Context, ExitReason, GenServer, Named, Protocol, ReplyTo,
+    ServerRef, StartError,
+};
 
 #[tokio::test]
 async fn call_cast_and_state() {
@@ -465,4 +468,55 @@ async fn an_init_error_keeps_its_cause() {
     assert_eq!(error.to_string(), "init failed: disk full");
     let cause = std::error::Error::source(&error).expect("the init error is the source");
     assert!(cause.downcast_ref::<DiskFull>().is_some(), "{cause:?}");
+}
+
+/// A server that, asked to, calls itself from its own `handle_call`.
+struct SelfCaller;
+
+enum SelfCall {
+    /// Call yourself with `Value`, and answer what that call gave.
+    CallYourself,
+    Value,
+}
+
+impl Protocol for SelfCaller {
+    type Call = SelfCall;
+    type Reply = Result<u64, CallError>;
+    type Cast = ();
+}
+
+impl GenServer for SelfCaller {
+    type Protocol = Self;
+    type Args = ();
+    type State = ();
+    type Info = ();
+
+    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn handle_call(
+        &self,
+        me: &Context<Self>,
+        request: SelfCall,
+        _from: &mut ReplyTo<Result<u64, CallError>>,
+        _: &mut (),
+    ) -> Result<CallResponse<Result<u64, CallError>>, BoxError> {
+        Ok(CallResponse::Reply(match request {
+            // Through the timeout's worth of waiting this would be a Timeout.
+            SelfCall::CallYourself => me.call(SelfCall::Value).await.and_then(|inner| inner),
+            SelfCall::Value => Ok(7),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_call_to_itself_from_a_callback_fails_at_once_with_calling_self() {
+    let server = SelfCaller.start(()).await.unwrap();
+    assert_eq!(
+        server.call(SelfCall::CallYourself).await,
+        Ok(Err(CallError::CallingSelf))
+    );
+    // From outside, the same call is answered as usual.
+    assert_eq!(server.call(SelfCall::Value).await, Ok(Ok(7)));
 }

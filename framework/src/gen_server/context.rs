@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ractor::{ActorCell, ActorId, ActorStatus};
 
-use super::{GenServer, ServerRef, Timer};
-use crate::ExitReason;
+use super::{CallOf, GenServer, Protocol, ReplyOf, ReplyTo, ServerRef, Timeout, Timer};
+use crate::{CallError, ExitReason};
 
 /// The `me` every callback receives: the server's own [`ServerRef`] (it derefs to it, so
 /// `me.cast(..)` works), its own info messages typed, and what only the process itself may
@@ -33,6 +33,36 @@ impl<G: GenServer> Context<G> {
     /// This server's own handle, to keep or hand out.
     pub fn server(&self) -> &ServerRef<G::Protocol> {
         &self.me
+    }
+
+    /// A call to itself would wait for its own answer: through `me` it fails at once
+    /// instead, with [`CallError::CallingSelf`], as OTP's `gen_server:call` exits with
+    /// `calling_self`. (Through another handle to itself, a `Named` or a kept `ServerRef`,
+    /// it is not caught and waits for its timeout: catching that would cost every message;
+    /// see the README, "Where we differ".)
+    pub async fn call(&self, _request: CallOf<G>) -> Result<ReplyOf<G>, CallError> {
+        Err(CallError::CallingSelf)
+    }
+
+    /// As [`call`](Self::call): fails at once with [`CallError::CallingSelf`].
+    pub async fn call_timeout(
+        &self,
+        _request: CallOf<G>,
+        _timeout: impl Into<Timeout>,
+    ) -> Result<ReplyOf<G>, CallError> {
+        Err(CallError::CallingSelf)
+    }
+
+    /// As [`call`](Self::call): fails at once with [`CallError::CallingSelf`].
+    pub async fn request<T: Send + 'static>(
+        &self,
+        _make: impl FnOnce(ReplyTo<T>) -> CallOf<G>,
+        _timeout: impl Into<Timeout>,
+    ) -> Result<T, CallError>
+    where
+        G::Protocol: Protocol<Reply = ()>,
+    {
+        Err(CallError::CallingSelf)
     }
 
     /// Sends this server one of its own info messages (`self() ! Msg`).
