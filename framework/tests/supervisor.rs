@@ -785,3 +785,42 @@ async fn a_supervisor_whose_init_panics_fails_its_start_and_spares_its_parent() 
     assert_eq!(running_ids(&parent).await, ["worker"]);
     parent.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn terminate_child_stops_a_dynamic_child_whose_restart_keeps_failing() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    // OTP's hanging_restart_loop_simple: the child starts once, then never again.
+    let (sender, mut events) = channel();
+    let starts = Arc::new(AtomicU32::new(0));
+    let counter = starts.clone();
+    let ok = probe_into("flaky", &sender);
+    let broken = probe_into("flaky", &sender).behaving(Behaviour::FailInit);
+    let flaky = ChildSpec::worker("flaky", move |parent| {
+        let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+        parent.start(if first { ok.clone() } else { broken.clone() }, 0)
+    });
+    let flags = DynamicFlags {
+        intensity: u32::MAX,
+        period: Duration::from_secs(3600),
+        ..DynamicFlags::default()
+    };
+    let supervisor = start_dynamic(flags, None).await.unwrap();
+    let first = supervisor.start_child(flaky).await.unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("flaky".into()));
+    first.kill();
+    common::eventually(|| starts.load(Ordering::SeqCst) > 3).await;
+    let children = supervisor.which_children().await.unwrap();
+    assert!(
+        matches!(children.as_slice(), [child] if matches!(child.process, ChildProcess::Restarting)),
+        "{children:?}"
+    );
+    // Its last process still names it: terminating it ends the retrying.
+    supervisor.terminate_child(first.get_id()).await.unwrap();
+    assert!(supervisor.which_children().await.unwrap().is_empty());
+    let tries = starts.load(Ordering::SeqCst);
+    // Restarts go through the mailbox: once a later request is answered, no retry is left.
+    assert_eq!(supervisor.count_children().await.unwrap().specs, 0);
+    assert_eq!(starts.load(Ordering::SeqCst), tries, "still retrying");
+    supervisor.stop().await.unwrap();
+}

@@ -17,6 +17,9 @@ pub(super) type Place = u64;
 pub(super) struct Child {
     pub spec: ChildSpec,
     status: Status,
+    /// The process it last ran as: while its restart is pending, that process id still
+    /// names it (OTP's `{restarting, OldPid}`), so `terminate_child` can stop the retrying.
+    last: Option<ActorId>,
 }
 
 /// What a child is doing (OTP: a pid, `restarting` or `undefined`).
@@ -36,6 +39,8 @@ pub(super) struct Children {
     /// The running children by process: an exit names only the process, and a dynamic
     /// supervisor may hold many thousands of children.
     running: HashMap<ActorId, Place>,
+    /// The children whose restart is pending, by the process they last ran as.
+    restarting: HashMap<ActorId, Place>,
     /// The place the next added child takes: after every other.
     next: Place,
 }
@@ -50,6 +55,7 @@ impl Children {
             place,
             Child {
                 spec,
+                last: Some(running.cell().get_id()),
                 status: Status::Running(running),
             },
         );
@@ -71,8 +77,16 @@ impl Children {
             .find_map(|(place, child)| (child.spec.id == id).then_some(*place))
     }
 
-    /// The running child with this process.
+    /// The child running as this process, or whose restart is pending after it ran as it.
     pub fn place_of_process(&self, pid: ActorId) -> Option<Place> {
+        self.running
+            .get(&pid)
+            .or_else(|| self.restarting.get(&pid))
+            .copied()
+    }
+
+    /// The child running as this process (an exit from any other process is stale).
+    pub fn place_of_running(&self, pid: ActorId) -> Option<Place> {
         self.running.get(&pid).copied()
     }
 
@@ -83,8 +97,10 @@ impl Children {
 
     pub fn remove(&mut self, place: Place) {
         if let Some(child) = self.ordered.remove(&place) {
-            if let Status::Running(running) = child.status {
-                self.running.remove(&running.cell().get_id());
+            match child.status {
+                Status::Running(running) => _ = self.running.remove(&running.cell().get_id()),
+                Status::Restarting => _ = child.last.map(|last| self.restarting.remove(&last)),
+                Status::Stopped => {}
             }
         }
     }
@@ -98,13 +114,24 @@ impl Children {
                 self.running.remove(&running.cell().get_id());
                 Some(running)
             }
-            Status::Restarting | Status::Stopped => None,
+            Status::Restarting => {
+                if let Some(last) = child.last {
+                    self.restarting.remove(&last);
+                }
+                None
+            }
+            Status::Stopped => None,
         }
     }
 
     pub fn set_running(&mut self, place: Place, running: ChildRef) {
         if let Some(child) = self.ordered.get_mut(&place) {
-            self.running.insert(running.cell().get_id(), place);
+            if let (Status::Restarting, Some(last)) = (&child.status, child.last) {
+                self.restarting.remove(&last);
+            }
+            let pid = running.cell().get_id();
+            self.running.insert(pid, place);
+            child.last = Some(pid);
             child.status = Status::Running(running);
         }
     }
@@ -112,6 +139,9 @@ impl Children {
     pub fn set_restarting(&mut self, place: Place) {
         if let Some(child) = self.ordered.get_mut(&place) {
             child.status = Status::Restarting;
+            if let Some(last) = child.last {
+                self.restarting.insert(last, place);
+            }
         }
     }
 

@@ -262,7 +262,7 @@ impl State {
         reason: ExitReason,
     ) -> Flow {
         // An exit from a child we already stopped or replaced is stale: ignore it.
-        let Some(place) = self.children.place_of_process(pid) else {
+        let Some(place) = self.children.place_of_running(pid) else {
             return Flow::Continue;
         };
         self.children.mark_stopped(place);
