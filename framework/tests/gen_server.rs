@@ -520,3 +520,32 @@ async fn a_call_to_itself_from_a_callback_fails_at_once_with_calling_self() {
     // From outside, the same call is answered as usual.
     assert_eq!(server.call(SelfCall::Value).await, Ok(Ok(7)));
 }
+
+#[tokio::test]
+async fn a_crash_in_terminate_becomes_the_exit_reason() {
+    let (server, mut events) = probe("crashy");
+    let server = server
+        .behaving(Behaviour::PanicInTerminate)
+        .start(0)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("crashy".into()));
+    let (watcher, mut watched) = probe("watcher");
+    let watcher = watcher.start(0).await.unwrap();
+    watcher.cast(Cast::Monitor(server.cell()));
+    watcher.call(Call::Get).await.unwrap(); // the monitor is in place
+    let stopped = server.stop(ExitReason::Normal).await;
+    assert!(
+        matches!(&stopped, Err(CallError::Exited(ExitReason::Error(why))) if why.contains("terminate fails")),
+        "{stopped:?}"
+    );
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("crashy".into(), ExitReason::Normal)
+    );
+    assert_eq!(next(&mut watched).await, Event::Started("watcher".into()));
+    assert!(
+        matches!(next(&mut watched).await, Event::Down(ExitReason::Error(why)) if why.contains("terminate fails")),
+        "monitors see the crash, not normal"
+    );
+}

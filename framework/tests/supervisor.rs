@@ -824,3 +824,20 @@ async fn terminate_child_stops_a_dynamic_child_whose_restart_keeps_failing() {
     assert_eq!(starts.load(Ordering::SeqCst), tries, "still retrying");
     supervisor.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_transient_child_that_stops_normal_but_crashes_in_terminate_is_restarted() {
+    let (sender, mut events) = channel();
+    let crashy =
+        probe_spec_behaving("t", &sender, Behaviour::PanicInTerminate).restart(Restart::Transient);
+    let supervisor = start(tree(Strategy::OneForOne, 3, vec![crashy]), &mut events).await;
+    child_of(&supervisor, "t")
+        .await
+        .cast(Cast::Stop(ExitReason::Normal));
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("t".into(), ExitReason::Normal)
+    );
+    assert_eq!(next(&mut events).await, Event::Started("t".into()));
+    supervisor.stop().await.unwrap();
+}

@@ -21,6 +21,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
+use tokio::sync::oneshot;
 
 use super::{
     CallResponse, Context, Flow, GenServer, Info, ProcessExit, Protocol, ReplyTo, ServerRef,
@@ -34,8 +35,9 @@ pub(crate) enum Envelope<P: Protocol> {
     /// The server's own `Info` type, boxed: handles are typed by protocol, not server.
     Info(Box<dyn Any + Send>),
     /// `ServerRef::stop` or a supervisor's orderly shutdown: in order, like OTP's exit
-    /// signal to a process that traps exits.
-    Stop(ExitReason),
+    /// signal to a process that traps exits. The waiter, if any, learns the reason the
+    /// server exited with: another one if its `terminate` crashed.
+    Stop(ExitReason, Option<oneshot::Sender<ExitReason>>),
     /// The marker a stopping server sends itself; see the module docs.
     Exit,
     /// What a monitor reported by other means than ractor's ([`Context::monitor_with`]),
@@ -67,7 +69,7 @@ pub(crate) struct Running<G: GenServer> {
 /// Asks the server behind `cell` to stop in order with `reason`. Returns false if it is gone.
 /// Stored as a plain `fn` in child records so a supervisor can stop any kind of child.
 pub(crate) fn request_stop<P: Protocol>(cell: &ActorCell, reason: ExitReason) -> bool {
-    cell.send_message(Envelope::<P>::Stop(reason)).is_ok()
+    cell.send_message(Envelope::<P>::Stop(reason, None)).is_ok()
 }
 
 /// Spawns and initialises a server; returns once `init` has finished.
@@ -115,13 +117,20 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 
 impl<G: GenServer> Process<G> {
     /// The one way a server stops: `terminate` once, then drain callers until the marker.
-    async fn begin_exit(&self, run: &mut Running<G>, reason: ExitReason) {
+    /// A crash in `terminate` becomes the exit reason, as in OTP (so a transient child that
+    /// stops `normal` but crashes on the way out is restarted). Returns the exit reason.
+    async fn begin_exit(&self, run: &mut Running<G>, reason: ExitReason) -> ExitReason {
         let terminated = AssertUnwindSafe(self.server.terminate(&run.me, &reason, &mut run.state))
             .catch_unwind()
             .await;
-        if let Err(panic) = terminated {
-            tracing::error!(server = %run.me.id(), reason = %panic_message(panic), "terminate panicked");
-        }
+        let reason = match terminated {
+            Ok(()) => reason,
+            Err(panic) => {
+                let crash = ExitReason::Error(panic_message(panic));
+                tracing::error!(server = %run.me.id(), %reason, %crash, "terminate crashed");
+                crash
+            }
+        };
         if !reason.is_orderly() {
             tracing::error!(server = %run.me.id(), name = ?run.me.name(), %reason, "server terminating");
         }
@@ -129,7 +138,8 @@ impl<G: GenServer> Process<G> {
             run.me.actor().stop(Some(reason.encode()));
         }
         run.me.drop_monitors();
-        run.exiting = Some(reason);
+        run.exiting = Some(reason.clone());
+        reason
     }
 
     async fn serve(
@@ -172,7 +182,7 @@ impl<G: GenServer> Process<G> {
                     None
                 }
             },
-            Envelope::Stop(reason) => Some(reason),
+            Envelope::Stop(reason, _) => Some(reason),
             Envelope::Down(id, reason) => {
                 if !me.forget_monitor(id) {
                     return None;
@@ -233,8 +243,16 @@ impl<G: GenServer> Actor for Process<G> {
         if let Some(reason) = &run.exiting {
             match message {
                 Envelope::Call(_, from) => from.exited(reason.clone()),
+                Envelope::Stop(_, Some(waiter)) => _ = waiter.send(reason.clone()),
                 Envelope::Exit => myself.stop(Some(reason.encode())),
                 _ => {}
+            }
+            return Ok(());
+        }
+        if let Envelope::Stop(reason, waiter) = message {
+            let exited = self.begin_exit(run, reason).await;
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(exited);
             }
             return Ok(());
         }

@@ -173,13 +173,21 @@ impl<P: Protocol> ServerRef<P> {
 
     /// Stops the server in order with `reason` and waits until it has exited
     /// (`gen_server:stop/2`): queued messages before the stop are served first, `terminate`
-    /// runs. Fails with [`CallError::NoProc`] if it was not running.
+    /// runs. Fails with [`CallError::NoProc`] if it was not running, and with
+    /// [`CallError::Exited`] if it exited with another reason (its `terminate` crashed).
     pub async fn stop(&self, reason: ExitReason) -> Result<(), CallError> {
+        let (waiter, exited) = oneshot::channel();
         self.actor
-            .send_message(Envelope::Stop(reason))
+            .send_message(Envelope::Stop(reason.clone(), Some(waiter)))
             .map_err(|_| CallError::NoProc)?;
+        let exited = exited.await;
         let _ = self.actor.wait(None).await;
-        Ok(())
+        match exited {
+            // Another reason than asked: its `terminate` crashed (OTP's `gen_server:stop`
+            // exits with that reason).
+            Ok(other) if other != reason => Err(CallError::Exited(other)),
+            _ => Ok(()),
+        }
     }
 
     /// Kills the server at once (`exit(Pid, kill)`): `terminate` does not run.

@@ -38,6 +38,8 @@ pub enum Behaviour {
     FailInit,
     /// `terminate` never finishes: a child that outlives its shutdown budget.
     HangInTerminate,
+    /// `terminate` reports, then panics.
+    PanicInTerminate,
 }
 
 impl Probe {
@@ -173,8 +175,10 @@ impl GenServer for Probe {
         let _ = self
             .events
             .send(Event::Terminated(self.label.clone(), reason.clone()));
-        if self.behaviour == Behaviour::HangInTerminate {
-            std::future::pending::<()>().await;
+        match self.behaviour {
+            Behaviour::HangInTerminate => std::future::pending::<()>().await,
+            Behaviour::PanicInTerminate => panic!("terminate fails"),
+            _ => {}
         }
     }
 }
