@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{
@@ -591,20 +592,27 @@ async fn dynamic_children_may_share_an_id_and_are_listed_in_start_order() {
     supervisor.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_restart_that_fails_is_retried_until_intensity_gives_up() {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Arc;
-    let (sender, mut events) = channel();
-    let starts = Arc::new(AtomicU32::new(0));
+/// A worker spec `id` that starts once and fails every later start; and how many starts
+/// were tried.
+fn starts_once(
+    id: &str,
+    events: &mpsc::UnboundedSender<Event>,
+) -> (ChildSpec, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    let starts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = starts.clone();
-    let ok = probe_into("flaky", &sender);
-    let broken = probe_into("flaky", &sender).behaving(Behaviour::FailInit);
-    // Starts once, then never again.
-    let flaky = ChildSpec::worker("flaky", move |parent| {
+    let ok = probe_into(id, events);
+    let broken = probe_into(id, events).behaving(Behaviour::FailInit);
+    let spec = ChildSpec::worker(id, move |parent| {
         let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
         parent.start(if first { ok.clone() } else { broken.clone() }, 0)
     });
+    (spec, starts)
+}
+
+#[tokio::test]
+async fn a_restart_that_fails_is_retried_until_intensity_gives_up() {
+    let (sender, mut events) = channel();
+    let (flaky, starts) = starts_once("flaky", &sender);
     let supervisor = start(tree(Strategy::OneForOne, 3, vec![flaky]), &mut events).await;
     let mut down = watch(supervisor.cell()).await;
     child_of(&supervisor, "flaky").await.kill();
@@ -788,18 +796,9 @@ async fn a_supervisor_whose_init_panics_fails_its_start_and_spares_its_parent() 
 
 #[tokio::test]
 async fn terminate_child_stops_a_dynamic_child_whose_restart_keeps_failing() {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Arc;
     // OTP's hanging_restart_loop_simple: the child starts once, then never again.
     let (sender, mut events) = channel();
-    let starts = Arc::new(AtomicU32::new(0));
-    let counter = starts.clone();
-    let ok = probe_into("flaky", &sender);
-    let broken = probe_into("flaky", &sender).behaving(Behaviour::FailInit);
-    let flaky = ChildSpec::worker("flaky", move |parent| {
-        let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
-        parent.start(if first { ok.clone() } else { broken.clone() }, 0)
-    });
+    let (flaky, starts) = starts_once("flaky", &sender);
     let flags = DynamicFlags {
         intensity: u32::MAX,
         period: Duration::from_secs(3600),

@@ -134,7 +134,7 @@ impl<G: GenServer> Context<G> {
     /// Stops a monitor set up with [`monitor_with`](Self::monitor_with); its DOWN, if not
     /// handled yet, is not delivered.
     pub fn demonitor_id(&self, id: ActorId) {
-        self.lock().remove(&id);
+        self.forget_monitor(id);
     }
 
     /// Removes `id` from the monitor set; true if it was monitored.

@@ -182,15 +182,15 @@ impl<G: GenServer> Process<G> {
                     None
                 }
             },
-            Envelope::Stop(reason, _) => Some(reason),
             Envelope::Down(id, reason) => {
                 if !me.forget_monitor(id) {
                     return None;
                 }
                 self.info(Info::Down(ProcessExit { id, reason }), run).await
             }
-            // Only reachable if someone forged a marker; ignoring it keeps the server alive.
-            Envelope::Exit => None,
+            // A stop is taken by `handle` before serving. The marker arrives here only if
+            // someone forged it; ignoring it keeps the server alive.
+            Envelope::Stop(..) | Envelope::Exit => None,
         }
     }
 
@@ -249,15 +249,16 @@ impl<G: GenServer> Actor for Process<G> {
             }
             return Ok(());
         }
-        if let Envelope::Stop(reason, waiter) = message {
-            let exited = self.begin_exit(run, reason).await;
-            if let Some(waiter) = waiter {
-                let _ = waiter.send(exited);
-            }
-            return Ok(());
-        }
-        if let Some(reason) = self.serve(message, run).await {
-            self.begin_exit(run, reason).await;
+        let (reason, waiter) = match message {
+            Envelope::Stop(reason, waiter) => (reason, waiter),
+            message => match self.serve(message, run).await {
+                Some(reason) => (reason, None),
+                None => return Ok(()),
+            },
+        };
+        let exited = self.begin_exit(run, reason).await;
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(exited);
         }
         Ok(())
     }

@@ -96,13 +96,8 @@ impl Children {
     }
 
     pub fn remove(&mut self, place: Place) {
-        if let Some(child) = self.ordered.remove(&place) {
-            match child.status {
-                Status::Running(running) => _ = self.running.remove(&running.cell().get_id()),
-                Status::Restarting => _ = child.last.map(|last| self.restarting.remove(&last)),
-                Status::Stopped => {}
-            }
-        }
+        self.mark_stopped(place);
+        self.ordered.remove(&place);
     }
 
     /// Marks the child stopped, cancelling a pending restart, and hands over its process if

@@ -234,9 +234,8 @@ pub async fn start_dynamic(
     flags: DynamicFlags,
     name: Option<String>,
 ) -> Result<DynamicSupervisorRef, StartError> {
-    let args = process::Args::dynamic(flags);
-    let server = crate::gen_server::spawn(process::SupervisorProcess, args, name, None).await?;
-    Ok(DynamicSupervisorRef::new(SupervisorRef::new(server)))
+    let supervisor = server_start(process::Args::dynamic(flags), name).await?;
+    Ok(DynamicSupervisorRef::new(supervisor))
 }
 
 /// One child as [`SupervisorRef::which_children`] reports it.

@@ -282,12 +282,9 @@ impl State {
     /// Forgets a stopped child that will not run again: temporary ones, and any child of a
     /// dynamic supervisor.
     fn forget_if_done(&mut self, place: Place) {
-        let temporary = self
-            .children
-            .get(place)
-            .is_some_and(|child| child.spec.restart == Restart::Temporary);
-        if temporary || matches!(self.kind, Kind::Dynamic { .. }) {
-            self.children.remove(place);
+        match self.kind {
+            Kind::Dynamic { .. } => self.children.remove(place),
+            Kind::Static(_) => self.forget_if_temporary(place),
         }
     }
 
@@ -429,7 +426,10 @@ impl State {
         if let Kind::Dynamic { .. } = self.kind {
             return Err(SupervisorError::Dynamic);
         }
-        let place = self.find(&Target::Id(id.to_owned()))?;
+        let place = self
+            .children
+            .place_of_id(id)
+            .ok_or_else(|| SupervisorError::NotFound(id.to_owned()))?;
         match self.children.get(place).map(|child| child.process()) {
             Some(ChildProcess::Undefined) => Ok(place),
             Some(ChildProcess::Restarting) => Err(SupervisorError::Restarting(id.to_owned())),

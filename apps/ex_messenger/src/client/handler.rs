@@ -536,7 +536,7 @@ impl HandlerState {
                 }
                 return self.show(format!(
                     "not sent: {} requests already wait for the server; slow down",
-                    super::outbox::WINDOW + super::outbox::WAITING
+                    crate::protocol::WINDOW + super::outbox::WAITING
                 ));
             }
         }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use crate::protocol::{Request, Seq};
 
-pub use crate::protocol::WINDOW;
+use crate::protocol::WINDOW;
 
 /// Requests waiting to be sent, at most (beyond the window); more are refused at once.
 pub const WAITING: usize = 512;

@@ -75,7 +75,10 @@ pub enum ServerInfo {
 
 /// The server's state.
 pub struct State {
-    args: MessageServerArgs,
+    /// The flood limit every user starts with: sustained rate and burst.
+    flood: (f64, f64),
+    /// For the slow reader's disconnection notice (the rooms enforce it).
+    max_backlog: u64,
     node: Node,
     sessions: Sessions,
     membership: Membership,
@@ -96,11 +99,12 @@ impl GenServer for MessageServer {
             .ok_or("the rooms supervisor is not running (see the server's spec file)")?;
         let template = room_template(&args);
         let mut state = State {
+            flood: (args.rate, args.burst),
+            max_backlog: args.max_backlog,
             node,
-            sessions: Sessions::new(args.keys.clone()),
-            membership: args.membership.clone(),
+            sessions: Sessions::new(args.keys),
+            membership: args.membership,
             rooms: Directory::load(supervisor, template).await?,
-            args,
         };
         state.recover().await?;
         Ok(state)
@@ -175,9 +179,10 @@ impl GenServer for MessageServer {
             Info::Message(ServerInfo::Room(RoomEvent::TooSlow { nick, behind })) => {
                 state.too_slow(&nick, behind).await
             }
-            Info::Message(ServerInfo::ChallengeExpired((nick, node), since))
-                if state.sessions.expire(&(nick.clone(), node.clone()), since) =>
+            Info::Message(ServerInfo::ChallengeExpired(claim, since))
+                if state.sessions.expire(&claim, since) =>
             {
+                let (nick, node) = claim;
                 tracing::info!(nick = nick.as_str(), node, "join not confirmed in time");
             }
             Info::Message(ServerInfo::Node(NodeEvent::Down(node))) => state.node_down(&node).await,
@@ -381,7 +386,8 @@ impl State {
     }
 
     fn fresh_throttle(&self) -> Throttle {
-        Throttle::new(self.args.rate, self.args.burst, Instant::now())
+        let (rate, burst) = self.flood;
+        Throttle::new(rate, burst, Instant::now())
     }
 
     /// A room dropped `nick` for reading too slowly: out of the chat, and their link
@@ -396,7 +402,7 @@ impl State {
         let reason = format!(
             "You were disconnected: you were {:.1} KiB behind the room (the limit is {:.1} KiB, or half of it for {} s); what was said meanwhile is not shown",
             behind as f64 / 1024.0,
-            self.args.max_backlog as f64 / 1024.0,
+            self.max_backlog as f64 / 1024.0,
             super::room::SLOW_GRACE.as_secs()
         );
         self.sessions
@@ -560,15 +566,11 @@ impl State {
     /// answered: placed there again. Checked again too: what comes back from a client is
     /// not what was checked the first time, whatever its number says.
     fn say_again(&self, nick: &Nick, room: &Room, seq: Seq, text: &str) {
-        let refusal = match policy::text(text) {
+        let refusal = match policy::text(text).map(|text| self.hand_to(room, nick, seq, text)) {
+            Ok(true) => return,
             // Restarting again: its start asks for the line once more.
-            Ok(text) => match self.rooms.lines(room) {
-                Lines::To(_) | Lines::Wait => {
-                    self.hand_to(room, nick, seq, text);
-                    return;
-                }
-                Lines::Closed => Refusal::RoomClosed { room: room.clone() },
-            },
+            Ok(false) if !matches!(self.rooms.lines(room), Lines::Closed) => return,
+            Ok(false) => Refusal::RoomClosed { room: room.clone() },
             Err(refusal) => refusal,
         };
         if let Some(user) = self.sessions.get(nick) {

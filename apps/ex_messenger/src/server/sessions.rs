@@ -21,7 +21,7 @@ use crate::throttle::Throttle;
 pub type Claim = (Nick, String);
 
 /// Joins in progress at once, at most (each expires after its challenge timeout).
-pub const MAX_PENDING: usize = 1024;
+const MAX_PENDING: usize = 1024;
 
 /// How long the reason a user was disconnected is kept for their return, and how many
 /// such reasons at most.

@@ -381,13 +381,8 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     }
     for (slot, stat) in slots.iter().enumerate() {
         for (generation, stat) in &stat.stats {
-            let broke = stat.split(' ').any(|field| {
-                ["hidden", "repeated", "disordered"].iter().any(|key| {
-                    field
-                        .strip_prefix(key)
-                        .and_then(|v| v.strip_prefix('='))
-                        .is_some_and(|v| v != "0")
-                })
+            let broke = fields(stat).any(|(key, value)| {
+                ["hidden", "repeated", "disordered"].contains(&key) && value != "0"
             });
             if broke {
                 eprintln!("soak: s{slot:03}g{generation}: {stat}");
@@ -453,10 +448,7 @@ fn totals(
             .map(move |(g, stat)| (*g == s.generation, stat))
     });
     for (last, stat) in stats {
-        for field in stat.trim_start_matches("STAT ").split(' ') {
-            let Some((key, value)) = field.split_once('=') else {
-                continue;
-            };
+        for (key, value) in fields(stat) {
             match key {
                 // What a killed client had in flight died with it: only the clients that
                 // ran to the end can be owed answers.
@@ -479,6 +471,13 @@ fn totals(
         }
     }
     (sums, refused, removed)
+}
+
+/// The `key=value` fields of a client's `STAT` line.
+fn fields(stat: &str) -> impl Iterator<Item = (&str, &str)> {
+    stat.trim_start_matches("STAT ")
+        .split(' ')
+        .filter_map(|field| field.split_once('='))
 }
 
 /// A row of the memory table: when, and the server's RSS (KiB) and open files then.
