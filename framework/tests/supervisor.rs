@@ -840,3 +840,96 @@ async fn a_transient_child_that_stops_normal_but_crashes_in_terminate_is_restart
     assert_eq!(next(&mut events).await, Event::Started("t".into()));
     supervisor.stop().await.unwrap();
 }
+
+/// OTP's `simple_global_supervisor`, its `kill_supervisor` case (OTP-9212): top
+/// (one_for_all) → middle supervisor → worker registered by name. Killing the middle one
+/// is survivable: the top restarts it, and the worker's name is registered again.
+#[tokio::test]
+async fn killing_a_middle_supervisor_restarts_it_and_registers_its_worker_again() {
+    let (sender, mut events) = channel();
+    let worker = probe_into("server", &sender);
+    let middle = tree(
+        Strategy::OneForAll,
+        3,
+        vec![ChildSpec::worker("child", move |parent| {
+            parent.start_named("server-9212", worker.clone(), 0)
+        })],
+    );
+    let top = tree(
+        Strategy::OneForAll,
+        3,
+        vec![ChildSpec::supervisor("middle", move |parent| {
+            parent.start_supervisor(Some("sup2-9212".into()), middle.clone(), ())
+        })],
+    )
+    .start()
+    .await
+    .unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("server".into()));
+    let server_1 = otp::ServerRef::<common::Probe>::whereis("server-9212").unwrap();
+    let sup2_1 = SupervisorRef::whereis("sup2-9212").unwrap();
+
+    sup2_1.cell().kill();
+    // A killed worker runs no `terminate`: the next event is the new worker's start.
+    assert_eq!(next(&mut events).await, Event::Started("server".into()));
+    let server_2 = otp::ServerRef::<common::Probe>::whereis("server-9212").unwrap();
+    let sup2_2 = SupervisorRef::whereis("sup2-9212").unwrap();
+    assert_ne!(server_2.id(), server_1.id());
+    assert_ne!(sup2_2.cell().get_id(), sup2_1.cell().get_id());
+    assert!(top.is_alive());
+    assert_eq!(running_ids(&top).await, ["middle"]);
+    top.stop().await.unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("server".into(), ExitReason::Shutdown)
+    );
+}
+
+/// As above, one level deeper: top → middle → inner supervisor → named worker. Killing
+/// the middle one kills the inner one and the worker a moment after it; the top restarts
+/// the middle only once all of them are gone.
+#[tokio::test]
+async fn killing_a_supervisor_restarts_its_whole_subtree_with_the_names() {
+    let (sender, mut events) = channel();
+    let worker = probe_into("deep", &sender);
+    let inner = tree(
+        Strategy::OneForOne,
+        3,
+        vec![ChildSpec::worker("worker", move |parent| {
+            parent.start_named("deep-worker", worker.clone(), 0)
+        })],
+    );
+    let middle = tree(
+        Strategy::OneForOne,
+        3,
+        vec![ChildSpec::supervisor("inner", move |parent| {
+            parent.start_supervisor(Some("deep-inner".into()), inner.clone(), ())
+        })],
+    );
+    let rounds = 5;
+    let top = tree(
+        Strategy::OneForOne,
+        rounds,
+        vec![ChildSpec::supervisor("middle", move |parent| {
+            parent.start_supervisor(Some("deep-middle".into()), middle.clone(), ())
+        })],
+    )
+    .start()
+    .await
+    .unwrap();
+    assert_eq!(next(&mut events).await, Event::Started("deep".into()));
+    for round in 0..rounds {
+        let worker = otp::ServerRef::<common::Probe>::whereis("deep-worker").unwrap();
+        SupervisorRef::whereis("deep-middle").unwrap().cell().kill();
+        assert_eq!(
+            next(&mut events).await,
+            Event::Started("deep".into()),
+            "round {round}"
+        );
+        let again = otp::ServerRef::<common::Probe>::whereis("deep-worker").unwrap();
+        assert_ne!(again.id(), worker.id());
+        assert!(SupervisorRef::whereis("deep-inner").is_some());
+    }
+    assert!(top.is_alive());
+    top.stop().await.unwrap();
+}

@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ractor::{ActorCell, ActorId, ActorStatus};
 
-use super::{CallOf, GenServer, Protocol, ReplyOf, ReplyTo, ServerRef, Timeout, Timer};
+use super::{CallOf, GenServer, Lineage, Protocol, ReplyOf, ReplyTo, ServerRef, Timeout, Timer};
 use crate::{CallError, ExitReason};
 
 /// The `me` every callback receives: the server's own [`ServerRef`] (it derefs to it, so
@@ -20,14 +20,23 @@ pub struct Context<G: GenServer> {
     /// else an EXIT of a linked child; removing on delivery makes each DOWN arrive once.
     /// A mutex (never contended: only this process touches it) because callbacks get `&self`.
     monitors: Mutex<HashSet<ActorId>>,
+    /// This process's lineage under its supervisor, for the children it starts to hold.
+    /// Weak: the context lives in the state, which outlives the process in its exit event.
+    lineage: Weak<Lineage>,
 }
 
 impl<G: GenServer> Context<G> {
-    pub(crate) fn new(me: ServerRef<G::Protocol>) -> Self {
+    pub(crate) fn new(me: ServerRef<G::Protocol>, lineage: Option<&Arc<Lineage>>) -> Self {
         Self {
             me,
             monitors: Mutex::new(HashSet::new()),
+            lineage: lineage.map_or_else(Weak::new, Arc::downgrade),
         }
+    }
+
+    /// The lineage the children this process starts hold (`None` for a root process).
+    pub(crate) fn lineage(&self) -> Option<Arc<Lineage>> {
+        self.lineage.upgrade()
     }
 
     /// This server's own handle, to keep or hand out.

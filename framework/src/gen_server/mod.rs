@@ -8,6 +8,7 @@
 //! | `reply.rs` | [`ReplyTo`]: the caller's half of a call, answerable now or later |
 //! | `server_ref.rs` | [`ServerRef`] and [`Named`]: call, cast, stop, timers |
 //! | `context.rs` | [`Context`]: the `me` of every callback; monitors |
+//! | `lineage.rs` | how a supervisor knows a child's whole subtree is gone |
 //! | `process.rs` | the ractor actor that runs a GenServer and turns OTP semantics into ractor's |
 //!
 //! # Example
@@ -50,6 +51,7 @@
 //! ```
 
 mod context;
+mod lineage;
 mod process;
 mod protocol;
 mod reply;
@@ -60,7 +62,8 @@ use std::future::Future;
 use ractor::ActorId;
 
 pub use context::Context;
-pub(crate) use process::{request_stop, spawn, Envelope};
+pub(crate) use lineage::{Gone, Lineage};
+pub(crate) use process::{request_stop, spawn, Envelope, Linked};
 pub use protocol::Protocol;
 pub use reply::ReplyTo;
 pub use server_ref::{Named, ServerRef, Timeout, Timer, DEFAULT_CALL_TIMEOUT};

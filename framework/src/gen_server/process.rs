@@ -18,13 +18,15 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 use tokio::sync::oneshot;
 
 use super::{
-    CallResponse, Context, Flow, GenServer, Info, ProcessExit, Protocol, ReplyTo, ServerRef,
+    CallResponse, Context, Flow, GenServer, Gone, Info, Lineage, ProcessExit, Protocol, ReplyTo,
+    ServerRef,
 };
 use crate::{BoxError, ExitReason, StartError};
 
@@ -55,6 +57,27 @@ impl<P: Protocol> ractor::Message for Envelope<P> {}
 /// The ractor actor; `server` is the user's behaviour value.
 pub(crate) struct Process<G> {
     server: G,
+    /// Held here, not in the state (which ractor hands to the parent with the exit
+    /// event), so that it goes only when the process itself is gone.
+    lineage: Option<Arc<Lineage>>,
+}
+
+/// What a child is started under: the supervisor it links to, and its lineage there.
+pub(crate) struct Linked {
+    supervisor: ActorCell,
+    lineage: Arc<Lineage>,
+}
+
+impl Linked {
+    /// Under `supervisor`, whose own lineage is `up`; the [`Gone`] is the supervisor's.
+    pub fn new(supervisor: ActorCell, up: Option<Arc<Lineage>>) -> (Self, Gone) {
+        let (lineage, gone) = Lineage::new(up);
+        let linked = Self {
+            supervisor,
+            lineage,
+        };
+        (linked, gone)
+    }
 }
 
 /// The actor state: the user's state plus what the framework tracks for it.
@@ -77,11 +100,18 @@ pub(crate) async fn spawn<G: GenServer>(
     server: G,
     args: G::Args,
     name: Option<String>,
-    parent: Option<ActorCell>,
+    parent: Option<Linked>,
 ) -> Result<ServerRef<G::Protocol>, StartError> {
-    let process = Process { server };
-    let spawned = match parent {
-        Some(parent) => Actor::spawn_linked(name.clone(), process, args, parent).await,
+    let (supervisor, lineage) = match parent {
+        Some(Linked {
+            supervisor,
+            lineage,
+        }) => (Some(supervisor), Some(lineage)),
+        None => (None, None),
+    };
+    let process = Process { server, lineage };
+    let spawned = match supervisor {
+        Some(supervisor) => Actor::spawn_linked(name.clone(), process, args, supervisor).await,
         None => Actor::spawn(name.clone(), process, args).await,
     };
     match spawned {
@@ -217,7 +247,7 @@ impl<G: GenServer> Actor for Process<G> {
         myself: ActorRef<Envelope<G::Protocol>>,
         args: G::Args,
     ) -> Result<Running<G>, ActorProcessingErr> {
-        let me = Context::new(ServerRef::from_actor(myself));
+        let me = Context::new(ServerRef::from_actor(myself), self.lineage.as_ref());
         // The error box goes through ractor untouched so that `spawn` can recover a
         // structured `StartError` (a supervisor's child failure) from it.
         let state = match AssertUnwindSafe(self.server.init(&me, args))

@@ -239,8 +239,10 @@ impl GenServer for NodeProcess {
             stale.kill();
             let _ = stale.wait(Some(Duration::from_secs(5))).await;
         }
-        crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(me.cell()))
-            .await?;
+        // Linked under the kernel's lineage, so the kernel's own supervisor restarts it
+        // only once this heartbeat is gone too.
+        let (under_me, _) = crate::gen_server::Linked::new(me.cell(), me.lineage());
+        crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(under_me)).await?;
         super::remote::export::<Heartbeat>(HEARTBEAT, me.cell()).await?;
         me.send_interval(heartbeat_interval(&config), || Event::Tick);
         let admission = Admission::new(Limits {

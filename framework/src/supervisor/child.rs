@@ -11,7 +11,7 @@ use ractor::ActorCell;
 
 use super::process::{Args, SupervisorProcess};
 use super::{DynamicFlags, Supervisor};
-use crate::gen_server::{request_stop, spawn};
+use crate::gen_server::{request_stop, spawn, Gone, Lineage, Linked};
 use crate::{ExitReason, GenServer, StartError};
 
 /// When a child is restarted (OTP's `restart`).
@@ -154,9 +154,10 @@ impl fmt::Debug for ChildSpec {
 
 /// The supervisor a child is being started under; a child spec's start function uses it to
 /// start the child linked to that supervisor (OTP's `start_link`).
-#[derive(Clone, Debug)]
 pub struct Parent {
     pub(crate) cell: ActorCell,
+    /// The supervisor's own lineage, which the child's holds (see `gen_server/lineage.rs`).
+    pub(crate) up: Option<Arc<Lineage>>,
 }
 
 impl Parent {
@@ -205,20 +206,30 @@ impl Parent {
         args: G::Args,
         name: Option<String>,
     ) -> Result<ChildRef, StartError> {
-        let server = spawn(server, args, name, Some(self.cell)).await?;
+        let (parent, gone) = Linked::new(self.cell, self.up);
+        let server = spawn(server, args, name, Some(parent)).await?;
         Ok(ChildRef {
             cell: server.cell(),
             stop: request_stop::<G::Protocol>,
+            gone,
         })
     }
 }
 
+impl fmt::Debug for Parent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Parent").field(&self.cell.get_id()).finish()
+    }
+}
+
 /// A started child, as its supervisor holds it.
-#[derive(Clone)]
 pub struct ChildRef {
     cell: ActorCell,
     /// Asks this kind of child to stop in order; a plain `fn` so any GenServer type fits.
     stop: fn(&ActorCell, ExitReason) -> bool,
+    /// Completes once the child and every process it started are gone: only then may it
+    /// be started again (a grandchild may still hold a name the new instance needs).
+    gone: Gone,
 }
 
 impl ChildRef {
@@ -230,6 +241,11 @@ impl ChildRef {
     /// Asks the child to stop in order (its `terminate` runs); false if it is already gone.
     pub(crate) fn request_stop(&self, reason: ExitReason) -> bool {
         (self.stop)(&self.cell, reason)
+    }
+
+    /// What completes once the child's whole subtree is gone.
+    pub(crate) fn into_gone(self) -> Gone {
+        self.gone
     }
 }
 

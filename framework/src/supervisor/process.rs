@@ -9,6 +9,9 @@
 //!   and the supervisor exits with `shutdown`, which its own parent handles like any child
 //!   exit (escalation).
 //!
+//! An exited child is restarted only once every process it started is gone too (see
+//! `gen_server/lineage.rs`): a killed child's own children die a moment after it.
+//!
 //! A restart that fails to start is retried through the mailbox (OTP's
 //! `try_again_restart`), each try counted, so a child that cannot start ends in
 //! escalation, not a busy loop.
@@ -20,7 +23,7 @@
 use ractor::{ActorCell, ActorId};
 
 use super::children::{Children, Place};
-use super::shutdown::{stop_all, stop_child};
+use super::shutdown::{stop_all, stop_child, subtree_gone};
 use super::{
     ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, DynamicFlags, Flags, Parent,
     Restart, RestartBudget, Strategy, SupervisorError, SupervisorSpec,
@@ -204,7 +207,10 @@ async fn start(
     label: &str,
     spec: &ChildSpec,
 ) -> Result<ChildRef, StartError> {
-    let parent = Parent { cell: me.cell() };
+    let parent = Parent {
+        cell: me.cell(),
+        up: me.lineage(),
+    };
     match spec.start(parent).await {
         Ok(child) => {
             tracing::info!(supervisor = label, child = %spec.id, pid = %child.cell().get_id(), "child started");
@@ -265,13 +271,16 @@ impl State {
         let Some(place) = self.children.place_of_running(pid) else {
             return Flow::Continue;
         };
-        self.children.mark_stopped(place);
+        let exited = self.children.mark_stopped(place);
         let Some(child) = self.children.get(place) else {
             return Flow::Continue;
         };
         let restart = child.spec.restart.restarts_after(&reason);
         report_exit(&self.label, &child.spec.id, &reason, restart);
         if restart {
+            if let Some(exited) = exited {
+                subtree_gone(&self.label, &child.spec.id, exited, child.spec.shutdown).await;
+            }
             self.restart(me, place).await
         } else {
             self.forget_if_done(place);
@@ -349,7 +358,7 @@ impl State {
         for &place in places.iter().rev() {
             if let Some(running) = self.children.mark_stopped(place) {
                 if let Some(child) = self.children.get(place) {
-                    stop_child(&self.label, &child.spec.id, &running, child.spec.shutdown).await;
+                    stop_child(&self.label, &child.spec.id, running, child.spec.shutdown).await;
                 }
             }
         }
@@ -369,8 +378,8 @@ impl State {
         let children = &self.children;
         stop_all(
             &self.label,
-            running.iter().filter_map(|(place, running)| {
-                let spec = &children.get(*place)?.spec;
+            running.into_iter().filter_map(|(place, running)| {
+                let spec = &children.get(place)?.spec;
                 Some((spec.id.as_str(), running, spec.shutdown))
             }),
         )
