@@ -287,6 +287,7 @@ async fn restart_latencies(n: usize) -> (Vec<Duration>, Vec<Duration>) {
             strategy: Strategy::OneForOne,
             intensity: u32::MAX,
             period: Duration::from_secs(1),
+            ..Flags::default()
         },
         children: vec![ChildSpec::worker("child", move |parent| {
             parent.start_named(name, Counter, ())
@@ -375,7 +376,13 @@ async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
                 tokio::spawn(async move {
                     let mut cells = Vec::with_capacity(each);
                     for _ in 0..each {
-                        cells.push(supervisor.start_child(spec.clone()).await.expect("child"));
+                        cells.push(
+                            supervisor
+                                .start_child(spec.clone())
+                                .await
+                                .expect("child")
+                                .expect("started"),
+                        );
                     }
                     cells
                 })

@@ -67,7 +67,24 @@ pub enum StartError {
     /// A supervisor's spec names two children with this id: ids must be unique within a
     /// supervisor (they are how its children are addressed).
     DuplicateChildId(String),
+    /// A child spec its supervisor refuses (OTP's `bad_combination` and friends).
+    BadChildSpec {
+        /// The child spec id.
+        id: String,
+        /// What is wrong and what to do.
+        problem: &'static str,
+    },
+    /// `init` returned [`Ignore`]: nothing was started, and that is not a failure (OTP's
+    /// `ignore`). A supervisor keeps such a child's spec as not running.
+    Ignored,
 }
+
+/// What `init` returns to start nothing without failing (OTP's `ignore`):
+/// `return Err(Ignore.into())`. The start then answers [`StartError::Ignored`]; a static
+/// supervisor keeps the child's spec as not running, a dynamic one keeps nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("init returned ignore")]
+pub struct Ignore;
 
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,6 +99,8 @@ impl std::fmt::Display for StartError {
                 f,
                 "duplicate child id {id:?}: ids must be unique within a supervisor"
             ),
+            Self::BadChildSpec { id, problem } => write!(f, "child {id:?}: {problem}"),
+            Self::Ignored => write!(f, "init returned ignore: nothing was started"),
         }
     }
 }

@@ -36,7 +36,7 @@ pub mod supervisor;
 
 mod error;
 
-pub use error::{BoxError, CallError, StartError};
+pub use error::{BoxError, CallError, Ignore, StartError};
 pub use exit::ExitReason;
 pub use gen_server::{
     CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, Protocol, ReplyTo, ServerRef,

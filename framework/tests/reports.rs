@@ -51,6 +51,7 @@ async fn supervisor_reports_use_otp_names() {
             strategy: Strategy::OneForOne,
             intensity: 1,
             period: Duration::from_secs(60),
+            ..Flags::default()
         },
         children: vec![
             probe_spec_behaving(hang, &sender, Behaviour::HangInTerminate)

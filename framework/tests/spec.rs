@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{next, probe_into, probe_spec, Call, Event};
 use otp::spec::{self, Registry, SpecError};
 use otp::supervisor::{
-    ChildSpec, ChildType, Flags, Restart, Shutdown, Strategy, SupervisorRef, SupervisorSpec,
-    DEFAULT_WORKER_SHUTDOWN,
+    AutoShutdown, ChildSpec, ChildType, Flags, Restart, Shutdown, Strategy, SupervisorRef,
+    SupervisorSpec, DEFAULT_WORKER_SHUTDOWN,
 };
 use otp::{Named, ServerRef};
 use tokio::sync::mpsc;
@@ -50,6 +50,7 @@ async fn the_example_file_builds_the_same_tree_as_code_and_runs() {
             strategy: Strategy::RestForOne,
             intensity: 5,
             period: Duration::from_secs(10),
+            ..Flags::default()
         },
         children: vec![
             probe_spec("first", &sender),
@@ -223,6 +224,34 @@ fn impossible_combinations_are_refused() {
         "children[0].id",
         "empty id",
     );
+}
+
+#[test]
+fn significant_children_follow_otps_rules() {
+    assert_refused(
+        r#"{"auto_shutdown": "any_significant", "children": [{"id": "a", "start": "probe", "args": 1, "significant": true}]}"#,
+        "children[0].significant",
+        "make it transient or temporary",
+    );
+    assert_refused(
+        r#"{"children": [{"id": "a", "start": "probe", "args": 1, "restart": "temporary", "significant": true}]}"#,
+        "children[0].significant",
+        "auto_shutdown to be any_significant or all_significant",
+    );
+    assert_refused(
+        r#"{"auto_shutdown": "sometimes"}"#,
+        "auto_shutdown",
+        "all_significant",
+    );
+    let (sender, _events) = mpsc::unbounded_channel();
+    let tree = spec::parse(
+        r#"{"auto_shutdown": "all_significant", "children": [{"id": "a", "start": "probe", "args": 1, "restart": "transient", "significant": true}]}"#,
+        "significant.json",
+        &registry(&sender),
+    )
+    .unwrap();
+    assert_eq!(tree.spec.flags.auto_shutdown, AutoShutdown::AllSignificant);
+    assert!(tree.spec.children[0].significant);
 }
 
 #[test]

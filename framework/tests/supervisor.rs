@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{
-    child_of, next, probe_into, probe_spec, probe_spec_behaving, running_ids, Behaviour, Call,
-    Cast, Event,
+    child_of, next, probe_into, probe_spec, probe_spec_behaving, running_ids, watch, Behaviour,
+    Call, Cast, Event,
 };
 use otp::supervisor::{
     start_dynamic, ChildProcess, ChildSpec, DynamicFlags, Flags, Restart, Shutdown, Strategy,
@@ -28,6 +28,7 @@ fn tree(strategy: Strategy, intensity: u32, children: Vec<ChildSpec>) -> Supervi
             strategy,
             intensity,
             period: Duration::from_secs(60),
+            ..Flags::default()
         },
         children,
     }
@@ -177,17 +178,6 @@ async fn rest_for_one_restarts_the_child_and_those_after_it() {
     }
     assert_eq!(child_of(&supervisor, "a").await.id(), a);
     supervisor.stop().await.unwrap();
-}
-
-/// A probe outside any tree that monitors `target` and reports its DOWN.
-async fn watch(target: ractor::ActorCell) -> Events {
-    let (watcher, mut events) = common::probe("watcher");
-    let watcher = otp::GenServer::start(watcher, 0).await.unwrap();
-    next(&mut events).await;
-    watcher.cast(Cast::Monitor(target));
-    // The call returns after the cast was handled: the monitor is in place.
-    watcher.call(Call::Get).await.unwrap();
-    events
 }
 
 #[tokio::test]
@@ -485,14 +475,17 @@ async fn dynamic_supervisor_starts_restarts_and_limits_children() {
     let permanent = supervisor
         .start_child(probe_spec("p", &sender))
         .await
+        .unwrap()
         .unwrap();
     let transient = supervisor
         .start_child(probe_spec("t", &sender).restart(Restart::Transient))
         .await
+        .unwrap()
         .unwrap();
     let temporary = supervisor
         .start_child(probe_spec("x", &sender).restart(Restart::Temporary))
         .await
+        .unwrap()
         .unwrap();
     for id in ["p", "t", "x"] {
         assert_eq!(next(&mut events).await, Event::Started(id.into()));
@@ -549,6 +542,7 @@ async fn dynamic_children_may_share_an_id_and_are_listed_in_start_order() {
             supervisor
                 .start_child(probe_spec("room", &sender))
                 .await
+                .unwrap()
                 .unwrap(),
         );
         assert_eq!(next(&mut events).await, Event::Started("room".into()));
@@ -805,7 +799,7 @@ async fn terminate_child_stops_a_dynamic_child_whose_restart_keeps_failing() {
         ..DynamicFlags::default()
     };
     let supervisor = start_dynamic(flags, None).await.unwrap();
-    let first = supervisor.start_child(flaky).await.unwrap();
+    let first = supervisor.start_child(flaky).await.unwrap().unwrap();
     assert_eq!(next(&mut events).await, Event::Started("flaky".into()));
     first.kill();
     common::eventually(|| starts.load(Ordering::SeqCst) > 3).await;

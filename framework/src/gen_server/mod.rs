@@ -150,7 +150,9 @@ pub trait GenServer: Sized + Send + Sync + 'static {
     type Info: Send + 'static;
 
     /// Builds the initial state. `start` returns only after `init` finished; an error makes
-    /// `start` fail with [`StartError::Init`] and frees the name.
+    /// `start` fail with [`StartError::Init`] and frees the name. Returning
+    /// `Err(`[`Ignore`](crate::Ignore)`.into())` starts nothing without failing (OTP's
+    /// `ignore`): `start` answers [`StartError::Ignored`].
     fn init(
         &self,
         me: &Context<Self>,

@@ -119,6 +119,7 @@ pub(crate) async fn spawn<G: GenServer>(
         Err(SpawnErr::ActorAlreadyRegistered(name)) => Err(StartError::already_started(name)),
         Err(SpawnErr::StartupFailed(reason)) => Err(match reason.downcast::<StartError>() {
             Ok(structured) => *structured,
+            Err(reason) if reason.is::<crate::Ignore>() => StartError::Ignored,
             Err(reason) => StartError::init(reason),
         }),
         Err(other) => Err(StartError::init(other)),

@@ -12,6 +12,7 @@ use super::{Registry, SpecError, Tree};
 use crate::supervisor::{
     ChildSpec, ChildType, DynamicFlags, Flags, SupervisorSpec, DEFAULT_INTENSITY, DEFAULT_PERIOD,
 };
+use crate::StartError;
 
 /// Loads files recursively, remembering which are open to refuse reference cycles.
 pub(crate) struct Loader<'r> {
@@ -58,6 +59,7 @@ impl<'r> Loader<'r> {
             strategy: entry.strategy,
             intensity: entry.intensity.unwrap_or(DEFAULT_INTENSITY),
             period: period(entry.period, file, &join(at, "period"))?,
+            auto_shutdown: entry.auto_shutdown,
         };
         let mut first_seen: HashMap<String, usize> = HashMap::new();
         let mut children = Vec::with_capacity(entry.children.len());
@@ -77,7 +79,15 @@ impl<'r> Loader<'r> {
                     format!("duplicate id {:?} (also children[{first}]): ids must be unique within a supervisor", child.id),
                 ));
             }
-            children.push(self.child(child, file, &here)?);
+            let child = self.child(child, file, &here)?;
+            if let Err(refused) = child.check(flags.auto_shutdown) {
+                let problem = match refused {
+                    StartError::BadChildSpec { problem, .. } => problem.to_owned(),
+                    other => other.to_string(),
+                };
+                return Err(SpecError::new(file, join(&here, "significant"), problem));
+            }
+            children.push(child);
         }
         Ok(SupervisorSpec { flags, children })
     }
@@ -91,6 +101,7 @@ impl<'r> Loader<'r> {
             restart,
             shutdown,
             kind,
+            significant,
             supervisor,
             file: nested_file,
             dynamic_supervisor,
@@ -139,7 +150,7 @@ impl<'r> Loader<'r> {
         if let Some(shutdown) = shutdown {
             spec = spec.shutdown(shutdown.0);
         }
-        Ok(spec)
+        Ok(spec.significant(significant))
     }
 
     #[allow(clippy::too_many_arguments)]

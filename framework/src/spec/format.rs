@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::supervisor::{ChildType, Restart, Shutdown, Strategy};
+use crate::supervisor::{AutoShutdown, ChildType, Restart, Shutdown, Strategy};
 
 /// A supervisor: the whole file, or an inline nested `supervisor`.
 #[derive(Debug, Deserialize)]
@@ -27,6 +27,8 @@ pub(crate) struct SupervisorEntry {
     /// Seconds, as in OTP (fractions allowed).
     #[serde(default)]
     pub period: Option<f64>,
+    #[serde(default)]
+    pub auto_shutdown: AutoShutdown,
     #[serde(default)]
     pub children: Vec<ChildEntry>,
 }
@@ -52,6 +54,8 @@ pub(crate) struct ChildEntry {
     pub shutdown: Option<ShutdownEntry>,
     #[serde(default, rename = "type")]
     pub kind: Option<ChildType>,
+    #[serde(default)]
+    pub significant: bool,
     /// A nested supervisor, inline.
     #[serde(default)]
     pub supervisor: Option<Box<SupervisorEntry>>,

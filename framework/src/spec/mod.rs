@@ -30,6 +30,8 @@
 //! | `restart` | `permanent`, `transient`, `temporary` | `permanent` |
 //! | `shutdown` | milliseconds, `"brutal_kill"`, `"infinity"` | 5000 for workers, `infinity` for supervisors |
 //! | `type` | `worker`, `supervisor` | from the start name, or `supervisor` for nested ones |
+//! | `auto_shutdown` | `never`, `any_significant`, `all_significant` | `never` |
+//! | `significant` (child) | `true` for transient or temporary children, under `auto_shutdown` | `false` |
 //!
 //! `file` paths are relative to the file that names them.
 

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use ractor::ActorCell;
 
 use super::process::{Args, SupervisorProcess};
-use super::{DynamicFlags, Supervisor};
+use super::{AutoShutdown, DynamicFlags, Supervisor};
 use crate::gen_server::{request_stop, spawn, Gone, Lineage, Linked};
 use crate::{ExitReason, GenServer, StartError};
 
@@ -92,6 +92,9 @@ pub struct ChildSpec {
     pub shutdown: Shutdown,
     /// Worker or supervisor.
     pub kind: ChildType,
+    /// Whether its end is the supervisor's end (see [`AutoShutdown`]); only for transient
+    /// and temporary children, under a supervisor whose `auto_shutdown` is not `never`.
+    pub significant: bool,
 }
 
 impl ChildSpec {
@@ -108,6 +111,7 @@ impl ChildSpec {
             restart: Restart::Permanent,
             shutdown: Shutdown::Timeout(DEFAULT_WORKER_SHUTDOWN),
             kind: ChildType::Worker,
+            significant: false,
         }
     }
 
@@ -136,6 +140,31 @@ impl ChildSpec {
         self
     }
 
+    /// Marks the child significant (see [`AutoShutdown`]).
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.significant = significant;
+        self
+    }
+
+    /// Whether a supervisor with this `auto_shutdown` accepts the spec (OTP refuses the
+    /// same combinations when the spec is given).
+    pub fn check(&self, auto_shutdown: AutoShutdown) -> Result<(), StartError> {
+        let problem = match (self.significant, self.restart, auto_shutdown) {
+            (false, _, _) => return Ok(()),
+            (true, Restart::Permanent, _) => {
+                "a permanent child cannot be significant (it is always restarted): make it transient or temporary"
+            }
+            (true, _, AutoShutdown::Never) => {
+                "significant needs the supervisor's auto_shutdown to be any_significant or all_significant"
+            }
+            (true, _, _) => return Ok(()),
+        };
+        Err(StartError::BadChildSpec {
+            id: self.id.clone(),
+            problem,
+        })
+    }
+
     pub(crate) fn start(&self, parent: Parent) -> BoxFuture<'static, Result<ChildRef, StartError>> {
         (self.start)(parent)
     }
@@ -148,6 +177,7 @@ impl fmt::Debug for ChildSpec {
             .field("restart", &self.restart)
             .field("shutdown", &self.shutdown)
             .field("kind", &self.kind)
+            .field("significant", &self.significant)
             .finish_non_exhaustive()
     }
 }

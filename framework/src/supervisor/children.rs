@@ -46,20 +46,23 @@ pub(super) struct Children {
 }
 
 impl Children {
-    /// Adds a child after all the others.
-    pub fn push(&mut self, spec: ChildSpec, running: ChildRef) -> Place {
+    /// Adds a child after all the others: running, or not (it ignored its start).
+    pub fn push(&mut self, spec: ChildSpec, running: Option<ChildRef>) {
         let place = self.next;
         self.next += 1;
-        self.running.insert(running.cell().get_id(), place);
-        self.ordered.insert(
-            place,
-            Child {
-                spec,
-                last: Some(running.cell().get_id()),
-                status: Status::Running(running),
-            },
-        );
-        place
+        let last = running.as_ref().map(|running| running.cell().get_id());
+        if let Some(pid) = last {
+            self.running.insert(pid, place);
+        }
+        let status = running.map_or(Status::Stopped, Status::Running);
+        self.ordered.insert(place, Child { spec, status, last });
+    }
+
+    /// Whether a significant child is running or about to run again.
+    pub fn any_significant_alive(&self) -> bool {
+        self.ordered
+            .values()
+            .any(|child| child.spec.significant && !matches!(child.status, Status::Stopped))
     }
 
     pub fn len(&self) -> usize {

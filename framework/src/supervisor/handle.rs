@@ -43,8 +43,10 @@ impl SupervisorRef {
         ask(&self.server, Request::CountChildren).await
     }
 
-    /// Adds a child at the end of the start order and starts it.
-    pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, SupervisorError> {
+    /// Adds a child at the end of the start order and starts it. `None` if its `init`
+    /// returned [`Ignore`](crate::Ignore): its spec is kept, not running (a temporary
+    /// one's is not).
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<Option<ActorCell>, SupervisorError> {
         ask(&self.server, |a| Request::StartChild(spec, a)).await?
     }
 
@@ -54,13 +56,28 @@ impl SupervisorRef {
         self.terminate(Target::Id(id.to_owned())).await
     }
 
+    /// As [`terminate_child`](Self::terminate_child), naming the child by its process
+    /// (also the one a pending restart replaces).
+    pub async fn terminate_child_process(&self, pid: ActorId) -> Result<(), SupervisorError> {
+        self.terminate(Target::Process(pid)).await
+    }
+
     async fn terminate(&self, target: Target) -> Result<(), SupervisorError> {
         ask(&self.server, |a| Request::TerminateChild(target, a)).await?
     }
 
-    /// Starts a stopped child again.
-    pub async fn restart_child(&self, id: &str) -> Result<ActorCell, SupervisorError> {
+    /// Starts a stopped child again; `None` if it ignored its start.
+    pub async fn restart_child(&self, id: &str) -> Result<Option<ActorCell>, SupervisorError> {
         ask(&self.server, |a| Request::RestartChild(id.to_owned(), a)).await?
+    }
+
+    /// The spec of the child `id` (`supervisor:get_childspec/2`).
+    pub async fn get_childspec(&self, id: &str) -> Result<ChildSpec, SupervisorError> {
+        self.spec_of(Target::Id(id.to_owned())).await
+    }
+
+    async fn spec_of(&self, target: Target) -> Result<ChildSpec, SupervisorError> {
+        ask(&self.server, |a| Request::GetChildSpec(target, a)).await?
     }
 
     /// Removes a stopped child's spec.
@@ -109,14 +126,20 @@ impl DynamicSupervisorRef {
         SupervisorRef::whereis(name).map(Self::new)
     }
 
-    /// Starts a child and returns its process.
-    pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, SupervisorError> {
+    /// Starts a child and returns its process; `None` if it ignored its start (then
+    /// nothing is kept).
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<Option<ActorCell>, SupervisorError> {
         self.supervisor.start_child(spec).await
     }
 
     /// Stops a child by its process id; dynamic children are not kept once stopped.
     pub async fn terminate_child(&self, pid: ActorId) -> Result<(), SupervisorError> {
         self.supervisor.terminate(Target::Process(pid)).await
+    }
+
+    /// The spec a child was started from, by its process id.
+    pub async fn get_childspec(&self, pid: ActorId) -> Result<ChildSpec, SupervisorError> {
+        self.supervisor.spec_of(Target::Process(pid)).await
     }
 
     /// Every child, in start order.

@@ -110,6 +110,27 @@ pub struct Flags {
     pub intensity: u32,
     /// The window for `intensity`.
     pub period: Duration,
+    /// Whether significant children ending their work end the supervisor.
+    pub auto_shutdown: AutoShutdown,
+}
+
+/// When a supervisor shuts itself down because its significant children are done (OTP's
+/// `auto_shutdown`): it stops its other children and exits with `shutdown`, which its own
+/// parent handles like any child exit. A significant child is done when it exits on its
+/// own and is not restarted: a temporary one after any exit, a transient one after an
+/// orderly exit. One the supervisor stops (`terminate_child`, a sibling's restart) is not.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoShutdown {
+    /// Never (the default); children may not be significant.
+    #[default]
+    Never,
+    /// When any significant child is done.
+    AnySignificant,
+    /// When every significant child is done (the last running one exits).
+    AllSignificant,
 }
 
 /// Settings of a dynamic supervisor.
@@ -139,6 +160,7 @@ impl Default for Flags {
             strategy: Strategy::OneForOne,
             intensity: DEFAULT_INTENSITY,
             period: DEFAULT_PERIOD,
+            auto_shutdown: AutoShutdown::Never,
         }
     }
 }

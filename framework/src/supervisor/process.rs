@@ -25,8 +25,8 @@ use ractor::{ActorCell, ActorId};
 use super::children::{Children, Place};
 use super::shutdown::{stop_all, stop_child, subtree_gone};
 use super::{
-    ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, DynamicFlags, Flags, Parent,
-    Restart, RestartBudget, Strategy, SupervisorError, SupervisorSpec,
+    AutoShutdown, ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, DynamicFlags, Flags,
+    Parent, Restart, RestartBudget, Strategy, SupervisorError, SupervisorSpec,
 };
 use crate::{
     BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
@@ -69,6 +69,7 @@ impl Args {
                 strategy: Strategy::OneForOne,
                 intensity: flags.intensity,
                 period: flags.period,
+                auto_shutdown: AutoShutdown::Never,
             },
             children: Vec::new(),
         };
@@ -94,10 +95,14 @@ enum Kind {
 pub(crate) enum Request {
     WhichChildren(ReplyTo<Vec<ChildInfo>>),
     CountChildren(ReplyTo<ChildCounts>),
-    StartChild(ChildSpec, ReplyTo<Result<ActorCell, SupervisorError>>),
+    StartChild(
+        ChildSpec,
+        ReplyTo<Result<Option<ActorCell>, SupervisorError>>,
+    ),
     TerminateChild(Target, ReplyTo<Result<(), SupervisorError>>),
-    RestartChild(String, ReplyTo<Result<ActorCell, SupervisorError>>),
+    RestartChild(String, ReplyTo<Result<Option<ActorCell>, SupervisorError>>),
     DeleteChild(String, ReplyTo<Result<(), SupervisorError>>),
+    GetChildSpec(Target, ReplyTo<Result<ChildSpec, SupervisorError>>),
 }
 
 /// A child named in a request: by id, or by process (dynamic children share ids).
@@ -114,6 +119,8 @@ pub(crate) struct State {
     label: String,
     kind: Kind,
     budget: RestartBudget,
+    /// When significant children's end is this supervisor's end.
+    auto_shutdown: AutoShutdown,
     children: Children,
 }
 
@@ -139,10 +146,15 @@ impl GenServer for SupervisorProcess {
         if let (Kind::Static(_), Some(duplicate)) = (kind, spec.duplicate_id()) {
             return Err(Box::new(StartError::DuplicateChildId(duplicate.to_owned())));
         }
+        // As OTP, every spec is checked before any child starts.
+        for child in &spec.children {
+            child.check(spec.flags.auto_shutdown)?;
+        }
         let mut state = State {
             label: me.name().unwrap_or_else(|| me.id().to_string()),
             kind,
             budget: RestartBudget::new(spec.flags.intensity, spec.flags.period),
+            auto_shutdown: spec.flags.auto_shutdown,
             children: Children::default(),
         };
         for child in spec.children {
@@ -177,6 +189,7 @@ impl GenServer for SupervisorProcess {
                 _ = answer.reply(state.restart_child(me, &id).await)
             }
             Request::DeleteChild(id, answer) => _ = answer.reply(state.delete_child(&id)),
+            Request::GetChildSpec(target, answer) => _ = answer.reply(state.child_spec(&target)),
         }
         Ok(CallResponse::NoReply)
     }
@@ -216,6 +229,10 @@ async fn start(
             tracing::info!(supervisor = label, child = %spec.id, pid = %child.cell().get_id(), "child started");
             Ok(child)
         }
+        Err(StartError::Ignored) => {
+            tracing::info!(supervisor = label, child = %spec.id, "child ignored its start");
+            Err(StartError::Ignored)
+        }
         Err(reason) => {
             tracing::error!(supervisor = label, child = %spec.id, %reason, "start_error: child failed to start");
             Err(reason)
@@ -230,7 +247,8 @@ impl State {
         &mut self,
         me: &Context<SupervisorProcess>,
         spec: ChildSpec,
-    ) -> Result<ActorCell, SupervisorError> {
+    ) -> Result<Option<ActorCell>, SupervisorError> {
+        spec.check(self.auto_shutdown)?;
         match self.kind {
             Kind::Static(_) => {
                 if let Some(existing) = self.children.place_of_id(&spec.id) {
@@ -249,16 +267,29 @@ impl State {
         Ok(self.add(me, spec).await?)
     }
 
-    /// Starts a child and adds it after the others.
+    /// Starts a child and adds it after the others. One that ignores its start is kept as
+    /// not running if a restart could start it (OTP's `{ok, undefined}`).
     async fn add(
         &mut self,
         me: &Context<SupervisorProcess>,
         spec: ChildSpec,
-    ) -> Result<ActorCell, StartError> {
-        let running = start(me, &self.label, &spec).await?;
-        let cell = running.cell().clone();
-        self.children.push(spec, running);
-        Ok(cell)
+    ) -> Result<Option<ActorCell>, StartError> {
+        match start(me, &self.label, &spec).await {
+            Ok(running) => {
+                let cell = running.cell().clone();
+                self.children.push(spec, Some(running));
+                Ok(Some(cell))
+            }
+            Err(StartError::Ignored) => {
+                if let Kind::Static(_) = self.kind {
+                    if spec.restart != Restart::Temporary {
+                        self.children.push(spec, None);
+                    }
+                }
+                Ok(None)
+            }
+            Err(failed) => Err(failed),
+        }
     }
 
     async fn child_exited(
@@ -281,10 +312,27 @@ impl State {
             if let Some(exited) = exited {
                 subtree_gone(&self.label, &child.spec.id, exited, child.spec.shutdown).await;
             }
-            self.restart(me, place).await
-        } else {
-            self.forget_if_done(place);
-            Flow::Continue
+            return self.restart(me, place).await;
+        }
+        let significant = child.spec.significant;
+        self.forget_if_done(place);
+        if significant && self.auto_shutdown_due() {
+            tracing::info!(
+                supervisor = self.label,
+                "auto_shutdown: its significant children are done; shutting down"
+            );
+            self.stop_everyone().await;
+            return Flow::Stop(ExitReason::Shutdown);
+        }
+        Flow::Continue
+    }
+
+    /// Whether a significant child's end, just recorded, ends this supervisor.
+    fn auto_shutdown_due(&self) -> bool {
+        match self.auto_shutdown {
+            AutoShutdown::Never => false,
+            AutoShutdown::AnySignificant => true,
+            AutoShutdown::AllSignificant => !self.children.any_significant_alive(),
         }
     }
 
@@ -333,6 +381,8 @@ impl State {
             };
             match start(me, &self.label, &child.spec).await {
                 Ok(running) => self.children.set_running(member, running),
+                // Not running, as after an exit without restart.
+                Err(StartError::Ignored) => self.forget_if_done(member),
                 Err(_) => {
                     self.children.set_restarting(member);
                     me.send_info(RetryRestart(member));
@@ -386,23 +436,27 @@ impl State {
         .await;
     }
 
+    /// The child a request names. A dynamic supervisor's children are named by process
+    /// only (OTP answers `{error, simple_one_for_one}`).
     fn find(&self, target: &Target) -> Result<Place, SupervisorError> {
+        if let (Kind::Dynamic { .. }, Target::Id(_)) = (self.kind, target) {
+            return Err(SupervisorError::Dynamic);
+        }
         match target {
             Target::Id(id) => self.children.place_of_id(id),
             Target::Process(pid) => self.children.place_of_process(*pid),
         }
-        .ok_or_else(|| {
-            SupervisorError::NotFound(match target {
-                Target::Id(id) => id.clone(),
-                Target::Process(pid) => pid.to_string(),
-            })
-        })
+        .ok_or_else(|| not_found(target))
+    }
+
+    /// `get_childspec`.
+    fn child_spec(&self, target: &Target) -> Result<ChildSpec, SupervisorError> {
+        let place = self.find(target)?;
+        let child = self.children.get(place).ok_or_else(|| not_found(target))?;
+        Ok(child.spec.clone())
     }
 
     async fn terminate_child(&mut self, target: Target) -> Result<(), SupervisorError> {
-        if let (Kind::Dynamic { .. }, Target::Id(_)) = (self.kind, &target) {
-            return Err(SupervisorError::Dynamic);
-        }
         let place = self.find(&target)?;
         self.stop_in_reverse(&[place]).await;
         self.forget_if_done(place);
@@ -413,15 +467,19 @@ impl State {
         &mut self,
         me: &Context<SupervisorProcess>,
         id: &str,
-    ) -> Result<ActorCell, SupervisorError> {
+    ) -> Result<Option<ActorCell>, SupervisorError> {
         let place = self.stopped(id)?;
         let Some(child) = self.children.get(place) else {
             return Err(SupervisorError::NotFound(id.to_owned()));
         };
-        let running = start(me, &self.label, &child.spec).await?;
+        let running = match start(me, &self.label, &child.spec).await {
+            Ok(running) => running,
+            Err(StartError::Ignored) => return Ok(None),
+            Err(failed) => return Err(failed.into()),
+        };
         let cell = running.cell().clone();
         self.children.set_running(place, running);
-        Ok(cell)
+        Ok(Some(cell))
     }
 
     fn delete_child(&mut self, id: &str) -> Result<(), SupervisorError> {
@@ -445,6 +503,13 @@ impl State {
             _ => Err(SupervisorError::Running(id.to_owned())),
         }
     }
+}
+
+fn not_found(target: &Target) -> SupervisorError {
+    SupervisorError::NotFound(match target {
+        Target::Id(id) => id.clone(),
+        Target::Process(pid) => pid.to_string(),
+    })
 }
 
 /// OTP's `child_terminated` report, with the decision taken.

@@ -40,6 +40,8 @@ pub enum Behaviour {
     HangInTerminate,
     /// `terminate` reports, then panics.
     PanicInTerminate,
+    /// `init` returns `Ignore`: nothing starts, and that is not a failure.
+    IgnoreInit,
 }
 
 impl Probe {
@@ -91,8 +93,10 @@ impl GenServer for Probe {
     type Info = Event;
 
     async fn init(&self, _me: &Context<Self>, value: u64) -> Result<State, BoxError> {
-        if self.behaviour == Behaviour::FailInit {
-            return Err("refusing to start".into());
+        match self.behaviour {
+            Behaviour::FailInit => return Err("refusing to start".into()),
+            Behaviour::IgnoreInit => return Err(otp::Ignore.into()),
+            _ => {}
         }
         let _ = self.events.send(Event::Started(self.label.clone()));
         Ok(State {
@@ -274,4 +278,15 @@ pub async fn no_more_events(mut events: mpsc::UnboundedReceiver<Event>) {
         .await
         .expect("the event channel did not end");
     assert_eq!(last, None, "an unexpected event arrived");
+}
+
+/// A probe outside any tree that monitors `target` and reports its DOWN.
+pub async fn watch(target: ractor::ActorCell) -> mpsc::UnboundedReceiver<Event> {
+    let (watcher, mut events) = probe("watcher");
+    let watcher = GenServer::start(watcher, 0).await.unwrap();
+    next(&mut events).await;
+    watcher.cast(Cast::Monitor(target));
+    // The call returns after the cast was handled: the monitor is in place.
+    watcher.call(Call::Get).await.unwrap();
+    events
 }

@@ -128,7 +128,10 @@ impl Directory {
                     unavailable()
                 }
             })?;
-        let server = ServerRef::from_cell(cell).ok_or_else(unavailable)?;
+        // A room never ignores its start: no process means no room.
+        let server = cell
+            .and_then(ServerRef::from_cell)
+            .ok_or_else(unavailable)?;
         Ok(Opened::Running(server))
     }
 
