@@ -48,6 +48,9 @@ pub(crate) enum Request {
     ),
     /// The peer already connected through a connection we dialed at this address, if any.
     DialedPeer(SocketAddr, ReplyTo<Option<String>>),
+    /// Whether a link we dialed at this address closed within the authentication deadline:
+    /// the peer may still hold its end (see [`State::closed_lately`]).
+    ClosedLately(SocketAddr, ReplyTo<bool>),
     /// Connected, authenticated peers: name and ractor_cluster node id.
     Peers(ReplyTo<Vec<(String, u64)>>),
     /// This node's full name, listen address and settings.
@@ -156,6 +159,11 @@ pub(crate) struct State {
     /// their link (held from the start: a link whose peer refuses it at once may be gone
     /// before its session's opening is handled here).
     pending: HashMap<String, Dialing>,
+    /// When a ready link we dialed closed, by address. The peer may not have seen the close
+    /// yet: ractor_cluster's duplicate-session election there then refuses a new link
+    /// from us, which looks like a failed authentication; `connect` tries again then.
+    /// Entries older than the authentication deadline are dropped as others come.
+    closed_lately: HashMap<SocketAddr, Instant>,
     watchers: Vec<Watcher>,
     /// Exported server names and their endpoints.
     exports: HashMap<String, ActorCell>,
@@ -274,6 +282,7 @@ impl GenServer for NodeProcess {
             admission,
             sessions: HashMap::new(),
             pending: HashMap::new(),
+            closed_lately: HashMap::new(),
             watchers: Vec::new(),
             exports: HashMap::new(),
         })
@@ -294,6 +303,14 @@ impl GenServer for NodeProcess {
                     .filter(|s| s.ready && s.dialed == Some(address))
                     .find_map(|s| Some(s.info.peer_name.as_ref()?.name.clone()));
                 answer.reply(peer);
+            }
+            Request::ClosedLately(address, answer) => {
+                let window = state.config.auth_timeout;
+                let lately = state
+                    .closed_lately
+                    .get(&address)
+                    .is_some_and(|closed| closed.elapsed() < window);
+                answer.reply(lately);
             }
             Request::Connect(stream, address, answer) => {
                 let label = stream.label().to_owned();
@@ -580,6 +597,12 @@ impl State {
                 ConnectError::AuthenticationFailed
             });
             from.reply(Err(error));
+        }
+        if let (true, Some(address)) = (session.ready, session.dialed) {
+            let window = self.config.auth_timeout;
+            self.closed_lately
+                .retain(|_, closed| closed.elapsed() < window);
+            self.closed_lately.insert(address, Instant::now());
         }
         let Some(peer) = session.info.peer_name.as_ref().map(|p| p.name.clone()) else {
             return;

@@ -279,26 +279,50 @@ impl Node {
         &self,
         address: impl ToSocketAddrs + std::fmt::Display,
     ) -> Result<String, ConnectError> {
-        let unreachable = |reason: String| ConnectError::Unreachable {
-            address: address.to_string(),
-            reason,
-        };
+        let text = address.to_string();
         let deadline = self.config.auth_timeout;
         let target = tokio::net::lookup_host(&address)
             .await
-            .map_err(|e| unreachable(e.to_string()))?
+            .map_err(|e| unreachable(&text, e))?
             .next()
-            .ok_or_else(|| unreachable("the name resolves to no address".into()))?;
+            .ok_or_else(|| unreachable(&text, "the name resolves to no address"))?;
         // Already connected there: a second link would make ractor_cluster drop one of
         // the two, which peers would see as the node going down and up.
         let dialed = |answer| Request::DialedPeer(target, answer);
         if let Some(peer) = ask(&self.server, dialed, Timeout::Infinity).await? {
             return Ok(peer);
         }
+        // A link to there that closed a moment ago may still be open at the peer, whose
+        // ractor_cluster then keeps it and refuses the new one as a duplicate; that looks
+        // like a failed authentication. Try again, for as long as the deadline, while so.
+        let give_up = tokio::time::Instant::now() + deadline;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let outcome = self.dial_once(target, &text).await;
+            let again = matches!(outcome, Err(ConnectError::AuthenticationFailed))
+                && tokio::time::Instant::now() + pause < give_up
+                && ask(
+                    &self.server,
+                    |answer| Request::ClosedLately(target, answer),
+                    Timeout::Infinity,
+                )
+                .await?;
+            if !again {
+                return outcome;
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
+
+    /// One connection attempt to `target`: dial, TLS if set, hand it to the node, wait
+    /// until it is ready or failed.
+    async fn dial_once(&self, target: SocketAddr, address: &str) -> Result<String, ConnectError> {
+        let deadline = self.config.auth_timeout;
         let stream = tokio::time::timeout(deadline, dial(target, self.config.connect_from))
             .await
-            .map_err(|_| unreachable("timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|_| unreachable(address, "timed out"))?
+            .map_err(|e| unreachable(address, e))?;
         let stream = listener::LabeledStream::establish(
             stream,
             listener::Direction::Out,
@@ -425,6 +449,14 @@ impl Node {
 }
 
 /// A TCP connection to `target`, from `from` if given.
+/// [`ConnectError::Unreachable`] for `address`, with why.
+fn unreachable(address: &str, reason: impl std::fmt::Display) -> ConnectError {
+    ConnectError::Unreachable {
+        address: address.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
 async fn dial(target: SocketAddr, from: Option<IpAddr>) -> std::io::Result<tokio::net::TcpStream> {
     let Some(from) = from else {
         return tokio::net::TcpStream::connect(target).await;
