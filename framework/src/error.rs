@@ -77,6 +77,8 @@ pub enum StartError {
     /// `init` returned [`Ignore`]: nothing was started, and that is not a failure (OTP's
     /// `ignore`). A supervisor keeps such a child's spec as not running.
     Ignored,
+    /// `init` did not finish within the start timeout; the process was killed.
+    Timeout(Duration),
 }
 
 /// What `init` returns to start nothing without failing (OTP's `ignore`):
@@ -101,6 +103,10 @@ impl std::fmt::Display for StartError {
             ),
             Self::BadChildSpec { id, problem } => write!(f, "child {id:?}: {problem}"),
             Self::Ignored => write!(f, "init returned ignore: nothing was started"),
+            Self::Timeout(limit) => write!(
+                f,
+                "init did not finish within {limit:?}, so the start was abandoned: raise the start timeout, or move slow work to handle_continue"
+            ),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -23,6 +24,19 @@ pub struct Context<G: GenServer> {
     /// This process's lineage under its supervisor, for the children it starts to hold.
     /// Weak: the context lives in the state, which outlives the process in its exit event.
     lineage: Weak<Lineage>,
+    /// What the running callback asked for after it: work to continue with, an idle
+    /// timeout. `asked` says whether there is any, so that the common case (nothing) costs
+    /// one load per message instead of a lock.
+    after: Mutex<After<G::Info>>,
+    asked: AtomicBool,
+}
+
+/// What a callback asked for to happen once it returns.
+pub(crate) struct After<M> {
+    /// `handle_continue` runs with it before the next message (`{continue, C}`).
+    pub continuation: Option<M>,
+    /// A `timeout` info if no message comes within it (`{noreply, S, Timeout}`).
+    pub idle: Option<Duration>,
 }
 
 impl<G: GenServer> Context<G> {
@@ -31,7 +45,53 @@ impl<G: GenServer> Context<G> {
             me,
             monitors: Mutex::new(HashSet::new()),
             lineage: lineage.map_or_else(Weak::new, Arc::downgrade),
+            after: Mutex::new(After {
+                continuation: None,
+                idle: None,
+            }),
+            asked: AtomicBool::new(false),
         }
+    }
+
+    /// Runs `handle_continue(work)` right after the current callback returns, before any
+    /// queued message (OTP's `{continue, C}`, from `init` or any callback). One per
+    /// callback: a second call replaces the first.
+    pub fn continue_with(&self, work: G::Info) {
+        self.lock_after().continuation = Some(work);
+        self.asked.store(true, Ordering::Release);
+    }
+
+    /// If no message arrives within `after` once the current callback returns, the server
+    /// gets [`Info::Timeout`](crate::Info::Timeout) (OTP's `{noreply, S, Timeout}`). Any
+    /// message cancels it; each callback sets its own.
+    pub fn idle_timeout(&self, after: Duration) {
+        self.lock_after().idle = Some(after);
+        self.asked.store(true, Ordering::Release);
+    }
+
+    /// Whether the callback that just returned asked for anything after it.
+    #[inline]
+    pub(crate) fn asked_after(&self) -> bool {
+        self.asked.load(Ordering::Acquire)
+    }
+
+    /// What the callback that just returned asked for, if anything.
+    pub(crate) fn take_after(&self) -> Option<After<G::Info>> {
+        if !self.asked.swap(false, Ordering::Acquire) {
+            return None;
+        }
+        let mut after = self.lock_after();
+        Some(After {
+            continuation: after.continuation.take(),
+            idle: after.idle.take(),
+        })
+    }
+
+    fn lock_after(&self) -> std::sync::MutexGuard<'_, After<G::Info>> {
+        // Poisoned only if a callback panicked mid-assignment; the value is still whole.
+        self.after
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The lineage the children this process starts hold (`None` for a root process).

@@ -7,6 +7,7 @@
 //! | `protocol.rs` | [`Protocol`]: the messages, all a caller needs |
 //! | `reply.rs` | [`ReplyTo`]: the caller's half of a call, answerable now or later |
 //! | `server_ref.rs` | [`ServerRef`] and [`Named`]: call, cast, stop, timers |
+//! | `request.rs` | [`RequestId`], [`RequestIds`]: calls in flight, answers collected later |
 //! | `context.rs` | [`Context`]: the `me` of every callback; monitors |
 //! | `lineage.rs` | how a supervisor knows a child's whole subtree is gone |
 //! | `process.rs` | the ractor actor that runs a GenServer and turns OTP semantics into ractor's |
@@ -55,6 +56,7 @@ mod lineage;
 mod process;
 mod protocol;
 mod reply;
+mod request;
 mod server_ref;
 
 use std::future::Future;
@@ -63,9 +65,10 @@ use ractor::ActorId;
 
 pub use context::Context;
 pub(crate) use lineage::{Gone, Lineage};
-pub(crate) use process::{request_stop, spawn, Envelope, Linked};
+pub(crate) use process::{request_stop, spawn, spawn_with, Envelope, Linked};
 pub use protocol::Protocol;
 pub use reply::ReplyTo;
+pub use request::{Collected, RequestId, RequestIds};
 pub use server_ref::{Named, ServerRef, Timeout, Timer, DEFAULT_CALL_TIMEOUT};
 
 use crate::{BoxError, ExitReason, StartError};
@@ -113,6 +116,9 @@ pub enum Info<M> {
     /// A process linked to this server has exited (`'EXIT'`, as if trapping exits). Only
     /// supervisors link children to themselves.
     Exit(ProcessExit),
+    /// No message came within the idle timeout a callback set with
+    /// [`Context::idle_timeout`] (OTP's `timeout` info).
+    Timeout,
 }
 
 /// Which process exited and why: the payload of [`Info::Down`] and [`Info::Exit`].
@@ -194,6 +200,19 @@ pub trait GenServer: Sized + Send + Sync + 'static {
         async { Ok(Flow::Continue) }
     }
 
+    /// Runs the work a callback asked for with [`Context::continue_with`], right after
+    /// that callback and before any queued message (OTP's `handle_continue/2`): for work
+    /// that must come first but should not hold up the caller, such as the slow part of a
+    /// start. The default hands it to `handle_info` as [`Info::Message`].
+    fn handle_continue(
+        &self,
+        me: &Context<Self>,
+        work: Self::Info,
+        state: &mut Self::State,
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
+        self.handle_info(me, Info::Message(work), state)
+    }
+
     /// Runs when the server stops: after a `Stop` return, a callback error or panic, a
     /// [`ServerRef::stop`], or an orderly shutdown by its supervisor. Not after a brutal
     /// kill (nothing runs then, as in OTP).
@@ -224,6 +243,36 @@ pub trait GenServer: Sized + Send + Sync + 'static {
     ) -> impl Future<Output = Result<ServerRef<Self::Protocol>, StartError>> + Send {
         process::spawn(self, args, Some(name.into()), None)
     }
+
+    /// Starts the server with [`StartOptions`]: a name, a start timeout.
+    fn start_with(
+        self,
+        args: Self::Args,
+        options: StartOptions,
+    ) -> impl Future<Output = Result<ServerRef<Self::Protocol>, StartError>> + Send {
+        process::spawn_with(self, args, options, None)
+    }
+}
+
+/// How to start a server, beyond its arguments (OTP's start options).
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Register it under this name (`{local, Name}`).
+    pub name: Option<String>,
+    /// Give `init` at most this long (`{timeout, T}`): past it the start is abandoned, the
+    /// half-started process is killed (its `terminate` does not run), and the start fails
+    /// with [`StartError::Timeout`]. `None`: wait as long as `init` takes.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl StartOptions {
+    /// Registered under `name`, no start timeout.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            timeout: None,
+        }
+    }
 }
 
 fn info_kind<M>(info: &Info<M>) -> &'static str {
@@ -231,5 +280,6 @@ fn info_kind<M>(info: &Info<M>) -> &'static str {
         Info::Message(_) => "message",
         Info::Down(_) => "down",
         Info::Exit(_) => "exit",
+        Info::Timeout => "timeout",
     }
 }

@@ -42,6 +42,9 @@ pub(crate) enum Envelope<P: Protocol> {
     Stop(ExitReason, Option<oneshot::Sender<ExitReason>>),
     /// The marker a stopping server sends itself; see the module docs.
     Exit,
+    /// The idle timer of this generation ran out (see [`Context::idle_timeout`]); one of
+    /// an older generation is stale.
+    Idle(u64),
     /// What a monitor reported by other means than ractor's ([`Context::monitor_with`]),
     /// or that a monitored process was gone before the monitor was in place (sent after
     /// it finished, so its own exit event, if it reached us, is handled first).
@@ -87,6 +90,10 @@ pub(crate) struct Running<G: GenServer> {
     /// Set once the server has decided to stop: it then only answers callers with this
     /// reason until its exit marker arrives.
     exiting: Option<ExitReason>,
+    /// The armed idle timer, cancelled by the next message; `idle_generation` tells its
+    /// expiry from a stale one that was already queued when it was cancelled.
+    idle: Option<tokio::task::JoinHandle<()>>,
+    idle_generation: u64,
 }
 
 /// Asks the server behind `cell` to stop in order with `reason`. Returns false if it is gone.
@@ -123,6 +130,23 @@ pub(crate) async fn spawn<G: GenServer>(
             Err(reason) => StartError::init(reason),
         }),
         Err(other) => Err(StartError::init(other)),
+    }
+}
+
+/// [`spawn`] with a start timeout: an `init` still running when it is up is dropped, and
+/// ractor's cleanup frees the process and its name as for a kill.
+pub(crate) async fn spawn_with<G: GenServer>(
+    server: G,
+    args: G::Args,
+    options: super::StartOptions,
+    parent: Option<Linked>,
+) -> Result<ServerRef<G::Protocol>, StartError> {
+    let spawning = spawn(server, args, options.name, parent);
+    match options.timeout {
+        Some(limit) => tokio::time::timeout(limit, spawning)
+            .await
+            .unwrap_or(Err(StartError::Timeout(limit))),
+        None => spawning.await,
     }
 }
 
@@ -165,6 +189,7 @@ impl<G: GenServer> Process<G> {
         if !reason.is_orderly() {
             tracing::error!(server = %run.me.id(), name = ?run.me.name(), %reason, "server terminating");
         }
+        run.cancel_idle();
         if run.me.actor().send_message(Envelope::Exit).is_err() {
             run.me.actor().stop(Some(reason.encode()));
         }
@@ -219,6 +244,13 @@ impl<G: GenServer> Process<G> {
                 }
                 self.info(Info::Down(ProcessExit { id, reason }), run).await
             }
+            Envelope::Idle(generation) => {
+                if run.idle.is_none() || generation != run.idle_generation {
+                    return None;
+                }
+                run.idle = None;
+                self.info(Info::Timeout, run).await
+            }
             // A stop is taken by `handle` before serving. The marker arrives here only if
             // someone forged it; ignoring it keeps the server alive.
             Envelope::Stop(..) | Envelope::Exit => None,
@@ -227,6 +259,46 @@ impl<G: GenServer> Process<G> {
 
     async fn info(&self, info: Info<G::Info>, run: &mut Running<G>) -> Option<ExitReason> {
         flow(guarded(self.server.handle_info(&run.me, info, &mut run.state)).await)
+    }
+
+    /// Does what the callback that just returned asked for: `handle_continue` first (it
+    /// may ask for more), then the last idle timeout asked for. Returns a stop reason if a
+    /// continuation decided to stop.
+    async fn settle(&self, run: &mut Running<G>) -> Option<ExitReason> {
+        let mut idle = None;
+        while let Some(after) = run.me.take_after() {
+            idle = after.idle;
+            let Some(work) = after.continuation else {
+                break;
+            };
+            // As in OTP, a callback continues or times out; the continuation's own
+            // return decides the timeout.
+            idle = None;
+            let continued = guarded(self.server.handle_continue(&run.me, work, &mut run.state));
+            if let Some(reason) = flow(continued.await) {
+                return Some(reason);
+            }
+        }
+        if let Some(after) = idle {
+            run.idle_generation += 1;
+            let generation = run.idle_generation;
+            let me = run.me.actor().clone();
+            run.idle = Some(tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = me.send_message(Envelope::Idle(generation));
+            }));
+        }
+        None
+    }
+}
+
+impl<G: GenServer> Running<G> {
+    /// Any message cancels the idle timeout.
+    #[inline]
+    fn cancel_idle(&mut self) {
+        if let Some(timer) = self.idle.take() {
+            timer.abort();
+        }
     }
 }
 
@@ -262,7 +334,21 @@ impl<G: GenServer> Actor for Process<G> {
             state,
             me,
             exiting: None,
+            idle: None,
+            idle_generation: 0,
         })
+    }
+
+    /// Before any message: what `init` asked for (`{ok, S, {continue, C}}`, or a timeout).
+    async fn post_start(
+        &self,
+        _myself: ActorRef<Envelope<G::Protocol>>,
+        run: &mut Running<G>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(reason) = self.settle(run).await {
+            self.begin_exit(run, reason).await;
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -280,11 +366,19 @@ impl<G: GenServer> Actor for Process<G> {
             }
             return Ok(());
         }
+        if !matches!(message, Envelope::Idle(_)) {
+            run.cancel_idle();
+        }
         let (reason, waiter) = match message {
             Envelope::Stop(reason, waiter) => (reason, waiter),
             message => match self.serve(message, run).await {
                 Some(reason) => (reason, None),
-                None => return Ok(()),
+                // Most callbacks ask for nothing after them: one load, no call.
+                None if !run.me.asked_after() => return Ok(()),
+                None => match self.settle(run).await {
+                    Some(reason) => (reason, None),
+                    None => return Ok(()),
+                },
             },
         };
         let exited = self.begin_exit(run, reason).await;
@@ -311,13 +405,18 @@ impl<G: GenServer> Actor for Process<G> {
         if run.exiting.is_some() {
             return Ok(());
         }
+        run.cancel_idle();
         let exit = ProcessExit { id, reason };
         let info = if run.me.forget_monitor(exit.id) {
             Info::Down(exit)
         } else {
             Info::Exit(exit)
         };
-        if let Some(reason) = self.info(info, run).await {
+        let stop = match self.info(info, run).await {
+            Some(reason) => Some(reason),
+            None => self.settle(run).await,
+        };
+        if let Some(reason) = stop {
             self.begin_exit(run, reason).await;
         }
         Ok(())

@@ -8,7 +8,7 @@ use ractor::{ActorCell, ActorId, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{Envelope, Protocol, ReplyTo};
+use super::{Envelope, Protocol, ReplyTo, RequestId};
 use crate::{CallError, ExitReason};
 
 /// OTP's default call timeout.
@@ -109,6 +109,18 @@ impl<P: Protocol> ServerRef<P> {
         }
     }
 
+    /// Sends a call without waiting for its answer (`gen_server:send_request/2`): collect
+    /// it from the [`RequestId`], alone or among others in a
+    /// [`RequestIds`](super::RequestIds). A server that is not running answers
+    /// [`CallError::NoProc`] there.
+    pub fn send_request(&self, request: P::Call) -> RequestId<P::Reply> {
+        let (sender, reply) = oneshot::channel();
+        if let Err(Some(from)) = self.send_call(request, ReplyTo::new(sender)) {
+            from.exited(ExitReason::NoProc);
+        }
+        RequestId::new(reply)
+    }
+
     /// Queues a call with its reply handle; if the server is gone, gives the handle back
     /// when ractor returns it (a handle dropped unanswered tells its caller so anyway).
     pub(crate) fn send_call(
@@ -176,6 +188,25 @@ impl<P: Protocol> ServerRef<P> {
     /// runs. Fails with [`CallError::NoProc`] if it was not running, and with
     /// [`CallError::Exited`] if it exited with another reason (its `terminate` crashed).
     pub async fn stop(&self, reason: ExitReason) -> Result<(), CallError> {
+        self.stop_timeout(reason, Timeout::Infinity).await
+    }
+
+    /// As [`stop`](Self::stop), waiting at most `timeout` (`gen_server:stop/3`): then
+    /// [`CallError::Timeout`], and the server goes on stopping (the stop is queued).
+    pub async fn stop_timeout(
+        &self,
+        reason: ExitReason,
+        timeout: impl Into<Timeout>,
+    ) -> Result<(), CallError> {
+        match timeout.into() {
+            Timeout::Infinity => self.stop_and_wait(reason).await,
+            Timeout::After(limit) => tokio::time::timeout(limit, self.stop_and_wait(reason))
+                .await
+                .map_err(|_| CallError::Timeout(limit))?,
+        }
+    }
+
+    async fn stop_and_wait(&self, reason: ExitReason) -> Result<(), CallError> {
         let (waiter, exited) = oneshot::channel();
         self.actor
             .send_message(Envelope::Stop(reason.clone(), Some(waiter)))

@@ -11,7 +11,7 @@ use ractor::ActorCell;
 
 use super::process::{Args, SupervisorProcess};
 use super::{AutoShutdown, DynamicFlags, Supervisor};
-use crate::gen_server::{request_stop, spawn, Gone, Lineage, Linked};
+use crate::gen_server::{request_stop, spawn_with, Gone, Lineage, Linked, StartOptions};
 use crate::{ExitReason, GenServer, StartError};
 
 /// When a child is restarted (OTP's `restart`).
@@ -197,7 +197,7 @@ impl Parent {
         server: G,
         args: G::Args,
     ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        self.spawn(server, args, None)
+        self.spawn(server, args, StartOptions::default())
     }
 
     /// Starts a GenServer linked to the supervisor and registered under `name`.
@@ -207,7 +207,17 @@ impl Parent {
         server: G,
         args: G::Args,
     ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        self.spawn(server, args, Some(name.into()))
+        self.spawn(server, args, StartOptions::named(name))
+    }
+
+    /// Starts a GenServer linked to the supervisor, with a name and a start timeout.
+    pub fn start_with<G: GenServer>(
+        self,
+        server: G,
+        args: G::Args,
+        options: StartOptions,
+    ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
+        self.spawn(server, args, options)
     }
 
     /// Starts a nested supervisor, optionally registered under `name`.
@@ -218,7 +228,11 @@ impl Parent {
         args: S::Args,
     ) -> Result<ChildRef, StartError> {
         let args = Args::from_init(supervisor, args);
-        self.spawn(SupervisorProcess, args, name).await
+        let options = StartOptions {
+            name,
+            timeout: None,
+        };
+        self.spawn(SupervisorProcess, args, options).await
     }
 
     /// Starts a nested dynamic supervisor, optionally registered under `name`.
@@ -227,17 +241,21 @@ impl Parent {
         name: Option<String>,
         flags: DynamicFlags,
     ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        self.spawn(SupervisorProcess, Args::dynamic(flags), name)
+        let options = StartOptions {
+            name,
+            timeout: None,
+        };
+        self.spawn(SupervisorProcess, Args::dynamic(flags), options)
     }
 
     async fn spawn<G: GenServer>(
         self,
         server: G,
         args: G::Args,
-        name: Option<String>,
+        options: StartOptions,
     ) -> Result<ChildRef, StartError> {
         let (parent, gone) = Linked::new(self.cell, self.up);
-        let server = spawn(server, args, name, Some(parent)).await?;
+        let server = spawn_with(server, args, options, Some(parent)).await?;
         Ok(ChildRef {
             cell: server.cell(),
             stop: request_stop::<G::Protocol>,
