@@ -7,6 +7,7 @@
 //! | module | OTP counterpart |
 //! |---|---|
 //! | [`gen_server`] | `gen_server`: init (ignore, start timeout), call (reply, deferred reply, stop), cast, info, continue, idle timeout, terminate, names, monitors, timers, requests in flight |
+//! | [`sys`] | `sys`: get_state, replace_state, get_status (through `format_status`), suspend, resume, statistics, trace |
 //! | [`supervisor`] | `supervisor` and Elixir's `DynamicSupervisor`: strategies, restart intensity, ordered shutdown |
 //! | `node` | distribution (feature `distribution`): nodes, cookies, remote calls and casts, node up/down (`net_kernel`) |
 //! | [`spec`] | supervision trees as data: JSON files under `supervisor-specs/`, validated before anything starts |
@@ -38,6 +39,7 @@ mod error;
 
 pub use error::{BoxError, CallError, Ignore, StartError};
 pub use exit::ExitReason;
+pub use gen_server::sys;
 pub use gen_server::{
     CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, Protocol, ReplyTo, ServerRef,
     StartOptions, Timeout, Timer,

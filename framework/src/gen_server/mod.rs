@@ -8,6 +8,8 @@
 //! | `reply.rs` | [`ReplyTo`]: the caller's half of a call, answerable now or later |
 //! | `server_ref.rs` | [`ServerRef`] and [`Named`]: call, cast, stop, timers |
 //! | `request.rs` | [`RequestId`], [`RequestIds`]: calls in flight, answers collected later |
+//! | `sys.rs` | [`sys`]: state, status, suspend and resume, statistics, trace of any server |
+//! | `mailbox.rs` | counting a server's queued messages for `sys` statistics |
 //! | `context.rs` | [`Context`]: the `me` of every callback; monitors |
 //! | `lineage.rs` | how a supervisor knows a child's whole subtree is gone |
 //! | `process.rs` | the ractor actor that runs a GenServer and turns OTP semantics into ractor's |
@@ -53,11 +55,13 @@
 
 mod context;
 mod lineage;
+mod mailbox;
 mod process;
 mod protocol;
 mod reply;
 mod request;
 mod server_ref;
+pub mod sys;
 
 use std::future::Future;
 
@@ -211,6 +215,14 @@ pub trait GenServer: Sized + Send + Sync + 'static {
         state: &mut Self::State,
     ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         self.handle_info(me, Info::Message(work), state)
+    }
+
+    /// How `sys::get_status` shows the state (OTP's `format_status/1`): leave out secrets,
+    /// shorten what is long. The default shows nothing of it, as a state need not be
+    /// printable.
+    fn format_status(&self, state: &Self::State) -> String {
+        let _ = state;
+        "(not shown: the server has no format_status)".to_owned()
     }
 
     /// Runs when the server stops: after a `Stop` return, a callback error or panic, a

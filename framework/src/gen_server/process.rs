@@ -16,14 +16,18 @@
 //!   server's own info messages travel boxed and are unboxed here.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 use tokio::sync::oneshot;
 
+use super::mailbox::Counter;
+use super::sys::{Statistics, Status, SysRequest};
 use super::{
     CallResponse, Context, Flow, GenServer, Gone, Info, Lineage, ProcessExit, Protocol, ReplyTo,
     ServerRef,
@@ -45,6 +49,8 @@ pub(crate) enum Envelope<P: Protocol> {
     /// The idle timer of this generation ran out (see [`Context::idle_timeout`]); one of
     /// an older generation is stale.
     Idle(u64),
+    /// A `sys` request, answered by the process itself (also while suspended).
+    Sys(SysRequest),
     /// What a monitor reported by other means than ractor's ([`Context::monitor_with`]),
     /// or that a monitored process was gone before the monitor was in place (sent after
     /// it finished, so its own exit event, if it reached us, is handled first).
@@ -94,11 +100,49 @@ pub(crate) struct Running<G: GenServer> {
     /// expiry from a stale one that was already queued when it was cancelled.
     idle: Option<tokio::task::JoinHandle<()>>,
     idle_generation: u64,
+    /// For `sys` statistics: when it started, how many messages it handled.
+    started: SystemTime,
+    handled: u64,
+    /// Counts its queued messages, while `sys::statistics(.., true)` says so.
+    counter: Option<Counter>,
+    /// `sys::trace` is on: each event is logged.
+    tracing: bool,
+    /// `sys::suspend`ed: what arrived meanwhile, to handle in order on resume.
+    suspended: Option<VecDeque<Deferred<G::Protocol>>>,
+}
+
+/// What a suspended server keeps for later.
+enum Deferred<P: Protocol> {
+    Message(Envelope<P>),
+    /// An exit of a linked or monitored process (its final state already dropped).
+    Exit(ActorId, ExitReason),
+}
+
+impl<P: Protocol> Envelope<P> {
+    /// What kind of message it is, for `sys::trace` (payloads need not be printable).
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Call(..) => "call",
+            Self::Cast(_) => "cast",
+            Self::Info(_) => "info",
+            Self::Stop(..) => "stop",
+            Self::Exit => "exit marker",
+            Self::Idle(_) => "idle timeout",
+            Self::Sys(_) => "system message",
+            Self::Down(..) => "down",
+        }
+    }
+}
+
+/// One line per event while `sys::trace` is on (OTP prints them; we log them).
+fn trace_event<G: GenServer>(run: &Running<G>, event: &str) {
+    tracing::info!(target: "otp::sys", server = %run.me.id(), name = ?run.me.name(), event, "handling");
 }
 
 /// Asks the server behind `cell` to stop in order with `reason`. Returns false if it is gone.
 /// Stored as a plain `fn` in child records so a supervisor can stop any kind of child.
 pub(crate) fn request_stop<P: Protocol>(cell: &ActorCell, reason: ExitReason) -> bool {
+    super::mailbox::sent(cell.get_id());
     cell.send_message(Envelope::<P>::Stop(reason, None)).is_ok()
 }
 
@@ -195,7 +239,117 @@ impl<G: GenServer> Process<G> {
         }
         run.me.drop_monitors();
         run.exiting = Some(reason.clone());
+        // What waited while suspended is answered as what comes after the stop.
+        let myself = run.me.actor().clone();
+        for deferred in run.suspended.take().unwrap_or_default() {
+            if let Deferred::Message(message) = deferred {
+                run.after_exit(message, &myself);
+            }
+        }
         reason
+    }
+
+    /// Handles one message of a running, unsuspended server.
+    async fn step(&self, message: Envelope<G::Protocol>, run: &mut Running<G>) {
+        run.handled += 1;
+        if run.tracing {
+            trace_event(run, message.kind());
+        }
+        if !matches!(message, Envelope::Idle(_)) {
+            run.cancel_idle();
+        }
+        let (reason, waiter) = match message {
+            Envelope::Stop(reason, waiter) => (reason, waiter),
+            message => match self.serve(message, run).await {
+                Some(reason) => (reason, None),
+                // Most callbacks ask for nothing after them: one load, no call.
+                None if !run.me.asked_after() => return,
+                None => match self.settle(run).await {
+                    Some(reason) => (reason, None),
+                    None => return,
+                },
+            },
+        };
+        let exited = self.begin_exit(run, reason).await;
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(exited);
+        }
+    }
+
+    /// A linked or monitored process exited: `Info::Exit` or `Info::Down`.
+    async fn exit_event(&self, id: ActorId, reason: ExitReason, run: &mut Running<G>) {
+        run.handled += 1;
+        if run.tracing {
+            trace_event(run, "exit of a linked or monitored process");
+        }
+        run.cancel_idle();
+        let exit = ProcessExit { id, reason };
+        let info = if run.me.forget_monitor(exit.id) {
+            Info::Down(exit)
+        } else {
+            Info::Exit(exit)
+        };
+        let stop = match self.info(info, run).await {
+            Some(reason) => Some(reason),
+            None => self.settle(run).await,
+        };
+        if let Some(reason) = stop {
+            self.begin_exit(run, reason).await;
+        }
+    }
+
+    /// Answers a system message (`sys`); a resume replays what waited, in order.
+    async fn system(&self, request: SysRequest, run: &mut Running<G>) {
+        match request {
+            SysRequest::WithState(with) => with(&mut run.state),
+            SysRequest::GetStatus(answer) => {
+                let status = Status {
+                    pid: run.me.id().to_string(),
+                    name: run.me.name(),
+                    behaviour: std::any::type_name::<G>().to_owned(),
+                    suspended: run.suspended.is_some(),
+                    tracing: run.tracing,
+                    state: self.server.format_status(&run.state),
+                    statistics: run.statistics(),
+                };
+                let _ = answer.send(status);
+            }
+            SysRequest::Suspend(answer) => {
+                run.suspended.get_or_insert_with(VecDeque::new);
+                let _ = answer.send(());
+            }
+            SysRequest::Resume(answer) => {
+                let waited = run.suspended.take().unwrap_or_default();
+                let _ = answer.send(());
+                let myself = run.me.actor().clone();
+                for deferred in waited {
+                    if let Deferred::Message(_) = deferred {
+                        run.took_one();
+                    }
+                    match deferred {
+                        Deferred::Message(message) if run.exiting.is_some() => {
+                            run.after_exit(message, &myself)
+                        }
+                        Deferred::Message(message) => self.step(message, run).await,
+                        Deferred::Exit(_, _) if run.exiting.is_some() => {}
+                        Deferred::Exit(id, reason) => self.exit_event(id, reason, run).await,
+                    }
+                }
+            }
+            SysRequest::Count(on, answer) => {
+                run.counter = on.then(|| {
+                    run.counter
+                        .take()
+                        .unwrap_or_else(|| Counter::start(run.me.id()))
+                });
+                let _ = answer.send(());
+            }
+            SysRequest::Statistics(answer) => _ = answer.send(run.statistics()),
+            SysRequest::Trace(on, answer) => {
+                run.tracing = on;
+                let _ = answer.send(());
+            }
+        }
     }
 
     async fn serve(
@@ -251,9 +405,10 @@ impl<G: GenServer> Process<G> {
                 run.idle = None;
                 self.info(Info::Timeout, run).await
             }
-            // A stop is taken by `handle` before serving. The marker arrives here only if
-            // someone forged it; ignoring it keeps the server alive.
-            Envelope::Stop(..) | Envelope::Exit => None,
+            // A stop is taken by `step` before serving, and system messages by `handle`.
+            // The marker arrives here only if someone forged it; ignoring it keeps the
+            // server alive.
+            Envelope::Stop(..) | Envelope::Exit | Envelope::Sys(_) => None,
         }
     }
 
@@ -293,6 +448,42 @@ impl<G: GenServer> Process<G> {
 }
 
 impl<G: GenServer> Running<G> {
+    /// A message that came after the server decided to stop: callers learn the reason, the
+    /// exit marker ends the process.
+    fn after_exit(&self, message: Envelope<G::Protocol>, myself: &ActorRef<Envelope<G::Protocol>>) {
+        let Some(reason) = &self.exiting else {
+            return;
+        };
+        match message {
+            Envelope::Call(_, from) => from.exited(reason.clone()),
+            Envelope::Stop(_, Some(waiter)) => _ = waiter.send(reason.clone()),
+            Envelope::Exit => myself.stop(Some(reason.encode())),
+            _ => {}
+        }
+    }
+
+    /// A message left the mailbox (for the queued count of `sys` statistics).
+    #[inline]
+    fn took_one(&self) {
+        if let Some(counter) = &self.counter {
+            counter.handled();
+        }
+    }
+
+    fn defer(&mut self, deferred: Deferred<G::Protocol>) {
+        if let Some(waiting) = &mut self.suspended {
+            waiting.push_back(deferred);
+        }
+    }
+
+    fn statistics(&self) -> Statistics {
+        Statistics {
+            started_at_ms: super::sys::unix_ms(self.started),
+            handled: self.handled,
+            queued: self.counter.as_ref().map(Counter::queued),
+        }
+    }
+
     /// Any message cancels the idle timeout.
     #[inline]
     fn cancel_idle(&mut self) {
@@ -336,6 +527,11 @@ impl<G: GenServer> Actor for Process<G> {
             exiting: None,
             idle: None,
             idle_generation: 0,
+            started: SystemTime::now(),
+            handled: 0,
+            counter: None,
+            tracing: false,
+            suspended: None,
         })
     }
 
@@ -357,33 +553,27 @@ impl<G: GenServer> Actor for Process<G> {
         message: Envelope<G::Protocol>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(reason) = &run.exiting {
-            match message {
-                Envelope::Call(_, from) => from.exited(reason.clone()),
-                Envelope::Stop(_, Some(waiter)) => _ = waiter.send(reason.clone()),
-                Envelope::Exit => myself.stop(Some(reason.encode())),
-                _ => {}
+        match message {
+            message if run.exiting.is_some() => {
+                run.took_one();
+                run.after_exit(message, &myself)
             }
-            return Ok(());
-        }
-        if !matches!(message, Envelope::Idle(_)) {
-            run.cancel_idle();
-        }
-        let (reason, waiter) = match message {
-            Envelope::Stop(reason, waiter) => (reason, waiter),
-            message => match self.serve(message, run).await {
-                Some(reason) => (reason, None),
-                // Most callbacks ask for nothing after them: one load, no call.
-                None if !run.me.asked_after() => return Ok(()),
-                None => match self.settle(run).await {
-                    Some(reason) => (reason, None),
-                    None => return Ok(()),
-                },
-            },
-        };
-        let exited = self.begin_exit(run, reason).await;
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(exited);
+            // Suspended: only system messages and an orderly stop get through; the rest
+            // still counts as queued.
+            message
+                if run.suspended.is_some()
+                    && !matches!(message, Envelope::Sys(_) | Envelope::Stop(..)) =>
+            {
+                run.defer(Deferred::Message(message))
+            }
+            Envelope::Sys(request) => {
+                run.took_one();
+                self.system(request, run).await
+            }
+            message => {
+                run.took_one();
+                self.step(message, run).await
+            }
         }
         Ok(())
     }
@@ -405,19 +595,10 @@ impl<G: GenServer> Actor for Process<G> {
         if run.exiting.is_some() {
             return Ok(());
         }
-        run.cancel_idle();
-        let exit = ProcessExit { id, reason };
-        let info = if run.me.forget_monitor(exit.id) {
-            Info::Down(exit)
+        if run.suspended.is_some() {
+            run.defer(Deferred::Exit(id, reason));
         } else {
-            Info::Exit(exit)
-        };
-        let stop = match self.info(info, run).await {
-            Some(reason) => Some(reason),
-            None => self.settle(run).await,
-        };
-        if let Some(reason) = stop {
-            self.begin_exit(run, reason).await;
+            self.exit_event(id, reason, run).await;
         }
         Ok(())
     }

@@ -128,17 +128,26 @@ impl<P: Protocol> ServerRef<P> {
         request: P::Call,
         from: ReplyTo<P::Reply>,
     ) -> Result<(), Option<ReplyTo<P::Reply>>> {
-        match self.actor.send_message(Envelope::Call(request, from)) {
+        match self.post(Envelope::Call(request, from)) {
             Ok(()) => Ok(()),
             Err(ractor::MessagingErr::SendErr(Envelope::Call(_, from))) => Err(Some(from)),
             Err(_) => Err(None),
         }
     }
 
+    /// Puts a message in the server's mailbox (counted for `sys` statistics if it counts).
+    pub(crate) fn post(
+        &self,
+        message: Envelope<P>,
+    ) -> Result<(), ractor::MessagingErr<Envelope<P>>> {
+        super::mailbox::sent(self.actor.get_id());
+        self.actor.send_message(message)
+    }
+
     /// Sends a cast (`gen_server:cast/2`). Never blocks and never fails: a cast to a server
     /// that is gone is dropped, as in OTP.
     pub fn cast(&self, message: P::Cast) {
-        let _ = self.actor.send_message(Envelope::Cast(message));
+        let _ = self.post(Envelope::Cast(message));
     }
 
     /// Sends an info message (`Pid ! Msg`), delivered to `handle_info` as
@@ -147,14 +156,14 @@ impl<P: Protocol> ServerRef<P> {
     /// is gone. Inside a server, [`Context::send_info`](crate::Context::send_info) checks
     /// the type at compile time.
     pub fn send_info<M: Send + 'static>(&self, message: M) {
-        let _ = self.actor.send_message(Envelope::Info(Box::new(message)));
+        let _ = self.post(Envelope::Info(Box::new(message)));
     }
 
     /// Reports what a monitor set up with
     /// [`Context::monitor_with`](crate::Context::monitor_with) saw; false once the server
     /// is gone.
     pub(crate) fn send_down(&self, id: ActorId, reason: ExitReason) -> bool {
-        self.actor.send_message(Envelope::Down(id, reason)).is_ok()
+        self.post(Envelope::Down(id, reason)).is_ok()
     }
 
     /// Delivers `message` to `handle_info` after `delay` (`erlang:send_after/3`).
@@ -208,8 +217,7 @@ impl<P: Protocol> ServerRef<P> {
 
     async fn stop_and_wait(&self, reason: ExitReason) -> Result<(), CallError> {
         let (waiter, exited) = oneshot::channel();
-        self.actor
-            .send_message(Envelope::Stop(reason.clone(), Some(waiter)))
+        self.post(Envelope::Stop(reason.clone(), Some(waiter)))
             .map_err(|_| CallError::NoProc)?;
         let exited = exited.await;
         let _ = self.actor.wait(None).await;

@@ -107,6 +107,31 @@ impl SupervisorRef {
     }
 }
 
+impl crate::sys::sealed::Target for SupervisorRef {
+    fn post_sys(&self, request: crate::sys::SysMessage) -> bool {
+        crate::sys::sealed::Target::post_sys(&self.server, request)
+    }
+
+    fn process(&self) -> ActorId {
+        self.server.id()
+    }
+}
+
+/// `sys` reaches supervisors too: status (strategy, intensity, children), statistics, ...
+impl crate::sys::SysTarget for SupervisorRef {}
+
+impl crate::sys::sealed::Target for DynamicSupervisorRef {
+    fn post_sys(&self, request: crate::sys::SysMessage) -> bool {
+        crate::sys::sealed::Target::post_sys(&self.supervisor, request)
+    }
+
+    fn process(&self) -> ActorId {
+        self.supervisor.server.id()
+    }
+}
+
+impl crate::sys::SysTarget for DynamicSupervisorRef {}
+
 /// A running dynamic supervisor: its children are addressed by process (their ids need
 /// not differ), and a stopped child is forgotten, so there is no `restart_child` or
 /// `delete_child`.

@@ -39,6 +39,23 @@ impl RestartBudget {
     }
 }
 
+impl std::fmt::Display for RestartBudget {
+    /// "restarts used of allowed, per period", as `sys::get_status` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let now = Instant::now();
+        let used = self
+            .recent
+            .iter()
+            .filter(|at| now.duration_since(**at) <= self.period)
+            .count();
+        write!(
+            f,
+            "{used} of {} restarts used per {:?}",
+            self.intensity, self.period
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

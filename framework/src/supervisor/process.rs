@@ -212,6 +212,22 @@ impl GenServer for SupervisorProcess {
     async fn terminate(&self, _me: &Context<Self>, _reason: &ExitReason, state: &mut State) {
         state.stop_everyone().await;
     }
+
+    /// What `sys::get_status` shows of a supervisor: kind, restart intensity used,
+    /// children.
+    fn format_status(&self, state: &State) -> String {
+        let kind = match state.kind {
+            Kind::Static(Strategy::OneForOne) => "one_for_one",
+            Kind::Static(Strategy::OneForAll) => "one_for_all",
+            Kind::Static(Strategy::RestForOne) => "rest_for_one",
+            Kind::Dynamic { .. } => "dynamic (simple_one_for_one)",
+        };
+        let counts = state.children.counts();
+        format!(
+            "{kind}; {}; {} of {} children running",
+            state.budget, counts.active, counts.specs
+        )
+    }
 }
 
 /// Starts one child under this supervisor, with OTP's progress or start-error report.

@@ -175,6 +175,10 @@ impl GenServer for Probe {
         Ok(Flow::Continue)
     }
 
+    fn format_status(&self, state: &State) -> String {
+        format!("value {}", state.value)
+    }
+
     async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, _state: &mut State) {
         let _ = self
             .events

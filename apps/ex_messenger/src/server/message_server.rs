@@ -110,6 +110,19 @@ impl GenServer for MessageServer {
         Ok(state)
     }
 
+    /// What `sys::get_status` (and the observer) shows: counts, never the session key
+    /// or anyone's token.
+    fn format_status(&self, state: &State) -> String {
+        let rooms = state.membership.rooms();
+        format!(
+            "{} users in {} rooms; flood limit {}/s, burst {}",
+            state.sessions.users().count(),
+            rooms.len(),
+            state.flood.0,
+            state.flood.1
+        )
+    }
+
     async fn handle_call(
         &self,
         me: &Context<Self>,

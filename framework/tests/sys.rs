@@ -1,0 +1,255 @@
+//! OTP's `sys` on our servers and supervisors, after `sys_SUITE` and the `sys` docs:
+//! state, status through `format_status`, suspend and resume, statistics, trace.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{next, probe, probe_spec, Call, Cast, Event};
+use otp::supervisor::{Flags, Strategy, SupervisorSpec};
+use otp::sys::{self, SysError};
+use otp::{BoxError, CallError, Context, ExitReason, Flow, GenServer, Protocol, ServerRef};
+
+/// A server with a plain, cloneable state and a secret it never shows.
+#[derive(Clone)]
+struct Vault;
+
+#[derive(Clone, Debug, PartialEq)]
+struct Contents {
+    count: u64,
+    secret: String,
+}
+
+impl Protocol for Vault {
+    type Call = ();
+    type Reply = ();
+    type Cast = u64;
+}
+
+impl GenServer for Vault {
+    type Protocol = Self;
+    type Args = ();
+    type State = Contents;
+    type Info = ();
+
+    async fn init(&self, _: &Context<Self>, _: ()) -> Result<Contents, BoxError> {
+        Ok(Contents {
+            count: 0,
+            secret: "hunter2".into(),
+        })
+    }
+
+    async fn handle_cast(
+        &self,
+        _: &Context<Self>,
+        add: u64,
+        state: &mut Contents,
+    ) -> Result<Flow, BoxError> {
+        state.count += add;
+        Ok(Flow::Continue)
+    }
+
+    fn format_status(&self, state: &Contents) -> String {
+        format!("count {}, secret hidden", state.count)
+    }
+}
+
+#[tokio::test]
+async fn get_state_and_replace_state_reach_the_state_between_messages() {
+    let vault = Vault.start(()).await.unwrap();
+    vault.cast(2);
+    let state = sys::get_state::<Vault>(&vault).await.unwrap();
+    assert_eq!(state.count, 2);
+    sys::replace_state::<Vault>(&vault, |state| state.count = 40)
+        .await
+        .unwrap();
+    vault.cast(2);
+    assert_eq!(sys::get_state::<Vault>(&vault).await.unwrap().count, 42);
+}
+
+#[tokio::test]
+async fn asking_for_the_state_of_another_type_is_refused() {
+    let (probe, mut events) = probe("probe");
+    let probe = probe.start(0).await.unwrap();
+    next(&mut events).await;
+    // A handle of the vault's protocol, on a process that is not a vault: only by cell.
+    let cell = probe.cell();
+    assert!(ServerRef::<Vault>::from_cell(cell).is_none());
+    // Through the right protocol but the wrong server type, the state is refused.
+    let vault = Vault.start(()).await.unwrap();
+    let outcome = sys::get_state::<OtherVault>(&vault).await;
+    assert!(
+        matches!(outcome, Err(SysError::WrongType { .. })),
+        "{outcome:?}"
+    );
+}
+
+/// Serves the vault's protocol with another state type.
+struct OtherVault;
+
+impl GenServer for OtherVault {
+    type Protocol = Vault;
+    type Args = ();
+    type State = String;
+    type Info = ();
+
+    async fn init(&self, _: &Context<Self>, _: ()) -> Result<String, BoxError> {
+        Ok(String::new())
+    }
+}
+
+#[tokio::test]
+async fn get_status_shows_the_state_through_format_status_only() {
+    let vault = Vault.start_named("sys-vault", ()).await.unwrap();
+    vault.cast(3);
+    let status = sys::get_status(&vault).await.unwrap();
+    assert_eq!(status.state, "count 3, secret hidden");
+    assert!(!format!("{status:?}").contains("hunter2"));
+    assert_eq!(status.name.as_deref(), Some("sys-vault"));
+    assert_eq!(status.pid, vault.id().to_string());
+    assert!(status.behaviour.ends_with("Vault"), "{}", status.behaviour);
+    assert!(!status.suspended);
+    // The cast; system messages such as this request do not count.
+    assert_eq!(status.statistics.handled, 1);
+}
+
+#[tokio::test]
+async fn a_supervisors_status_shows_its_strategy_intensity_and_children() {
+    let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let supervisor = SupervisorSpec {
+        flags: Flags {
+            strategy: Strategy::RestForOne,
+            intensity: 4,
+            ..Flags::default()
+        },
+        children: vec![probe_spec("a", &sender), probe_spec("b", &sender)],
+    }
+    .start()
+    .await
+    .unwrap();
+    next(&mut events).await;
+    next(&mut events).await;
+    let status = sys::get_status(&supervisor).await.unwrap();
+    assert!(
+        status
+            .state
+            .starts_with("rest_for_one; 0 of 4 restarts used"),
+        "{}",
+        status.state
+    );
+    assert!(
+        status.state.ends_with("2 of 2 children running"),
+        "{}",
+        status.state
+    );
+    supervisor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_suspended_server_answers_only_system_messages_until_resumed() {
+    let (probe, mut events) = probe("suspended");
+    let server = probe.start(0).await.unwrap();
+    next(&mut events).await;
+    sys::suspend(&server).await.unwrap();
+    server.cast(Cast::Add(1));
+    let mut waiting = server.send_request(Call::Get);
+    server.cast(Cast::Add(10));
+    // Still answers system messages, and says it is suspended.
+    let status = sys::get_status(&server).await.unwrap();
+    assert!(status.suspended);
+    assert_eq!(status.state, "value 0");
+    assert_eq!(waiting.check_response(), None);
+    sys::resume(&server).await.unwrap();
+    // Handled in the order they came: the call sees the first cast only.
+    assert_eq!(waiting.receive_response(common::PATIENCE).await, Ok(1));
+    assert_eq!(server.call(Call::Get).await, Ok(11));
+}
+
+#[tokio::test]
+async fn a_suspended_server_still_stops_when_told() {
+    let (probe, mut events) = probe("stopped-suspended");
+    let server = probe.start(0).await.unwrap();
+    next(&mut events).await;
+    sys::suspend(&server).await.unwrap();
+    let waiting = server.send_request(Call::Get);
+    server.stop(ExitReason::Shutdown).await.unwrap();
+    assert_eq!(
+        next(&mut events).await,
+        Event::Terminated("stopped-suspended".into(), ExitReason::Shutdown)
+    );
+    // The call that waited learns why it will never be answered.
+    assert_eq!(
+        waiting.receive_response(common::PATIENCE).await,
+        Err(CallError::Exited(ExitReason::Shutdown))
+    );
+}
+
+/// Counting is on: a busy server's queued messages are read without asking it.
+#[tokio::test(start_paused = true)]
+async fn statistics_count_handled_and_queued_messages() {
+    let (probe, mut events) = probe("busy");
+    let server = probe.start(0).await.unwrap();
+    next(&mut events).await;
+    assert_eq!(sys::queued(&server), None);
+    sys::statistics(&server, true).await.unwrap();
+    let busy = {
+        let server = server.clone();
+        tokio::spawn(async move { server.call(Call::Slow(Duration::from_secs(3))).await })
+    };
+    assert_eq!(next(&mut events).await, Event::Busy);
+    for n in 0..3 {
+        server.cast(Cast::Add(n));
+    }
+    assert_eq!(sys::queued(&server), Some(3));
+    busy.await.unwrap().unwrap();
+    let statistics = sys::get_statistics(&server).await.unwrap();
+    // The slow call and three casts; system messages do not count.
+    assert_eq!(statistics.handled, 4);
+    assert_eq!(statistics.queued, Some(0));
+    sys::statistics(&server, false).await.unwrap();
+    assert_eq!(sys::queued(&server), None);
+}
+
+/// Collects what the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// A current-thread runtime: the server runs on this thread, under this subscriber.
+#[tokio::test]
+async fn trace_logs_each_event_while_on() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let vault = Vault.start_named("traced-vault", ()).await.unwrap();
+    sys::trace(&vault, true).await.unwrap();
+    vault.cast(1);
+    sys::trace(&vault, false).await.unwrap();
+    vault.cast(1);
+    sys::get_state::<Vault>(&vault).await.unwrap();
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let traced: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("otp::sys"))
+        .collect();
+    // One cast while on; the second came after it was turned off.
+    assert_eq!(traced.len(), 1, "{text}");
+    assert!(traced[0].contains("event=\"cast\""), "{text}");
+    assert!(traced[0].contains("traced-vault"), "{text}");
+}
