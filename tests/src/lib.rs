@@ -19,6 +19,8 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The name the fixture registers and exports its server under.
 pub const ECHO: &str = "echo";
+/// The fixture's second echo server, exported with `sys` allowed to peers.
+pub const ECHO_SYS: &str = "echo-sys";
 
 /// The DNS name in the test cluster's node certificates.
 pub const TLS_SERVER_NAME: &str = "otp-node";
@@ -75,6 +77,10 @@ impl GenServer for Echo {
 
     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<EchoState, BoxError> {
         Ok(EchoState::default())
+    }
+
+    fn format_status(&self, state: &EchoState) -> String {
+        format!("{} casts counted", state.casts)
     }
 
     async fn handle_call(

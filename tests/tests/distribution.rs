@@ -17,7 +17,7 @@ use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent};
 use otp::{BoxError, CallError, Context, Flow, GenServer, Info, Protocol};
 use otp_tests::tcp::{closed, still_open};
 use otp_tests::wait::{self, run};
-use otp_tests::{next_event, Echo, EchoCall, EchoCast, FixtureNode, NodeWatcher, ECHO};
+use otp_tests::{next_event, Echo, EchoCall, EchoCast, FixtureNode, NodeWatcher, ECHO, ECHO_SYS};
 use rusty_fork::rusty_fork_test;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -138,6 +138,45 @@ rusty_fork_test! {
     fn a_frozen_peer_is_declared_down_after_the_liveness_timeout() {
         run(frozen_peer_case());
     }
+
+    #[test]
+    fn sys_reaches_a_remote_server_only_if_its_owner_allowed_it() {
+        run(remote_sys_case());
+    }
+}
+
+async fn remote_sys_case() {
+    let mut tester = Tester::start().await;
+    let fixture = tester.connected("inspected").await;
+    let node = tester.node.clone();
+    let open = node.remote::<Echo>(&fixture.name, ECHO_SYS).await.unwrap();
+    open.cast(EchoCast::Count);
+    let status = open.sys_get_status().await.unwrap();
+    assert_eq!(status.state, "1 casts counted");
+    assert_eq!(status.name.as_deref(), Some(ECHO_SYS));
+    // Suspended, it answers no call until resumed.
+    open.sys_suspend().await.unwrap();
+    let call = open.call_timeout(EchoCall::Echo("held".into()), Duration::from_millis(50));
+    assert_eq!(
+        call.await,
+        Err(CallError::Timeout(Duration::from_millis(50)))
+    );
+    assert!(open.sys_get_status().await.unwrap().suspended);
+    open.sys_resume().await.unwrap();
+    let answered = open.call(EchoCall::Echo("free".into())).await;
+    assert_eq!(answered.as_deref(), Ok("free"));
+    open.sys_statistics(true).await.unwrap();
+    let statistics = open.sys_get_statistics().await.unwrap();
+    assert_eq!(statistics.queued, Some(0));
+
+    // The plain export refuses, and says how to allow it.
+    let closed = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
+    let refused = closed.sys_get_status().await.unwrap_err();
+    assert_eq!(refused, otp::sys::SysError::NotAllowed);
+    assert!(refused.to_string().contains("ExportOptions"), "{refused}");
+    assert!(closed.sys_suspend().await.is_err());
+    let still = closed.call(EchoCall::Echo("served".into())).await;
+    assert_eq!(still.as_deref(), Ok("served"));
 }
 
 async fn remote_calls_and_casts_case() {

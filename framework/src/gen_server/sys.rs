@@ -81,6 +81,12 @@ pub enum SysError {
         /// The state type that was asked for.
         expected: &'static str,
     },
+    /// From another node: the server's owner did not allow `sys` when exporting it.
+    #[error("sys from other nodes is not allowed for this server: its owner exports it with ExportOptions {{ sys: true }} to allow it")]
+    NotAllowed,
+    /// From another node: the server's node could not get an answer from it.
+    #[error("the server's node answered: {0}")]
+    Remote(String),
 }
 
 /// What `get_state` and `replace_state` run on the state.

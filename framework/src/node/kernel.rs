@@ -251,7 +251,7 @@ impl GenServer for NodeProcess {
         // only once this heartbeat is gone too.
         let (under_me, _) = crate::gen_server::Linked::new(me.cell(), me.lineage());
         crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(under_me)).await?;
-        super::remote::export::<Heartbeat>(HEARTBEAT, me.cell()).await?;
+        super::remote::export::<Heartbeat>(HEARTBEAT, false, me.cell()).await?;
         me.send_interval(heartbeat_interval(&config), || Event::Tick);
         let admission = Admission::new(Limits {
             max_connections: config.max_connections,

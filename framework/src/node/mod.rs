@@ -215,6 +215,15 @@ pub enum LookupError {
     UnknownNode(String),
 }
 
+/// How a server is exported ([`Node::export_with`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Peers may use `sys` on it ([`RemoteRef::sys_get_status`] and the others): its
+    /// status as `format_status` shows it, statistics, suspend and resume, trace. Off by
+    /// default: a peer that may call a server need not be allowed to pause it.
+    pub sys: bool,
+}
+
 /// A handle to this process's node.
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -385,10 +394,26 @@ impl Node {
         P::Cast: DeserializeOwned,
         P::Reply: Serialize,
     {
+        self.export_with::<P>(name, ExportOptions::default()).await
+    }
+
+    /// [`export`](Self::export), with [`ExportOptions`]: whether peers may use `sys` on it.
+    /// The options of a name's first export stay (exporting again is a no-op).
+    pub async fn export_with<P>(
+        &self,
+        name: &str,
+        options: ExportOptions,
+    ) -> Result<(), ExportError>
+    where
+        P: Protocol + Send + Sync,
+        P::Call: DeserializeOwned,
+        P::Cast: DeserializeOwned,
+        P::Reply: Serialize,
+    {
         let exported = name.to_owned();
         let start: kernel::ExportFn = Box::new(move |parent| {
             Box::pin(async move {
-                remote::export::<P>(&exported, parent)
+                remote::export::<P>(&exported, options.sys, parent)
                     .await
                     .map_err(|e| e.to_string())
             })

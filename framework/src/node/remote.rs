@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::sys::{self, Statistics, Status, SysError};
 use crate::{
     CallError, Context, ExitReason, GenServer, Named, Protocol, ReplyTo, ServerRef, Timeout,
 };
@@ -52,11 +53,41 @@ pub(crate) enum Wire {
     Forget {
         node: String,
     },
+    /// A `sys` request ([`SysOp`], as JSON), answered only if the owner allowed it.
+    Sys {
+        payload: Vec<u8>,
+        reply: RpcReplyPort<Vec<u8>>,
+    },
 }
 
 const CALL: &str = "call";
 const CAST: &str = "cast";
 const MONITOR: &str = "monitor";
+const SYS: &str = "sys";
+
+/// The `sys` requests another node may send an exported server whose owner allowed it.
+/// The state itself never travels: only what `format_status` shows of it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum SysOp {
+    GetStatus,
+    Suspend,
+    Resume,
+    Statistics(bool),
+    GetStatistics,
+    Trace(bool),
+}
+
+/// A remote `sys` request's answer.
+#[derive(Debug, Serialize, Deserialize)]
+enum SysReply {
+    Status(Status),
+    Statistics(Statistics),
+    Done,
+    /// The owner exported the server without allowing `sys`.
+    NotAllowed,
+    /// The server did not answer (the local `sys` error, as text).
+    Failed(String),
+}
 
 impl ractor::Message for Wire {
     fn serializable() -> bool {
@@ -79,6 +110,12 @@ impl ractor::Message for Wire {
             Wire::Monitor { reply, watcher } => SerializedMessage::Call {
                 variant: MONITOR.to_owned(),
                 args: watcher.into_bytes(),
+                reply,
+                metadata: None,
+            },
+            Wire::Sys { payload, reply } => SerializedMessage::Call {
+                variant: SYS.to_owned(),
+                args: payload,
                 reply,
                 metadata: None,
             },
@@ -108,6 +145,15 @@ impl ractor::Message for Wire {
             } if variant == MONITOR => Ok(Wire::Monitor {
                 reply,
                 watcher: String::from_utf8_lossy(&args).into_owned(),
+            }),
+            SerializedMessage::Call {
+                variant,
+                args,
+                reply,
+                ..
+            } if variant == SYS => Ok(Wire::Sys {
+                payload: args,
+                reply,
             }),
             _ => Err(BoxedDowncastErr),
         }
@@ -182,6 +228,8 @@ impl<P: Protocol> EndpointState<P> {
 /// The endpoint actor of one exported server.
 struct Endpoint<P: Protocol> {
     server: Named<P>,
+    /// Its owner allows `sys` from other nodes ([`ExportOptions::sys`](super::ExportOptions)).
+    sys: bool,
 }
 
 impl<P> Actor for Endpoint<P>
@@ -241,6 +289,24 @@ where
                     "dropped a remote cast that does not decode"
                 ),
             },
+            Wire::Sys { payload, reply } => {
+                let Ok(op) = serde_json::from_slice::<SysOp>(&payload) else {
+                    send::<SysReply>(reply, Answer::BadRequest("not a sys request".into()));
+                    return Ok(());
+                };
+                if !self.sys {
+                    send(reply, Answer::Reply(SysReply::NotAllowed));
+                    return Ok(());
+                }
+                let Some(target) = state.target(&self.server) else {
+                    send::<SysReply>(reply, Answer::NoProc);
+                    return Ok(());
+                };
+                // Off the endpoint's own loop: a busy server must not hold up its calls.
+                tokio::spawn(async move {
+                    send(reply, Answer::Reply(run_sys(&target, op).await));
+                });
+            }
             Wire::Call { payload, reply } => {
                 let request = match serde_json::from_slice::<P::Call>(&payload) {
                     Ok(request) => request,
@@ -292,6 +358,19 @@ where
     }
 }
 
+/// Runs a remote `sys` request on the local server.
+async fn run_sys<P: Protocol>(target: &ServerRef<P>, op: SysOp) -> SysReply {
+    let outcome = match op {
+        SysOp::GetStatus => sys::get_status(target).await.map(SysReply::Status),
+        SysOp::Suspend => sys::suspend(target).await.map(|()| SysReply::Done),
+        SysOp::Resume => sys::resume(target).await.map(|()| SysReply::Done),
+        SysOp::Statistics(on) => sys::statistics(target, on).await.map(|()| SysReply::Done),
+        SysOp::GetStatistics => sys::get_statistics(target).await.map(SysReply::Statistics),
+        SysOp::Trace(on) => sys::trace(target, on).await.map(|()| SysReply::Done),
+    };
+    outcome.unwrap_or_else(|error| SysReply::Failed(error.to_string()))
+}
+
 /// Watches the server behind `endpoint` until it exits; the returned future yields the exit
 /// reason, or `noconnection` if the link to its node drops first. The request is sent now,
 /// before the future is polled, so it travels in order with the caller's later messages.
@@ -320,6 +399,23 @@ pub(crate) fn watch(
     }
 }
 
+/// Decodes an endpoint's answer.
+fn answer<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, CallError> {
+    match serde_json::from_slice::<Answer<R>>(bytes) {
+        Ok(Answer::Reply(reply)) => Ok(reply),
+        Ok(Answer::Exited(reason)) => Err(CallError::Exited(ExitReason::decode(Some(&reason)))),
+        Ok(Answer::NoProc) => Err(CallError::NoProc),
+        Ok(Answer::NoReply) => Err(CallError::NoReply),
+        Ok(Answer::BadRequest(why)) => Err(CallError::BadRequest(why)),
+        Err(error) => Err(CallError::BadRequest(format!("undecodable reply: {error}"))),
+    }
+}
+
+/// A remote `sys` answer of the wrong kind: the peer speaks another version.
+fn unexpected(reply: SysReply) -> SysError {
+    SysError::Remote(format!("unexpected sys answer: {reply:?}"))
+}
+
 fn send<R: Serialize>(port: RpcReplyPort<Vec<u8>>, answer: Answer<R>) -> bool {
     match serde_json::to_vec(&answer) {
         Ok(bytes) => port.send(bytes).is_ok(),
@@ -334,6 +430,7 @@ fn send<R: Serialize>(port: RpcReplyPort<Vec<u8>>, answer: Answer<R>) -> bool {
 /// announces it in the process group peers look it up in.
 pub(crate) async fn export<P>(
     name: &str,
+    sys: bool,
     parent: ActorCell,
 ) -> Result<ActorCell, ActorProcessingErr>
 where
@@ -344,6 +441,7 @@ where
 {
     let endpoint = Endpoint::<P> {
         server: Named::new(name),
+        sys,
     };
     let (actor, _) = Actor::spawn_linked(None, endpoint, (), parent).await?;
     ractor::pg::join(group_of(name), vec![actor.get_cell()]);
@@ -435,30 +533,86 @@ where
         request: P::Call,
         timeout: impl Into<Timeout>,
     ) -> Result<P::Reply, CallError> {
-        let endpoint = self.endpoint().ok_or(CallError::NoProc)?;
         let payload =
             serde_json::to_vec(&request).map_err(|e| CallError::BadRequest(e.to_string()))?;
+        let call = |reply| Wire::Call { payload, reply };
+        let bytes = self.round_trip(call, timeout.into()).await?;
+        answer(&bytes)
+    }
+
+    /// Sends what `wire` makes around a reply port to the endpoint, and waits for the
+    /// answer's bytes.
+    async fn round_trip(
+        &self,
+        wire: impl FnOnce(RpcReplyPort<Vec<u8>>) -> Wire,
+        timeout: Timeout,
+    ) -> Result<Vec<u8>, CallError> {
+        let endpoint = self.endpoint().ok_or(CallError::NoProc)?;
         let (sender, receiver) = oneshot::channel();
         endpoint
-            .send_message(Wire::Call {
-                payload,
-                reply: sender.into(),
-            })
+            .send_message(wire(sender.into()))
             .map_err(|_| CallError::NodeDown(self.node.clone()))?;
-        let bytes = match timeout.into() {
+        match timeout {
             Timeout::Infinity => receiver.await,
             Timeout::After(after) => tokio::time::timeout(after, receiver)
                 .await
                 .map_err(|_| CallError::Timeout(after))?,
         }
-        .map_err(|_| CallError::NodeDown(self.node.clone()))?;
-        match serde_json::from_slice::<Answer<P::Reply>>(&bytes) {
-            Ok(Answer::Reply(reply)) => Ok(reply),
-            Ok(Answer::Exited(reason)) => Err(CallError::Exited(ExitReason::decode(Some(&reason)))),
-            Ok(Answer::NoProc) => Err(CallError::NoProc),
-            Ok(Answer::NoReply) => Err(CallError::NoReply),
-            Ok(Answer::BadRequest(why)) => Err(CallError::BadRequest(why)),
-            Err(error) => Err(CallError::BadRequest(format!("undecodable reply: {error}"))),
+        .map_err(|_| CallError::NodeDown(self.node.clone()))
+    }
+
+    /// `sys:get_status/1` from another node, if the owner allowed `sys` when exporting
+    /// ([`ExportOptions::sys`](super::ExportOptions)); else [`SysError::NotAllowed`].
+    pub async fn sys_get_status(&self) -> Result<Status, SysError> {
+        match self.sys(SysOp::GetStatus).await? {
+            SysReply::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `sys:suspend/1` from another node (see [`sys_get_status`](Self::sys_get_status)).
+    pub async fn sys_suspend(&self) -> Result<(), SysError> {
+        self.sys_done(SysOp::Suspend).await
+    }
+
+    /// `sys:resume/1` from another node.
+    pub async fn sys_resume(&self) -> Result<(), SysError> {
+        self.sys_done(SysOp::Resume).await
+    }
+
+    /// `sys:statistics/2` (counting on or off) from another node.
+    pub async fn sys_statistics(&self, on: bool) -> Result<(), SysError> {
+        self.sys_done(SysOp::Statistics(on)).await
+    }
+
+    /// `sys:statistics(Name, get)` from another node.
+    pub async fn sys_get_statistics(&self) -> Result<Statistics, SysError> {
+        match self.sys(SysOp::GetStatistics).await? {
+            SysReply::Statistics(statistics) => Ok(statistics),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `sys:trace/2` from another node: events are logged on the server's node.
+    pub async fn sys_trace(&self, on: bool) -> Result<(), SysError> {
+        self.sys_done(SysOp::Trace(on)).await
+    }
+
+    async fn sys_done(&self, op: SysOp) -> Result<(), SysError> {
+        match self.sys(op).await? {
+            SysReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn sys(&self, op: SysOp) -> Result<SysReply, SysError> {
+        let payload = serde_json::to_vec(&op).map_err(|e| CallError::BadRequest(e.to_string()))?;
+        let request = |reply| Wire::Sys { payload, reply };
+        let bytes = self.round_trip(request, sys::SYS_TIMEOUT.into()).await?;
+        match answer::<SysReply>(&bytes)? {
+            SysReply::NotAllowed => Err(SysError::NotAllowed),
+            SysReply::Failed(why) => Err(SysError::Remote(why)),
+            reply => Ok(reply),
         }
     }
 

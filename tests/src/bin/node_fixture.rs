@@ -20,9 +20,9 @@
 
 use std::time::{Duration, Instant};
 
-use otp::node::{Cookie, Node, NodeConfig, RemoteRef, Tls};
+use otp::node::{Cookie, ExportOptions, Node, NodeConfig, RemoteRef, Tls};
 use otp::{BoxError, Context, GenServer, Protocol};
-use otp_tests::{Echo, EchoCall, Shouter, ECHO};
+use otp_tests::{Echo, EchoCall, Shouter, ECHO, ECHO_SYS};
 
 /// Holds a remote monitor on the `echo` of the node it is given.
 struct RemoteWatcher;
@@ -112,6 +112,13 @@ async fn main() -> anyhow::Result<()> {
         false => Echo { prefix }.start_named(ECHO, ()).await?,
     };
     node.export::<Echo>(ECHO).await?;
+    Echo {
+        prefix: String::new(),
+    }
+    .start_named(ECHO_SYS, ())
+    .await?;
+    node.export_with::<Echo>(ECHO_SYS, ExportOptions { sys: true })
+        .await?;
     println!("READY {} {}", node.name(), node.address());
     if let (Some(address), true) = (&connect, cycles > 0) {
         node.stop().await;
