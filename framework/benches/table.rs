@@ -13,7 +13,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use otp::supervisor::{
-    start_dynamic, ChildSpec, DynamicFlags, Flags, Restart, Strategy, SupervisorSpec,
+    start_dynamic, start_partitioned, ChildSpec, DynamicFlags, Flags, PartitionFlags, Restart,
+    Strategy, SupervisorSpec,
 };
 use otp::{GenServer, Named, ServerRef, Timeout};
 use ractor::{Actor, ActorCell, ActorRef};
@@ -156,7 +157,7 @@ async fn run() {
         baseline: raw_spawn,
         ours: our_spawn,
         unit: "ns",
-        target: "≤ 7 µs",
+        target: "≤ 1.2x raw",
     });
     let (raw_spawn8, _) = spawn_in_fresh_process("raw8");
     let (our_spawn8, _) = spawn_in_fresh_process("otp8");
@@ -169,6 +170,18 @@ async fn run() {
         ours: our_spawn8,
         unit: "ns",
         target: "≤ 7 µs",
+    });
+    let (part_spawn8, _) = spawn_in_fresh_process("part8");
+    rows.push(Row {
+        metric: format!(
+            "spawn {} children through a partition supervisor ({} partitions), 8 concurrent starters, per child (vs raw, 8 starters)",
+            count(100_000),
+            workers()
+        ),
+        baseline: raw_spawn8,
+        ours: part_spawn8,
+        unit: "ns",
+        target: "≤ 1.2x raw",
     });
     rows.push(Row {
         metric: "memory per dynamic child (RSS growth)".into(),
@@ -336,7 +349,8 @@ fn spawn_in_fresh_process(variant: &str) -> (f64, f64) {
 /// once; returns time and RSS growth per child. The first call makes the measure end when
 /// every child is running: ractor defers an actor's loop set-up (and about 1.5 KiB of its
 /// memory) to the actor's first turn, which a spawning loop that never yields would leave
-/// out of the measurement. Variants: `raw`, `otp` (one starter), `raw8`, `otp8` (eight).
+/// out of the measurement. Variants: `raw`, `otp` (one starter), `raw8`, `otp8` (eight),
+/// `part8` (eight, through a partition supervisor).
 async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
     let starters = if variant.ends_with('8') { 8 } else { 1 };
     let each = n / starters;
@@ -359,6 +373,35 @@ async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
                             .await
                             .expect("raw child");
                         cells.push(child.get_cell());
+                    }
+                    cells
+                })
+            })
+            .collect()
+    } else if variant.starts_with("part") {
+        // One partition per tokio worker; starter `t` routes its children by key `t`.
+        let flags = PartitionFlags {
+            partitions: workers(),
+            ..PartitionFlags::default()
+        };
+        let partitioned = start_partitioned(flags, "bench-partitioned")
+            .await
+            .expect("partition supervisor");
+        let spec = ChildSpec::worker("child", |parent| parent.start(Counter, ()))
+            .restart(Restart::Temporary);
+        (0..starters)
+            .map(|starter| {
+                let (partitioned, spec) = (partitioned.clone(), spec.clone());
+                tokio::spawn(async move {
+                    let mut cells = Vec::with_capacity(each);
+                    for _ in 0..each {
+                        cells.push(
+                            partitioned
+                                .start_child(&starter, spec.clone())
+                                .await
+                                .expect("child")
+                                .expect("started"),
+                        );
                     }
                     cells
                 })
@@ -418,8 +461,9 @@ fn print_table(rows: &[Row], reps: usize) {
         "off"
     };
     println!(
-        "\nmedian of {reps} interleaved runs; {} tokio workers; per-message tracing spans: {spans}\n",
-        workers()
+        "\nmedian of {reps} interleaved runs; {} tokio workers; per-message tracing spans: {spans}; allocator: {}\n",
+        workers(),
+        support::ALLOCATOR_NAME
     );
     println!("| metric | raw ractor | otp | otp / raw | target |");
     println!("|---|---:|---:|---:|---|");

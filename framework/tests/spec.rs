@@ -181,7 +181,7 @@ fn impossible_combinations_are_refused() {
     assert_refused(
         r#"{"children": [{"id": "a", "start": "probe", "args": 1, "supervisor": {}}]}"#,
         "children[0]",
-        "exactly one of `start`, `supervisor`, `file` or `dynamic_supervisor`",
+        "exactly one of `start`, `supervisor`, `file`, `dynamic_supervisor` or `partition_supervisor`",
     );
     assert_refused(
         r#"{"children": [{"id": "a"}]}"#,
@@ -224,6 +224,42 @@ fn impossible_combinations_are_refused() {
         "children[0].id",
         "empty id",
     );
+}
+
+#[tokio::test]
+async fn a_partition_supervisor_comes_from_a_file() {
+    assert_refused(
+        r#"{"children": [{"id": "p", "partition_supervisor": {}}]}"#,
+        "children[0].name",
+        "needs a `name`",
+    );
+    assert_refused(
+        r#"{"children": [{"id": "p", "name": "p", "partition_supervisor": {"partitions": 0}}]}"#,
+        "children[0].partition_supervisor.partitions",
+        "at least 1",
+    );
+    let (sender, _events) = mpsc::unbounded_channel();
+    let tree = spec::parse(
+        r#"{"children": [{"id": "sessions", "name": "file-sessions",
+            "partition_supervisor": {"partitions": 3, "max_children": 10}}]}"#,
+        "partitioned.json",
+        &registry(&sender),
+    )
+    .unwrap();
+    let top = tree.start().await.unwrap();
+    let partitioned = otp::supervisor::PartitionSupervisorRef::whereis("file-sessions", 3)
+        .expect("the partition supervisor runs under its name");
+    assert_eq!(
+        partitioned
+            .supervisor()
+            .count_children()
+            .await
+            .unwrap()
+            .active,
+        3
+    );
+    assert!(partitioned.partition(&"any key").is_some());
+    top.stop().await.unwrap();
 }
 
 #[test]

@@ -394,3 +394,55 @@ async fn auto_shutdown_climbs_through_significant_supervisors() {
     exit_on_its_own(&inner, "worker", ExitReason::Normal).await;
     assert_eq!(next(&mut down).await, Event::Down(ExitReason::Shutdown));
 }
+
+/// Elixir's `PartitionSupervisor`: children routed by key, counted and listed over all
+/// partitions; a key always goes to the same partition.
+#[tokio::test]
+async fn a_partition_supervisor_routes_children_by_key_and_reports_over_all() {
+    use otp::supervisor::{start_partitioned, PartitionFlags};
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let flags = PartitionFlags {
+        partitions: 4,
+        partition: DynamicFlags::default(),
+    };
+    let partitioned = start_partitioned(flags, "partitioned").await.unwrap();
+    assert_eq!(partitioned.partitions(), 4);
+    let mut used = std::collections::HashSet::new();
+    for key in 0..16u32 {
+        let spec = probe_spec("worker", &sender).restart(Restart::Temporary);
+        partitioned.start_child(&key, spec).await.unwrap().unwrap();
+        next(&mut events).await;
+        let partition = partitioned.partition(&key).unwrap();
+        assert_eq!(
+            partition.cell().get_id(),
+            partitioned.partition(&key).unwrap().cell().get_id()
+        );
+        used.insert(partition.cell().get_id());
+    }
+    assert!(used.len() > 1, "keys spread over the partitions");
+    let counts = partitioned.count_children().await.unwrap();
+    assert_eq!((counts.specs, counts.active, counts.workers), (16, 16, 16));
+    let children = partitioned.which_children().await.unwrap();
+    assert_eq!(children.len(), 16);
+    let one = children[5].process.cell().unwrap().get_id();
+    partitioned.terminate_child(one).await.unwrap();
+    assert_eq!(partitioned.count_children().await.unwrap().active, 15);
+    // A partition that dies is restarted by the top supervisor and found again by name.
+    let partition = partitioned.partition(&3u32).unwrap();
+    partition.cell().kill();
+    wait_until_partition_replaced(&partitioned, partition.cell().get_id()).await;
+    partitioned.stop().await.unwrap();
+}
+
+/// Waits until the partition key 3 routes to is a new process.
+async fn wait_until_partition_replaced(
+    partitioned: &otp::supervisor::PartitionSupervisorRef,
+    old: otp::ActorId,
+) {
+    common::eventually(|| {
+        partitioned
+            .partition(&3u32)
+            .is_some_and(|partition| partition.cell().get_id() != old)
+    })
+    .await;
+}

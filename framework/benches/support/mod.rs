@@ -4,6 +4,19 @@
 #![allow(dead_code)]
 
 use otp::{BoxError, CallResponse, Context, Flow, GenServer, Protocol, ReplyTo};
+
+/// With the `bench-jemalloc` feature the benchmarks run on jemalloc, as the chat's
+/// binary does.
+#[cfg(feature = "bench-jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The allocator this benchmark binary runs on, for its report.
+pub const ALLOCATOR_NAME: &str = if cfg!(feature = "bench-jemalloc") {
+    "jemalloc"
+} else {
+    "system (glibc)"
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 /// The raw ractor counter's messages.

@@ -264,7 +264,7 @@ impl<G: GenServer> Process<G> {
                 Some(reason) => (reason, None),
                 // Most callbacks ask for nothing after them: one load, no call.
                 None if !run.me.asked_after() => return,
-                None => match self.settle(run).await {
+                None => match Box::pin(self.settle(run)).await {
                     Some(reason) => (reason, None),
                     None => return,
                 },
@@ -291,7 +291,7 @@ impl<G: GenServer> Process<G> {
         };
         let stop = match self.info(info, run).await {
             Some(reason) => Some(reason),
-            None => self.settle(run).await,
+            None => Box::pin(self.settle(run)).await,
         };
         if let Some(reason) = stop {
             self.begin_exit(run, reason).await;
@@ -541,7 +541,7 @@ impl<G: GenServer> Actor for Process<G> {
         _myself: ActorRef<Envelope<G::Protocol>>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(reason) = self.settle(run).await {
+        if let Some(reason) = Box::pin(self.settle(run)).await {
             self.begin_exit(run, reason).await;
         }
         Ok(())
@@ -568,7 +568,9 @@ impl<G: GenServer> Actor for Process<G> {
             }
             Envelope::Sys(request) => {
                 run.took_one();
-                self.system(request, run).await
+                // Boxed, as `settle` above: rare paths must not grow every actor's
+                // task, which is as large as its largest future.
+                Box::pin(self.system(request, run)).await
             }
             message => {
                 run.took_one();

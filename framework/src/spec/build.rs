@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::format::{ChildEntry, DynamicEntry, SupervisorEntry};
+use super::format::{ChildEntry, DynamicEntry, PartitionEntry, SupervisorEntry};
 use super::{Registry, SpecError, Tree};
 use crate::supervisor::{
-    ChildSpec, ChildType, DynamicFlags, Flags, SupervisorSpec, DEFAULT_INTENSITY, DEFAULT_PERIOD,
+    partition_spec, ChildSpec, ChildType, DynamicFlags, Flags, PartitionFlags, SupervisorSpec,
+    DEFAULT_INTENSITY, DEFAULT_PERIOD,
 };
 use crate::StartError;
 
@@ -105,6 +106,7 @@ impl<'r> Loader<'r> {
             supervisor,
             file: nested_file,
             dynamic_supervisor,
+            partition_supervisor,
         } = entry;
         if args.is_some() && start.is_none() {
             return Err(SpecError::new(
@@ -120,27 +122,46 @@ impl<'r> Loader<'r> {
                 "a nested supervisor must have type \"supervisor\" (or leave `type` out)",
             ));
         }
-        let mut spec = match (start, supervisor, nested_file, dynamic_supervisor) {
-            (Some(start), None, None, None) => {
+        let mut spec = match (
+            start,
+            supervisor,
+            nested_file,
+            dynamic_supervisor,
+            partition_supervisor,
+        ) {
+            (Some(start), None, None, None, None) => {
                 self.registered(&id, &start, args, name, kind, file, at)?
             }
-            (None, Some(inline), None, None) => {
+            (None, Some(inline), None, None, None) => {
                 let nested = self.supervisor(*inline, file, &join(at, "supervisor"))?;
                 nested_spec(&id, name, nested)
             }
-            (None, None, Some(relative), None) => {
+            (None, None, Some(relative), None, None) => {
                 let nested = self.nested_file(&relative, file, &join(at, "file"))?;
                 nested_spec(&id, name.or(nested.name), nested.spec)
             }
-            (None, None, None, Some(dynamic)) => {
+            (None, None, None, Some(dynamic), None) => {
                 let flags = dynamic_flags(dynamic, file, &join(at, "dynamic_supervisor"))?;
                 ChildSpec::supervisor(&id, move |parent| parent.start_dynamic(name.clone(), flags))
+            }
+            (None, None, None, None, Some(partitioned)) => {
+                let here = join(at, "partition_supervisor");
+                let Some(name) = name else {
+                    return Err(SpecError::new(
+                        file,
+                        join(at, "name"),
+                        "a partition supervisor needs a `name`: its partitions are found by it",
+                    ));
+                };
+                let flags = partition_flags(partitioned, file, &here)?;
+                let nested = partition_spec(&name, flags);
+                nested_spec(&id, Some(name), nested)
             }
             _ => {
                 return Err(SpecError::new(
                     file,
                     at,
-                    "give exactly one of `start`, `supervisor`, `file` or `dynamic_supervisor`",
+                    "give exactly one of `start`, `supervisor`, `file`, `dynamic_supervisor` or `partition_supervisor`",
                 ))
             }
         };
@@ -228,6 +249,31 @@ fn dynamic_flags(entry: DynamicEntry, file: &Path, at: &str) -> Result<DynamicFl
         intensity: entry.intensity.unwrap_or(DEFAULT_INTENSITY),
         period: period(entry.period, file, &join(at, "period"))?,
         max_children: entry.max_children,
+    })
+}
+
+fn partition_flags(
+    entry: PartitionEntry,
+    file: &Path,
+    at: &str,
+) -> Result<PartitionFlags, SpecError> {
+    if entry.partitions == Some(0) {
+        return Err(SpecError::new(
+            file,
+            join(at, "partitions"),
+            "0 partitions could hold no child: give at least 1, or leave it out for one per core",
+        ));
+    }
+    let partition = DynamicEntry {
+        intensity: entry.intensity,
+        period: entry.period,
+        max_children: entry.max_children,
+    };
+    Ok(PartitionFlags {
+        partitions: entry
+            .partitions
+            .unwrap_or_else(|| PartitionFlags::default().partitions),
+        partition: dynamic_flags(partition, file, at)?,
     })
 }
 

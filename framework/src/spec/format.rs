@@ -65,6 +65,24 @@ pub(crate) struct ChildEntry {
     /// A nested dynamic supervisor.
     #[serde(default)]
     pub dynamic_supervisor: Option<DynamicEntry>,
+    /// A nested partition supervisor (Elixir's `PartitionSupervisor`); needs `name`.
+    #[serde(default)]
+    pub partition_supervisor: Option<PartitionEntry>,
+}
+
+/// A partition supervisor: how many partitions, and each one's dynamic settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PartitionEntry {
+    /// Default: one per core.
+    #[serde(default)]
+    pub partitions: Option<usize>,
+    #[serde(default)]
+    pub intensity: Option<u32>,
+    #[serde(default)]
+    pub period: Option<f64>,
+    #[serde(default)]
+    pub max_children: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -19,7 +19,8 @@
 //!       "name": "db", "restart": "permanent", "shutdown": 5000, "type": "worker" },
 //!     { "id": "workers", "supervisor": { "strategy": "one_for_all", "children": [] } },
 //!     { "id": "web", "file": "web_sup.json", "restart": "transient" },
-//!     { "id": "sessions", "name": "sessions", "dynamic_supervisor": { "max_children": 1000 } }
+//!     { "id": "sessions", "name": "sessions", "dynamic_supervisor": { "max_children": 1000 } },
+//!     { "id": "jobs", "name": "jobs", "partition_supervisor": { "partitions": 4 } }
 //!   ]
 //! }
 //! ```
@@ -32,6 +33,11 @@
 //! | `type` | `worker`, `supervisor` | from the start name, or `supervisor` for nested ones |
 //! | `auto_shutdown` | `never`, `any_significant`, `all_significant` | `never` |
 //! | `significant` (child) | `true` for transient or temporary children, under `auto_shutdown` | `false` |
+//!
+//! A `partition_supervisor` (Elixir's `PartitionSupervisor`) takes `partitions` (default:
+//! one per core) and each partition's `intensity`, `period`, `max_children`; it needs a
+//! `name`, under which [`PartitionSupervisorRef::whereis`](crate::supervisor::PartitionSupervisorRef::whereis)
+//! finds it.
 //!
 //! `file` paths are relative to the file that names them.
 

@@ -9,6 +9,7 @@
 //! | `handle.rs` | [`SupervisorRef`], [`DynamicSupervisorRef`]: which_children, start_child, ... |
 //! | `intensity.rs` | restart intensity within a period |
 //! | `shutdown.rs` | stopping children within their budgets |
+//! | `partition.rs` | [`PartitionSupervisorRef`]: Elixir's `PartitionSupervisor`, dynamic children spread over partitions |
 //!
 //! A supervisor is itself a [`GenServer`](crate::GenServer) that links its children: their
 //! exits reach it as [`Info::Exit`](crate::Info::Exit), as `'EXIT'` messages reach an OTP
@@ -64,6 +65,7 @@ mod child;
 mod children;
 mod handle;
 mod intensity;
+mod partition;
 mod process;
 mod shutdown;
 
@@ -78,6 +80,7 @@ pub use child::{
 };
 pub use handle::{DynamicSupervisorRef, SupervisorRef};
 pub(crate) use intensity::RestartBudget;
+pub use partition::{partition_spec, start_partitioned, PartitionFlags, PartitionSupervisorRef};
 
 use crate::{BoxError, CallError, StartError};
 
