@@ -159,6 +159,17 @@ async fn run() {
         unit: "ns",
         target: "≤ 1.2x raw",
     });
+    let (direct_spawn, _) = spawn_in_fresh_process("gs");
+    rows.push(Row {
+        metric: format!(
+            "start {} GenServers directly (no supervisor), per child",
+            count(100_000)
+        ),
+        baseline: raw_spawn,
+        ours: direct_spawn,
+        unit: "ns",
+        target: "(where the supervisor's cost begins)",
+    });
     let (raw_spawn8, _) = spawn_in_fresh_process("raw8");
     let (our_spawn8, _) = spawn_in_fresh_process("otp8");
     rows.push(Row {
@@ -350,7 +361,7 @@ fn spawn_in_fresh_process(variant: &str) -> (f64, f64) {
 /// every child is running: ractor defers an actor's loop set-up (and about 1.5 KiB of its
 /// memory) to the actor's first turn, which a spawning loop that never yields would leave
 /// out of the measurement. Variants: `raw`, `otp` (one starter), `raw8`, `otp8` (eight),
-/// `part8` (eight, through a partition supervisor).
+/// `part8` (eight, through a partition supervisor), `gs` (one starter, no supervisor).
 async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
     let starters = if variant.ends_with('8') { 8 } else { 1 };
     let each = n / starters;
@@ -378,6 +389,16 @@ async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
                 })
             })
             .collect()
+    } else if variant == "gs" {
+        // GenServers started directly, no supervisor: what the supervisor itself adds is
+        // `otp` minus this.
+        vec![tokio::spawn(async move {
+            let mut cells = Vec::with_capacity(each);
+            for _ in 0..each {
+                cells.push(Counter.start(()).await.expect("server").cell());
+            }
+            cells
+        })]
     } else if variant.starts_with("part") {
         // One partition per tokio worker; starter `t` routes its children by key `t`.
         let flags = PartitionFlags {

@@ -3,33 +3,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{child_of, next, probe_spec, probe_spec_behaving, Behaviour, Cast, Event};
+use common::{child_of, next, probe_spec, probe_spec_behaving, Behaviour, Captured, Cast, Event};
 use otp::supervisor::{Flags, Shutdown, Strategy, SupervisorSpec};
 use otp::ExitReason;
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 // A current-thread runtime (tokio::test's default): every actor runs on this thread, so the
 // thread's default subscriber sees all their events.

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{next, probe, probe_spec, Call, Cast, Event};
+use common::{next, probe, probe_spec, Call, Captured, Cast, Event};
 use otp::supervisor::{Flags, Strategy, SupervisorSpec};
 use otp::sys::{self, SysError};
 use otp::{BoxError, CallError, Context, ExitReason, Flow, GenServer, Protocol, ServerRef};
@@ -212,20 +210,6 @@ async fn statistics_count_handled_and_queued_messages() {
     assert_eq!(sys::queued(&server), None);
 }
 
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // A current-thread runtime: the server runs on this thread, under this subscriber.
 #[tokio::test]
 async fn trace_logs_each_event_while_on() {
@@ -243,7 +227,7 @@ async fn trace_logs_each_event_while_on() {
     sys::trace(&vault, false).await.unwrap();
     vault.cast(1);
     sys::get_state::<Vault>(&vault).await.unwrap();
-    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let text = captured.text();
     let traced: Vec<&str> = text
         .lines()
         .filter(|line| line.contains("otp::sys"))
