@@ -348,3 +348,29 @@ async fn receive_response_abandons_the_rest_at_its_timeout_and_wait_response_doe
     // The server is unharmed by the abandoned request.
     assert_eq!(read(&server).await, ["init"]);
 }
+
+/// OTP's `system_continue`: a system message, a suspension included, does not end the wait
+/// for an idle timeout, nor let it run out meanwhile; the full timeout starts again after
+/// it. A message that waited during the suspension ends it.
+#[tokio::test(start_paused = true)]
+async fn a_suspension_pauses_the_idle_timeout_and_a_waiting_message_ends_it() {
+    let (server, _timeouts) = journal();
+    let server = server.start(Setup::default()).await.unwrap();
+    server.cast(Cast::NoteThenIdle("armed", Duration::from_millis(30)));
+    otp::sys::suspend(&server).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.cast(Cast::Note("waited"));
+    otp::sys::resume(&server).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(read(&server).await, ["init", "armed", "waited"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_system_message_starts_the_idle_timeout_again() {
+    let (server, mut timeouts) = journal();
+    let server = server.start(Setup::default()).await.unwrap();
+    server.cast(Cast::NoteThenIdle("armed", Duration::from_millis(30)));
+    otp::sys::get_status(&server).await.unwrap();
+    next_timeout(&mut timeouts).await;
+    assert_eq!(read(&server).await, ["init", "armed", "timeout"]);
+}

@@ -247,8 +247,10 @@ async fn a_partition_supervisor_comes_from_a_file() {
     )
     .unwrap();
     let top = tree.start().await.unwrap();
-    let partitioned = otp::supervisor::PartitionSupervisorRef::whereis("file-sessions", 3)
+    let partitioned = otp::supervisor::PartitionSupervisorRef::whereis("file-sessions")
+        .await
         .expect("the partition supervisor runs under its name");
+    assert_eq!(partitioned.partitions(), 3);
     assert_eq!(
         partitioned
             .supervisor()

@@ -67,6 +67,17 @@ async fn get_state_and_replace_state_reach_the_state_between_messages() {
     assert_eq!(sys::get_state::<Vault>(&vault).await.unwrap().count, 42);
 }
 
+/// As OTP's `replace_state` leaves a crash of its function to the caller: the server goes on.
+#[tokio::test]
+async fn a_state_function_that_panics_leaves_the_server_running() {
+    let vault = Vault.start(()).await.unwrap();
+    vault.cast(1);
+    let outcome = sys::replace_state::<Vault>(&vault, |_| panic!("bad change")).await;
+    assert_eq!(outcome, Err(SysError::Call(CallError::NoReply)));
+    vault.cast(1);
+    assert_eq!(sys::get_state::<Vault>(&vault).await.unwrap().count, 2);
+}
+
 #[tokio::test]
 async fn asking_for_the_state_of_another_type_is_refused() {
     let (probe, mut events) = probe("probe");

@@ -63,7 +63,9 @@ impl<G: GenServer> Context<G> {
 
     /// If no message arrives within `after` once the current callback returns, the server
     /// gets [`Info::Timeout`](crate::Info::Timeout) (OTP's `{noreply, S, Timeout}`). Any
-    /// message cancels it; each callback sets its own.
+    /// message ends the wait; each callback sets its own. A `sys` request does not: the
+    /// timer stops while it is handled (for a suspension, until the resume) and the full
+    /// timeout starts again after, as OTP's `system_continue` does.
     pub fn idle_timeout(&self, after: Duration) {
         self.lock_after().idle = Some(after);
         self.asked.store(true, Ordering::Release);

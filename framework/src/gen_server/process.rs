@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
@@ -100,6 +100,10 @@ pub(crate) struct Running<G: GenServer> {
     /// expiry from a stale one that was already queued when it was cancelled.
     idle: Option<tokio::task::JoinHandle<()>>,
     idle_generation: u64,
+    /// The idle timeout being waited for: a system message pauses the timer (suspension
+    /// for as long as it lasts) and the full timeout starts again after it, as OTP's
+    /// `system_continue` does; a message ends the wait.
+    idle_for: Option<Duration>,
     /// For `sys` statistics: when it started, how many messages it handled.
     started: SystemTime,
     handled: u64,
@@ -301,7 +305,14 @@ impl<G: GenServer> Process<G> {
     /// Answers a system message (`sys`); a resume replays what waited, in order.
     async fn system(&self, request: SysRequest, run: &mut Running<G>) {
         match request {
-            SysRequest::WithState(with) => with(&mut run.state),
+            SysRequest::WithState(with) => {
+                // A panicking function leaves the server running (its caller gets
+                // `NoReply`), as OTP's `replace_state` leaves a crash to the caller.
+                let state: &mut dyn Any = &mut run.state;
+                if std::panic::catch_unwind(AssertUnwindSafe(|| with(state))).is_err() {
+                    tracing::error!(server = %run.me.id(), "a sys state function panicked; the server goes on");
+                }
+            }
             SysRequest::GetStatus(answer) => {
                 let status = Status {
                     pid: run.me.id().to_string(),
@@ -309,7 +320,10 @@ impl<G: GenServer> Process<G> {
                     behaviour: std::any::type_name::<G>().to_owned(),
                     suspended: run.suspended.is_some(),
                     tracing: run.tracing,
-                    state: self.server.format_status(&run.state),
+                    state: std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        self.server.format_status(&run.state)
+                    }))
+                    .unwrap_or_else(|panic| format!("(format_status {})", panic_message(panic))),
                     statistics: run.statistics(),
                 };
                 let _ = answer.send(status);
@@ -323,8 +337,10 @@ impl<G: GenServer> Process<G> {
                 let _ = answer.send(());
                 let myself = run.me.actor().clone();
                 for deferred in waited {
-                    if let Deferred::Message(_) = deferred {
-                        run.took_one();
+                    if let Deferred::Message(message) = &deferred {
+                        if !matches!(message, Envelope::Idle(_)) {
+                            run.took_one();
+                        }
                     }
                     match deferred {
                         Deferred::Message(message) if run.exiting.is_some() => {
@@ -403,6 +419,7 @@ impl<G: GenServer> Process<G> {
                     return None;
                 }
                 run.idle = None;
+                run.idle_for = None;
                 self.info(Info::Timeout, run).await
             }
             // A stop is taken by `step` before serving, and system messages by `handle`.
@@ -435,13 +452,7 @@ impl<G: GenServer> Process<G> {
             }
         }
         if let Some(after) = idle {
-            run.idle_generation += 1;
-            let generation = run.idle_generation;
-            let me = run.me.actor().clone();
-            run.idle = Some(tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let _ = me.send_message(Envelope::Idle(generation));
-            }));
+            run.arm_idle(after);
         }
         None
     }
@@ -484,12 +495,30 @@ impl<G: GenServer> Running<G> {
         }
     }
 
-    /// Any message cancels the idle timeout.
+    /// Any message ends the wait for the idle timeout.
     #[inline]
     fn cancel_idle(&mut self) {
+        self.pause_idle();
+        self.idle_for = None;
+    }
+
+    /// Stops the idle timer, keeping its duration to start again after a system message.
+    #[inline]
+    fn pause_idle(&mut self) {
         if let Some(timer) = self.idle.take() {
             timer.abort();
         }
+    }
+
+    fn arm_idle(&mut self, after: Duration) {
+        self.idle_generation += 1;
+        let generation = self.idle_generation;
+        let me = self.me.actor().clone();
+        self.idle = Some(tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = me.send_message(Envelope::Idle(generation));
+        }));
+        self.idle_for = Some(after);
     }
 }
 
@@ -527,6 +556,7 @@ impl<G: GenServer> Actor for Process<G> {
             exiting: None,
             idle: None,
             idle_generation: 0,
+            idle_for: None,
             started: SystemTime::now(),
             handled: 0,
             counter: None,
@@ -553,9 +583,13 @@ impl<G: GenServer> Actor for Process<G> {
         message: Envelope<G::Protocol>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
+        // The exit marker and idle timeouts come from the process itself, uncounted.
+        let counted = !matches!(message, Envelope::Exit | Envelope::Idle(_));
         match message {
             message if run.exiting.is_some() => {
-                run.took_one();
+                if counted {
+                    run.took_one();
+                }
                 run.after_exit(message, &myself)
             }
             // Suspended: only system messages and an orderly stop get through; the rest
@@ -568,12 +602,19 @@ impl<G: GenServer> Actor for Process<G> {
             }
             Envelope::Sys(request) => {
                 run.took_one();
+                run.pause_idle();
                 // Boxed, as `settle` above: rare paths must not grow every actor's
                 // task, which is as large as its largest future.
-                Box::pin(self.system(request, run)).await
+                Box::pin(self.system(request, run)).await;
+                let waiting = run.suspended.is_none() && run.exiting.is_none();
+                if let (true, None, Some(after)) = (waiting, &run.idle, run.idle_for) {
+                    run.arm_idle(after);
+                }
             }
             message => {
-                run.took_one();
+                if counted {
+                    run.took_one();
+                }
                 self.step(message, run).await
             }
         }

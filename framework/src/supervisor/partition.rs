@@ -5,6 +5,11 @@
 //!
 //! The partitions are registered as `{name}.{index}`: a partition restarted by the top
 //! supervisor is found again by its name.
+//!
+//! Unlike Elixir's, the partitions are always dynamic supervisors (Elixir's may be any
+//! child), `which_children` and `count_children` report the partitions' children (Elixir's
+//! report the partitions), and every key is hashed (Elixir takes an integer key modulo the
+//! partition count).
 
 use std::hash::{Hash, Hasher};
 
@@ -86,10 +91,12 @@ impl PartitionSupervisorRef {
         Self { top, partitions }
     }
 
-    /// The partition supervisor registered as `name` with `partitions` partitions (as
-    /// its spec file or [`start_partitioned`] said), if it runs.
-    pub fn whereis(name: &str, partitions: usize) -> Option<Self> {
-        SupervisorRef::whereis(name).map(|top| Self::new(top, name, partitions))
+    /// The partition supervisor registered as `name`, if it runs; its partition count is
+    /// read from it, so keys route as they do for the handle [`start_partitioned`] gave.
+    pub async fn whereis(name: &str) -> Option<Self> {
+        let top = SupervisorRef::whereis(name)?;
+        let partitions = top.count_children().await.ok()?.specs;
+        Some(Self::new(top, name, partitions))
     }
 
     /// How many partitions.
