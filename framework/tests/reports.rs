@@ -13,14 +13,7 @@ use otp::ExitReason;
 // thread's default subscriber sees all their events.
 #[tokio::test]
 async fn supervisor_reports_use_otp_names() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install();
 
     let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
     let hang = "hangs";

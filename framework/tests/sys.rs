@@ -224,14 +224,7 @@ async fn statistics_count_handled_and_queued_messages() {
 // A current-thread runtime: the server runs on this thread, under this subscriber.
 #[tokio::test]
 async fn trace_logs_each_event_while_on() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install();
     let vault = Vault.start_named("traced-vault", ()).await.unwrap();
     sys::trace(&vault, true).await.unwrap();
     vault.cast(1);

@@ -310,6 +310,20 @@ impl std::io::Write for Captured {
 }
 
 impl Captured {
+    /// Captures this thread's `tracing` events at info level and above until the guard
+    /// drops. On a current-thread runtime (`#[tokio::test]`'s default) every actor runs on
+    /// this thread, so this sees their events too.
+    pub fn install() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
     /// Everything written so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
