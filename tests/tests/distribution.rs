@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent};
+use otp::node::{ConnectError, Cookie, ExportError, ExportOptions, Node, NodeConfig, NodeEvent};
 use otp::{BoxError, CallError, Context, Flow, GenServer, Info, Protocol};
 use otp_tests::tcp::{closed, still_open};
 use otp_tests::wait::{self, run};
@@ -177,6 +177,21 @@ async fn remote_sys_case() {
     assert!(closed.sys_suspend().await.is_err());
     let still = closed.call(EchoCall::Echo("served".into())).await;
     assert_eq!(still.as_deref(), Ok("served"));
+
+    // Options are given once: exporting again with others is refused, not ignored.
+    let local = Echo {
+        prefix: String::new(),
+    };
+    local.start_named("local-echo", ()).await.unwrap();
+    node.export::<Echo>("local-echo").await.unwrap();
+    node.export::<Echo>("local-echo").await.unwrap();
+    let reopened = node
+        .export_with::<Echo>("local-echo", ExportOptions { sys: true })
+        .await;
+    assert!(
+        matches!(&reopened, Err(ExportError::OptionsDiffer(name)) if name == "local-echo"),
+        "{reopened:?}"
+    );
 }
 
 async fn remote_calls_and_casts_case() {

@@ -55,7 +55,12 @@ pub(crate) enum Request {
     Peers(ReplyTo<Vec<(String, u64)>>),
     /// This node's full name, listen address and settings.
     Whoami(ReplyTo<Whoami>),
-    Export(String, ExportFn, ReplyTo<Result<(), ExportError>>),
+    Export(
+        String,
+        super::ExportOptions,
+        ExportFn,
+        ReplyTo<Result<(), ExportError>>,
+    ),
     Watch(Watcher, ReplyTo<()>),
     /// Close every link to this peer (`erlang:disconnect_node/1`); answers whether it was
     /// connected.
@@ -166,7 +171,13 @@ pub(crate) struct State {
     closed_lately: HashMap<SocketAddr, Instant>,
     watchers: Vec<Watcher>,
     /// Exported server names and their endpoints.
-    exports: HashMap<String, ActorCell>,
+    exports: HashMap<String, Exported>,
+}
+
+/// An exported server's endpoint, and the options it was exported with.
+struct Exported {
+    endpoint: ActorCell,
+    options: super::ExportOptions,
 }
 
 /// An outgoing connect waiting for its session to be ready.
@@ -336,20 +347,27 @@ impl GenServer for NodeProcess {
                 answer.reply((state.full_name.clone(), state.address, config));
             }
             // Already exported: the endpoint forwards by name, so it already reaches a
-            // restarted server; replacing it would end remote monitors for nothing.
-            Request::Export(name, _, answer)
+            // restarted server; replacing it would end remote monitors for nothing. With
+            // other options it is refused rather than silently kept as it was.
+            Request::Export(name, options, _, answer)
                 if state
                     .exports
                     .get(&name)
-                    .is_some_and(|e| e.get_status() < ractor::ActorStatus::Stopping) =>
+                    .is_some_and(|e| e.endpoint.get_status() < ractor::ActorStatus::Stopping) =>
             {
-                answer.reply(Ok(()));
+                let same = state.exports.get(&name).map(|e| e.options) == Some(options);
+                answer.reply(if same {
+                    Ok(())
+                } else {
+                    Err(ExportError::OptionsDiffer(name))
+                });
             }
-            Request::Export(name, start, answer) => {
+            Request::Export(name, options, start, answer) => {
                 let outcome = match start(me.cell()).await {
                     Ok(endpoint) => {
-                        if let Some(old) = state.exports.insert(name, endpoint) {
-                            old.stop(None);
+                        let exported = Exported { endpoint, options };
+                        if let Some(old) = state.exports.insert(name, exported) {
+                            old.endpoint.stop(None);
                         }
                         Ok(())
                     }
@@ -406,8 +424,8 @@ impl GenServer for NodeProcess {
                 ))));
             }
             Info::Exit(exit) => {
-                state.exports.retain(|name, endpoint| {
-                    let gone = endpoint.get_id() == exit.id;
+                state.exports.retain(|name, exported| {
+                    let gone = exported.endpoint.get_id() == exit.id;
                     if gone {
                         tracing::error!(server = %name, reason = %exit.reason, "remote endpoint exited; no longer exported");
                     }
@@ -422,7 +440,7 @@ impl GenServer for NodeProcess {
     async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, state: &mut State) {
         state.accept.0.abort();
         state.admission.flush_log_now();
-        for (name, endpoint) in state.exports.drain() {
+        for (name, Exported { endpoint, .. }) in state.exports.drain() {
             ractor::pg::leave(super::remote::group_of(&name), vec![endpoint.clone()]);
             endpoint.stop(None);
         }
@@ -614,7 +632,7 @@ impl State {
         if session.ready && !still_up {
             tracing::warn!(node = %self.full_name, %peer, "node down");
             // Remote monitors the peer held here can never be answered: let them go.
-            for endpoint in self.exports.values() {
+            for Exported { endpoint, .. } in self.exports.values() {
                 let _ = endpoint.send_message(Wire::Forget { node: peer.clone() });
             }
             self.notify(NodeEvent::Down(peer));

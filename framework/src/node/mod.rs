@@ -202,6 +202,11 @@ pub enum ExportError {
     /// The endpoint that makes the server reachable could not start.
     #[error("cannot export: {0}")]
     Endpoint(String),
+    /// The name is already exported, with other options.
+    #[error(
+        "{0:?} is already exported with other options: export it once, with the options it needs"
+    )]
+    OptionsDiffer(String),
 }
 
 /// Why [`Node::remote`] found no server to reach.
@@ -398,7 +403,8 @@ impl Node {
     }
 
     /// [`export`](Self::export), with [`ExportOptions`]: whether peers may use `sys` on it.
-    /// The options of a name's first export stay (exporting again is a no-op).
+    /// Exporting a name again with the same options is a no-op; with others it fails with
+    /// [`ExportError::OptionsDiffer`].
     pub async fn export_with<P>(
         &self,
         name: &str,
@@ -418,7 +424,7 @@ impl Node {
                     .map_err(|e| e.to_string())
             })
         });
-        let export = |answer| Request::Export(name.to_owned(), start, answer);
+        let export = |answer| Request::Export(name.to_owned(), options, start, answer);
         ask(&self.server, export, Timeout::Infinity).await?
     }
 
