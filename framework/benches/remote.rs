@@ -4,7 +4,8 @@
 //! The binary runs itself twice more as servers (`--serve raw`, `--serve otp`), each with
 //! `FANOUT` counters; this process is the client of both. Payloads are 100 bytes: a
 //! `Vec<u8>` for raw ractor_cluster (its own binary encoding), a 100-character string for
-//! ours (JSON). Environment: `BENCH_REPS` (default 3), `BENCH_SCALE` (default 1.0).
+//! ours (JSON). Environment: `BENCH_REPS` (default 3), `BENCH_SCALE` (default 1.0),
+//! `BENCH_ONLY=calls` (only the call round trips, to profile them).
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -269,7 +270,9 @@ async fn measure() {
     let text = "x".repeat(100);
     let bytes = vec![7u8; 100];
     let calls = count(20_000);
-    let casts = count(200_000);
+    // `BENCH_ONLY=calls` leaves out the casts, to profile one remote call end to end.
+    let only_calls = std::env::var("BENCH_ONLY").is_ok_and(|only| only == "calls");
+    let casts = if only_calls { 0 } else { count(200_000) };
     let (mut raw_rtt, mut our_rtt, mut raw_cast, mut our_cast, mut raw_fan, mut our_fan) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut raw_sent, mut our_sent) = (vec![0u64; FANOUT], vec![0u64; FANOUT]);
@@ -349,7 +352,9 @@ async fn measure() {
     );
     println!("| metric | raw ractor_cluster | otp | cost ratio (otp / raw) | target |");
     println!("|---|---:|---:|---:|---|");
-    for (metric, baseline, mine, unit, lower_is_better) in rows {
+    // With `BENCH_ONLY=calls` the cast rows were not measured.
+    let measured = rows.into_iter().filter(|row| !only_calls || row.4);
+    for (metric, baseline, mine, unit, lower_is_better) in measured {
         let (shown_raw, shown_ours, ratio) = if lower_is_better {
             (
                 format!("{:.1} µs", baseline / 1000.0),
