@@ -255,6 +255,7 @@ impl<G: GenServer> Process<G> {
 
     /// Handles one message of a running, unsuspended server.
     async fn step(&self, message: Envelope<G::Protocol>, run: &mut Running<G>) {
+        run.took(&message);
         run.handled += 1;
         if run.tracing {
             trace_event(run, message.kind());
@@ -337,11 +338,6 @@ impl<G: GenServer> Process<G> {
                 let _ = answer.send(());
                 let myself = run.me.actor().clone();
                 for deferred in waited {
-                    if let Deferred::Message(message) = &deferred {
-                        if !matches!(message, Envelope::Idle(_)) {
-                            run.took_one();
-                        }
-                    }
                     match deferred {
                         Deferred::Message(message) if run.exiting.is_some() => {
                             run.after_exit(message, &myself)
@@ -462,6 +458,7 @@ impl<G: GenServer> Running<G> {
     /// A message that came after the server decided to stop: callers learn the reason, the
     /// exit marker ends the process.
     fn after_exit(&self, message: Envelope<G::Protocol>, myself: &ActorRef<Envelope<G::Protocol>>) {
+        self.took(&message);
         let Some(reason) = &self.exiting else {
             return;
         };
@@ -473,11 +470,15 @@ impl<G: GenServer> Running<G> {
         }
     }
 
-    /// A message left the mailbox (for the queued count of `sys` statistics).
+    /// A message left the mailbox, or the queue of a suspended server, to be handled (for
+    /// the queued count of `sys` statistics). The exit marker and idle timeouts come from
+    /// the process itself and were never counted.
     #[inline]
-    fn took_one(&self) {
+    fn took(&self, message: &Envelope<G::Protocol>) {
         if let Some(counter) = &self.counter {
-            counter.handled();
+            if !matches!(message, Envelope::Exit | Envelope::Idle(_)) {
+                counter.handled();
+            }
         }
     }
 
@@ -583,15 +584,8 @@ impl<G: GenServer> Actor for Process<G> {
         message: Envelope<G::Protocol>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
-        // The exit marker and idle timeouts come from the process itself, uncounted.
-        let counted = !matches!(message, Envelope::Exit | Envelope::Idle(_));
         match message {
-            message if run.exiting.is_some() => {
-                if counted {
-                    run.took_one();
-                }
-                run.after_exit(message, &myself)
-            }
+            message if run.exiting.is_some() => run.after_exit(message, &myself),
             // Suspended: only system messages and an orderly stop get through; the rest
             // still counts as queued.
             message
@@ -601,7 +595,9 @@ impl<G: GenServer> Actor for Process<G> {
                 run.defer(Deferred::Message(message))
             }
             Envelope::Sys(request) => {
-                run.took_one();
+                if let Some(counter) = &run.counter {
+                    counter.handled();
+                }
                 run.pause_idle();
                 // Boxed, as `settle` above: rare paths must not grow every actor's
                 // task, which is as large as its largest future.
@@ -611,12 +607,7 @@ impl<G: GenServer> Actor for Process<G> {
                     run.arm_idle(after);
                 }
             }
-            message => {
-                if counted {
-                    run.took_one();
-                }
-                self.step(message, run).await
-            }
+            message => self.step(message, run).await,
         }
         Ok(())
     }

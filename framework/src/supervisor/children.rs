@@ -47,7 +47,7 @@ pub(super) struct Children {
 
 impl Children {
     /// Adds a child after all the others: running, or not (it ignored its start).
-    pub fn push(&mut self, spec: ChildSpec, running: Option<ChildRef>) {
+    pub fn push(&mut self, spec: ChildSpec, running: Option<ChildRef>) -> Place {
         let place = self.next;
         self.next += 1;
         let last = running.as_ref().map(|running| running.cell().get_id());
@@ -56,6 +56,7 @@ impl Children {
         }
         let status = running.map_or(Status::Stopped, Status::Running);
         self.ordered.insert(place, Child { spec, status, last });
+        place
     }
 
     /// Whether a significant child is running or about to run again.

@@ -297,11 +297,9 @@ impl State {
                 Ok(Some(cell))
             }
             Err(StartError::Ignored) => {
-                if let Kind::Static(_) = self.kind {
-                    if spec.restart != Restart::Temporary {
-                        self.children.push(spec, None);
-                    }
-                }
+                // Kept as after an exit without restart.
+                let place = self.children.push(spec, None);
+                self.forget_if_done(place);
                 Ok(None)
             }
             Err(failed) => Err(failed),
