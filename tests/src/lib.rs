@@ -39,7 +39,7 @@ pub enum EchoCall {
 }
 
 /// Casts to the fixture's server.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum EchoCast {
     /// Count one cast.
     Count,
@@ -162,6 +162,8 @@ pub struct FixtureNode {
     pub address: String,
     /// The lines it prints after `READY`.
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Its standard input, for the commands of a `--scripted` fixture.
+    stdin: tokio::process::ChildStdin,
 }
 
 impl FixtureNode {
@@ -170,12 +172,14 @@ impl FixtureNode {
     pub async fn start(binary: &str, args: &[&str]) -> FixtureNode {
         let mut child = Command::new(binary)
             .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .expect("start node_fixture");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take().expect("piped stdin");
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(PATIENCE, lines.next_line())
             .await
@@ -202,7 +206,19 @@ impl FixtureNode {
             name,
             address,
             lines: receiver,
+            stdin,
         }
+    }
+
+    /// Sends a `--scripted` fixture one command and returns the line it answers with.
+    pub async fn command(&mut self, command: &str) -> String {
+        use tokio::io::AsyncWriteExt;
+        let line = format!("{command}\n");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("the fixture reads its commands");
+        self.next_line().await
     }
 
     /// The next line the fixture prints (e.g. `CONNECTED ..` or `CONNECT_ERROR ..`).
@@ -269,4 +285,37 @@ pub async fn census_settles_to(node: &otp::node::Node, expected: otp::node::Cens
         }
     })
     .await
+}
+
+/// Monitors the process it is started with and forwards its exit reason to a test.
+pub struct Down(pub tokio::sync::mpsc::UnboundedSender<otp::ExitReason>);
+
+impl Protocol for Down {
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+}
+
+impl GenServer for Down {
+    type Protocol = Self;
+    type Args = otp::ActorCell;
+    type State = ();
+    type Info = ();
+
+    async fn init(&self, me: &Context<Self>, target: otp::ActorCell) -> Result<(), BoxError> {
+        me.monitor(target);
+        Ok(())
+    }
+
+    async fn handle_info(
+        &self,
+        _me: &Context<Self>,
+        info: Info<()>,
+        _: &mut (),
+    ) -> Result<Flow, BoxError> {
+        if let Info::Down(exit) = info {
+            let _ = self.0.send(exit.reason);
+        }
+        Ok(Flow::Continue)
+    }
 }

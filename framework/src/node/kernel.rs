@@ -53,6 +53,8 @@ pub(crate) enum Request {
     ClosedLately(SocketAddr, ReplyTo<bool>),
     /// Connected, authenticated peers: name and ractor_cluster node id.
     Peers(ReplyTo<Vec<(String, u64)>>),
+    /// The name of the authenticated peer with this ractor_cluster node id.
+    PeerName(u64, ReplyTo<Option<String>>),
     /// This node's full name, listen address and settings.
     Whoami(ReplyTo<Whoami>),
     Export(
@@ -262,6 +264,21 @@ impl GenServer for NodeProcess {
         // only once this heartbeat is gone too.
         let (under_me, _) = crate::gen_server::Linked::new(me.cell(), me.lineage());
         crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(under_me)).await?;
+        // The global name table, one per node as OTP's `global` server; linked the same way.
+        let global = super::scope::server_name(super::global::GLOBAL);
+        if let Some(stale) = ractor::registry::where_is(global.clone()) {
+            stale.kill();
+            let _ = stale.wait(Some(Duration::from_secs(5))).await;
+        }
+        let (under_me, _) = crate::gen_server::Linked::new(me.cell(), me.lineage());
+        let names = (super::global::GLOBAL.to_owned(), true);
+        crate::gen_server::spawn(
+            super::scope::ScopeServer,
+            names,
+            Some(global),
+            Some(under_me),
+        )
+        .await?;
         super::remote::export::<Heartbeat>(HEARTBEAT, false, me.cell()).await?;
         me.send_interval(heartbeat_interval(&config), || Event::Tick);
         let admission = Admission::new(Limits {
@@ -342,6 +359,14 @@ impl GenServer for NodeProcess {
                 }
             }
             Request::Peers(answer) => _ = answer.reply(state.peers()),
+            Request::PeerName(node_id, answer) => {
+                let name = state
+                    .sessions
+                    .values()
+                    .filter(|s| s.authenticated && s.info.node_id == node_id)
+                    .find_map(|s| Some(s.info.peer_name.as_ref()?.name.clone()));
+                answer.reply(name);
+            }
             Request::Whoami(answer) => {
                 let config = Box::new(state.config.clone());
                 answer.reply((state.full_name.clone(), state.address, config));

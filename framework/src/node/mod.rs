@@ -8,6 +8,10 @@
 //! | `kernel.rs` | the node process (`net_kernel`): sessions, deadlines, caps, node events |
 //! | `listener.rs` | our accept loop in front of ractor_cluster (keepalive, labels; caps per source, adaptive handshake deadlines, "busy" refusals, a rate-limited log) |
 //! | `remote.rs` | exported servers and [`RemoteRef`]: calls and casts as JSON |
+//! | `scope.rs` | the scope process: a table of local servers under keys, kept in step with the same scope on every peer |
+//! | `member.rs` | [`Member`]: a server found in a scope, local or remote |
+//! | [`pg`] | process groups in scopes (OTP's `pg`), broadcast once per node |
+//! | [`global`] | names unique across the cluster (OTP's `global`), with a conflict rule |
 //!
 //! # Two nodes
 //! ```no_run
@@ -23,9 +27,13 @@
 //! [`Node::remote`] and calls it like a local one. Message types travel as JSON (serde).
 
 mod cookie;
+pub mod global;
 mod kernel;
 mod listener;
+mod member;
+pub mod pg;
 mod remote;
+mod scope;
 mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -38,7 +46,9 @@ use tokio::net::ToSocketAddrs;
 pub use cookie::{Cookie, CookieError, COOKIE_ENV, COOKIE_FILE_NAME};
 use kernel::{NodeProcess, Request};
 pub use listener::Limit;
+pub use member::{Member, RemoteMember};
 pub use remote::RemoteRef;
+pub use scope::MemberId;
 pub use tls::{Tls, TlsError};
 
 use crate::supervisor::ChildSpec;
@@ -238,6 +248,8 @@ pub struct Node {
     /// The node's settings: `connect` applies its TLS and deadline in the caller's task,
     /// so that handshakes never hold up the node process.
     config: Box<NodeConfig>,
+    /// The cluster's global names, as this node sees them.
+    global: global::Global,
 }
 
 impl Node {
@@ -265,12 +277,24 @@ impl Node {
 
     async fn from_server(server: ServerRef<NodeProcess>) -> Result<Self, Unavailable> {
         let (name, address, config) = ask(&server, Request::Whoami, Timeout::Infinity).await?;
+        let table = ServerRef::<scope::ScopeServer>::whereis(&scope::server_name(global::GLOBAL))
+            .ok_or_else(|| Unavailable("the global name table is not running".into()))?;
+        let table = table
+            .call(())
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
         Ok(Self {
             server,
             name,
             address,
             config,
+            global: global::Global::new(table),
         })
+    }
+
+    /// The cluster's global names (OTP's `global`), as this node sees them.
+    pub fn global(&self) -> &global::Global {
+        &self.global
     }
 
     /// The full node name, `name@ip`.
@@ -477,6 +501,14 @@ impl Node {
     pub async fn stop(&self) {
         let _ = self.server.stop(crate::ExitReason::Shutdown).await;
     }
+}
+
+/// The name of the authenticated peer that ractor_cluster numbers `node_id`, as this
+/// node's own session to it knows it (not as the peer says it is called).
+pub(crate) async fn peer_name(node_id: u64) -> Option<String> {
+    let node = ServerRef::<NodeProcess>::whereis(NODE_PROCESS)?;
+    let ask_name = |answer| Request::PeerName(node_id, answer);
+    ask(&node, ask_name, Timeout::Infinity).await.ok().flatten()
 }
 
 /// A TCP connection to `target`, from `from` if given.

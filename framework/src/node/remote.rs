@@ -308,32 +308,12 @@ where
                 });
             }
             Wire::Call { payload, reply } => {
-                let request = match serde_json::from_slice::<P::Call>(&payload) {
-                    Ok(request) => request,
-                    Err(error) => {
-                        tracing::warn!(server = self.server.name(), %error, "refused a remote call that does not decode");
-                        send::<P::Reply>(reply, Answer::BadRequest(error.to_string()));
-                        return Ok(());
-                    }
-                };
-                let Some(target) = state.target(&self.server) else {
-                    send::<P::Reply>(reply, Answer::NoProc);
-                    return Ok(());
-                };
-                let from = ReplyTo::forward(move |answer| {
-                    send(
-                        reply,
-                        match answer {
-                            Some(Ok(value)) => Answer::Reply(value),
-                            Some(Err(reason)) => Answer::Exited(reason.encode()),
-                            None => Answer::NoReply,
-                        },
-                    )
-                });
-                if let Err(Some(from)) = target.send_call(request, from) {
-                    // The server went away between lookup and send: answer for it.
-                    from.exited(ExitReason::NoProc);
-                }
+                deliver_call(
+                    state.target(&self.server),
+                    &payload,
+                    reply,
+                    self.server.name(),
+                );
             }
         }
         Ok(())
@@ -356,6 +336,66 @@ where
         }
         Ok(())
     }
+}
+
+/// Decodes a call that came over the wire and hands it to `target`, whose answer (or exit)
+/// travels back on `reply`; `what` names the target in the log.
+pub(crate) fn deliver_call<P>(
+    target: Option<ServerRef<P>>,
+    payload: &[u8],
+    reply: RpcReplyPort<Vec<u8>>,
+    what: &str,
+) where
+    P: Protocol,
+    P::Call: DeserializeOwned,
+    P::Reply: Serialize,
+{
+    let request = match serde_json::from_slice::<P::Call>(payload) {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::warn!(server = what, %error, "refused a remote call that does not decode");
+            send::<P::Reply>(reply, Answer::BadRequest(error.to_string()));
+            return;
+        }
+    };
+    let Some(target) = target else {
+        send::<P::Reply>(reply, Answer::NoProc);
+        return;
+    };
+    let from = ReplyTo::forward(move |answer| {
+        send(
+            reply,
+            match answer {
+                Some(Ok(value)) => Answer::Reply(value),
+                Some(Err(reason)) => Answer::Exited(reason.encode()),
+                None => Answer::NoReply,
+            },
+        )
+    });
+    if let Err(Some(from)) = target.send_call(request, from) {
+        // The server went away between lookup and send: answer for it.
+        from.exited(ExitReason::NoProc);
+    }
+}
+
+/// Sends what `send` makes around a fresh reply port (false: the link to `node` is gone)
+/// and waits for the answer's bytes, at most `timeout`.
+pub(crate) async fn round_trip(
+    send: impl FnOnce(RpcReplyPort<Vec<u8>>) -> bool,
+    timeout: Timeout,
+    node: &str,
+) -> Result<Vec<u8>, CallError> {
+    let (sender, receiver) = oneshot::channel();
+    if !send(sender.into()) {
+        return Err(CallError::NodeDown(node.to_owned()));
+    }
+    match timeout {
+        Timeout::Infinity => receiver.await,
+        Timeout::After(after) => tokio::time::timeout(after, receiver)
+            .await
+            .map_err(|_| CallError::Timeout(after))?,
+    }
+    .map_err(|_| CallError::NodeDown(node.to_owned()))
 }
 
 /// Runs a remote `sys` request on the local server.
@@ -400,7 +440,7 @@ pub(crate) fn watch(
 }
 
 /// Decodes an endpoint's answer.
-fn answer<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, CallError> {
+pub(crate) fn answer<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, CallError> {
     match serde_json::from_slice::<Answer<R>>(bytes) {
         Ok(Answer::Reply(reply)) => Ok(reply),
         Ok(Answer::Exited(reason)) => Err(CallError::Exited(ExitReason::decode(Some(&reason)))),
@@ -548,17 +588,8 @@ where
         timeout: Timeout,
     ) -> Result<Vec<u8>, CallError> {
         let endpoint = self.endpoint().ok_or(CallError::NoProc)?;
-        let (sender, receiver) = oneshot::channel();
-        endpoint
-            .send_message(wire(sender.into()))
-            .map_err(|_| CallError::NodeDown(self.node.clone()))?;
-        match timeout {
-            Timeout::Infinity => receiver.await,
-            Timeout::After(after) => tokio::time::timeout(after, receiver)
-                .await
-                .map_err(|_| CallError::Timeout(after))?,
-        }
-        .map_err(|_| CallError::NodeDown(self.node.clone()))
+        let send = |reply| endpoint.send_message(wire(reply)).is_ok();
+        round_trip(send, timeout, &self.node).await
     }
 
     /// `sys:get_status/1` from another node, if the owner allowed `sys` when exporting

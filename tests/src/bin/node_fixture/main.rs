@@ -15,6 +15,9 @@
 //! long (`Node::connect_retrying`) and prints `CONNECTED <peer> after <ms> ms`.
 //! `--max-unauthenticated` and `--auth-timeout` set those limits of the node.
 //!
+//! With `--scripted` it instead takes commands on standard input, one per line, each
+//! answered with one line (process groups and global names; see `script.rs`).
+//!
 //! With `--cycle N` it instead comes and goes N times: a fresh node connects to `--connect`,
 //! monitors its `echo`, calls it, and stops; then it prints `CYCLED N` and exits.
 
@@ -23,6 +26,8 @@ use std::time::{Duration, Instant};
 use otp::node::{Cookie, ExportOptions, Node, NodeConfig, RemoteRef, Tls};
 use otp::{BoxError, Context, GenServer, Protocol};
 use otp_tests::{Echo, EchoCall, Shouter, ECHO, ECHO_SYS};
+
+mod script;
 
 /// Holds a remote monitor on the `echo` of the node it is given.
 struct RemoteWatcher;
@@ -65,13 +70,14 @@ async fn main() -> anyhow::Result<()> {
     let name = args.next().unwrap_or_else(|| "fixture".into());
     let cookie = Cookie::new(args.next().unwrap_or_default())?;
     let (mut connect, mut prefix, mut flood, mut tls) = (None, String::new(), 0usize, None);
-    let (mut monitor, mut cycles, mut shout) = (false, 0usize, false);
+    let (mut monitor, mut cycles, mut shout, mut scripted) = (false, 0usize, false, false);
     let (mut from, mut patience, mut max_unauthenticated, mut auth_timeout) =
         (None, None, None, None);
     while let Some(flag) = args.next() {
-        if flag == "--monitor" || flag == "--shout" {
+        if flag == "--monitor" || flag == "--shout" || flag == "--scripted" {
             monitor |= flag == "--monitor";
             shout |= flag == "--shout";
+            scripted |= flag == "--scripted";
             continue;
         }
         let value = args
@@ -149,6 +155,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(peer) => println!("CONNECTED {peer}"),
             Err(error) => println!("CONNECT_ERROR {error}"),
         }
+    }
+    if scripted {
+        return script::run(node).await;
     }
     if let Some(address) = connect {
         if monitor {

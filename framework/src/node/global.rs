@@ -1,0 +1,196 @@
+//! Names unique across connected nodes (OTP's `global`): register a server under a name,
+//! and every node finds and calls it by that name.
+//!
+//! ```no_run
+//! # use otp::{BoxError, Context, GenServer, Protocol};
+//! # struct Lobby;
+//! # impl Protocol for Lobby { type Call = (); type Reply = (); type Cast = (); }
+//! # impl GenServer for Lobby {
+//! #     type Protocol = Self; type Args = (); type State = (); type Info = ();
+//! #     async fn init(&self, _: &Context<Self>, _: ()) -> Result<(), BoxError> { Ok(()) }
+//! # }
+//! # async fn demo(node: otp::node::Node) -> Result<(), Box<dyn std::error::Error>> {
+//! let lobby = Lobby.start(()).await?;
+//! node.global().register_name("lobby", &lobby).await?;
+//! // On any connected node:
+//! if let Some(lobby) = node.global().whereis_name::<Lobby>("lobby") {
+//!     lobby.call(()).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! - A name goes when its server exits, or when its node's link drops.
+//! - A node registers names for its own servers only. Each node learns the others' names
+//!   by asking them, and an answer comes back over the link to the node asked, so no node
+//!   can register a name for a process of another.
+//! - **Conflicts**: when two nodes hold the same name (the two halves of a split cluster
+//!   met again, or two registered it within the time a change takes to reach the other),
+//!   the **older registration keeps it**, by the registering nodes' clocks (a tie goes to
+//!   the smaller node name). Every node ranks the holders the same way without asking
+//!   anyone, and the node of each loser takes its name away and tells it: by default the
+//!   loser stops with `{shutdown, "global name conflict: <name>"}` (OTP's
+//!   `random_exit_name` kills it); [`Global::register_name_notify`] keeps it running and
+//!   hands it a [`Conflict`] instead (OTP's `random_notify_name`).
+//!
+//! Where we differ from OTP: registration takes no cluster-wide lock. OTP's `global`
+//! locks the name on every node first, which makes two registrations in the same moment
+//! impossible but costs a round trip to every node and stalls when one is slow. Here a
+//! registration checks this node's copy of the table, and the conflict rule settles the
+//! rare race, as it settles a healed split. The rule is deterministic instead of random
+//! so that every node agrees on the winner without a message.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::member::{find, Member};
+pub use super::scope::{Conflict, MemberId};
+use super::scope::{Handle, Local, Loser, Refusal, Sink};
+use crate::{Protocol, ServerRef};
+
+/// The scope that holds global names, started with every node.
+pub(crate) const GLOBAL: &str = "otp.global";
+
+/// Why a name could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobalError {
+    /// Someone holds the name already.
+    #[error("the name {name:?} is taken, by {holder}: pick another, or unregister it first")]
+    Taken {
+        /// The name.
+        name: String,
+        /// Who holds it.
+        holder: MemberId,
+    },
+    /// The node's name table is not running (the node is stopping).
+    #[error("the global name table is not running: is the node stopping?")]
+    Unavailable,
+}
+
+/// This node's view of the cluster's global names ([`Node::global`](super::Node::global)).
+#[derive(Clone)]
+pub struct Global {
+    handle: Handle,
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Global")
+    }
+}
+
+impl Global {
+    pub(crate) fn new(handle: Handle) -> Self {
+        Self { handle }
+    }
+
+    /// Registers `server` under `name` across the cluster (`global:register_name/2`);
+    /// should it lose the name in a conflict, it stops (see the module's docs).
+    pub async fn register_name<P>(
+        &self,
+        name: &str,
+        server: &ServerRef<P>,
+    ) -> Result<(), GlobalError>
+    where
+        P: Protocol,
+        P::Call: DeserializeOwned,
+        P::Cast: DeserializeOwned + Clone,
+        P::Reply: Serialize,
+    {
+        self.register(name, server, Loser::Exit).await
+    }
+
+    /// As [`register_name`](Self::register_name), but a server that loses the name in a
+    /// conflict keeps running, and `on_conflict` is called with who won
+    /// (`global:register_name/3` with `random_notify_name`'s outcome).
+    pub async fn register_name_notify<P>(
+        &self,
+        name: &str,
+        server: &ServerRef<P>,
+        on_conflict: impl Fn(Conflict) + Send + Sync + 'static,
+    ) -> Result<(), GlobalError>
+    where
+        P: Protocol,
+        P::Call: DeserializeOwned,
+        P::Cast: DeserializeOwned + Clone,
+        P::Reply: Serialize,
+    {
+        self.register(name, server, Loser::Notify(Arc::new(on_conflict)))
+            .await
+    }
+
+    async fn register<P>(
+        &self,
+        name: &str,
+        server: &ServerRef<P>,
+        loser: Loser,
+    ) -> Result<(), GlobalError>
+    where
+        P: Protocol,
+        P::Call: DeserializeOwned,
+        P::Cast: DeserializeOwned + Clone,
+        P::Reply: Serialize,
+    {
+        let sink: Arc<dyn Sink> = Arc::new(server.clone());
+        let add = |reply| Local::Add {
+            key: name.to_owned(),
+            sink,
+            loser,
+            reply,
+        };
+        match self.handle.ask(add).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Refusal::Taken(holder))) => Err(GlobalError::Taken {
+                name: name.to_owned(),
+                holder,
+            }),
+            Ok(Err(Refusal::OtherProtocol)) | Err(_) => Err(GlobalError::Unavailable),
+        }
+    }
+
+    /// Takes `name` away from the server of this node that holds it
+    /// (`global:unregister_name/1`); false if none here does. A node cannot unregister a
+    /// name another node's server holds: that node speaks for its own.
+    pub async fn unregister_name(&self, name: &str) -> Result<bool, GlobalError> {
+        let holder = {
+            let table = self.handle.read();
+            table
+                .local
+                .get(name)
+                .and_then(|held| held.first())
+                .map(|held| held.sink.id())
+        };
+        let Some(id) = holder else {
+            return Ok(false);
+        };
+        let remove = |reply| Local::Remove {
+            key: name.to_owned(),
+            id,
+            reply,
+        };
+        self.handle
+            .ask(remove)
+            .await
+            .map_err(|_| GlobalError::Unavailable)
+    }
+
+    /// The server registered as `name`, if any and if it is a server of protocol `P`
+    /// (`global:whereis_name/1`). Read from this node's copy of the table.
+    pub fn whereis_name<P: Protocol>(&self, name: &str) -> Option<Member<P>> {
+        let winner = self.holder(name)?;
+        find::<P>(&self.handle, name, &winner)
+    }
+
+    /// Who holds `name` (the oldest registration, should two nodes hold it for a moment).
+    pub fn holder(&self, name: &str) -> Option<MemberId> {
+        let table = self.handle.read();
+        let first = table.ranked(name).into_iter().next();
+        first.map(|(_, id, _)| id)
+    }
+
+    /// Every registered name (`global:registered_names/0`), sorted.
+    pub fn registered_names(&self) -> Vec<String> {
+        self.handle.read().keys()
+    }
+}
