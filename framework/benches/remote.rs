@@ -11,6 +11,7 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use otp::node::pg::Scope;
 use otp::node::{Cookie, Node, NodeConfig, RemoteRef};
 use otp::{BoxError, CallResponse, Context, Flow, GenServer, Protocol, ReplyTo, Timeout};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -18,6 +19,9 @@ use ractor_cluster::{NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
 
 const COOKIE: &str = "remote-bench-cookie";
+/// The process-group scope and group of the counters, for the broadcast.
+const SCOPE: &str = "bench";
+const GROUP: &str = "counters";
 /// Counters on the server node, for the fan-out.
 const FANOUT: usize = 100;
 
@@ -173,9 +177,11 @@ async fn serve_ours() {
         Cookie::new(COOKIE).unwrap(),
     );
     let node = Node::start(config).await.expect("otp node");
+    let scope = Scope::start(SCOPE).await.expect("scope");
     for n in 0..FANOUT {
-        Counter.start_named(our_name(n), ()).await.expect("counter");
+        let counter = Counter.start_named(our_name(n), ()).await.expect("counter");
         node.export::<Counter>(&our_name(n)).await.expect("export");
+        scope.join(GROUP, &counter).await.expect("join");
     }
     println!("READY {} {}", node.address(), node.name());
     std::future::pending::<()>().await;
@@ -202,6 +208,12 @@ fn count(base: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1.0);
     ((base as f64 * scale) as usize).max(FANOUT)
+}
+
+/// The casts a counter has counted.
+async fn counted(member: &otp::node::Member<Counter>) -> u64 {
+    let count = member.call(Request::Count).await.expect("count");
+    count.parse().expect("a number")
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -254,6 +266,10 @@ async fn measure() {
         .connect(our_words[0].as_str())
         .await
         .expect("otp connect");
+    let scope = Scope::start(SCOPE).await.expect("scope");
+    while scope.members::<Counter>(GROUP).len() < FANOUT {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut ours: Vec<RemoteRef<Counter>> = Vec::new();
     for n in 0..FANOUT {
         ours.push(
@@ -276,6 +292,8 @@ async fn measure() {
     let (mut raw_rtt, mut our_rtt, mut raw_cast, mut our_cast, mut raw_fan, mut our_fan) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut raw_sent, mut our_sent) = (vec![0u64; FANOUT], vec![0u64; FANOUT]);
+    let mut broadcast = vec![];
+    let members = scope.members::<Counter>(GROUP);
     for _ in 0..reps {
         let started = Instant::now();
         for _ in 0..calls {
@@ -323,7 +341,33 @@ async fn measure() {
             }
             into.push(casts as f64 / started.elapsed().as_secs_f64());
         }
+        // One broadcast per hundred deliveries: each crosses the link once and is handed
+        // to the hundred members there. Each member's count is asked through the same
+        // scope process, so it answers after the broadcasts.
+        if casts > 0 {
+            // Ten times the fan-out's deliveries: at this rate fewer would take a few ms.
+            let rounds = casts / FANOUT * 10;
+            let mut expected = Vec::new();
+            for member in &members {
+                expected.push(counted(member).await + rounds as u64);
+            }
+            let started = Instant::now();
+            for _ in 0..rounds {
+                scope.broadcast::<Counter>(GROUP, &text);
+            }
+            for (member, expected) in members.iter().zip(expected) {
+                while counted(member).await < expected {}
+            }
+            broadcast.push((rounds * FANOUT) as f64 / started.elapsed().as_secs_f64());
+        }
     }
+    let broadcast_row = (!only_calls).then(|| {
+        (
+            median(raw_fan.clone()),
+            median(our_fan.clone()),
+            median(broadcast),
+        )
+    });
     let rows = [
         (
             "remote call round-trip, 1 caller",
@@ -369,6 +413,24 @@ async fn measure() {
             )
         };
         println!("| {metric} | {shown_raw} | {shown_ours} | {ratio:.2}x | ≤ 1.2x |");
+    }
+    if let Some((raw_each, our_each, grouped)) = broadcast_row {
+        println!("\n| 100-byte casts to 100 members on one node | deliveries/s | vs raw per-member casts |");
+        println!("|---|---:|---:|");
+        println!(
+            "| raw ractor_cluster, one cast per member | {:.0}k | 1.00x |",
+            raw_each / 1000.0
+        );
+        println!(
+            "| otp, one remote cast per member | {:.0}k | {:.2}x |",
+            our_each / 1000.0,
+            our_each / raw_each
+        );
+        println!(
+            "| otp, `pg` broadcast (one per node) | {:.0}k | {:.2}x |",
+            grouped / 1000.0,
+            grouped / raw_each
+        );
     }
     let _ = raw_process.kill();
     let _ = our_process.kill();
