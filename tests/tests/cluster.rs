@@ -6,7 +6,7 @@
 //! announces nothing, a bounded look-again.
 
 use otp::node::global::{Conflict, GlobalError};
-use otp::node::pg::{GroupEvent, Scope};
+use otp::node::pg::{GroupEvent, Peers, Scope};
 use otp::node::{Cookie, Member, Node, NodeConfig};
 use otp::{BoxError, Context, ExitReason, Flow, GenServer, Info, Protocol, ServerRef};
 use otp_tests::wait::{self, run};
@@ -65,13 +65,20 @@ struct Tester {
 
 impl Tester {
     async fn start() -> Tester {
+        Self::start_with(Peers::All).await
+    }
+
+    /// A tester whose scope takes members from `peers`.
+    async fn start_with(peers: Peers) -> Tester {
         let config = NodeConfig::new(
             "tester",
             "127.0.0.1:0".parse().unwrap(),
             Cookie::new(COOKIE).unwrap(),
         );
         let node = Node::start(config).await.expect("local node starts");
-        let scope = Scope::start(SCOPE).await.expect("the scope starts");
+        let scope = Scope::start_with(SCOPE, peers)
+            .await
+            .expect("the scope starts");
         let (sender, events) = mpsc::unbounded_channel();
         let watcher = GroupWatcher(sender).start(scope.clone()).await.unwrap();
         Tester {
@@ -148,6 +155,11 @@ rusty_fork_test! {
     #[test]
     fn a_group_holds_one_protocol_per_node() {
         run(one_protocol_case());
+    }
+
+    #[test]
+    fn a_scope_of_admitted_peers_takes_members_from_admitted_nodes_only() {
+        run(admitted_case());
     }
 
     #[test]
@@ -299,6 +311,30 @@ async fn one_protocol_case() {
     // Members of another protocol are not handed out under this one.
     assert!(tester.scope.members::<Other>(GROUP).is_empty());
     assert_eq!(tester.scope.members::<Echo>(GROUP).len(), 1);
+}
+
+async fn admitted_case() {
+    let mut tester = Tester::start_with(Peers::Admitted).await;
+    let mut alpha = tester.connected("alpha").await;
+    let mut beta = tester.connected("beta").await;
+    tester.scope.admit(&beta.name, true).await.unwrap();
+    alpha.command(&format!("join {GROUP}")).await;
+    beta.command(&format!("join {GROUP}")).await;
+    // beta's member shows; alpha's, which joined first, does not.
+    assert_eq!(tester.next_event().await, (true, 1, beta.name.clone()));
+    assert_eq!(tester.scope.members::<Echo>(GROUP).len(), 1);
+    // Admitted, alpha's members come in; expelled, they leave.
+    tester.scope.admit(&alpha.name, true).await.unwrap();
+    assert_eq!(tester.next_event().await, (true, 1, alpha.name.clone()));
+    tester.scope.admit(&alpha.name, false).await.unwrap();
+    assert_eq!(tester.next_event().await, (false, 1, alpha.name.clone()));
+    let nodes: Vec<String> = tester
+        .scope
+        .members::<Echo>(GROUP)
+        .iter()
+        .map(|m| m.id().node)
+        .collect();
+    assert_eq!(nodes, [beta.name.clone()]);
 }
 
 async fn global_names_case() {

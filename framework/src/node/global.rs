@@ -45,9 +45,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::member::{find, Member};
-pub use super::scope::{Conflict, MemberId};
-use super::scope::{Handle, Local, Loser, Refusal, Sink};
-use crate::{Protocol, ServerRef};
+use super::scope::{self, Handle, Local, Loser, Options, Refusal, Sink};
+pub use super::scope::{Conflict, MemberId, Peers};
+use crate::supervisor::ChildSpec;
+use crate::{Protocol, ServerRef, StartError};
+
+fn options(peers: Peers) -> Options {
+    Options {
+        unique: true,
+        peers,
+    }
+}
 
 /// The scope that holds global names, started with every node.
 pub(crate) const GLOBAL: &str = "otp.global";
@@ -83,6 +91,34 @@ impl std::fmt::Debug for Global {
 impl Global {
     pub(crate) fn new(handle: Handle) -> Self {
         Self { handle }
+    }
+
+    /// Starts a name table of its own, `name`, unsupervised, beside the node's: names
+    /// unique among the nodes that run a table of that name, taking names from `peers`
+    /// only. For an application whose cookie reaches nodes that must not register names
+    /// (see [`Peers::Admitted`]).
+    pub async fn start(name: &str, peers: Peers) -> Result<Self, StartError> {
+        Ok(Self::new(scope::start(name, options(peers)).await?))
+    }
+
+    /// A child spec that runs the name table `name` under a supervisor (see
+    /// [`start`](Self::start)).
+    pub fn child_spec(id: impl Into<String>, name: &str, peers: Peers) -> ChildSpec {
+        scope::child_spec(id.into(), name, options(peers))
+    }
+
+    /// The name table `name` running on this node, if any.
+    pub async fn whereis(name: &str) -> Option<Self> {
+        Some(Self::new(scope::whereis(name).await?))
+    }
+
+    /// With [`Peers::Admitted`]: takes names from `node` from now on (`true`), or no
+    /// more (`false`: its names go here).
+    pub async fn admit(&self, node: &str, admitted: bool) -> Result<(), GlobalError> {
+        self.handle
+            .admit(node, admitted)
+            .await
+            .map_err(|_| GlobalError::Unavailable)
     }
 
     /// Registers `server` under `name` across the cluster (`global:register_name/2`);

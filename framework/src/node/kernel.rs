@@ -271,7 +271,11 @@ impl GenServer for NodeProcess {
             let _ = stale.wait(Some(Duration::from_secs(5))).await;
         }
         let (under_me, _) = crate::gen_server::Linked::new(me.cell(), me.lineage());
-        let names = (super::global::GLOBAL.to_owned(), true);
+        let options = super::scope::Options {
+            unique: true,
+            peers: super::scope::Peers::All,
+        };
+        let names = (super::global::GLOBAL.to_owned(), options);
         crate::gen_server::spawn(
             super::scope::ScopeServer,
             names,

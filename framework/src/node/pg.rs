@@ -40,10 +40,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::member::{local_members_of, members_of, Member};
-use super::scope::{server_name, Handle, Local, Loser, Refusal, ScopeMsg, ScopeServer, Sink};
-pub use super::scope::{GroupEvent, MemberId};
+use super::scope::{self, Handle, Local, Loser, Options, Refusal, ScopeMsg, Sink};
+pub use super::scope::{GroupEvent, MemberId, Peers};
 use crate::supervisor::ChildSpec;
 use crate::{Context, GenServer, Protocol, ServerRef, StartError};
+
+fn options(peers: Peers) -> Options {
+    Options {
+        unique: false,
+        peers,
+    }
+}
 
 /// Why a group operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,28 +78,37 @@ impl std::fmt::Debug for Scope {
 }
 
 impl Scope {
-    /// Starts the scope `name`, unsupervised. Fails if it already runs here.
+    /// Starts the scope `name`, unsupervised, taking members from every peer that runs
+    /// it. Fails if it already runs here.
     pub async fn start(name: &str) -> Result<Self, StartError> {
-        let server = ScopeServer
-            .start_named(server_name(name), (name.to_owned(), false))
-            .await?;
-        let handle = server.call(()).await.map_err(StartError::init)?;
+        Self::start_with(name, Peers::All).await
+    }
+
+    /// As [`start`](Self::start), taking members from `peers` only.
+    pub async fn start_with(name: &str, peers: Peers) -> Result<Self, StartError> {
+        let handle = scope::start(name, options(peers)).await?;
         Ok(Self { handle })
     }
 
-    /// A child spec that runs the scope `name` under a supervisor.
-    pub fn child_spec(id: impl Into<String>, name: &str) -> ChildSpec {
-        let name = name.to_owned();
-        ChildSpec::worker(id, move |parent| {
-            parent.start_named(server_name(&name), ScopeServer, (name.clone(), false))
-        })
+    /// A child spec that runs the scope `name` under a supervisor, taking members from
+    /// `peers`.
+    pub fn child_spec(id: impl Into<String>, name: &str, peers: Peers) -> ChildSpec {
+        scope::child_spec(id.into(), name, options(peers))
     }
 
     /// The scope `name` running on this node, if any.
     pub async fn whereis(name: &str) -> Option<Self> {
-        let server = ServerRef::<ScopeServer>::whereis(&server_name(name))?;
-        let handle = server.call(()).await.ok()?;
+        let handle = scope::whereis(name).await?;
         Some(Self { handle })
+    }
+
+    /// With [`Peers::Admitted`]: takes members from `node` from now on (`true`), or no
+    /// more (`false`: its members leave here).
+    pub async fn admit(&self, node: &str, admitted: bool) -> Result<(), PgError> {
+        self.handle
+            .admit(node, admitted)
+            .await
+            .map_err(|_| self.gone())
     }
 
     /// The scope's name.

@@ -156,6 +156,26 @@ pub(crate) struct Held {
     loser: Loser,
 }
 
+/// Which peers a scope takes members (or names) from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Peers {
+    /// Every connected node that runs a scope of the same name, as OTP's `pg` and
+    /// `global` (whose nodes all hold the cookie, and are all trusted).
+    #[default]
+    All,
+    /// Only nodes this one admitted (`admit`): for a cluster whose cookie also
+    /// reaches nodes that must not place members or names in it (a chat's clients).
+    Admitted,
+}
+
+/// How a scope runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Options {
+    /// Keys are unique (global names): a key held twice goes to its oldest holder.
+    pub(crate) unique: bool,
+    pub(crate) peers: Peers,
+}
+
 /// What a peer scope holds, as last pulled.
 pub(crate) struct Peer {
     /// The peer's scope process (a ractor_cluster proxy), which broadcasts and calls go to.
@@ -165,6 +185,8 @@ pub(crate) struct Peer {
     pub(crate) entries: HashMap<String, Vec<Entry>>,
     /// The last version of its table applied here.
     version: u64,
+    /// Its entries are being pulled (with [`Peers::Admitted`], only once its node is).
+    pulling: bool,
 }
 
 /// The table: this node's holders and each peer's. Written only by the scope process.
@@ -296,8 +318,15 @@ pub(crate) enum Local {
     },
     /// Answer held pulls (see [`PULL_REFRESH`]).
     Refresh,
-    /// A discovered peer's node name, as our session to it knows it: pulling starts.
+    /// A discovered peer's node name, as our session to it knows it: pulling starts
+    /// (if its node is admitted, where that is asked for).
     Named { peer: ActorId, node: String },
+    /// Take members from `node` (true) or no more (false).
+    Admit {
+        node: String,
+        admitted: bool,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 const PULL: &str = "pull";
@@ -442,8 +471,7 @@ type ByKey = Vec<(String, Vec<u64>)>;
 /// The scope process.
 pub(crate) struct ScopeProcess {
     pub(crate) name: String,
-    /// Keys are unique (global names): a key held twice goes to its oldest holder.
-    pub(crate) unique: bool,
+    pub(crate) options: Options,
     pub(crate) table: Arc<RwLock<Table>>,
 }
 
@@ -458,6 +486,8 @@ pub(crate) struct ScopeState {
     /// Local processes holding any key, with how many keys: monitored while above zero.
     holders: HashMap<ActorId, (usize, ActorCell)>,
     watchers: Vec<(Option<String>, Watcher)>,
+    /// With [`Peers::Admitted`]: the nodes whose entries are taken in.
+    admitted: std::collections::HashSet<String>,
     _refresh: ractor::concurrency::JoinHandle<()>,
 }
 
@@ -484,6 +514,7 @@ impl Actor for ScopeProcess {
             held: Vec::new(),
             holders: HashMap::new(),
             watchers: Vec::new(),
+            admitted: std::collections::HashSet::new(),
             _refresh: refresh,
         })
     }
@@ -689,15 +720,27 @@ impl ScopeProcess {
             }
             Local::Pulled { peer, answer } => self.pulled(myself, state, peer, answer),
             Local::Named { peer, node } => {
+                let admitted = self.options.peers == Peers::All || state.admitted.contains(&node);
                 let scope = {
                     let mut table = self.write();
                     let Some(view) = table.peers.get_mut(&peer) else {
                         return;
                     };
                     view.node = node;
+                    view.pulling = admitted;
                     view.scope.clone()
                 };
-                pull(myself, scope, 0, None);
+                if admitted {
+                    pull(myself, scope, 0, None);
+                }
+            }
+            Local::Admit {
+                node,
+                admitted,
+                reply,
+            } => {
+                self.admit(myself, state, node, admitted);
+                let _ = reply.send(());
             }
             Local::Refresh => {
                 let update = self.update_since(state, state.version);
@@ -712,7 +755,7 @@ impl ScopeProcess {
     /// share one protocol (a broadcast is decoded once for all of them).
     fn admits(&self, key: &str, sink: &dyn Sink) -> Result<(), Refusal> {
         let table = self.read();
-        if self.unique {
+        if self.options.unique {
             if let Some((_, holder, _)) = table.ranked(key).into_iter().next() {
                 return Err(Refusal::Taken(holder));
             }
@@ -855,6 +898,7 @@ impl ScopeProcess {
                     node: String::new(),
                     entries: HashMap::new(),
                     version: 0,
+                    pulling: false,
                 },
             );
             let myself = myself.clone();
@@ -865,6 +909,55 @@ impl ScopeProcess {
                 let named = Local::Named { peer: id, node };
                 let _ = myself.send_message(ScopeMsg::Local(named));
             });
+        }
+    }
+
+    /// Starts or stops taking entries from `node`'s scope; entries it stops taking leave.
+    fn admit(
+        &self,
+        myself: &ActorRef<ScopeMsg>,
+        state: &mut ScopeState,
+        node: String,
+        admitted: bool,
+    ) {
+        let peers: Vec<ActorId> = self
+            .read()
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.node == node && peer.pulling != admitted)
+            .map(|(id, _)| *id)
+            .collect();
+        if admitted {
+            state.admitted.insert(node.clone());
+        } else {
+            state.admitted.remove(&node);
+        }
+        for id in peers {
+            if admitted {
+                let scope = {
+                    let mut table = self.write();
+                    let Some(peer) = table.peers.get_mut(&id) else {
+                        continue;
+                    };
+                    peer.pulling = true;
+                    peer.scope.clone()
+                };
+                pull(myself, scope, 0, None);
+            } else {
+                let left = {
+                    let mut table = self.write();
+                    let Some(peer) = table.peers.get_mut(&id) else {
+                        continue;
+                    };
+                    peer.pulling = false;
+                    peer.version = 0;
+                    std::mem::take(&mut peer.entries)
+                };
+                for (key, entries) in left {
+                    let pids = entries.iter().map(|entry| entry.pid).collect();
+                    self.notify(state, &key, false, pids, Some(&node));
+                }
+            }
         }
     }
 
@@ -886,7 +979,13 @@ impl ScopeProcess {
         peer: ActorId,
         answer: Option<Vec<u8>>,
     ) {
-        let Some(scope) = self.read().peers.get(&peer).map(|p| p.scope.clone()) else {
+        let Some(scope) = self
+            .read()
+            .peers
+            .get(&peer)
+            .filter(|p| p.pulling)
+            .map(|p| p.scope.clone())
+        else {
             return;
         };
         let Some(bytes) = answer else {
@@ -921,7 +1020,7 @@ impl ScopeProcess {
             self.notify(state, &key, true, pids, Some(&node));
             touched.push(key);
         }
-        if self.unique {
+        if self.options.unique {
             for key in touched {
                 self.settle(myself, state, &key);
             }
@@ -1095,6 +1194,16 @@ impl Handle {
         self.table.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes entries from `node` (with [`Peers::Admitted`]), or no more.
+    pub(crate) async fn admit(&self, node: &str, admitted: bool) -> Result<(), crate::CallError> {
+        let admit = |reply| Local::Admit {
+            node: node.to_owned(),
+            admitted,
+            reply,
+        };
+        self.ask(admit).await
+    }
+
     /// Asks the scope process to do `local`, and waits for its answer.
     pub(crate) async fn ask<T>(
         &self,
@@ -1113,6 +1222,28 @@ pub(crate) fn server_name(scope: &str) -> String {
     format!("otp.scope.{scope}")
 }
 
+/// Starts the scope `name`, unsupervised.
+pub(crate) async fn start(name: &str, options: Options) -> Result<Handle, crate::StartError> {
+    let server = ScopeServer
+        .start_named(server_name(name), (name.to_owned(), options))
+        .await?;
+    server.call(()).await.map_err(crate::StartError::init)
+}
+
+/// A child spec that runs the scope `name` under a supervisor.
+pub(crate) fn child_spec(id: String, name: &str, options: Options) -> crate::supervisor::ChildSpec {
+    let name = name.to_owned();
+    crate::supervisor::ChildSpec::worker(id, move |parent| {
+        parent.start_named(server_name(&name), ScopeServer, (name.clone(), options))
+    })
+}
+
+/// The scope `name` running on this node, if any.
+pub(crate) async fn whereis(name: &str) -> Option<Handle> {
+    let server = ServerRef::<ScopeServer>::whereis(&server_name(name))?;
+    server.call(()).await.ok()
+}
+
 impl Protocol for ScopeServer {
     type Call = ();
     type Reply = Handle;
@@ -1121,20 +1252,20 @@ impl Protocol for ScopeServer {
 
 impl GenServer for ScopeServer {
     type Protocol = Self;
-    /// The scope's name, and whether its keys are unique.
-    type Args = (String, bool);
+    /// The scope's name, and how it runs.
+    type Args = (String, Options);
     type State = Handle;
     type Info = ();
 
     async fn init(
         &self,
         me: &Context<Self>,
-        (name, unique): (String, bool),
+        (name, options): (String, Options),
     ) -> Result<Handle, BoxError> {
         let table = Arc::default();
         let process = ScopeProcess {
             name: name.clone(),
-            unique,
+            options,
             table: Arc::clone(&table),
         };
         let (process, _) = Actor::spawn_linked(None, process, (), me.cell()).await?;
