@@ -137,6 +137,15 @@ pub struct ServerArgs {
     /// of twice that pass); beyond it each is refused, and the user is told so.
     #[arg(long, default_value_t = crate::throttle::DEFAULT_RATE)]
     pub rate_limit: f64,
+    /// Join the cluster of the server at HOST:PORT (several: a comma-separated list, or
+    /// the flag again): servers with the same cookie and cluster key form one chat.
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// The file holding the secret only servers know (default ~/.ex_messenger.cluster,
+    /// created on first use): servers of one cluster need the same one; it signs session
+    /// tokens and what servers tell each other.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_key_file: Option<PathBuf>,
     /// Load the supervision tree from this file instead of the built-in
     /// supervisor-specs/ex_messenger_server.json.
     #[arg(long, value_name = "FILE")]

@@ -223,6 +223,9 @@ pub enum ToClient {
     Left,
     /// The server is shutting down.
     ServerStopping,
+    /// The cluster's servers, where clients reach them (this one first): where to go if
+    /// this one is lost.
+    Servers(Vec<String>),
 }
 
 /// Why the server refused a join or a request. Programs (and tests) match the variant or
@@ -252,6 +255,9 @@ pub enum Refusal {
     RoomClosed { room: Room },
     /// The room could not be opened, or is restarting: try again in a moment.
     RoomUnavailable { room: Room },
+    /// While the servers were apart, the nick was also taken on another server, by a user
+    /// who had it first; this session ends.
+    NickLost { nick: Nick },
     /// A refusal this build does not know.
     #[serde(other)]
     Other,
@@ -271,6 +277,7 @@ impl Refusal {
             Self::RoomLimit { .. } => "room_limit",
             Self::RoomClosed { .. } => "room_closed",
             Self::RoomUnavailable { .. } => "room_unavailable",
+            Self::NickLost { .. } => "nick_lost",
             Self::Other => "other",
         }
     }
@@ -314,6 +321,10 @@ impl std::fmt::Display for Refusal {
                     "room {room} cannot be entered right now; try again in a moment"
                 )
             }
+            Self::NickLost { nick } => write!(
+                f,
+                "while the servers were apart, {nick} was also taken on another server by a user who had it first; rejoin with another nickname"
+            ),
             Self::Other => {
                 f.write_str("the server refused, for a reason this client does not know; update it")
             }
@@ -345,6 +356,9 @@ mod tests {
             Refusal::RoomLimit { limit: 2 },
             Refusal::RoomClosed { room: room.clone() },
             Refusal::RoomUnavailable { room },
+            Refusal::NickLost {
+                nick: Nick::parse("carol").unwrap(),
+            },
             Refusal::Other,
         ];
         for refusal in every {

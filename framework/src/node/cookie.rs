@@ -136,7 +136,9 @@ impl Cookie {
         Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    pub(crate) fn secret(&self) -> &str {
+    /// The secret itself: for deriving keys from it (keep it out of logs; `Debug` never
+    /// shows it).
+    pub fn secret(&self) -> &str {
         &self.0
     }
 }

@@ -177,9 +177,28 @@ impl Scope {
         P: Protocol,
         P::Cast: Serialize,
     {
+        self.fan_out::<P>(group, message, true)
+    }
+
+    /// As [`broadcast`](Self::broadcast), to the members on other nodes only: for a
+    /// member that relays what happened here to its peers elsewhere.
+    pub fn broadcast_remote<P>(&self, group: &str, message: &P::Cast) -> usize
+    where
+        P: Protocol,
+        P::Cast: Serialize,
+    {
+        self.fan_out::<P>(group, message, false)
+    }
+
+    fn fan_out<P>(&self, group: &str, message: &P::Cast, here: bool) -> usize
+    where
+        P: Protocol,
+        P::Cast: Serialize,
+    {
         let table = self.handle.read();
         let mut nodes = 0;
-        if let Some(local) = table.local.get(group).filter(|m| !m.is_empty()) {
+        let local = table.local.get(group).filter(|m| here && !m.is_empty());
+        if let Some(local) = local {
             for held in local {
                 held.sink.cast_decoded(message);
             }

@@ -109,7 +109,8 @@ impl Session {
 /// What the program gives the handler (the same on every restart).
 #[derive(Clone)]
 pub struct HandlerArgs {
-    /// The server's address, `HOST:PORT`.
+    /// The server's address, `HOST:PORT`, or several, comma-separated: servers of one
+    /// cluster, tried in turn.
     pub server: String,
     /// Who the user is, already checked.
     pub nick: Nick,
@@ -154,6 +155,12 @@ enum Phase {
 pub struct HandlerState {
     args: HandlerArgs,
     node: Node,
+    /// The servers to reach: those given, then those the cluster told of. The one at
+    /// `at` is tried next; a failed attempt moves on to the next.
+    servers: Vec<String>,
+    at: usize,
+    /// Failed first attempts: the first join fails only once every server was tried.
+    first_failures: usize,
     server: Option<RemoteRef<ChatServer>>,
     /// The remote monitor on the message server.
     watching: Option<ActorId>,
@@ -192,9 +199,18 @@ impl GenServer for MessageHandler {
         node.export::<ChatClient>(MESSAGE_HANDLER).await?;
         me.send_info(HandlerInfo::Connect);
         me.send_interval(CHECK_EVERY, || HandlerInfo::Check);
+        let servers = args
+            .server
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
         Ok(HandlerState {
             args,
             node,
+            servers,
+            at: 0,
+            first_failures: 0,
             server: None,
             watching: None,
             phase: Phase::Connecting,
@@ -277,7 +293,10 @@ impl GenServer for MessageHandler {
                 drop(session);
                 state.pump();
             }
-            ToClient::JoinRefused(reason) if state.phase == Phase::Joining => {
+            // A nick lost when servers that were apart met again ends the session.
+            ToClient::JoinRefused(reason)
+                if state.phase == Phase::Joining || matches!(reason, Refusal::NickLost { .. }) =>
+            {
                 let reason = clean(&reason.to_string());
                 return Ok(state.fatal(format!("Could not join chatroom, reason: {reason}")));
             }
@@ -290,6 +309,7 @@ impl GenServer for MessageHandler {
                 );
             }
             ToClient::ServerStopping => state.lost(me, "the server is shutting down".into()),
+            ToClient::Servers(servers) => state.servers_told(servers),
         }
         Ok(Flow::Continue)
     }
@@ -361,7 +381,7 @@ impl HandlerState {
             return Flow::Continue;
         }
         let first = !self.session().joined_once;
-        let server = self.args.server.clone();
+        let server = self.servers.get(self.at).cloned().unwrap_or_default();
         let announce = !std::mem::replace(&mut self.announced, true);
         if announce {
             self.show(format!(
@@ -377,10 +397,17 @@ impl HandlerState {
             .await
         {
             Ok(peer) => peer,
-            Err(error) if first => {
+            Err(error) if first && self.first_failures + 1 >= self.servers.len() => {
                 return self.fatal(format!("Could not connect to server, reason: {error}"))
             }
-            Err(error) => return self.retry(me, error.to_string()),
+            Err(error) => {
+                self.first_failures += usize::from(first);
+                self.next_server();
+                return match first {
+                    true => self.connect_now(me),
+                    false => self.retry(me, error.to_string()),
+                };
+            }
         };
         if announce {
             self.show("Connected".into());
@@ -431,13 +458,35 @@ impl HandlerState {
         }
     }
 
+    /// The next server of the list is tried next.
+    fn next_server(&mut self) {
+        self.at = (self.at + 1) % self.servers.len().max(1);
+    }
+
+    fn connect_now(&mut self, me: &Context<MessageHandler>) -> Flow {
+        me.send_info(HandlerInfo::Connect);
+        Flow::Continue
+    }
+
+    /// The cluster's servers, the one connected first: the list to move along if it goes.
+    fn servers_told(&mut self, servers: Vec<String>) {
+        let given = std::mem::take(&mut self.servers);
+        self.servers = servers;
+        for server in given {
+            if !self.servers.contains(&server) {
+                self.servers.push(server);
+            }
+        }
+        self.at = 0;
+    }
+
     /// Tries again later, or gives up once the server has been gone too long.
     fn retry(&mut self, me: &Context<MessageHandler>, why: String) -> Flow {
         let since = *self.down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.args.give_up_after {
             return self.fatal(format!(
                 "Giving up: the server at {} has been unreachable for {} s ({why})",
-                self.args.server,
+                self.servers.join(", "),
                 self.args.give_up_after.as_secs()
             ));
         }

@@ -1,22 +1,39 @@
-//! Session tokens: minted and checked with a key that lives as long as the server process,
-//! so a restarted message server still recognises the sessions of its predecessor.
+//! Session tokens: minted and checked with a key derived from the cluster key, so a
+//! restarted message server, and every other server of the cluster, recognises them.
 
 use ring::hmac;
 
 use crate::names::Nick;
 use crate::protocol::Token;
 
-/// The server's token key (HMAC-SHA256), random per server process.
+/// The servers' token key (HMAC-SHA256).
 #[derive(Clone)]
 pub struct SessionKeys {
     key: hmac::Key,
 }
 
+/// A key for one use (`label`) from the cluster's secret: tokens and the servers' seals
+/// never share a key.
+pub fn derive(secret: &[u8], label: &str) -> hmac::Key {
+    let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hmac::Key::new(
+        hmac::HMAC_SHA256,
+        hmac::sign(&root, label.as_bytes()).as_ref(),
+    )
+}
+
 impl SessionKeys {
-    /// A fresh random key.
+    /// A fresh random key (tokens valid on this server process only).
     pub fn generate() -> Result<Self, ring::error::Unspecified> {
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())?;
         Ok(Self { key })
+    }
+
+    /// The key every server holding the cluster secret `secret` derives alike.
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self {
+            key: derive(secret, "ex_messenger session tokens"),
+        }
     }
 
     /// The token for `nick` joined from `node` in client session `session`.
@@ -93,6 +110,13 @@ mod tests {
         let mut garbage = token.clone();
         garbage.mac = "zz".into();
         assert!(!keys.verify(&garbage));
+    }
+
+    #[test]
+    fn servers_with_the_same_secret_accept_each_others_tokens_and_no_others() {
+        let token = SessionKeys::from_secret(b"ours").issue(&nick("alice"), "n", 1);
+        assert!(SessionKeys::from_secret(b"ours").verify(&token));
+        assert!(!SessionKeys::from_secret(b"theirs").verify(&token));
     }
 
     #[test]

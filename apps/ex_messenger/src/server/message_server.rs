@@ -16,10 +16,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use otp::node::{Node, NodeEvent, RemoteRef};
+use otp::node::{MemberId, Node, NodeEvent, RemoteRef};
 use otp::supervisor::DynamicSupervisorRef;
 use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef};
 
+use super::cluster::{Cluster, ClusterKey};
 use super::directory::{Directory, Lines, Opened};
 use super::keys::SessionKeys;
 use super::membership::Membership;
@@ -40,6 +41,10 @@ const NOTICE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a join may wait for its node to confirm the token.
 const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often nicks another server still held when their users moved here are claimed
+/// again.
+const CLAIM_AGAIN: Duration = Duration::from_millis(500);
+
 /// The behaviour.
 #[derive(Clone)]
 pub struct MessageServer;
@@ -49,6 +54,8 @@ pub struct MessageServer;
 pub struct MessageServerArgs {
     /// Mints and checks session tokens; outlives restarts of this server.
     pub keys: SessionKeys,
+    /// The cluster key: seals what this server tells the others.
+    pub cluster_key: ClusterKey,
     /// Who is in which room; outlives restarts of this server and of the rooms.
     pub membership: Membership,
     /// Per-user flood limit: sustained messages per second.
@@ -68,6 +75,20 @@ pub enum ServerInfo {
     ChallengeExpired(Claim, Instant),
     /// A client node came or went.
     Node(NodeEvent),
+    /// The cluster's servers now, this one first: where users may move.
+    Servers(Vec<String>),
+    /// `nick`, a user here, lost their nick to `winner`'s user when a split healed.
+    NickLost(Nick, MemberId),
+    /// A private message from a user on another server to `to`, a user here.
+    Private {
+        to: Nick,
+        from: Nick,
+        text: String,
+        session: u64,
+        sent: Seq,
+    },
+    /// Time to claim again the nicks other servers still held.
+    ClaimAgain,
     /// Test fault hook: crash now.
     #[cfg(feature = "fault-hook")]
     Fault,
@@ -83,6 +104,13 @@ pub struct State {
     sessions: Sessions,
     membership: Membership,
     rooms: Directory,
+    cluster: Cluster,
+    /// The cluster's servers, this one first (told to users, who move to another when
+    /// this one goes).
+    servers: Vec<String>,
+    /// Users who moved here while another server still held their nick (it let go of
+    /// it once it saw them leave): claimed again until it is theirs.
+    unclaimed: HashSet<Nick>,
 }
 
 impl GenServer for MessageServer {
@@ -97,14 +125,19 @@ impl GenServer for MessageServer {
         node.monitor_nodes(me, ServerInfo::Node).await?;
         let supervisor = DynamicSupervisorRef::whereis(ROOMS)
             .ok_or("the rooms supervisor is not running (see the server's spec file)")?;
-        let template = room_template(&args);
+        let cluster = Cluster::local(args.cluster_key.clone()).await?;
+        let template = room_template(&args, &cluster);
+        me.send_interval(CLAIM_AGAIN, || ServerInfo::ClaimAgain);
         let mut state = State {
             flood: (args.rate, args.burst),
             max_backlog: args.max_backlog,
+            servers: vec![node.address().to_string()],
             node,
             sessions: Sessions::new(args.keys),
             membership: args.membership,
             rooms: Directory::load(supervisor, template).await?,
+            cluster,
+            unclaimed: HashSet::new(),
         };
         state.recover().await?;
         Ok(state)
@@ -199,6 +232,28 @@ impl GenServer for MessageServer {
                 tracing::info!(nick = nick.as_str(), node, "join not confirmed in time");
             }
             Info::Message(ServerInfo::Node(NodeEvent::Down(node))) => state.node_down(&node).await,
+            Info::Message(ServerInfo::Servers(servers)) => state.servers_changed(servers),
+            Info::Message(ServerInfo::NickLost(nick, winner)) => {
+                state.nick_lost(&nick, &winner).await
+            }
+            Info::Message(ServerInfo::Private {
+                to,
+                from,
+                text,
+                session,
+                sent,
+            }) => {
+                let line = ToClient::Private {
+                    from,
+                    text,
+                    session,
+                    sent,
+                };
+                state.private_from_elsewhere(&to, line);
+            }
+            Info::Message(ServerInfo::ClaimAgain) if !state.unclaimed.is_empty() => {
+                state.claim_again().await
+            }
             #[cfg(feature = "fault-hook")]
             Info::Message(ServerInfo::Fault) => {
                 return Err("fault injected (message server)".into())
@@ -227,8 +282,9 @@ impl GenServer for MessageServer {
 
 /// What every room is started with: it reports to the message server by name (which may
 /// have restarted since the room did) and reads its members from the shared record.
-fn room_template(args: &MessageServerArgs) -> RoomArgs {
+fn room_template(args: &MessageServerArgs, cluster: &Cluster) -> RoomArgs {
     let membership = args.membership.clone();
+    let cluster = cluster.clone();
     RoomArgs {
         room: Room::lobby(),
         max_backlog: args.max_backlog,
@@ -238,6 +294,7 @@ fn room_template(args: &MessageServerArgs) -> RoomArgs {
             }
         }),
         members: std::sync::Arc::new(move |room| membership.members(room)),
+        relay: std::sync::Arc::new(move |relay| cluster.relay(relay)),
     }
 }
 
@@ -295,9 +352,15 @@ impl State {
             return ServerReply::Refused(Refusal::NickInUse { nick });
         }
         if resuming {
+            // The user may come from another server that still holds the nick: theirs
+            // by their token, claimed once that server lets go.
             tracing::info!(nick = nick.as_str(), %node, "session resumed");
+            self.claim_moved(&nick).await;
             self.activate(nick, node, session, handler, room).await;
             return ServerReply::Accepted;
+        }
+        if self.cluster.held_elsewhere(&nick).is_some() {
+            return ServerReply::Refused(Refusal::NickInUse { nick });
         }
         if self.sessions.pending_full() {
             return ServerReply::Refused(Refusal::ServerBusy);
@@ -329,8 +392,10 @@ impl State {
         let Some(pending) = self.sessions.confirmed(&claim) else {
             return;
         };
-        if self.sessions.get(&token.nick).is_some() {
-            // Another node confirmed this nick first.
+        // Another node confirmed this nick first, here or on another server.
+        let taken = self.sessions.get(&token.nick).is_some()
+            || self.cluster.claim(&token.nick).await.is_err();
+        if taken {
             let refusal = Refusal::NickInUse { nick: token.nick };
             return pending.handler.cast(ToClient::JoinRefused(refusal));
         }
@@ -367,6 +432,7 @@ impl State {
             order: Order::default(),
         };
         self.sessions.insert(nick.clone(), user);
+        handler.cast(ToClient::Servers(self.servers.clone()));
         let entered = match room {
             Some(room) => match self.open(&room).await {
                 Ok(server) => {
@@ -396,6 +462,47 @@ impl State {
                 handler.cast(ToClient::Notice(reason));
             }
         }
+    }
+
+    /// Claims the nick of a user who resumed their session here; if another server
+    /// still holds it, again until it is theirs.
+    async fn claim_moved(&mut self, nick: &Nick) {
+        if self.cluster.claim(nick).await.is_err() {
+            self.unclaimed.insert(nick.clone());
+        }
+    }
+
+    async fn claim_again(&mut self) {
+        for nick in std::mem::take(&mut self.unclaimed) {
+            if self.sessions.get(&nick).is_some() {
+                self.claim_moved(&nick).await;
+            }
+        }
+    }
+
+    /// `nick` lost their nick in a healed split: told why, and out.
+    async fn nick_lost(&mut self, nick: &Nick, winner: &MemberId) {
+        let Some(handler) = self.sessions.get(nick).map(|u| u.handler.clone()) else {
+            return;
+        };
+        tracing::info!(nick = nick.as_str(), %winner, "nick lost to an older user on another server");
+        let refusal = Refusal::NickLost { nick: nick.clone() };
+        handler.cast(ToClient::JoinRefused(refusal));
+        self.remove(nick, true).await;
+    }
+
+    /// A private message from another server's user, for `to` here.
+    fn private_from_elsewhere(&self, to: &Nick, line: ToClient) {
+        if let Some(receiver) = self.sessions.get(to) {
+            receiver.handler.cast(line);
+        }
+    }
+
+    /// The cluster's servers changed: every user hears where they may move.
+    fn servers_changed(&mut self, servers: Vec<String>) {
+        self.servers = servers;
+        let handlers = self.sessions.users().map(|(_, user)| &user.handler);
+        RemoteRef::cast_all(handlers, &ToClient::Servers(self.servers.clone()));
     }
 
     fn fresh_throttle(&self) -> Throttle {
@@ -457,7 +564,9 @@ impl State {
     ) {
         let nick = match self.sessions.verified(&token) {
             Some(nick) => nick,
-            None if self.sessions.restorable(&token) => {
+            None if self.sessions.restorable(&token)
+                && self.cluster.held_elsewhere(&token.nick).is_none() =>
+            {
                 // A session this server lost in a restart: restore it in place.
                 self.restore(&token, room).await;
                 token.nick.clone()
@@ -536,6 +645,7 @@ impl State {
             nick = token.nick.as_str(),
             "session restored from its token"
         );
+        self.claim_moved(&token.nick).await;
         let user = User {
             node: token.node.clone(),
             session: token.session,
@@ -610,19 +720,25 @@ impl State {
         true
     }
 
+    /// A private line to `to`, here or on another server.
     fn pm(&self, nick: &Nick, seq: Seq, to: &Nick, text: &str) -> Result<(), Refusal> {
         let text = policy::text(text)?;
-        let (Some(sender), Some(receiver)) = (self.sessions.get(nick), self.sessions.get(to))
-        else {
-            return Err(Refusal::ReceiverNotFound { nick: to.clone() });
+        let Some(sender) = self.sessions.get(nick) else {
+            return Ok(());
         };
-        receiver.handler.cast(ToClient::Private {
-            from: nick.clone(),
-            text,
-            session: sender.session,
-            sent: seq,
-        });
-        Ok(())
+        if let Some(receiver) = self.sessions.get(to) {
+            receiver.handler.cast(ToClient::Private {
+                from: nick.clone(),
+                text,
+                session: sender.session,
+                sent: seq,
+            });
+            return Ok(());
+        }
+        match self.cluster.private(to, nick, &text, sender.session, seq) {
+            true => Ok(()),
+            false => Err(Refusal::ReceiverNotFound { nick: to.clone() }),
+        }
     }
 
     /// Request `seq` moves `nick` to `room` (`None`: out of any room). A room that cannot
@@ -660,24 +776,49 @@ impl State {
             .membership
             .room_of(nick)
             .ok_or(Refusal::NotInChatroom)?;
-        let nicks: Vec<String> = self
-            .membership
-            .nicks(&room)
-            .iter()
-            .map(Nick::to_string)
-            .collect();
-        handler.cast(ToClient::Notice(format!(
-            "**Users in room: {}**",
-            nicks.join(", ")
-        )));
+        let here = self.membership.nicks(&room);
+        let show = |mut nicks: Vec<Nick>| {
+            nicks.sort();
+            nicks.dedup();
+            let nicks: Vec<String> = nicks.iter().map(Nick::to_string).collect();
+            ToClient::Notice(format!("**Users in room: {}**", nicks.join(", ")))
+        };
+        match self.cluster.users_elsewhere(&room) {
+            None => handler.cast(show(here)),
+            // Asked off this server's loop: a slow server must not hold up the others.
+            Some(elsewhere) => {
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let mut nicks = elsewhere.await;
+                    nicks.extend(here);
+                    handler.cast(show(nicks));
+                });
+            }
+        }
         Ok(())
     }
 
     fn list_rooms(&self, handler: &RemoteRef<ChatClient>) {
-        let mut counts = BTreeMap::from([(Room::lobby(), 0)]);
-        counts.extend(self.membership.rooms());
-        let rooms: Vec<String> = counts.iter().map(|(r, n)| format!("{r} ({n})")).collect();
-        handler.cast(ToClient::Notice(format!("**Rooms: {}**", rooms.join(", "))));
+        let here = self.membership.rooms();
+        let show = |rooms: Vec<(Room, usize)>| {
+            let mut counts = BTreeMap::from([(Room::lobby(), 0)]);
+            for (room, users) in rooms {
+                *counts.entry(room).or_default() += users;
+            }
+            let rooms: Vec<String> = counts.iter().map(|(r, n)| format!("{r} ({n})")).collect();
+            ToClient::Notice(format!("**Rooms: {}**", rooms.join(", ")))
+        };
+        match self.cluster.rooms_elsewhere() {
+            None => handler.cast(show(here)),
+            Some(elsewhere) => {
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let mut rooms = elsewhere.await;
+                    rooms.extend(here);
+                    handler.cast(show(rooms));
+                });
+            }
+        }
     }
 
     /// A client node went: its users and pending joins with it (and seats of users this
@@ -693,6 +834,8 @@ impl State {
 
     async fn remove(&mut self, nick: &Nick, announce: bool) {
         self.sessions.remove(nick);
+        self.unclaimed.remove(nick);
+        self.cluster.release(nick).await;
         self.leave_room(nick, announce).await;
     }
 

@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! ex_messenger_server (rest_for_one)
-//! ├── node            the distribution node clients connect to
+//! ├── node            the distribution node clients (and other servers) connect to
+//! ├── scope           the cluster's process groups (servers, rooms)
+//! ├── nicks           the cluster's nick table
+//! ├── cluster         this server's relay: links to the other servers, hands lines on
 //! ├── rooms           dynamic supervisor, one RoomServer per room
 //! └── message_server  users, sessions, routing (exported)
 //! ```
@@ -11,6 +14,7 @@
 //! | file | what |
 //! |---|---|
 //! | `message_server.rs` | the exported GenServer: routes each request between users and rooms |
+//! | `cluster.rs` | one chat across servers: the relay, nicks and rooms that span servers |
 //! | `sessions.rs` | who has joined, tokens, joins in progress, the order of each user's requests |
 //! | `membership.rs` | who is in which room: one record, kept by the message server, read by rooms |
 //! | `directory.rs` | the rooms' processes, started through the `rooms` supervisor |
@@ -19,6 +23,7 @@
 //! | `keys.rs` | the key that signs session tokens, outliving the message server |
 //! | `fault_hook.rs` | test-only faults (cargo feature `fault-hook`) |
 
+pub mod cluster;
 mod directory;
 #[cfg(feature = "fault-hook")]
 mod fault_hook;
@@ -29,8 +34,11 @@ mod policy;
 pub mod room;
 mod sessions;
 
+use otp::node::global::Global;
+use otp::node::pg::{Peers, Scope};
 use otp::node::{Cookie, Node, NodeConfig};
 use otp::spec::Registry;
+use otp::supervisor::{ChildSpec, ChildType};
 
 pub use keys::SessionKeys;
 pub use membership::Membership;
@@ -46,15 +54,60 @@ const TREE: BuiltIn = BuiltIn {
     path: "supervisor-specs/ex_messenger_server.json",
 };
 
-/// The start names the server's spec file may use.
-pub fn registry(config: NodeConfig, args: MessageServerArgs) -> Registry {
-    crate::trees::registry(
+/// The start names the server's spec file may use: `node`, `message_server`, and the
+/// cluster's `scope`, `nicks` and `cluster` (the relay, dialing `join`).
+pub fn registry(config: NodeConfig, args: MessageServerArgs, join: Vec<String>) -> Registry {
+    let relay = cluster::RelayArgs {
+        key: args.cluster_key.clone(),
+        join,
+        membership: args.membership.clone(),
+    };
+    let mut registry = crate::trees::registry(
         config,
         "message_server",
         MESSAGE_SERVER,
         MessageServer,
         args,
-    )
+    );
+    registry.child("scope", ChildType::Worker, |id, (): (), _name| {
+        Scope::child_spec(id, cluster::SCOPE, Peers::Admitted)
+    });
+    registry.child("nicks", ChildType::Worker, |id, (): (), _name| {
+        Global::child_spec(id, cluster::NICKS, Peers::Admitted)
+    });
+    registry.child("cluster", ChildType::Worker, move |id, (): (), _name| {
+        let relay = relay.clone();
+        ChildSpec::worker(id, move |parent| {
+            parent.start_named(cluster::CLUSTER, cluster::ClusterRelay, relay.clone())
+        })
+    });
+    registry
+}
+
+/// The node's name: `server-<port>`, unique among the servers of one host, so that
+/// servers can link to each other (a node name names one node in a cluster).
+fn node_name(listen: std::net::SocketAddr) -> String {
+    match listen.port() {
+        0 => format!("server-{:08x}", crate::random::number() as u32),
+        port => format!("server-{port}"),
+    }
+}
+
+/// The default cluster key file, in the home directory.
+pub const CLUSTER_KEY_FILE: &str = ".ex_messenger.cluster";
+
+/// The cluster's secret, from `file` (or `~/.ex_messenger.cluster`), created on first use
+/// like a cookie file (128 random bits, mode 0600).
+fn cluster_secret(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let path = match file {
+        Some(path) => path.to_owned(),
+        None => std::env::var_os("HOME")
+            .map(|home| std::path::PathBuf::from(home).join(CLUSTER_KEY_FILE))
+            .ok_or_else(|| anyhow::anyhow!("$HOME is not set: pass --cluster-key-file"))?,
+    };
+    let secret =
+        Cookie::from_file(&path).map_err(|error| anyhow::anyhow!("cluster key: {error}"))?;
+    Ok(secret.secret().to_owned())
 }
 
 /// `ex_messenger server`: runs the tree until SIGINT/SIGTERM, then stops it in order.
@@ -63,18 +116,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         args.cookie.cookie.as_deref(),
         args.cookie.cookie_file.as_deref(),
     )?;
-    let keys =
-        SessionKeys::generate().map_err(|_| anyhow::anyhow!("no randomness for session keys"))?;
-    let mut config = NodeConfig::new("server", args.listen, cookie);
+    let secret = cluster_secret(args.cluster_key_file.as_deref())?;
+    let mut config = NodeConfig::new(node_name(args.listen), args.listen, cookie);
     config.liveness_timeout = std::time::Duration::from_secs(args.liveness_timeout);
     let server_args = MessageServerArgs {
-        keys,
+        keys: SessionKeys::from_secret(secret.as_bytes()),
+        cluster_key: cluster::ClusterKey::from_secret(secret.as_bytes()),
         membership: Membership::default(),
         rate: args.rate_limit,
         burst: args.rate_limit * 2.0,
         max_backlog: args.max_backlog,
     };
-    let registry = registry(config, server_args);
+    let registry = registry(config, server_args, args.join.clone());
     let tree = crate::trees::start(args.tree.as_ref(), TREE, &registry, "server").await?;
     let node = Node::local().await?;
     let address = node.address();

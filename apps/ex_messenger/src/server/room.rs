@@ -51,7 +51,28 @@ pub struct RoomArgs {
     pub report: Reporter,
     /// Who is in the room when it starts (after a restart: those its predecessor had).
     pub members: Members,
+    /// Where the room hands what its own members said and did, for the same room on the
+    /// cluster's other servers (which place it among their lines).
+    pub relay: Relayer,
 }
+
+/// What a room hands on to the same room on other servers.
+#[derive(Debug, Clone)]
+pub enum Relay {
+    /// A member here said `text`: request `sent` of session `session`.
+    Line {
+        room: Room,
+        from: Nick,
+        text: String,
+        session: u64,
+        sent: Seq,
+    },
+    /// A notice for every member (`**alice has joined**`).
+    Notice { room: Room, text: String },
+}
+
+/// Delivers a room's [`Relay`]s.
+pub type Relayer = std::sync::Arc<dyn Fn(Relay) + Send + Sync>;
 
 /// What a room reports to whoever owns its membership (the message server).
 pub enum RoomEvent {
@@ -105,6 +126,17 @@ pub enum RoomCast {
     },
     /// `nick` has read `bytes` of incarnation `epoch`.
     Delivered { nick: Nick, epoch: u64, bytes: u64 },
+    /// `from`, a member on another server, said `text` (already checked there): placed
+    /// here among this room's lines and sent to every member here, acknowledged by that
+    /// server's room.
+    Relayed {
+        from: Nick,
+        text: String,
+        session: u64,
+        sent: Seq,
+    },
+    /// A notice from the room on another server, for every member here.
+    RelayedNotice(String),
 }
 
 /// The room's own messages.
@@ -198,6 +230,35 @@ impl RoomState {
         }
     }
 
+    /// Tells the members here (all but `except`) and the room's members on other servers.
+    fn announce(&self, except: &Nick, text: String) {
+        (self.args.relay)(Relay::Notice {
+            room: self.args.room.clone(),
+            text: text.clone(),
+        });
+        self.tell_others(except, ToClient::Notice(text));
+    }
+
+    /// Places a line a member on another server said, and sends it to every member here.
+    fn place_relayed(&mut self, from: Nick, text: String, session: u64, sent: Seq) {
+        self.last += 1;
+        let at = self.here();
+        let cost = line_cost(&from, &text);
+        for member in self.members.values_mut().filter(|m| !m.dropped) {
+            member.sent += cost;
+        }
+        let line = ToClient::Said {
+            from,
+            text,
+            at,
+            session,
+            sent,
+        };
+        let live = self.members.values().filter(|m| !m.dropped);
+        RemoteRef::cast_all(live.map(|m| &m.handler), &line);
+        self.check();
+    }
+
     fn tell_others(&self, except: &Nick, message: ToClient) {
         let others = self
             .members
@@ -225,6 +286,13 @@ impl RoomState {
                 member.sent += cost;
             }
         }
+        (self.args.relay)(Relay::Line {
+            room: self.args.room.clone(),
+            from: from.clone(),
+            text: text.clone(),
+            session,
+            sent,
+        });
         let line = ToClient::Said {
             from: from.clone(),
             text,
@@ -327,8 +395,7 @@ impl RoomState {
                         at: self.here(),
                     });
                     if new {
-                        let notice = format!("**{} has joined**", nick.as_str());
-                        self.tell_others(&nick, ToClient::Notice(notice));
+                        self.announce(&nick, format!("**{} has joined**", nick.as_str()));
                     }
                 }
                 if let Some(notice) = then {
@@ -337,8 +404,7 @@ impl RoomState {
             }
             RoomCast::Exit { nick, announce } => {
                 if self.members.remove(&nick).is_some() && announce {
-                    let notice = format!("**{} has left**", nick.as_str());
-                    self.tell_others(&nick, ToClient::Notice(notice));
+                    self.announce(&nick, format!("**{} has left**", nick.as_str()));
                 }
                 // Holding a leaver's answers slows nobody here any more; held, they would
                 // go if this room crashed, leaving lines it placed unanswered for good.
@@ -357,6 +423,16 @@ impl RoomState {
                 sent,
                 handler,
             } => self.say(from, text, session, sent, handler),
+            RoomCast::Relayed {
+                from,
+                text,
+                session,
+                sent,
+            } => self.place_relayed(from, text, session, sent),
+            RoomCast::RelayedNotice(text) => {
+                let live = self.members.values().filter(|m| !m.dropped);
+                RemoteRef::cast_all(live.map(|m| &m.handler), &ToClient::Notice(text));
+            }
             RoomCast::Delivered { nick, epoch, bytes } => {
                 if let (Some(member), true) = (self.members.get_mut(&nick), epoch == self.epoch) {
                     // Nobody reads more than was sent: a forged report cannot hide a backlog.

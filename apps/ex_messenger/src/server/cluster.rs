@@ -1,0 +1,632 @@
+//! One chat across several servers: this server's part in it.
+//!
+//! Every server runs the same tree. Servers find each other through their links (a server
+//! started with `--join` dials the given ones; each then learns the others and links to
+//! them) and, on the otp framework's process groups and name tables:
+//! - **nicks** are unique across the cluster: each user's nick is a name in the table
+//!   [`NICKS`], held by the relay of the server the user is connected to;
+//! - **rooms** span servers: a room runs on every server with members in it. A line said
+//!   in a room is placed by the sender's server, then broadcast to the group of every
+//!   server's relay (`servers`, in the scope [`SCOPE`]): it crosses each link once, and a
+//!   server with members in that room places it among its own lines (as Phoenix.PubSub
+//!   sends to every node and fans out locally). Sending to the servers that have members
+//!   in the room only would lose the lines said in the moment before a server's first
+//!   member there is known to the others;
+//! - `/pm` reaches the relay holding the receiver's nick; `/users` and `/rooms` ask the
+//!   other servers' relays.
+//!
+//! # Who is a server
+//! Clients hold the cookie too, so a client node could join the scope and name table, or
+//! send the relays anything. Servers share a second secret, the *cluster key* (a file
+//! only servers read, `~/.ex_messenger.cluster` by default): a peer counts as a server
+//! once it proves it holds the key, answering a random challenge with a MAC bound to its
+//! own node name ([`PeerCall::Prove`]); the scope and name table take members and names
+//! from proven servers only ([`Peers::Admitted`]); and every message between relays
+//! carries a MAC under the key ([`Sealed`]). The same key signs session tokens, so a
+//! token is valid on every server of the cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use otp::node::global::{Conflict, Global, GlobalError};
+use otp::node::pg::Scope;
+use otp::node::{MemberId, Node, NodeEvent};
+use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo, ServerRef};
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+use super::membership::Membership;
+use super::message_server::ServerInfo;
+use super::room::{registered_name, Relay, RoomCast, RoomServer};
+use crate::names::{Nick, Room};
+use crate::protocol::{ChatServer, Seq, MESSAGE_SERVER};
+
+/// The registered (and exported) name of every server's relay.
+pub const CLUSTER: &str = "cluster";
+/// The process-group scope of the chat's servers.
+pub const SCOPE: &str = "ex_messenger";
+/// The name table of the chat's nicks.
+pub const NICKS: &str = "ex_messenger.nicks";
+/// The group every server's relay is in.
+const SERVERS: &str = "servers";
+/// How long a question to another server (a proof, `/users`) may take.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often lost servers are dialed again.
+const REDIAL_EVERY: Duration = Duration::from_secs(1);
+
+/// The cluster key: proves a peer is a server, seals what servers tell each other, signs
+/// session tokens.
+#[derive(Clone)]
+pub struct ClusterKey(hmac::Key);
+
+impl ClusterKey {
+    /// The key from the cluster's secret (the cluster key file's contents).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self(super::keys::derive(secret, "ex_messenger cluster"))
+    }
+
+    fn sign(&self, parts: &[&[u8]]) -> String {
+        let mut context = hmac::Context::with_key(&self.0);
+        for part in parts {
+            context.update(&(part.len() as u64).to_le_bytes());
+            context.update(part);
+        }
+        hex(context.sign().as_ref())
+    }
+
+    fn verify(&self, parts: &[&[u8]], mac: &str) -> bool {
+        let Some(mac) = unhex(mac) else {
+            return false;
+        };
+        let mut message = Vec::new();
+        for part in parts {
+            message.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            message.extend_from_slice(part);
+        }
+        hmac::verify(&self.0, &message, &mac).is_ok()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What servers' relays answer each other: all a relay needs to reach another.
+pub struct ClusterPeer;
+
+impl Protocol for ClusterPeer {
+    type Call = PeerCall;
+    type Reply = PeerReply;
+    type Cast = Sealed;
+}
+
+/// Questions between relays. The answer comes back over the link to the node asked, so it
+/// is that node's (and it counts once that node is proven).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerCall {
+    /// Prove you hold the cluster key: a MAC over `nonce` and your node name.
+    Prove { nonce: u64 },
+    /// Your users in `room`.
+    Users { room: Room },
+    /// Your rooms, with how many of your users are in each.
+    Rooms,
+}
+
+/// Answers between relays.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerReply {
+    /// The proof, where clients reach this server, and the servers it knows.
+    Proof {
+        mac: String,
+        address: String,
+        servers: Vec<String>,
+    },
+    Users(Vec<Nick>),
+    Rooms(Vec<(Room, usize)>),
+}
+
+/// A message between relays, with a MAC under the cluster key over its body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sealed {
+    body: String,
+    mac: String,
+}
+
+/// What a relay hands on.
+#[derive(Debug, Serialize, Deserialize)]
+enum Relayed {
+    /// A line said in `room` on another server.
+    Line {
+        room: Room,
+        from: Nick,
+        text: String,
+        session: u64,
+        sent: Seq,
+    },
+    /// A room notice from another server.
+    Notice { room: Room, text: String },
+    /// `from` on another server says `text` to `to`, here.
+    Private {
+        to: Nick,
+        from: Nick,
+        text: String,
+        session: u64,
+        sent: Seq,
+    },
+    /// The servers the sender knows (told when one joins, so that every server links to
+    /// every other).
+    Servers(Vec<String>),
+}
+
+impl Sealed {
+    fn seal(key: &ClusterKey, relayed: &Relayed) -> Option<Self> {
+        let body = serde_json::to_string(relayed).ok()?;
+        let mac = key.sign(&[body.as_bytes()]);
+        Some(Self { body, mac })
+    }
+
+    fn open(self, key: &ClusterKey) -> Option<Relayed> {
+        if !key.verify(&[self.body.as_bytes()], &self.mac) {
+            return None;
+        }
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
+/// This server's way into the cluster, for the message server and its rooms.
+#[derive(Clone)]
+pub struct Cluster {
+    key: ClusterKey,
+    /// This server's node name.
+    here: String,
+    scope: Scope,
+    nicks: Global,
+    relay: ServerRef<ClusterPeer>,
+}
+
+impl Cluster {
+    /// The running cluster's parts (started by the server's tree before the message
+    /// server).
+    pub async fn local(key: ClusterKey) -> Result<Self, BoxError> {
+        let scope = Scope::whereis(SCOPE)
+            .await
+            .ok_or("the cluster scope is not running (see the server's spec file)")?;
+        let nicks = Global::whereis(NICKS)
+            .await
+            .ok_or("the nick table is not running (see the server's spec file)")?;
+        let relay = ServerRef::<ClusterPeer>::whereis(CLUSTER)
+            .ok_or("the cluster relay is not running (see the server's spec file)")?;
+        Ok(Self {
+            key,
+            here: Node::local().await?.name().to_owned(),
+            scope,
+            nicks,
+            relay,
+        })
+    }
+
+    /// Who holds `nick` on another server, if anyone.
+    pub fn held_elsewhere(&self, nick: &Nick) -> Option<MemberId> {
+        self.nicks
+            .holder(nick.as_str())
+            .filter(|holder| holder.node != self.here)
+    }
+
+    /// Takes `nick` for a user of this server; should another server's user turn out to
+    /// have had it first (after a split), the message server is told.
+    pub async fn claim(&self, nick: &Nick) -> Result<(), MemberId> {
+        let lost = nick.clone();
+        let tell = move |conflict: Conflict| {
+            if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+                server.send_info(ServerInfo::NickLost(lost.clone(), conflict.winner));
+            }
+        };
+        match self
+            .nicks
+            .register_name_notify(nick.as_str(), &self.relay, tell)
+            .await
+        {
+            Ok(()) => Ok(()),
+            // Already ours (the message server restarted; the relay kept its names).
+            Err(GlobalError::Taken { holder, .. }) if holder.node == self.here => Ok(()),
+            Err(GlobalError::Taken { holder, .. }) => Err(holder),
+            // The table is stopping with the server: nothing to hold the nick against.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Lets `nick` go.
+    pub async fn release(&self, nick: &Nick) {
+        let _ = self.nicks.unregister_name(nick.as_str()).await;
+    }
+
+    /// Hands what a room here said or did to the same room on the other servers.
+    pub fn relay(&self, relay: Relay) {
+        let (room, relayed) = match relay {
+            Relay::Line {
+                room,
+                from,
+                text,
+                session,
+                sent,
+            } => {
+                let line = Relayed::Line {
+                    room: room.clone(),
+                    from,
+                    text,
+                    session,
+                    sent,
+                };
+                (room, line)
+            }
+            Relay::Notice { room, text } => (room.clone(), Relayed::Notice { room, text }),
+        };
+        let _ = room;
+        let others = self.scope.members::<ClusterPeer>(SERVERS);
+        if others.iter().all(|member| member.is_local()) {
+            return;
+        }
+        if let Some(sealed) = Sealed::seal(&self.key, &relayed) {
+            let nodes = self.scope.broadcast_remote::<ClusterPeer>(SERVERS, &sealed);
+            RELAYED.fetch_add(nodes as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `from` says `text` to `to`, whose nick another server holds; false if none does.
+    pub fn private(&self, to: &Nick, from: &Nick, text: &str, session: u64, sent: Seq) -> bool {
+        let Some(holder) = self.nicks.whereis_name::<ClusterPeer>(to.as_str()) else {
+            return false;
+        };
+        let relayed = Relayed::Private {
+            to: to.clone(),
+            from: from.clone(),
+            text: text.to_owned(),
+            session,
+            sent,
+        };
+        match Sealed::seal(&self.key, &relayed) {
+            Some(sealed) => {
+                holder.cast(sealed);
+                RELAYED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The users in `room` on the other servers, asked now (a server that does not
+    /// answer in time is left out); `None` if this server is alone.
+    pub fn users_elsewhere(
+        &self,
+        room: &Room,
+    ) -> Option<impl std::future::Future<Output = Vec<Nick>> + use<>> {
+        let others: Vec<_> = self
+            .scope
+            .members::<ClusterPeer>(SERVERS)
+            .into_iter()
+            .filter(|m| !m.is_local())
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let room = room.clone();
+        Some(async move {
+            let asks = others.iter().map(|member| {
+                member.call_timeout(PeerCall::Users { room: room.clone() }, ASK_TIMEOUT)
+            });
+            let mut nicks = Vec::new();
+            for reply in futures::future::join_all(asks).await {
+                if let Ok(PeerReply::Users(theirs)) = reply {
+                    nicks.extend(theirs);
+                }
+            }
+            nicks
+        })
+    }
+
+    /// The rooms on the other servers, with their users there, asked now; `None` if
+    /// this server is alone.
+    pub fn rooms_elsewhere(
+        &self,
+    ) -> Option<impl std::future::Future<Output = Vec<(Room, usize)>> + use<>> {
+        let others: Vec<_> = self
+            .scope
+            .members::<ClusterPeer>(SERVERS)
+            .into_iter()
+            .filter(|m| !m.is_local())
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        Some(async move {
+            let asks = others
+                .iter()
+                .map(|member| member.call_timeout(PeerCall::Rooms, ASK_TIMEOUT));
+            let mut rooms = Vec::new();
+            for reply in futures::future::join_all(asks).await {
+                if let Ok(PeerReply::Rooms(theirs)) = reply {
+                    rooms.extend(theirs);
+                }
+            }
+            rooms
+        })
+    }
+}
+
+/// Messages this server's relays sent to other servers (lines, notices, private
+/// messages), one per server reached: what `bench --servers` counts.
+pub static RELAYED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The relay: this server's member of the cluster's groups, holder of its users' nicks.
+#[derive(Clone)]
+pub struct ClusterRelay;
+
+/// What the relay is started with.
+#[derive(Clone)]
+pub struct RelayArgs {
+    pub key: ClusterKey,
+    /// Servers to dial at start (`--join`), and again whenever not linked.
+    pub join: Vec<String>,
+    pub membership: Membership,
+}
+
+/// The relay's own messages.
+pub enum RelayInfo {
+    Node(NodeEvent),
+    /// `node` proved it is a server: clients reach it at `address`; it knows `servers`.
+    Proven {
+        node: String,
+        address: String,
+        servers: Vec<String>,
+    },
+    /// Time to dial servers not linked.
+    Redial,
+}
+
+pub struct RelayState {
+    args: RelayArgs,
+    node: Node,
+    scope: Scope,
+    nicks: Global,
+    /// Where clients reach this server.
+    address: String,
+    /// Proven servers now linked: node name → client address.
+    proven: BTreeMap<String, String>,
+    /// Every server address known (given or learned), to dial again when not linked.
+    known: BTreeSet<String>,
+}
+
+impl RelayState {
+    /// Every server's address, this one's first.
+    fn servers(&self) -> Vec<String> {
+        let mut all = vec![self.address.clone()];
+        all.extend(self.proven.values().cloned());
+        all
+    }
+
+    /// Tells the message server which servers its users may move to.
+    fn announce(&self) {
+        if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+            server.send_info(ServerInfo::Servers(self.servers()));
+        }
+    }
+
+    /// Dials the known servers not linked now. Of two servers that know each other, the
+    /// one with the smaller address dials, so that they never dial each other at once (a
+    /// `--join` target is dialed by the joiner).
+    fn redial(&self) {
+        let linked: BTreeSet<&String> = self.proven.values().collect();
+        for address in &self.known {
+            let ours = self.args.join.contains(address) || self.address < *address;
+            if linked.contains(address) || *address == self.address || !ours {
+                continue;
+            }
+            let (node, address) = (self.node.clone(), address.clone());
+            tokio::spawn(async move {
+                if let Err(error) = node.connect(address.as_str()).await {
+                    tracing::debug!(%error, %address, "cannot reach a server of the cluster");
+                }
+            });
+        }
+    }
+}
+
+impl GenServer for ClusterRelay {
+    type Protocol = ClusterPeer;
+    type Args = RelayArgs;
+    type State = RelayState;
+    type Info = RelayInfo;
+
+    async fn init(&self, me: &Context<Self>, args: RelayArgs) -> Result<RelayState, BoxError> {
+        let node = Node::local().await?;
+        let scope = Scope::whereis(SCOPE)
+            .await
+            .ok_or("the cluster scope is not running (see the server's spec file)")?;
+        let nicks = Global::whereis(NICKS)
+            .await
+            .ok_or("the nick table is not running (see the server's spec file)")?;
+        node.export::<ClusterPeer>(CLUSTER).await?;
+        scope.join(SERVERS, me.server()).await?;
+        node.monitor_nodes(me, RelayInfo::Node).await?;
+        me.send_interval(REDIAL_EVERY, || RelayInfo::Redial);
+        let state = RelayState {
+            address: node.address().to_string(),
+            known: args.join.iter().cloned().collect(),
+            args,
+            node,
+            scope,
+            nicks,
+            proven: BTreeMap::new(),
+        };
+        state.redial();
+        Ok(state)
+    }
+
+    async fn handle_call(
+        &self,
+        _me: &Context<Self>,
+        request: PeerCall,
+        _from: &mut ReplyTo<PeerReply>,
+        state: &mut RelayState,
+    ) -> Result<CallResponse<PeerReply>, BoxError> {
+        let reply = match request {
+            PeerCall::Prove { nonce } => PeerReply::Proof {
+                mac: state
+                    .args
+                    .key
+                    .sign(&[&nonce.to_le_bytes(), state.node.name().as_bytes()]),
+                address: state.address.clone(),
+                servers: state.servers(),
+            },
+            PeerCall::Users { room } => PeerReply::Users(state.args.membership.nicks(&room)),
+            PeerCall::Rooms => PeerReply::Rooms(state.args.membership.rooms()),
+        };
+        Ok(CallResponse::Reply(reply))
+    }
+
+    async fn handle_cast(
+        &self,
+        _me: &Context<Self>,
+        sealed: Sealed,
+        state: &mut RelayState,
+    ) -> Result<Flow, BoxError> {
+        let Some(relayed) = sealed.open(&state.args.key) else {
+            tracing::warn!("a relayed message without a valid cluster MAC; dropped");
+            return Ok(Flow::Continue);
+        };
+        match relayed {
+            Relayed::Line {
+                room,
+                from,
+                text,
+                session,
+                sent,
+            } => {
+                if let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) {
+                    server.cast(RoomCast::Relayed {
+                        from,
+                        text,
+                        session,
+                        sent,
+                    });
+                }
+            }
+            Relayed::Notice { room, text } => {
+                if let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) {
+                    server.cast(RoomCast::RelayedNotice(text));
+                }
+            }
+            Relayed::Servers(servers) => {
+                state.known.extend(servers);
+                state.redial();
+            }
+            Relayed::Private {
+                to,
+                from,
+                text,
+                session,
+                sent,
+            } => {
+                if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+                    server.send_info(ServerInfo::Private {
+                        to,
+                        from,
+                        text,
+                        session,
+                        sent,
+                    });
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn handle_info(
+        &self,
+        me: &Context<Self>,
+        info: Info<RelayInfo>,
+        state: &mut RelayState,
+    ) -> Result<Flow, BoxError> {
+        let Info::Message(info) = info else {
+            return Ok(Flow::Continue);
+        };
+        match info {
+            RelayInfo::Node(NodeEvent::Up(peer)) => prove(me, &state.node, peer, &state.args.key),
+            RelayInfo::Node(NodeEvent::Down(peer)) => {
+                if state.proven.remove(&peer).is_some() {
+                    crate::stdout::line(format_args!("Lost server {peer}"));
+                    let _ = state.scope.admit(&peer, false).await;
+                    let _ = state.nicks.admit(&peer, false).await;
+                    state.announce();
+                }
+            }
+            RelayInfo::Proven {
+                node,
+                address,
+                servers,
+            } => {
+                crate::stdout::line(format_args!("Linked to server {node} at {address}"));
+                state.scope.admit(&node, true).await?;
+                state.nicks.admit(&node, true).await?;
+                let new = state.proven.insert(node, address.clone()).is_none();
+                state.known.insert(address);
+                state.known.extend(servers);
+                state.announce();
+                state.redial();
+                if new {
+                    // The others may not know it yet: every server links to every other.
+                    let known = Relayed::Servers(state.known.iter().cloned().collect());
+                    if let Some(sealed) = Sealed::seal(&state.args.key, &known) {
+                        state
+                            .scope
+                            .broadcast_remote::<ClusterPeer>(SERVERS, &sealed);
+                    }
+                }
+            }
+            RelayInfo::Redial => state.redial(),
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// Asks `peer` to prove it is a server, off the relay's loop; a proof comes back as
+/// [`RelayInfo::Proven`]. A client node exports no relay, or cannot prove: nothing comes.
+fn prove(me: &Context<ClusterRelay>, node: &Node, peer: String, key: &ClusterKey) {
+    let (me, node, key) = (me.server().clone(), node.clone(), key.clone());
+    tokio::spawn(async move {
+        let Ok(relay) = node.remote::<ClusterPeer>(&peer, CLUSTER).await else {
+            return;
+        };
+        let nonce = crate::random::number();
+        let answer = relay
+            .call_timeout(PeerCall::Prove { nonce }, ASK_TIMEOUT)
+            .await;
+        let Ok(PeerReply::Proof {
+            mac,
+            address,
+            servers,
+        }) = answer
+        else {
+            return;
+        };
+        if key.verify(&[&nonce.to_le_bytes(), peer.as_bytes()], &mac) {
+            me.send_info(RelayInfo::Proven {
+                node: peer,
+                address,
+                servers,
+            });
+        } else {
+            tracing::warn!(node = %peer, "a peer failed to prove it holds the cluster key");
+        }
+    });
+}

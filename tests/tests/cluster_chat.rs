@@ -1,0 +1,126 @@
+//! The chat across three server processes, with clients spread over them: lines, `/pm`,
+//! `/users` and nicks span the servers; a server killed takes only its own connections;
+//! a frozen server is cut off, then the cluster heals and a nick taken twice meanwhile
+//! goes to the user who had it first.
+
+use otp_tests::chat::Chat;
+
+const COOKIE: &str = "cluster-chat-cookie";
+
+/// Three servers: the first alone, the others joining it; returns once each has linked
+/// to both others. `extra` goes to every server.
+async fn cluster(key: &std::path::Path, extra: &[&str]) -> Vec<(Chat, String)> {
+    let key = key.to_str().expect("a UTF-8 path");
+    let base = ["--cookie", COOKIE, "--cluster-key-file", key];
+    let mut servers = Vec::new();
+    let (first, first_address) = Chat::server(COOKIE, &[&base[2..], extra].concat()).await;
+    servers.push((first, first_address.clone()));
+    for _ in 0..2 {
+        let args = [&base[2..], &["--join", &first_address], extra].concat();
+        servers.push(Chat::server(COOKIE, &args).await);
+    }
+    for (server, _) in &mut servers {
+        let linked = |s: &Chat| {
+            s.transcript()
+                .iter()
+                .filter(|l| l.contains("Linked to server"))
+                .count()
+        };
+        while linked(server) < 2 {
+            server.expect("Linked to server").await;
+        }
+    }
+    servers
+}
+
+/// A cluster key file of this test's own.
+fn key_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cluster-chat-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    dir.join("cluster.key")
+}
+
+#[tokio::test]
+async fn a_line_said_on_one_server_reaches_the_room_on_every_server() {
+    let servers = cluster(&key_file("lines"), &[]).await;
+    let mut alice = Chat::joined(&servers[0].1, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&servers[1].1, "bob", COOKIE).await;
+    let mut carol = Chat::joined(&servers[2].1, "carol", COOKIE).await;
+    alice.expect("**carol has joined**").await;
+    bob.expect("**carol has joined**").await;
+    alice.send("hello from a").await;
+    bob.expect("alice: hello from a").await;
+    carol.expect("alice: hello from a").await;
+    carol.send("hello from c").await;
+    alice.expect("carol: hello from c").await;
+    bob.expect("carol: hello from c").await;
+    // A room of its own spans servers too.
+    bob.send("/join dev").await;
+    bob.expect("**Joined the chatroom dev**").await;
+    carol.send("/join dev").await;
+    bob.expect("**carol has joined**").await;
+    carol.send("in dev").await;
+    bob.expect("carol: in dev").await;
+    alice.expect_before("**carol has left**", &["in dev"]).await;
+}
+
+#[tokio::test]
+async fn private_messages_users_and_rooms_span_servers() {
+    let servers = cluster(&key_file("pm"), &[]).await;
+    let mut alice = Chat::joined(&servers[0].1, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&servers[1].1, "bob", COOKIE).await;
+    let mut carol = Chat::joined(&servers[2].1, "carol", COOKIE).await;
+    alice.expect("**carol has joined**").await;
+    alice.send("/pm carol just for you").await;
+    carol.expect("alice (private): just for you").await;
+    bob.send("/users").await;
+    bob.expect("**Users in room: alice, bob, carol**").await;
+    carol.send("/join dev").await;
+    carol.expect("**Joined the chatroom dev**").await;
+    alice.send("/rooms").await;
+    alice.expect("**Rooms: dev (1), lobby (2)**").await;
+    alice.send("/pm nobody hello").await;
+    alice.expect("receiver_not_found").await;
+}
+
+#[tokio::test]
+async fn a_nick_is_unique_across_servers() {
+    let servers = cluster(&key_file("nick"), &[]).await;
+    let _alice = Chat::joined(&servers[0].1, "alice", COOKIE).await;
+    let mut twin = Chat::client(&servers[2].1, "alice", COOKIE);
+    twin.expect("Could not join chatroom, reason: nick_in_use")
+        .await;
+}
+
+#[tokio::test]
+async fn a_killed_server_takes_only_its_own_connections() {
+    let mut servers = cluster(&key_file("killed"), &[]).await;
+    let mut alice = Chat::joined(&servers[0].1, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&servers[1].1, "bob", COOKIE).await;
+    let mut carol = Chat::joined(&servers[2].1, "carol", COOKIE).await;
+    alice.expect("**carol has joined**").await;
+    bob.send("/join dev").await;
+    bob.expect("**Joined the chatroom dev**").await;
+    alice.send("/join dev").await;
+    bob.expect("**alice has joined**").await;
+    servers[1].0.kill().await;
+    // bob moves to another server with nick and room; alice and carol chat on.
+    bob.expect("Server down").await;
+    carol.send("/pm alice still here").await;
+    alice.expect("carol (private): still here").await;
+    bob.expect("Reconnected").await;
+    alice.send("after the loss").await;
+    bob.expect("alice: after the loss").await;
+    bob.send("/users").await;
+    bob.expect("**Users in room: alice, bob**").await;
+    // Nobody in the room saw bob leave it.
+    let in_dev = alice
+        .transcript()
+        .iter()
+        .skip_while(|l| !l.contains("**Joined the chatroom dev**"));
+    assert!(
+        !in_dev.clone().any(|l| l.contains("**bob has left**")),
+        "{:#?}",
+        alice.transcript()
+    );
+}
