@@ -41,7 +41,13 @@ fn registry() -> Registry {
     }
     let mut registry = Registry::new();
     registry.child("probe", ChildType::Worker, |id, _: u64, _| unstarted(id));
-    let chat = ["message_handler", "message_server", "scope", "nicks", "cluster"];
+    let chat = [
+        "message_handler",
+        "message_server",
+        "scope",
+        "nicks",
+        "cluster",
+    ];
     for start in ["node"].into_iter().chain(chat) {
         registry.child(start, ChildType::Worker, |id, (): (), _| unstarted(id));
     }

@@ -272,9 +272,12 @@ pub(crate) enum Refusal {
 
 /// The scope process's messages: from peers (over the wire), and from this node.
 pub(crate) enum ScopeMsg {
-    /// A peer asks for what changed after version `since`.
+    /// A peer asks for what changed after version `since`. `from` is the puller, as it
+    /// names itself: held pulls are let go when that peer goes (a peer that lies only
+    /// gets its own pulls, or another's, answered early; it asks again).
     Pull {
         since: u64,
+        from: Puller,
         reply: RpcReplyPort<Vec<u8>>,
     },
     /// A cast for every local member of `key`, as JSON.
@@ -341,9 +344,14 @@ impl ractor::Message for ScopeMsg {
 
     fn serialize(self) -> Result<SerializedMessage, BoxedDowncastErr> {
         Ok(match self {
-            ScopeMsg::Pull { since, reply } => SerializedMessage::Call {
+            ScopeMsg::Pull { since, from, reply } => SerializedMessage::Call {
                 variant: PULL.to_owned(),
-                args: since.to_le_bytes().to_vec(),
+                args: [
+                    &since.to_le_bytes()[..],
+                    &from.pid.to_le_bytes(),
+                    from.node.as_bytes(),
+                ]
+                .concat(),
                 reply,
                 metadata: None,
             },
@@ -379,10 +387,13 @@ impl ractor::Message for ScopeMsg {
                 reply,
                 ..
             } => match variant.as_str() {
-                PULL => Ok(ScopeMsg::Pull {
-                    since: u64::from_le_bytes(args.try_into().map_err(|_| BoxedDowncastErr)?),
-                    reply,
-                }),
+                PULL => {
+                    let (since, rest) = unnumbered(args)?;
+                    let (pid, node) = unnumbered(rest)?;
+                    let node = String::from_utf8(node).map_err(|_| BoxedDowncastErr)?;
+                    let from = Puller { node, pid };
+                    Ok(ScopeMsg::Pull { since, from, reply })
+                }
                 CALL => {
                     let (pid, payload) = unnumbered(args)?;
                     Ok(ScopeMsg::Call {
@@ -444,6 +455,13 @@ fn unnumbered(mut args: Vec<u8>) -> Result<(u64, Vec<u8>), BoxedDowncastErr> {
     Ok((pid, args))
 }
 
+/// Who sent a pull: its node, and its scope process's number there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Puller {
+    node: String,
+    pid: u64,
+}
+
 /// A pull's answer.
 #[derive(Serialize, Deserialize)]
 struct Update {
@@ -482,7 +500,7 @@ pub(crate) struct ScopeState {
     /// The last changes, for peers a little behind.
     log: VecDeque<(u64, Change)>,
     /// Pulls waiting for a change.
-    held: Vec<RpcReplyPort<Vec<u8>>>,
+    held: Vec<(Puller, RpcReplyPort<Vec<u8>>)>,
     /// Local processes holding any key, with how many keys: monitored while above zero.
     holders: HashMap<ActorId, (usize, ActorCell)>,
     watchers: Vec<(Option<String>, Watcher)>,
@@ -536,9 +554,9 @@ impl Actor for ScopeProcess {
         state: &mut ScopeState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            ScopeMsg::Pull { since, reply } => {
+            ScopeMsg::Pull { since, from, reply } => {
                 if since == state.version {
-                    state.held.push(reply);
+                    state.held.push((from, reply));
                 } else {
                     let update = self.update_since(state, since);
                     answer_pull(reply, &update);
@@ -744,7 +762,7 @@ impl ScopeProcess {
             }
             Local::Refresh => {
                 let update = self.update_since(state, state.version);
-                for reply in state.held.drain(..) {
+                for (_, reply) in state.held.drain(..) {
                     answer_pull(reply, &update);
                 }
             }
@@ -835,7 +853,7 @@ impl ScopeProcess {
         }
         let since = state.version - 1;
         let update = self.update_since(state, since);
-        for reply in state.held.drain(..) {
+        for (_, reply) in state.held.drain(..) {
             answer_pull(reply, &update);
         }
     }
@@ -966,6 +984,12 @@ impl ScopeProcess {
         let Some(peer) = self.write().peers.remove(&id) else {
             return;
         };
+        // Its held pulls would keep its dead link's task alive until the next refresh.
+        let gone = Puller {
+            node: peer.node.clone(),
+            pid: id.pid(),
+        };
+        state.held.retain(|(from, _)| *from != gone);
         for (key, entries) in peer.entries {
             let pids = entries.iter().map(|entry| entry.pid).collect();
             self.notify(state, &key, false, pids, Some(&peer.node));
@@ -1168,6 +1192,10 @@ fn pull(
         let sent = peer
             .send_message(ScopeMsg::Pull {
                 since,
+                from: Puller {
+                    node: super::kernel::local_name(),
+                    pid: myself.get_id().pid(),
+                },
                 reply: sender.into(),
             })
             .is_ok();
