@@ -20,17 +20,20 @@ async fn cluster(key: &std::path::Path, extra: &[&str]) -> Vec<(Chat, String)> {
         servers.push(Chat::server(COOKIE, &args).await);
     }
     for (server, _) in &mut servers {
-        let linked = |s: &Chat| {
-            s.transcript()
-                .iter()
-                .filter(|l| l.contains("Linked to server"))
-                .count()
-        };
-        while linked(server) < 2 {
-            server.expect("Linked to server").await;
-        }
+        linked(server, 2).await;
     }
     servers
+}
+
+/// Waits until `server` has said "Linked to server" `count` times in all.
+async fn linked(server: &mut Chat, count: usize) {
+    let said = |s: &Chat| {
+        let lines = s.transcript().iter();
+        lines.filter(|l| l.contains("Linked to server")).count()
+    };
+    while said(server) < count {
+        server.expect("Linked to server").await;
+    }
 }
 
 /// A cluster key file of this test's own.
@@ -123,4 +126,53 @@ async fn a_killed_server_takes_only_its_own_connections() {
         "{:#?}",
         alice.transcript()
     );
+}
+
+#[tokio::test]
+async fn a_frozen_server_is_cut_off_and_on_heal_the_older_nick_keeps_its_name() {
+    let mut servers = cluster(&key_file("split"), &["--liveness-timeout", "2"]).await;
+    let mut alice = Chat::joined(&servers[0].1, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&servers[1].1, "bob", COOKIE).await;
+    // frank's client waits out a frozen server instead of moving.
+    let args = [
+        "client",
+        "-s",
+        &servers[2].1,
+        "-n",
+        "frank",
+        "--cookie",
+        COOKIE,
+    ];
+    let mut frank = Chat::spawn(
+        "frank",
+        &[&args[..], &["--liveness-timeout", "60"]].concat(),
+    );
+    frank.expect("**Type /help for options**").await;
+    alice.expect("**frank has joined**").await;
+
+    servers[2].0.signal(19); // SIGSTOP
+    servers[0].0.expect("Lost server").await;
+    servers[1].0.expect("Lost server").await;
+    // The other side chats on, and the nick of the frozen side's user is free there.
+    alice.send("during the split").await;
+    bob.expect("alice: during the split").await;
+    let mut usurper = Chat::joined(&servers[0].1, "frank", COOKIE).await;
+    bob.expect("**frank has joined**").await;
+
+    servers[2].0.signal(18); // SIGCONT
+                             // One cluster again: each server linked to the one it had lost (the thawed one to
+                             // both), counting the links made at the start.
+    for ((server, _), links) in servers.iter_mut().zip([3, 3, 4]) {
+        linked(server, links).await;
+    }
+    // frank who had the nick first keeps it; the other is told why, in one line, and
+    // leaves.
+    usurper
+        .expect(
+            "Disconnected, reason: nick_lost: while the servers were apart, frank was also taken",
+        )
+        .await;
+    frank.send("back again").await;
+    alice.expect("frank: back again").await;
+    bob.expect("frank: back again").await;
 }

@@ -172,6 +172,9 @@ pub(crate) struct State {
     /// Entries older than the authentication deadline are dropped as others come.
     closed_lately: HashMap<SocketAddr, Instant>,
     watchers: Vec<Watcher>,
+    /// When the liveness check last ran: a check that comes far too late means this node
+    /// itself was stopped (SIGSTOP, a stalled machine), and its peers' silence is its own.
+    last_tick: Instant,
     /// Exported server names and their endpoints.
     exports: HashMap<String, Exported>,
 }
@@ -317,6 +320,7 @@ impl GenServer for NodeProcess {
             closed_lately: HashMap::new(),
             watchers: Vec::new(),
             exports: HashMap::new(),
+            last_tick: Instant::now(),
         })
     }
 
@@ -514,6 +518,15 @@ impl State {
             Event::Disconnected(info) => self.disconnected(info),
             Event::Tick => {
                 self.admission.flush_log();
+                let late = std::mem::replace(&mut self.last_tick, Instant::now()).elapsed();
+                if late > self.config.liveness_timeout / 2 {
+                    // Declaring every peer down now would blame them for our own stop:
+                    // each gets a fresh window instead (what they sent meanwhile is
+                    // still in the socket buffers). Peers that are really gone fail it.
+                    tracing::warn!(stalled = ?late, "this node was stopped; its peers get a fresh liveness window");
+                    let now = Instant::now();
+                    self.sessions.values_mut().for_each(|s| s.last_seen = now);
+                }
                 self.check_liveness(me);
             }
             Event::Alive(id) => {

@@ -294,9 +294,11 @@ impl GenServer for MessageHandler {
                 state.pump();
             }
             // A nick lost when servers that were apart met again ends the session.
-            ToClient::JoinRefused(reason)
-                if state.phase == Phase::Joining || matches!(reason, Refusal::NickLost { .. }) =>
-            {
+            ToClient::JoinRefused(reason @ Refusal::NickLost { .. }) => {
+                let reason = clean(&reason.to_string());
+                return Ok(state.fatal(format!("Disconnected, reason: {reason}")));
+            }
+            ToClient::JoinRefused(reason) if state.phase == Phase::Joining => {
                 let reason = clean(&reason.to_string());
                 return Ok(state.fatal(format!("Could not join chatroom, reason: {reason}")));
             }

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use otp::node::global::{Conflict, Global, GlobalError};
-use otp::node::pg::Scope;
+use otp::node::pg::{GroupEvent, Scope};
 use otp::node::{MemberId, Node, NodeEvent};
 use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo, ServerRef};
 use ring::hmac;
@@ -383,6 +383,8 @@ pub struct RelayArgs {
 /// The relay's own messages.
 pub enum RelayInfo {
     Node(NodeEvent),
+    /// A server's relay joined or left the group of servers (as this server sees it).
+    Group(GroupEvent),
     /// `node` proved it is a server: clients reach it at `address`; it knows `servers`.
     Proven {
         node: String,
@@ -391,6 +393,8 @@ pub enum RelayInfo {
     },
     /// Time to dial servers not linked.
     Redial,
+    /// A dial to this address ended (linked or not).
+    Dialed(String),
 }
 
 pub struct RelayState {
@@ -404,6 +408,9 @@ pub struct RelayState {
     proven: BTreeMap<String, String>,
     /// Every server address known (given or learned), to dial again when not linked.
     known: BTreeSet<String>,
+    /// Addresses being dialed now: a frozen server takes a dial's whole authentication
+    /// time to fail, and one dial at a time is enough.
+    dialing: BTreeSet<String>,
 }
 
 impl RelayState {
@@ -424,18 +431,21 @@ impl RelayState {
     /// Dials the known servers not linked now. Of two servers that know each other, the
     /// one with the smaller address dials, so that they never dial each other at once (a
     /// `--join` target is dialed by the joiner).
-    fn redial(&self) {
+    fn redial(&mut self, me: &Context<ClusterRelay>) {
         let linked: BTreeSet<&String> = self.proven.values().collect();
         for address in &self.known {
             let ours = self.args.join.contains(address) || self.address < *address;
-            if linked.contains(address) || *address == self.address || !ours {
+            let skip = linked.contains(address) || self.dialing.contains(address);
+            if skip || *address == self.address || !ours {
                 continue;
             }
-            let (node, address) = (self.node.clone(), address.clone());
+            self.dialing.insert(address.clone());
+            let (node, address, me) = (self.node.clone(), address.clone(), me.server().clone());
             tokio::spawn(async move {
                 if let Err(error) = node.connect(address.as_str()).await {
                     tracing::debug!(%error, %address, "cannot reach a server of the cluster");
                 }
+                me.send_info(RelayInfo::Dialed(address));
             });
         }
     }
@@ -457,9 +467,10 @@ impl GenServer for ClusterRelay {
             .ok_or("the nick table is not running (see the server's spec file)")?;
         node.export::<ClusterPeer>(CLUSTER).await?;
         scope.join(SERVERS, me.server()).await?;
+        scope.monitor(me, SERVERS, RelayInfo::Group).await?;
         node.monitor_nodes(me, RelayInfo::Node).await?;
         me.send_interval(REDIAL_EVERY, || RelayInfo::Redial);
-        let state = RelayState {
+        let mut state = RelayState {
             address: node.address().to_string(),
             known: args.join.iter().cloned().collect(),
             args,
@@ -467,8 +478,9 @@ impl GenServer for ClusterRelay {
             scope,
             nicks,
             proven: BTreeMap::new(),
+            dialing: BTreeSet::new(),
         };
-        state.redial();
+        state.redial(me);
         Ok(state)
     }
 
@@ -496,7 +508,7 @@ impl GenServer for ClusterRelay {
 
     async fn handle_cast(
         &self,
-        _me: &Context<Self>,
+        me: &Context<Self>,
         sealed: Sealed,
         state: &mut RelayState,
     ) -> Result<Flow, BoxError> {
@@ -528,7 +540,7 @@ impl GenServer for ClusterRelay {
             }
             Relayed::Servers(servers) => {
                 state.known.extend(servers);
-                state.redial();
+                state.redial(me);
             }
             Relayed::Private {
                 to,
@@ -564,7 +576,6 @@ impl GenServer for ClusterRelay {
             RelayInfo::Node(NodeEvent::Up(peer)) => prove(me, &state.node, peer, &state.args.key),
             RelayInfo::Node(NodeEvent::Down(peer)) => {
                 if state.proven.remove(&peer).is_some() {
-                    crate::stdout::line(format_args!("Lost server {peer}"));
                     let _ = state.scope.admit(&peer, false).await;
                     let _ = state.nicks.admit(&peer, false).await;
                     state.announce();
@@ -575,14 +586,13 @@ impl GenServer for ClusterRelay {
                 address,
                 servers,
             } => {
-                crate::stdout::line(format_args!("Linked to server {node} at {address}"));
                 state.scope.admit(&node, true).await?;
                 state.nicks.admit(&node, true).await?;
                 let new = state.proven.insert(node, address.clone()).is_none();
                 state.known.insert(address);
                 state.known.extend(servers);
                 state.announce();
-                state.redial();
+                state.redial(me);
                 if new {
                     // The others may not know it yet: every server links to every other.
                     let known = Relayed::Servers(state.known.iter().cloned().collect());
@@ -593,7 +603,22 @@ impl GenServer for ClusterRelay {
                     }
                 }
             }
-            RelayInfo::Redial => state.redial(),
+            // Linked once this server's copy of the group has the other's relay: from
+            // then on, what is said here reaches it.
+            RelayInfo::Group(event) => {
+                let here = state.node.name();
+                for node in event.members.iter().map(|m| &m.node).filter(|n| *n != here) {
+                    match event.joined {
+                        true => {
+                            let at = state.proven.get(node).map_or("?", String::as_str);
+                            crate::stdout::line(format_args!("Linked to server {node} at {at}"));
+                        }
+                        false => crate::stdout::line(format_args!("Lost server {node}")),
+                    }
+                }
+            }
+            RelayInfo::Redial => state.redial(me),
+            RelayInfo::Dialed(address) => _ = state.dialing.remove(&address),
         }
         Ok(Flow::Continue)
     }
