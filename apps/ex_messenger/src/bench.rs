@@ -19,7 +19,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::cli::{BenchArgs, BenchClientArgs};
-use crate::client::{HandlerArgs, HandlerInfo, Output, Session};
+use crate::client::{HandlerArgs, HandlerInfo, Output, Session, Trace};
 use crate::names::Nick;
 use crate::protocol::{ChatClient, Request, MESSAGE_HANDLER};
 
@@ -146,144 +146,277 @@ impl LoadClient {
     }
 }
 
+/// A server process of the bench's own, read as a terminal would read it.
+struct ServerProcess {
+    child: Child,
+    address: String,
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `ex_messenger server` (joining `join`, if any) and waits until it listens.
+    async fn start(bench: &Bench, join: Option<&str>) -> anyhow::Result<Self> {
+        let mut command = Command::new(&bench.binary);
+        command
+            .args(["server", "--listen", "127.0.0.1:0"])
+            .args(["--rate-limit", &bench.args.rate_limit.to_string()])
+            .arg("--cluster-key-file")
+            .arg(&bench.key_file)
+            .env(COOKIE_ENV, &bench.cookie)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(join) = join {
+            command.args(["--join", join]);
+        }
+        let mut child = command.spawn()?;
+        let mut stdout = BufReader::new(child.stdout.take().context("server stdout")?).lines();
+        let (sender, mut lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                let _ = sender.send(line);
+            }
+        });
+        let ready = Self::next_matching(&mut lines, "listening on").await?;
+        let address = ready
+            .rsplit(' ')
+            .next()
+            .context("server address")?
+            .to_owned();
+        Ok(Self {
+            child,
+            address,
+            lines,
+        })
+    }
+
+    async fn next_matching(
+        lines: &mut mpsc::UnboundedReceiver<String>,
+        wanted: &str,
+    ) -> anyhow::Result<String> {
+        let wait = Duration::from_secs(60);
+        loop {
+            let line = tokio::time::timeout(wait, lines.recv())
+                .await
+                .with_context(|| format!("a server did not say {wanted:?} in time"))?
+                .with_context(|| format!("a server exited before saying {wanted:?}"))?;
+            if line.contains(wanted) {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Stops it in order (SIGTERM) and returns the room lines it sent other servers.
+    async fn stop(mut self) -> anyhow::Result<u64> {
+        crate::signals::send(&self.child, 15); // SIGTERM
+        let line = Self::next_matching(&mut self.lines, "Shutting down").await?;
+        let _ = self.child.wait().await;
+        let relayed = line.split(' ').nth(3).and_then(|n| n.parse().ok());
+        relayed.with_context(|| format!("unexpected shutdown line: {line}"))
+    }
+}
+
+/// What one run measured.
+struct Outcome {
+    delivered: u64,
+    expected: u64,
+    seconds: f64,
+    latencies: Histogram,
+    /// Room lines servers sent each other.
+    relayed: u64,
+}
+
+/// What every run of one `bench` shares.
+struct Bench {
+    args: BenchArgs,
+    binary: std::path::PathBuf,
+    cookie: String,
+    /// The cluster key of the bench's own servers.
+    key_file: std::path::PathBuf,
+}
+
 /// `ex_messenger bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let binary = std::env::current_exe()?;
     // Children get the cookie through the environment, not the process list: the one
-    // given, a fresh one for our own server, or (neither) the usual $OTP_COOKIE or file.
+    // given, a fresh one for our own servers, or (neither) the usual $OTP_COOKIE or file.
     let cookie = match (&args.cookie, &args.server) {
         (Some(cookie), _) => cookie.clone(),
         (None, None) => crate::random::hex(16)?,
         (None, Some(_)) => std::env::var(COOKIE_ENV).unwrap_or_default(),
     };
-    let mut server_process = None;
-    let server = match &args.server {
-        Some(server) => server.clone(),
-        None => {
-            let mut server = Command::new(&binary)
-                .args(["server", "--listen", "127.0.0.1:0"])
-                .args(["--rate-limit", &args.rate_limit.to_string()])
-                .env(COOKIE_ENV, &cookie)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()?;
-            let stdout = server.stdout.take().context("server stdout")?;
-            let mut lines = BufReader::new(stdout).lines();
-            let ready = lines.next_line().await?.context("the server exited")?;
-            // Keep reading what the server prints, as a terminal would.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            server_process = Some(server);
-            ready
-                .rsplit(' ')
-                .next()
-                .context("server address")?
-                .to_owned()
-        }
+    let key_file = std::env::temp_dir().join(format!(
+        "ex_messenger-bench-{}-{}.key",
+        std::process::id(),
+        crate::random::hex(4)?
+    ));
+    let bench = Bench {
+        binary: std::env::current_exe()?,
+        cookie,
+        key_file,
+        args,
     };
-
-    eprintln!("starting {} clients...", args.clients);
-    let started = Instant::now();
-    let mut clients = Vec::with_capacity(args.clients);
-    for wave in (0..args.clients).collect::<Vec<_>>().chunks(WAVE) {
-        let mut batch = Vec::new();
-        for &i in wave {
-            let mut child = Command::new(&binary);
-            child
-                .args(["bench-client", "--server", &server])
-                .args(["--nick", &format!("load{i:04}")])
-                .args(["--messages", &args.messages.to_string()])
-                .args(["--rate", &args.rate.to_string()])
-                .args(["--size", &args.size.to_string()])
-                .args(["--peers", &args.clients.to_string()])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .kill_on_drop(true);
-            if !cookie.is_empty() {
-                child.env(COOKIE_ENV, &cookie);
+    let mut rows = Vec::new();
+    match &bench.args.server {
+        Some(server) => rows.push((1, bench.clients(std::slice::from_ref(server)).await?)),
+        None => {
+            for &servers in &bench.args.servers {
+                rows.push((servers, bench.cluster(servers).await?));
             }
-            let mut child = child.spawn()?;
-            let stdin = child.stdin.take().context("stdin")?;
-            let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-            batch.push(LoadClient {
-                _child: child,
-                stdin,
-                lines,
-            });
         }
-        for client in &mut batch {
-            client.expect("JOINED", Duration::from_secs(60)).await?;
-        }
-        clients.extend(batch);
     }
-    eprintln!(
-        "{} clients joined in {:.1} s; sending {} messages each{}",
-        clients.len(),
-        started.elapsed().as_secs_f64(),
-        args.messages,
-        if args.rate > 0.0 {
-            format!(" at {} per second", args.rate)
-        } else {
-            " as fast as possible".into()
-        }
-    );
-    for client in &mut clients {
-        client.stdin.write_all(b"GO\n").await?;
-        client.stdin.flush().await?;
-    }
-    let mut latencies = Histogram::default();
-    let (mut delivered, mut first, mut last) = (0u64, u64::MAX, 0u64);
-    let (mut outages, mut refusals) = (0u64, 0u64);
-    let mut short = Vec::new();
-    for client in &mut clients {
-        let line = client.expect("DONE", Duration::from_secs(600)).await?;
-        let report = Report::parse(&line).with_context(|| format!("bad report: {line}"))?;
-        delivered += report.received;
-        if report.received < (args.clients as u64 - 1) * args.messages {
-            short.push(report.received);
-        }
-        first = first.min(report.first_sent);
-        outages += report.outages;
-        refusals += report.refusals;
-        last = last.max(report.last_received);
-        latencies.merge(&report.latencies);
-    }
-    let expected = (args.clients as u64 - 1) * args.clients as u64 * args.messages;
-    if !short.is_empty() {
-        short.sort_unstable();
-        eprintln!(
-            "{} clients received less than everything: from {} to {} lines",
-            short.len(),
-            short[0],
-            short[short.len() - 1]
-        );
-    }
-    if outages + refusals > 0 {
-        eprintln!("clients lost the server {outages} times and were shown {refusals} refusals");
-    }
-    let seconds = last.saturating_sub(first) as f64 / 1e9;
-    println!("| clients | messages/client | rate/client | delivered | expected | seconds | delivered/s | p50 | p99 |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} ms | {:.1} ms |",
-        args.clients,
-        args.messages,
-        if args.rate > 0.0 {
-            format!("{}/s", args.rate)
-        } else {
-            "max".into()
-        },
-        delivered,
-        expected,
-        seconds,
-        delivered as f64 / seconds.max(1e-9),
-        latencies.quantile(0.50) as f64 / 1000.0,
-        latencies.quantile(0.99) as f64 / 1000.0,
-    );
-    drop(clients);
-    drop(server_process);
+    let _ = std::fs::remove_file(&bench.key_file);
+    bench.print(&rows);
     Ok(())
+}
+
+impl Bench {
+    /// Starts `count` servers of its own (the others joining the first), runs the clients
+    /// spread over them, stops the servers.
+    async fn cluster(&self, count: u64) -> anyhow::Result<Outcome> {
+        eprintln!("starting {count} server(s)...");
+        let first = ServerProcess::start(self, None).await?;
+        let mut servers = vec![first];
+        for _ in 1..count {
+            let join = servers[0].address.clone();
+            servers.push(ServerProcess::start(self, Some(&join)).await?);
+        }
+        for server in &mut servers {
+            for _ in 1..count {
+                ServerProcess::next_matching(&mut server.lines, "Linked to server").await?;
+            }
+        }
+        let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();
+        let mut outcome = self.clients(&addresses).await?;
+        for server in servers {
+            outcome.relayed += server.stop().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Runs the clients, client `i` on server `i % servers.len()`.
+    async fn clients(&self, servers: &[String]) -> anyhow::Result<Outcome> {
+        let args = &self.args;
+        eprintln!("starting {} clients...", args.clients);
+        let started = Instant::now();
+        let mut clients = Vec::with_capacity(args.clients);
+        for wave in (0..args.clients).collect::<Vec<_>>().chunks(WAVE) {
+            let mut batch = Vec::new();
+            for &i in wave {
+                let mut child = Command::new(&self.binary);
+                child
+                    .args(["bench-client", "--server", &servers[i % servers.len()]])
+                    .args(["--nick", &format!("load{i:04}")])
+                    .args(["--messages", &args.messages.to_string()])
+                    .args(["--rate", &args.rate.to_string()])
+                    .args(["--size", &args.size.to_string()])
+                    .args(["--peers", &args.clients.to_string()])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true);
+                if !self.cookie.is_empty() {
+                    child.env(COOKIE_ENV, &self.cookie);
+                }
+                let mut child = child.spawn()?;
+                let stdin = child.stdin.take().context("stdin")?;
+                let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+                batch.push(LoadClient {
+                    _child: child,
+                    stdin,
+                    lines,
+                });
+            }
+            for client in &mut batch {
+                client.expect("JOINED", Duration::from_secs(60)).await?;
+            }
+            clients.extend(batch);
+        }
+        eprintln!(
+            "{} clients joined in {:.1} s; sending {} messages each{}",
+            clients.len(),
+            started.elapsed().as_secs_f64(),
+            args.messages,
+            if args.rate > 0.0 {
+                format!(" at {} per second", args.rate)
+            } else {
+                " as fast as possible".into()
+            }
+        );
+        for client in &mut clients {
+            client.stdin.write_all(b"GO\n").await?;
+            client.stdin.flush().await?;
+        }
+        let mut latencies = Histogram::default();
+        let (mut delivered, mut first, mut last) = (0u64, u64::MAX, 0u64);
+        let (mut outages, mut refusals) = (0u64, 0u64);
+        let mut short = Vec::new();
+        for client in &mut clients {
+            let line = client.expect("DONE", Duration::from_secs(600)).await?;
+            let report = Report::parse(&line).with_context(|| format!("bad report: {line}"))?;
+            delivered += report.received;
+            if report.received < (args.clients as u64 - 1) * args.messages {
+                short.push(report.received);
+            }
+            first = first.min(report.first_sent);
+            outages += report.outages;
+            refusals += report.refusals;
+            last = last.max(report.last_received);
+            latencies.merge(&report.latencies);
+        }
+        if !short.is_empty() {
+            short.sort_unstable();
+            eprintln!(
+                "{} clients received less than everything: from {} to {} lines",
+                short.len(),
+                short[0],
+                short[short.len() - 1]
+            );
+        }
+        if outages + refusals > 0 {
+            eprintln!("clients lost the server {outages} times and were shown {refusals} refusals");
+        }
+        Ok(Outcome {
+            delivered,
+            expected: (args.clients as u64 - 1) * args.clients as u64 * args.messages,
+            seconds: last.saturating_sub(first) as f64 / 1e9,
+            latencies,
+            relayed: 0,
+        })
+    }
+
+    /// One row per run; with several, each run's rate against the first's, and the
+    /// servers' messages to each other per line said.
+    fn print(&self, rows: &[(u64, Outcome)]) {
+        let args = &self.args;
+        let rate = match args.rate > 0.0 {
+            true => format!("{}/s", args.rate),
+            false => "max".into(),
+        };
+        let lines_said = args.clients as u64 * args.messages;
+        let base = rows.first().map_or(1.0, |(_, o)| per_second(o));
+        println!("| servers | clients | messages/client | rate/client | delivered | expected | seconds | delivered/s | vs first | p50 | p99 | server-to-server lines | per line said |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for (servers, outcome) in rows {
+            println!(
+                "| {servers} | {} | {} | {rate} | {} | {} | {:.2} | {:.0} | {:.2}x | {:.1} ms | {:.1} ms | {} | {:.2} |",
+                args.clients,
+                args.messages,
+                outcome.delivered,
+                outcome.expected,
+                outcome.seconds,
+                per_second(outcome),
+                per_second(outcome) / base,
+                outcome.latencies.quantile(0.50) as f64 / 1000.0,
+                outcome.latencies.quantile(0.99) as f64 / 1000.0,
+                outcome.relayed,
+                outcome.relayed as f64 / lines_said.max(1) as f64,
+            );
+        }
+    }
+}
+
+fn per_second(outcome: &Outcome) -> f64 {
+    outcome.delivered as f64 / outcome.seconds.max(1e-9)
 }
 
 /// `ex_messenger bench-client`: one load client (internal to `bench`).
@@ -291,13 +424,14 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
     let nick = Nick::parse(&args.nick)?;
     let cookie = Cookie::resolve(None, None)?;
     let (output, mut incoming) = mpsc::unbounded_channel();
+    let (trace, mut answers) = mpsc::unbounded_channel();
     let handler_args = HandlerArgs {
         server: args.server.clone(),
         nick: nick.clone(),
         output,
         session: Session::shared(),
         give_up_after: Duration::from_secs(10),
-        trace: None,
+        trace: Some(trace),
     };
     let tree =
         crate::client::start(None, crate::client::node_config(cookie)?, handler_args).await?;
@@ -367,6 +501,16 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
         received += 1;
     }
     let _ = sender.await;
+    // Done only once every line of ours was answered: a client that stopped as soon as it
+    // had everyone else's lines would take its own last ones, still in flight, with it.
+    let mut answered = 0;
+    while answered < args.messages {
+        match tokio::time::timeout(IDLE, answers.recv()).await {
+            Ok(Some(Trace::Acked { .. } | Trace::Refused { .. })) => answered += 1,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
     println!(
         "DONE received={received} first={first_sent} last={last_received} hist={} outages={outages} refusals={refusals}",
         latencies.encode()

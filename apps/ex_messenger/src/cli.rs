@@ -100,6 +100,11 @@ pub struct BenchArgs {
     /// The flood limit of the bench's own server, messages per second per user.
     #[arg(long, default_value_t = 1e6)]
     pub rate_limit: f64,
+    /// Run once per count given, on a cluster of that many servers of its own, with the
+    /// same clients spread over them (`--servers 1,3`: one server, then three).
+    #[arg(long, value_delimiter = ',', default_value = "1", conflicts_with = "server",
+          value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub servers: Vec<u64>,
 }
 
 /// `ex_messenger bench-client` (internal; the cookie comes from `$OTP_COOKIE`).

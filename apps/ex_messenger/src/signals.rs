@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM, the two ways people and service managers ask us to stop.
+//! SIGINT and SIGTERM, the two ways people and service managers ask us to stop; and
+//! signals the soak and the bench send their child processes.
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown() {
@@ -16,5 +17,16 @@ pub async fn shutdown() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+/// Sends `signal` (by number: SIGTERM 15, SIGSTOP 19, SIGCONT 18) to a child process, if
+/// it still runs.
+pub fn send(child: &tokio::process::Child, signal: i32) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status();
     }
 }

@@ -21,7 +21,7 @@
 //! only servers read, `~/.ex_messenger.cluster` by default): a peer counts as a server
 //! once it proves it holds the key, answering a random challenge with a MAC bound to its
 //! own node name ([`PeerCall::Prove`]); the scope and name table take members and names
-//! from proven servers only ([`Peers::Admitted`]); and every message between relays
+//! from proven servers only ([`Peers::Admitted`](otp::node::pg::Peers::Admitted)); and every message between relays
 //! carries a MAC under the key ([`Sealed`]). The same key signs session tokens, so a
 //! token is valid on every server of the cluster.
 
@@ -276,9 +276,12 @@ impl Cluster {
         if others.iter().all(|member| member.is_local()) {
             return;
         }
+        let line = matches!(relayed, Relayed::Line { .. });
         if let Some(sealed) = Sealed::seal(&self.key, &relayed) {
             let nodes = self.scope.broadcast_remote::<ClusterPeer>(SERVERS, &sealed);
-            RELAYED.fetch_add(nodes as u64, std::sync::atomic::Ordering::Relaxed);
+            if line {
+                RELAYED_LINES.fetch_add(nodes as u64, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 
@@ -297,7 +300,6 @@ impl Cluster {
         match Sealed::seal(&self.key, &relayed) {
             Some(sealed) => {
                 holder.cast(sealed);
-                RELAYED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 true
             }
             None => false,
@@ -363,9 +365,9 @@ impl Cluster {
     }
 }
 
-/// Messages this server's relays sent to other servers (lines, notices, private
-/// messages), one per server reached: what `bench --servers` counts.
-pub static RELAYED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Room lines this server sent to other servers, one per server reached (the server
+/// prints it when it stops; `bench --servers` counts it).
+pub static RELAYED_LINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The relay: this server's member of the cluster's groups, holder of its users' nicks.
 #[derive(Clone)]

@@ -151,7 +151,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if stopped {
         anyhow::bail!("the server's supervision tree gave up (too many restarts); see the log");
     }
-    crate::stdout::line("Shutting down");
+    let relayed = cluster::RELAYED_LINES.load(std::sync::atomic::Ordering::Relaxed);
+    crate::stdout::line(format_args!(
+        "Shutting down; relayed {relayed} lines to other servers"
+    ));
     let _ = tree.stop().await;
     Ok(())
 }

@@ -300,7 +300,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             }
             _ = tokio::time::sleep_until(frozen.map_or(chaos_at, |(_, until)| until)), if frozen.is_some() => {
                 if let Some((slot, _)) = frozen.take() {
-                    signal(&slots[slot].child, 18); // SIGCONT
+                    crate::signals::send(&slots[slot].child, 18); // SIGCONT
                 }
             }
             _ = tokio::time::sleep_until(chaos_at), if args.chaos => {
@@ -328,7 +328,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
                     "client killed and replaced"
                 } else if roll < 0.65 && frozen.is_none() {
                     let slot = random_below(slots.len());
-                    signal(&slots[slot].child, 19); // SIGSTOP
+                    crate::signals::send(&slots[slot].child, 19); // SIGSTOP
                     frozen = Some((slot, tokio::time::Instant::now() + LIVENESS + Duration::from_secs(3)));
                     "client frozen past the liveness timeout"
                 } else if roll < 0.82 {
@@ -343,7 +343,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         }
     }
     if let Some((slot, _)) = frozen.take() {
-        signal(&slots[slot].child, 18);
+        crate::signals::send(&slots[slot].child, 18);
     }
 
     eprintln!("soak: stopping; waiting for every client's last answers...");
@@ -421,15 +421,6 @@ fn take(slots: &mut [Slot], verdict: &mut Verdict, said: Said) {
                 verdict.highest(epoch, seq);
             }
         }
-    }
-}
-
-fn signal(child: &Child, signal: i32) {
-    if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status();
     }
 }
 
