@@ -5,7 +5,8 @@
 //! `FANOUT` counters; this process is the client of both. Payloads are 100 bytes: a
 //! `Vec<u8>` for raw ractor_cluster (its own binary encoding), a 100-character string for
 //! ours (JSON). Environment: `BENCH_REPS` (default 3), `BENCH_SCALE` (default 1.0),
-//! `BENCH_ONLY=calls` (only the call round trips, to profile them).
+//! `BENCH_ONLY=calls` (only the call round trips, to profile them), `BENCH_WORKERS`
+//! (tokio workers per process, default 2).
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -129,7 +130,7 @@ fn our_name(n: usize) -> String {
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers())
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -140,6 +141,15 @@ fn main() {
         None => runtime.spawn(measure()),
     };
     runtime.block_on(job).expect("bench task");
+}
+
+/// Every process's tokio workers: `BENCH_WORKERS`, default 2 (one saves the cross-thread
+/// wake-ups of a call's hops).
+fn workers() -> usize {
+    std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2)
 }
 
 fn free_port() -> u16 {
@@ -392,7 +402,8 @@ async fn measure() {
         ),
     ];
     println!(
-        "\nmedian of {reps} interleaved runs; two processes on 127.0.0.1; 2 tokio workers each\n"
+        "\nmedian of {reps} interleaved runs; two processes on 127.0.0.1; {} tokio workers each\n",
+        workers()
     );
     println!("| metric | raw ractor_cluster | otp | cost ratio (otp / raw) | target |");
     println!("|---|---:|---:|---:|---|");

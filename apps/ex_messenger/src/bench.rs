@@ -206,13 +206,19 @@ impl ServerProcess {
         }
     }
 
-    /// Stops it in order (SIGTERM) and returns the room lines it sent other servers.
-    async fn stop(mut self) -> anyhow::Result<u64> {
+    /// Stops it in order (SIGTERM) and returns the room lines it sent other servers and
+    /// the CPU seconds it used.
+    async fn stop(mut self) -> anyhow::Result<(u64, f64)> {
         crate::signals::send(&self.child, 15); // SIGTERM
         let line = Self::next_matching(&mut self.lines, "Shutting down").await?;
         let _ = self.child.wait().await;
-        let relayed = line.split(' ').nth(3).and_then(|n| n.parse().ok());
-        relayed.with_context(|| format!("unexpected shutdown line: {line}"))
+        // "Shutting down; relayed N lines to other servers; used S s of CPU"
+        let words: Vec<&str> = line.split(' ').collect();
+        let relayed = words.get(3).and_then(|n| n.parse().ok());
+        let cpu = words.get(9).and_then(|s| s.parse().ok());
+        relayed
+            .zip(cpu)
+            .with_context(|| format!("unexpected shutdown line: {line}"))
     }
 }
 
@@ -224,6 +230,8 @@ struct Outcome {
     latencies: Histogram,
     /// Room lines servers sent each other.
     relayed: u64,
+    /// CPU seconds the servers used, all of them (none for `--server`).
+    cpu: f64,
 }
 
 /// What every run of one `bench` shares.
@@ -288,7 +296,9 @@ impl Bench {
         let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();
         let mut outcome = self.clients(&addresses).await?;
         for server in servers {
-            outcome.relayed += server.stop().await?;
+            let (relayed, cpu) = server.stop().await?;
+            outcome.relayed += relayed;
+            outcome.cpu += cpu;
         }
         Ok(outcome)
     }
@@ -381,6 +391,7 @@ impl Bench {
             seconds: last.saturating_sub(first) as f64 / 1e9,
             latencies,
             relayed: 0,
+            cpu: 0.0,
         })
     }
 
@@ -394,11 +405,11 @@ impl Bench {
         };
         let lines_said = args.clients as u64 * args.messages;
         let base = rows.first().map_or(1.0, |(_, o)| per_second(o));
-        println!("| servers | clients | messages/client | rate/client | delivered | expected | seconds | delivered/s | vs first | p50 | p99 | server-to-server lines | per line said |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| servers | clients | messages/client | rate/client | delivered | expected | seconds | delivered/s | vs first | p50 | p99 | server-to-server lines | per line said | servers' CPU | µs CPU per delivery |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (servers, outcome) in rows {
             println!(
-                "| {servers} | {} | {} | {rate} | {} | {} | {:.2} | {:.0} | {:.2}x | {:.1} ms | {:.1} ms | {} | {:.2} |",
+                "| {servers} | {} | {} | {rate} | {} | {} | {:.2} | {:.0} | {:.2}x | {:.1} ms | {:.1} ms | {} | {:.2} | {:.2} s | {:.2} |",
                 args.clients,
                 args.messages,
                 outcome.delivered,
@@ -410,6 +421,8 @@ impl Bench {
                 outcome.latencies.quantile(0.99) as f64 / 1000.0,
                 outcome.relayed,
                 outcome.relayed as f64 / lines_said.max(1) as f64,
+                outcome.cpu,
+                outcome.cpu * 1e6 / outcome.delivered.max(1) as f64,
             );
         }
     }

@@ -153,8 +153,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let relayed = cluster::RELAYED_LINES.load(std::sync::atomic::Ordering::Relaxed);
     crate::stdout::line(format_args!(
-        "Shutting down; relayed {relayed} lines to other servers"
+        "Shutting down; relayed {relayed} lines to other servers; used {:.2} s of CPU",
+        cpu_seconds()
     ));
     let _ = tree.stop().await;
     Ok(())
+}
+
+/// CPU time this process used so far, user and system, all threads (Linux; 0 elsewhere):
+/// what `bench --servers` divides among deliveries and relayed lines.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): utime and stime are the
+    // 12th and 13th, in clock ticks of 1/100 s (Linux's USER_HZ).
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let mut fields = after_name.split_whitespace().skip(11);
+    let mut ticks = || {
+        fields
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks() + ticks()) as f64 / 100.0
 }
