@@ -9,7 +9,7 @@
 //! | [`gen_server`] | `gen_server`: init (ignore, start timeout), call (reply, deferred reply, stop), cast, info, continue, idle timeout, terminate, names, monitors, timers, requests in flight |
 //! | [`sys`] | `sys`: get_state, replace_state, get_status (through `format_status`), suspend, resume, statistics, trace |
 //! | [`supervisor`] | `supervisor` and Elixir's `DynamicSupervisor`: strategies, restart intensity, ordered shutdown |
-//! | `node` | distribution (feature `distribution`): nodes, cookies, remote calls and casts, node up/down (`net_kernel`) |
+//! | `node` | distribution (feature `distribution`): nodes, cookies, remote calls and casts, node up/down (`net_kernel`); process groups across nodes (`pg`, with scopes, broadcast once per node); names unique across nodes (`global`) |
 //! | [`spec`] | supervision trees as data: JSON files under `supervisor-specs/`, validated before anything starts |
 //! | [`exit`] | exit reasons (`normal`, `shutdown`, `{shutdown, T}`, `killed`, errors) |
 //!

@@ -57,10 +57,11 @@ async fn a_line_said_on_one_server_reaches_the_room_on_every_server() {
     carol.send("hello from c").await;
     alice.expect("carol: hello from c").await;
     bob.expect("carol: hello from c").await;
-    // A room of its own spans servers too.
+    // A room of its own spans servers too; who enters sees everyone in it.
     bob.send("/join dev").await;
     bob.expect("**Joined the chatroom dev**").await;
     carol.send("/join dev").await;
+    carol.expect("**Users in room: bob, carol**").await;
     bob.expect("**carol has joined**").await;
     carol.send("in dev").await;
     bob.expect("carol: in dev").await;

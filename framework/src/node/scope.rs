@@ -502,7 +502,7 @@ pub(crate) struct ScopeState {
     /// Pulls waiting for a change.
     held: Vec<(Puller, RpcReplyPort<Vec<u8>>)>,
     /// Local processes holding any key, with how many keys: monitored while above zero.
-    holders: HashMap<ActorId, (usize, ActorCell)>,
+    holders: HashMap<ActorId, (usize, Arc<dyn Sink>)>,
     watchers: Vec<(Option<String>, Watcher)>,
     /// With [`Peers::Admitted`]: the nodes whose entries are taken in.
     admitted: std::collections::HashSet<String>,
@@ -564,7 +564,7 @@ impl Actor for ScopeProcess {
             }
             ScopeMsg::Broadcast { key, payload } => self.fan_out(&key, &payload),
             ScopeMsg::Send { pid, payload } => {
-                if let Some(sink) = self.local_sink(pid) {
+                if let Some(sink) = Self::local_sink(state, pid) {
                     match sink.decode_cast(&payload) {
                         Ok(message) => sink.cast_decoded(message.as_ref()),
                         Err(error) => {
@@ -577,7 +577,7 @@ impl Actor for ScopeProcess {
                 pid,
                 payload,
                 reply,
-            } => match self.local_sink(pid) {
+            } => match Self::local_sink(state, pid) {
                 Some(sink) => sink.call(&payload, reply),
                 None => remote::deliver_call::<Nobody>(None, &payload, reply, &self.name),
             },
@@ -646,13 +646,10 @@ impl ScopeProcess {
         self.table.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn local_sink(&self, pid: u64) -> Option<Arc<dyn Sink>> {
-        self.read()
-            .local
-            .values()
-            .flatten()
-            .find(|held| held.sink.id().pid() == pid)
-            .map(|held| held.sink.clone())
+    /// The local holder numbered `pid`, for a call or cast that names it.
+    fn local_sink(state: &ScopeState, pid: u64) -> Option<Arc<dyn Sink>> {
+        let holder = state.holders.get(&ActorId::Local(pid));
+        holder.map(|(_, sink)| Arc::clone(sink))
     }
 
     /// Hands a broadcast that came over the wire to the local members of `key`, decoded
@@ -689,7 +686,7 @@ impl ScopeProcess {
                 let id = sink.id();
                 let (holds, _) = state.holders.entry(id).or_insert_with(|| {
                     myself.monitor(sink.cell());
-                    (0, sink.cell())
+                    (0, Arc::clone(&sink))
                 });
                 *holds += 1;
                 let since_ms = now_ms();
@@ -813,8 +810,8 @@ impl ScopeProcess {
         if let Some((holds, _)) = state.holders.get_mut(&id) {
             *holds -= 1;
             if *holds == 0 {
-                if let Some((_, cell)) = state.holders.remove(&id) {
-                    myself.unmonitor(cell);
+                if let Some((_, sink)) = state.holders.remove(&id) {
+                    myself.unmonitor(sink.cell());
                 }
             }
         }

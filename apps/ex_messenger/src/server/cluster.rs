@@ -12,8 +12,9 @@
 //!   sends to every node and fans out locally). Sending to the servers that have members
 //!   in the room only would lose the lines said in the moment before a server's first
 //!   member there is known to the others;
-//! - `/pm` reaches the relay holding the receiver's nick; `/users` and `/rooms` ask the
-//!   other servers' relays.
+//! - `/pm` reaches the relay holding the receiver's nick; `/users`, `/rooms` and a room's
+//!   user list read the roster (`roster.rs`): each server tells the others where its
+//!   users sit.
 //!
 //! # Who is a server
 //! Clients hold the cookie too, so a client node could join the scope and name table, or
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::membership::Membership;
 use super::message_server::ServerInfo;
 use super::room::{registered_name, Relay, RoomCast, RoomServer};
+use super::roster::Roster;
 use crate::names::{Nick, Room};
 use crate::protocol::{ChatServer, Seq, MESSAGE_SERVER};
 
@@ -48,8 +50,8 @@ pub const SCOPE: &str = "ex_messenger";
 /// The name table of the chat's nicks.
 pub const NICKS: &str = "ex_messenger.nicks";
 /// The group every server's relay is in.
-const SERVERS: &str = "servers";
-/// How long a question to another server (a proof, `/users`) may take.
+pub const SERVERS: &str = "servers";
+/// How long a proof may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often lost servers are dialed again.
 const REDIAL_EVERY: Duration = Duration::from_secs(1);
@@ -116,10 +118,6 @@ impl Protocol for ClusterPeer {
 pub enum PeerCall {
     /// Prove you hold the cluster key: a MAC over `nonce` and your node name.
     Prove { nonce: u64 },
-    /// Your users in `room`.
-    Users { room: Room },
-    /// Your rooms, with how many of your users are in each.
-    Rooms,
 }
 
 /// Answers between relays.
@@ -131,8 +129,6 @@ pub enum PeerReply {
         address: String,
         servers: Vec<String>,
     },
-    Users(Vec<Nick>),
-    Rooms(Vec<(Room, usize)>),
 }
 
 /// A message between relays, with a MAC under the cluster key over its body.
@@ -166,6 +162,17 @@ enum Relayed {
     /// The servers the sender knows (told when one joins, so that every server links to
     /// every other).
     Servers(Vec<String>),
+    /// `nick`, a user of `server`, is in `room` now (`None`: in none).
+    Seat {
+        server: String,
+        nick: Nick,
+        room: Option<Room>,
+    },
+    /// Every user of `server` and their room: sent to a server when it links.
+    Roster {
+        server: String,
+        seats: Vec<(Nick, Room)>,
+    },
 }
 
 impl Sealed {
@@ -187,6 +194,8 @@ impl Sealed {
 #[derive(Clone)]
 pub struct Cluster {
     key: ClusterKey,
+    /// The other servers' users, as this server knows them.
+    roster: Roster,
     /// This server's node name.
     here: String,
     scope: Scope,
@@ -197,7 +206,7 @@ pub struct Cluster {
 impl Cluster {
     /// The running cluster's parts (started by the server's tree before the message
     /// server).
-    pub async fn local(key: ClusterKey) -> Result<Self, BoxError> {
+    pub async fn local(key: ClusterKey, roster: Roster) -> Result<Self, BoxError> {
         let scope = Scope::whereis(SCOPE)
             .await
             .ok_or("the cluster scope is not running (see the server's spec file)")?;
@@ -208,6 +217,7 @@ impl Cluster {
             .ok_or("the cluster relay is not running (see the server's spec file)")?;
         Ok(Self {
             key,
+            roster,
             here: Node::local().await?.name().to_owned(),
             scope,
             nicks,
@@ -272,16 +282,9 @@ impl Cluster {
             Relay::Notice { room, text } => (room.clone(), Relayed::Notice { room, text }),
         };
         let _ = room;
-        let others = self.scope.members::<ClusterPeer>(SERVERS);
-        if others.iter().all(|member| member.is_local()) {
-            return;
-        }
-        let line = matches!(relayed, Relayed::Line { .. });
-        if let Some(sealed) = Sealed::seal(&self.key, &relayed) {
-            let nodes = self.scope.broadcast_remote::<ClusterPeer>(SERVERS, &sealed);
-            if line {
-                RELAYED_LINES.fetch_add(nodes as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+        let nodes = self.tell_others(&relayed);
+        if matches!(relayed, Relayed::Line { .. }) {
+            RELAYED_LINES.fetch_add(nodes as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -306,62 +309,37 @@ impl Cluster {
         }
     }
 
-    /// The users in `room` on the other servers, asked now (a server that does not
-    /// answer in time is left out); `None` if this server is alone.
-    pub fn users_elsewhere(
-        &self,
-        room: &Room,
-    ) -> Option<impl std::future::Future<Output = Vec<Nick>> + use<>> {
-        let others: Vec<_> = self
-            .scope
-            .members::<ClusterPeer>(SERVERS)
-            .into_iter()
-            .filter(|m| !m.is_local())
-            .collect();
-        if others.is_empty() {
-            return None;
-        }
-        let room = room.clone();
-        Some(async move {
-            let asks = others.iter().map(|member| {
-                member.call_timeout(PeerCall::Users { room: room.clone() }, ASK_TIMEOUT)
-            });
-            let mut nicks = Vec::new();
-            for reply in futures::future::join_all(asks).await {
-                if let Ok(PeerReply::Users(theirs)) = reply {
-                    nicks.extend(theirs);
-                }
-            }
-            nicks
-        })
+    /// The users in `room` on the other servers, as this server knows them.
+    pub fn users_elsewhere(&self, room: &Room) -> Vec<Nick> {
+        self.roster.nicks(room)
     }
 
-    /// The rooms on the other servers, with their users there, asked now; `None` if
-    /// this server is alone.
-    pub fn rooms_elsewhere(
-        &self,
-    ) -> Option<impl std::future::Future<Output = Vec<(Room, usize)>> + use<>> {
-        let others: Vec<_> = self
-            .scope
-            .members::<ClusterPeer>(SERVERS)
-            .into_iter()
-            .filter(|m| !m.is_local())
-            .collect();
-        if others.is_empty() {
-            return None;
+    /// The rooms on the other servers, with how many of their users are in each.
+    pub fn rooms_elsewhere(&self) -> Vec<(Room, usize)> {
+        self.roster.rooms()
+    }
+
+    /// `nick`, a user here, is in `room` now (`None`: in none): the other servers' rosters
+    /// follow.
+    pub fn seated(&self, nick: &Nick, room: Option<&Room>) {
+        let seat = Relayed::Seat {
+            server: self.here.clone(),
+            nick: nick.clone(),
+            room: room.cloned(),
+        };
+        self.tell_others(&seat);
+    }
+
+    /// Sends `relayed` to every other server's relay, once per link; returns to how many.
+    fn tell_others(&self, relayed: &Relayed) -> usize {
+        let others = self.scope.members::<ClusterPeer>(SERVERS);
+        if others.iter().all(|member| member.is_local()) {
+            return 0;
         }
-        Some(async move {
-            let asks = others
-                .iter()
-                .map(|member| member.call_timeout(PeerCall::Rooms, ASK_TIMEOUT));
-            let mut rooms = Vec::new();
-            for reply in futures::future::join_all(asks).await {
-                if let Ok(PeerReply::Rooms(theirs)) = reply {
-                    rooms.extend(theirs);
-                }
-            }
-            rooms
-        })
+        match Sealed::seal(&self.key, relayed) {
+            Some(sealed) => self.scope.broadcast_remote::<ClusterPeer>(SERVERS, &sealed),
+            None => 0,
+        }
     }
 }
 
@@ -379,7 +357,10 @@ pub struct RelayArgs {
     pub key: ClusterKey,
     /// Servers to dial at start (`--join`), and again whenever not linked.
     pub join: Vec<String>,
+    /// This server's users' seats, sent to a server that links.
     pub membership: Membership,
+    /// The other servers' users' seats, kept here.
+    pub roster: Roster,
 }
 
 /// The relay's own messages.
@@ -421,6 +402,19 @@ impl RelayState {
         let mut all = vec![self.address.clone()];
         all.extend(self.proven.values().cloned());
         all
+    }
+
+    /// Sends `node`'s relay every user of this server and their room (it linked just now).
+    fn send_roster(&self, node: &str) {
+        let seats = Relayed::Roster {
+            server: self.node.name().to_owned(),
+            seats: self.args.membership.seats(),
+        };
+        let relay = self.scope.members::<ClusterPeer>(SERVERS);
+        let relay = relay.into_iter().find(|member| member.id().node == node);
+        if let (Some(relay), Some(sealed)) = (relay, Sealed::seal(&self.args.key, &seats)) {
+            relay.cast(sealed);
+        }
     }
 
     /// Tells the message server which servers its users may move to.
@@ -467,9 +461,11 @@ impl GenServer for ClusterRelay {
         let nicks = Global::whereis(NICKS)
             .await
             .ok_or("the nick table is not running (see the server's spec file)")?;
+        // What was known of the others before a restart may be stale: they tell again.
+        args.roster.clear();
         node.export::<ClusterPeer>(CLUSTER).await?;
         scope.join(SERVERS, me.server()).await?;
-        scope.monitor(me, SERVERS, RelayInfo::Group).await?;
+        let linked = scope.monitor(me, SERVERS, RelayInfo::Group).await?;
         node.monitor_nodes(me, RelayInfo::Node).await?;
         me.send_interval(REDIAL_EVERY, || RelayInfo::Redial);
         let mut state = RelayState {
@@ -482,6 +478,11 @@ impl GenServer for ClusterRelay {
             proven: BTreeMap::new(),
             dialing: BTreeSet::new(),
         };
+        // Restarted while linked: the others forgot this server's users when its old
+        // relay left the group; they hear them again.
+        for member in linked.iter().filter(|m| m.node != state.node.name()) {
+            state.send_roster(&member.node);
+        }
         state.redial(me);
         Ok(state)
     }
@@ -502,8 +503,6 @@ impl GenServer for ClusterRelay {
                 address: state.address.clone(),
                 servers: state.servers(),
             },
-            PeerCall::Users { room } => PeerReply::Users(state.args.membership.nicks(&room)),
-            PeerCall::Rooms => PeerReply::Rooms(state.args.membership.rooms()),
         };
         Ok(CallResponse::Reply(reply))
     }
@@ -544,6 +543,8 @@ impl GenServer for ClusterRelay {
                 state.known.extend(servers);
                 state.redial(me);
             }
+            Relayed::Seat { server, nick, room } => state.args.roster.seat(&server, nick, room),
+            Relayed::Roster { server, seats } => state.args.roster.replace(&server, seats),
             Relayed::Private {
                 to,
                 from,
@@ -578,6 +579,7 @@ impl GenServer for ClusterRelay {
             RelayInfo::Node(NodeEvent::Up(peer)) => prove(me, &state.node, peer, &state.args.key),
             RelayInfo::Node(NodeEvent::Down(peer)) => {
                 if state.proven.remove(&peer).is_some() {
+                    state.args.roster.forget(&peer);
                     let _ = state.scope.admit(&peer, false).await;
                     let _ = state.nicks.admit(&peer, false).await;
                     state.announce();
@@ -614,8 +616,12 @@ impl GenServer for ClusterRelay {
                         true => {
                             let at = state.proven.get(node).map_or("?", String::as_str);
                             crate::stdout::line(format_args!("Linked to server {node} at {at}"));
+                            state.send_roster(node);
                         }
-                        false => crate::stdout::line(format_args!("Lost server {node}")),
+                        false => {
+                            state.args.roster.forget(node);
+                            crate::stdout::line(format_args!("Lost server {node}"));
+                        }
                     }
                 }
             }

@@ -83,6 +83,14 @@ impl Membership {
             .collect()
     }
 
+    /// Every seated nick with their room.
+    pub fn seats(&self) -> Vec<(Nick, Room)> {
+        let seats = self.read();
+        let all = seats.room_of.iter();
+        all.map(|(nick, room)| (nick.clone(), room.clone()))
+            .collect()
+    }
+
     /// The seated nicks whose client runs on `node`.
     pub fn on_node(&self, node: &str) -> Vec<Nick> {
         self.seated(|handler| handler.node() == node)

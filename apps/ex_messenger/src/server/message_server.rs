@@ -26,6 +26,7 @@ use super::keys::SessionKeys;
 use super::membership::Membership;
 use super::policy;
 use super::room::{RoomArgs, RoomCast, RoomEvent, RoomServer};
+use super::roster::Roster;
 use super::sessions::{Claim, Order, Pending, Sessions, Turn, User};
 use crate::names::{Nick, Room};
 use crate::protocol::{ChatClient, ChatServer, Refusal, MESSAGE_HANDLER, MESSAGE_SERVER};
@@ -58,6 +59,8 @@ pub struct MessageServerArgs {
     pub cluster_key: ClusterKey,
     /// Who is in which room; outlives restarts of this server and of the rooms.
     pub membership: Membership,
+    /// Who is in which room on the cluster's other servers (kept by the relay).
+    pub roster: Roster,
     /// Per-user flood limit: sustained messages per second.
     pub rate: f64,
     /// Per-user flood limit: burst.
@@ -125,7 +128,7 @@ impl GenServer for MessageServer {
         node.monitor_nodes(me, ServerInfo::Node).await?;
         let supervisor = DynamicSupervisorRef::whereis(ROOMS)
             .ok_or("the rooms supervisor is not running (see the server's spec file)")?;
-        let cluster = Cluster::local(args.cluster_key.clone()).await?;
+        let cluster = Cluster::local(args.cluster_key.clone(), args.roster.clone()).await?;
         let template = room_template(&args, &cluster);
         me.send_interval(CLAIM_AGAIN, || ServerInfo::ClaimAgain);
         let mut state = State {
@@ -285,6 +288,7 @@ impl GenServer for MessageServer {
 fn room_template(args: &MessageServerArgs, cluster: &Cluster) -> RoomArgs {
     let membership = args.membership.clone();
     let cluster = cluster.clone();
+    let roster = args.roster.clone();
     RoomArgs {
         room: Room::lobby(),
         max_backlog: args.max_backlog,
@@ -295,6 +299,7 @@ fn room_template(args: &MessageServerArgs, cluster: &Cluster) -> RoomArgs {
         }),
         members: std::sync::Arc::new(move |room| membership.members(room)),
         relay: std::sync::Arc::new(move |relay| cluster.relay(relay)),
+        elsewhere: std::sync::Arc::new(move |room| roster.nicks(room)),
     }
 }
 
@@ -776,49 +781,26 @@ impl State {
             .membership
             .room_of(nick)
             .ok_or(Refusal::NotInChatroom)?;
-        let here = self.membership.nicks(&room);
-        let show = |mut nicks: Vec<Nick>| {
-            nicks.sort();
-            nicks.dedup();
-            let nicks: Vec<String> = nicks.iter().map(Nick::to_string).collect();
-            ToClient::Notice(format!("**Users in room: {}**", nicks.join(", ")))
-        };
-        match self.cluster.users_elsewhere(&room) {
-            None => handler.cast(show(here)),
-            // Asked off this server's loop: a slow server must not hold up the others.
-            Some(elsewhere) => {
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let mut nicks = elsewhere.await;
-                    nicks.extend(here);
-                    handler.cast(show(nicks));
-                });
-            }
-        }
+        let mut nicks = self.membership.nicks(&room);
+        nicks.extend(self.cluster.users_elsewhere(&room));
+        nicks.sort();
+        nicks.dedup();
+        let nicks: Vec<String> = nicks.iter().map(Nick::to_string).collect();
+        handler.cast(ToClient::Notice(format!(
+            "**Users in room: {}**",
+            nicks.join(", ")
+        )));
         Ok(())
     }
 
     fn list_rooms(&self, handler: &RemoteRef<ChatClient>) {
-        let here = self.membership.rooms();
-        let show = |rooms: Vec<(Room, usize)>| {
-            let mut counts = BTreeMap::from([(Room::lobby(), 0)]);
-            for (room, users) in rooms {
-                *counts.entry(room).or_default() += users;
-            }
-            let rooms: Vec<String> = counts.iter().map(|(r, n)| format!("{r} ({n})")).collect();
-            ToClient::Notice(format!("**Rooms: {}**", rooms.join(", ")))
-        };
-        match self.cluster.rooms_elsewhere() {
-            None => handler.cast(show(here)),
-            Some(elsewhere) => {
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let mut rooms = elsewhere.await;
-                    rooms.extend(here);
-                    handler.cast(show(rooms));
-                });
-            }
+        let mut counts = BTreeMap::from([(Room::lobby(), 0)]);
+        let everywhere = self.membership.rooms().into_iter();
+        for (room, users) in everywhere.chain(self.cluster.rooms_elsewhere()) {
+            *counts.entry(room).or_default() += users;
         }
+        let rooms: Vec<String> = counts.iter().map(|(r, n)| format!("{r} ({n})")).collect();
+        handler.cast(ToClient::Notice(format!("**Rooms: {}**", rooms.join(", "))));
     }
 
     /// A client node went: its users and pending joins with it (and seats of users this
@@ -850,6 +832,7 @@ impl State {
         then: Option<String>,
     ) {
         self.membership.seat(nick, room, handler.clone());
+        self.cluster.seated(nick, Some(room));
         server.cast(RoomCast::Enter {
             nick: nick.clone(),
             handler,
@@ -864,6 +847,7 @@ impl State {
         let Some(room) = self.membership.unseat(nick) else {
             return;
         };
+        self.cluster.seated(nick, None);
         if let Some(server) = self.rooms.running(&room) {
             server.cast(RoomCast::Exit {
                 nick: nick.clone(),

@@ -17,6 +17,7 @@
 //! | `cluster.rs` | one chat across servers: the relay, nicks and rooms that span servers |
 //! | `sessions.rs` | who has joined, tokens, joins in progress, the order of each user's requests |
 //! | `membership.rs` | who is in which room: one record, kept by the message server, read by rooms |
+//! | `roster.rs` | who is in which room on the cluster's other servers, kept by the relay |
 //! | `directory.rs` | the rooms' processes, started through the `rooms` supervisor |
 //! | `policy.rs` | what is accepted: flood limit, size, cleaning |
 //! | `room.rs` | one GenServer per room: numbering, fan-out, slow readers |
@@ -32,6 +33,7 @@ mod membership;
 pub mod message_server;
 mod policy;
 pub mod room;
+mod roster;
 mod sessions;
 
 use otp::node::global::Global;
@@ -61,6 +63,7 @@ pub fn registry(config: NodeConfig, args: MessageServerArgs, join: Vec<String>) 
         key: args.cluster_key.clone(),
         join,
         membership: args.membership.clone(),
+        roster: args.roster.clone(),
     };
     let mut registry = crate::trees::registry(
         config,
@@ -123,6 +126,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         keys: SessionKeys::from_secret(secret.as_bytes()),
         cluster_key: cluster::ClusterKey::from_secret(secret.as_bytes()),
         membership: Membership::default(),
+        roster: Default::default(),
         rate: args.rate_limit,
         burst: args.rate_limit * 2.0,
         max_backlog: args.max_backlog,

@@ -54,7 +54,12 @@ pub struct RoomArgs {
     /// Where the room hands what its own members said and did, for the same room on the
     /// cluster's other servers (which place it among their lines).
     pub relay: Relayer,
+    /// The room's users on the cluster's other servers, for the user list of who enters.
+    pub elsewhere: Elsewhere,
 }
+
+/// A room's users on other servers.
+pub type Elsewhere = std::sync::Arc<dyn Fn(&Room) -> Vec<Nick> + Send + Sync>;
 
 /// What a room hands on to the same room on other servers.
 #[derive(Debug, Clone)]
@@ -389,9 +394,13 @@ impl RoomState {
                         .is_none(),
                 };
                 if greet {
+                    let mut users = self.nicks();
+                    users.extend((self.args.elsewhere)(&self.args.room));
+                    users.sort();
+                    users.dedup();
                     handler.cast(ToClient::Joined {
                         room: self.args.room.clone(),
-                        users: self.nicks(),
+                        users,
                         at: self.here(),
                     });
                     if new {
