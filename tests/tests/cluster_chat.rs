@@ -177,3 +177,38 @@ async fn a_frozen_server_is_cut_off_and_on_heal_the_older_nick_keeps_its_name() 
     alice.expect("frank: back again").await;
     bob.expect("frank: back again").await;
 }
+
+#[tokio::test]
+async fn a_server_that_joins_later_learns_who_is_where() {
+    let key = key_file("later");
+    let mut servers = cluster(&key, &[]).await;
+    let mut alice = Chat::joined(&servers[0].1, "alice", COOKIE).await;
+    let mut bob = Chat::joined(&servers[1].1, "bob", COOKIE).await;
+    bob.send("/join dev").await;
+    bob.expect("**Joined the chatroom dev**").await;
+
+    let args = [
+        "--cluster-key-file",
+        key.to_str().unwrap(),
+        "--join",
+        &servers[2].1,
+    ];
+    let (mut late, late_address) = Chat::server(COOKIE, &args).await;
+    linked(&mut late, 3).await;
+    for (server, _) in &mut servers {
+        linked(server, 3).await;
+    }
+    let mut dave = Chat::client(&late_address, "alice", COOKIE);
+    dave.expect("Could not join chatroom, reason: nick_in_use")
+        .await;
+    let mut dave = Chat::joined(&late_address, "dave", COOKIE).await;
+    dave.send("/rooms").await;
+    dave.expect("**Rooms: dev (1), lobby (2)**").await;
+    dave.send("/join dev").await;
+    dave.expect("**Users in room: bob, dave**").await;
+    bob.expect("**dave has joined**").await;
+    dave.send("hello from the new server").await;
+    bob.expect("dave: hello from the new server").await;
+    alice.send("/pm dave welcome").await;
+    dave.expect("alice (private): welcome").await;
+}
