@@ -267,7 +267,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match &bench.args.server {
         Some(server) => rows.push((1, bench.clients(std::slice::from_ref(server)).await?)),
         None => {
-            for &servers in &bench.args.servers {
+            let baseline = (!bench.args.servers.contains(&1)).then_some(1);
+            for servers in baseline
+                .into_iter()
+                .chain(bench.args.servers.iter().copied())
+            {
                 rows.push((servers, bench.cluster(servers).await?));
             }
         }

@@ -101,7 +101,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1e6)]
     pub rate_limit: f64,
     /// Run once per count given, on a cluster of that many servers of its own, with the
-    /// same clients spread over them (`--servers 1,3`: one server, then three).
+    /// same clients spread over them; a run on one server comes first, as the baseline
+    /// (`--servers 3`: one server, then three).
     #[arg(long, value_delimiter = ',', default_value = "1", conflicts_with = "server",
           value_parser = clap::value_parser!(u64).range(1..=16))]
     pub servers: Vec<u64>,
@@ -270,6 +271,37 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn a_cluster_is_joined_by_one_or_more_servers_and_benched_by_counts() {
+        let cli = Cli::try_parse_from([
+            "ex_messenger",
+            "server",
+            "--join",
+            "127.0.0.1:4370,127.0.0.1:4371",
+            "--join",
+            "127.0.0.1:4372",
+        ])
+        .unwrap();
+        let Mode::Server(server) = cli.mode else {
+            panic!("server expected")
+        };
+        assert_eq!(
+            server.join,
+            ["127.0.0.1:4370", "127.0.0.1:4371", "127.0.0.1:4372"]
+        );
+        let bench = |args: &[&str]| {
+            let all = [&["ex_messenger", "bench"], args].concat();
+            Cli::try_parse_from(all).map(|cli| match cli.mode {
+                Mode::Bench(bench) => bench.servers,
+                _ => panic!("bench expected"),
+            })
+        };
+        assert_eq!(bench(&[]).unwrap(), [1]);
+        assert_eq!(bench(&["--servers", "1,3"]).unwrap(), [1, 3]);
+        assert!(bench(&["--servers", "0"]).is_err());
+        assert!(bench(&["--servers", "3", "--server", "h:1"]).is_err());
     }
 
     #[test]
