@@ -160,9 +160,9 @@ async fn a_frozen_server_is_cut_off_and_on_heal_the_older_nick_keeps_its_name() 
     let mut usurper = Chat::joined(&servers[0].1, "frank", COOKIE).await;
     bob.expect("**frank has joined**").await;
 
-    servers[2].0.signal(18); // SIGCONT
-                             // One cluster again: each server linked to the one it had lost (the thawed one to
-                             // both), counting the links made at the start.
+    // Thawed (SIGCONT): one cluster again, each server linked to the one it had lost (the
+    // thawed one to both), counting the links made at the start.
+    servers[2].0.signal(18);
     for ((server, _), links) in servers.iter_mut().zip([3, 3, 4]) {
         linked(server, links).await;
     }

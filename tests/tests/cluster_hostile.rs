@@ -46,7 +46,7 @@ async fn a_node_without_the_cluster_key_cannot_take_a_nick_or_speak_for_a_server
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("cluster.key");
     let key = key.to_str().unwrap();
-    let (_server, address) = Chat::server(COOKIE, &["--cluster-key-file", key]).await;
+    let (mut server, address) = Chat::server(COOKIE, &["--cluster-key-file", key]).await;
     let mut bob = Chat::joined(&address, "bob", COOKIE).await;
 
     // The impostor runs the chat's scope and nick table (taking from every peer), puts a
@@ -66,6 +66,9 @@ async fn a_node_without_the_cluster_key_cannot_take_a_nick_or_speak_for_a_server
     node.connect(address.as_str()).await.unwrap();
 
     // The server asked it for a proof and got none: a real mallory gets the nick.
+    server
+        .expect("Refused server-1@127.0.0.1 as a server: its proof does not hold the cluster key")
+        .await;
     let mut mallory = Chat::joined(&address, "mallory", COOKIE).await;
     bob.expect("**mallory has joined**").await;
 

@@ -172,7 +172,7 @@ impl Global {
         let add = |reply| Local::Add {
             key: name.to_owned(),
             sink,
-            loser,
+            loser: Some(loser),
             reply,
         };
         match self.handle.ask(add).await {

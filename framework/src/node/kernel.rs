@@ -175,6 +175,11 @@ pub(crate) struct State {
     /// When the liveness check last ran: a check that comes far too late means this node
     /// itself was stopped (SIGSTOP, a stalled machine), and its peers' silence is its own.
     last_tick: Instant,
+    /// The last stall was forgiven: the next late check is not, until one comes on time.
+    graced: bool,
+    /// The global name table's process: the node is not whole without it, so its exit is
+    /// the node's (the node's supervisor starts both again; handles to the old table go).
+    global: ActorId,
     /// Exported server names and their endpoints.
     exports: HashMap<String, Exported>,
 }
@@ -279,13 +284,14 @@ impl GenServer for NodeProcess {
             peers: super::scope::Peers::All,
         };
         let names = (super::global::GLOBAL.to_owned(), options);
-        crate::gen_server::spawn(
+        let global = crate::gen_server::spawn(
             super::scope::ScopeServer,
             names,
             Some(global),
             Some(under_me),
         )
-        .await?;
+        .await?
+        .id();
         super::remote::export::<Heartbeat>(HEARTBEAT, false, me.cell()).await?;
         me.send_interval(heartbeat_interval(&config), || Event::Tick);
         let admission = Admission::new(Limits {
@@ -321,6 +327,8 @@ impl GenServer for NodeProcess {
             watchers: Vec::new(),
             exports: HashMap::new(),
             last_tick: Instant::now(),
+            graced: false,
+            global,
         })
     }
 
@@ -456,6 +464,12 @@ impl GenServer for NodeProcess {
                     exit.reason
                 ))));
             }
+            Info::Exit(exit) if exit.id == state.global => {
+                return Ok(Flow::Stop(ExitReason::error(format!(
+                    "the global name table exited: {}",
+                    exit.reason
+                ))));
+            }
             Info::Exit(exit) => {
                 state.exports.retain(|name, exported| {
                     let gone = exported.endpoint.get_id() == exit.id;
@@ -519,13 +533,18 @@ impl State {
             Event::Tick => {
                 self.admission.flush_log();
                 let late = std::mem::replace(&mut self.last_tick, Instant::now()).elapsed();
-                if late > self.config.liveness_timeout / 2 {
+                let stalled = late
+                    > (self.config.liveness_timeout / 2).max(heartbeat_interval(&self.config) * 3);
+                // Once per stall: a node that stays overloaded must still find dead peers.
+                if stalled && !std::mem::replace(&mut self.graced, true) {
                     // Declaring every peer down now would blame them for our own stop:
                     // each gets a fresh window instead (what they sent meanwhile is
                     // still in the socket buffers). Peers that are really gone fail it.
                     tracing::warn!(stalled = ?late, "this node was stopped; its peers get a fresh liveness window");
                     let now = Instant::now();
                     self.sessions.values_mut().for_each(|s| s.last_seen = now);
+                } else if !stalled {
+                    self.graced = false;
                 }
                 self.check_liveness(me);
             }

@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::member::{local_members_of, members_of, Member};
-use super::scope::{self, Handle, Local, Loser, Options, Refusal, ScopeMsg, Sink};
+use super::scope::{self, Handle, Local, Options, Refusal, ScopeMsg, Sink};
 pub use super::scope::{GroupEvent, MemberId, Peers};
 use crate::supervisor::ChildSpec;
 use crate::{Context, GenServer, Protocol, ServerRef, StartError};
@@ -128,7 +128,7 @@ impl Scope {
         let add = |reply| Local::Add {
             key: group.to_owned(),
             sink,
-            loser: Loser::Exit,
+            loser: None,
             reply,
         };
         match self.handle.ask(add).await {

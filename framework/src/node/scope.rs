@@ -153,7 +153,8 @@ pub(crate) struct Entry {
 pub(crate) struct Held {
     pub(crate) sink: Arc<dyn Sink>,
     pub(crate) since_ms: u64,
-    loser: Loser,
+    /// What it is told if it loses a unique key (`None`: the key is a group's).
+    loser: Option<Loser>,
 }
 
 /// Which peers a scope takes members (or names) from.
@@ -185,8 +186,10 @@ pub(crate) struct Peer {
     pub(crate) entries: HashMap<String, Vec<Entry>>,
     /// The last version of its table applied here.
     version: u64,
-    /// Its entries are being pulled (with [`Peers::Admitted`], only once its node is).
-    pulling: bool,
+    /// The pull loop taking its entries, by number (with [`Peers::Admitted`], only once
+    /// its node is); an answer to an older loop's pull is dropped, so that expelling and
+    /// admitting a node again never runs two loops.
+    pulling: Option<u64>,
 }
 
 /// The table: this node's holders and each peer's. Written only by the scope process.
@@ -295,10 +298,11 @@ pub(crate) enum ScopeMsg {
 }
 
 pub(crate) enum Local {
+    /// `sink` takes `key` (a unique key, with what to tell it should it lose it).
     Add {
         key: String,
         sink: Arc<dyn Sink>,
-        loser: Loser,
+        loser: Option<Loser>,
         reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// Removes one holding of `key` by `id`; answers whether there was one.
@@ -314,9 +318,10 @@ pub(crate) enum Local {
         watcher: Watcher,
         reply: oneshot::Sender<Vec<(String, Vec<MemberId>)>>,
     },
-    /// A pull's answer came (`None`: the peer or the link is gone).
+    /// A pull's answer came (`None`: the peer or the link is gone), in pull loop `round`.
     Pulled {
         peer: ActorId,
+        round: u64,
         answer: Option<Vec<u8>>,
     },
     /// Answer held pulls (see [`PULL_REFRESH`]).
@@ -506,6 +511,8 @@ pub(crate) struct ScopeState {
     watchers: Vec<(Option<String>, Watcher)>,
     /// With [`Peers::Admitted`]: the nodes whose entries are taken in.
     admitted: std::collections::HashSet<String>,
+    /// Pull loops started so far, to number the next.
+    rounds: u64,
     _refresh: ractor::concurrency::JoinHandle<()>,
 }
 
@@ -533,6 +540,7 @@ impl Actor for ScopeProcess {
             holders: HashMap::new(),
             watchers: Vec::new(),
             admitted: std::collections::HashSet::new(),
+            rounds: 0,
             _refresh: refresh,
         })
     }
@@ -556,6 +564,9 @@ impl Actor for ScopeProcess {
         match message {
             ScopeMsg::Pull { since, from, reply } => {
                 if since == state.version {
+                    // One held pull per puller: a newer one replaces it (the older is
+                    // let go, its puller gone or asking again), so pulls cannot pile up.
+                    state.held.retain(|(puller, _)| *puller != from);
                     state.held.push((from, reply));
                 } else {
                     let update = self.update_since(state, since);
@@ -628,6 +639,18 @@ impl Protocol for Nobody {
     type Cast = ();
 }
 
+/// Answers every held pull with `update`, encoded once.
+fn answer_held(held: &mut Vec<(Puller, RpcReplyPort<Vec<u8>>)>, update: &Update) {
+    match serde_json::to_vec(update) {
+        Ok(bytes) => {
+            for (_, reply) in held.drain(..) {
+                let _ = reply.send(bytes.clone());
+            }
+        }
+        Err(error) => tracing::error!(%error, "a scope update does not encode"),
+    }
+}
+
 fn answer_pull(reply: RpcReplyPort<Vec<u8>>, update: &Update) {
     match serde_json::to_vec(update) {
         Ok(bytes) => {
@@ -684,10 +707,20 @@ impl ScopeProcess {
                     return;
                 }
                 let id = sink.id();
-                let (holds, _) = state.holders.entry(id).or_insert_with(|| {
+                if !state.holders.contains_key(&id) {
                     myself.monitor(sink.cell());
-                    (0, Arc::clone(&sink))
-                });
+                    // Already gone: ractor's monitor would never fire for it, so it would
+                    // hold the key for good. As in OTP, a dead process joins nothing.
+                    if sink.cell().get_status() >= ractor::ActorStatus::Stopping {
+                        myself.unmonitor(sink.cell());
+                        let _ = reply.send(Ok(()));
+                        return;
+                    }
+                }
+                let (holds, _) = state
+                    .holders
+                    .entry(id)
+                    .or_insert_with(|| (0, Arc::clone(&sink)));
                 *holds += 1;
                 let since_ms = now_ms();
                 self.write()
@@ -733,20 +766,18 @@ impl ScopeProcess {
                 state.watchers.push((key, watcher));
                 let _ = reply.send(now);
             }
-            Local::Pulled { peer, answer } => self.pulled(myself, state, peer, answer),
+            Local::Pulled {
+                peer,
+                round,
+                answer,
+            } => self.pulled(myself, state, peer, round, answer),
             Local::Named { peer, node } => {
                 let admitted = self.options.peers == Peers::All || state.admitted.contains(&node);
-                let scope = {
-                    let mut table = self.write();
-                    let Some(view) = table.peers.get_mut(&peer) else {
-                        return;
-                    };
+                if let Some(view) = self.write().peers.get_mut(&peer) {
                     view.node = node;
-                    view.pulling = admitted;
-                    view.scope.clone()
-                };
+                }
                 if admitted {
-                    pull(myself, scope, 0, None);
+                    self.start_pulling(myself, state, peer);
                 }
             }
             Local::Admit {
@@ -759,9 +790,7 @@ impl ScopeProcess {
             }
             Local::Refresh => {
                 let update = self.update_since(state, state.version);
-                for (_, reply) in state.held.drain(..) {
-                    answer_pull(reply, &update);
-                }
+                answer_held(&mut state.held, &update);
             }
         }
     }
@@ -850,9 +879,7 @@ impl ScopeProcess {
         }
         let since = state.version - 1;
         let update = self.update_since(state, since);
-        for (_, reply) in state.held.drain(..) {
-            answer_pull(reply, &update);
-        }
+        answer_held(&mut state.held, &update);
     }
 
     /// What a peer that has seen version `since` needs: the changes after it if the log
@@ -913,7 +940,7 @@ impl ScopeProcess {
                     node: String::new(),
                     entries: HashMap::new(),
                     version: 0,
-                    pulling: false,
+                    pulling: None,
                 },
             );
             let myself = myself.clone();
@@ -939,7 +966,7 @@ impl ScopeProcess {
             .read()
             .peers
             .iter()
-            .filter(|(_, peer)| peer.node == node && peer.pulling != admitted)
+            .filter(|(_, peer)| peer.node == node && peer.pulling.is_some() != admitted)
             .map(|(id, _)| *id)
             .collect();
         if admitted {
@@ -949,30 +976,43 @@ impl ScopeProcess {
         }
         for id in peers {
             if admitted {
-                let scope = {
-                    let mut table = self.write();
-                    let Some(peer) = table.peers.get_mut(&id) else {
-                        continue;
-                    };
-                    peer.pulling = true;
-                    peer.scope.clone()
-                };
-                pull(myself, scope, 0, None);
+                self.start_pulling(myself, state, id);
             } else {
-                let left = {
-                    let mut table = self.write();
-                    let Some(peer) = table.peers.get_mut(&id) else {
-                        continue;
-                    };
-                    peer.pulling = false;
-                    peer.version = 0;
-                    std::mem::take(&mut peer.entries)
-                };
-                for (key, entries) in left {
-                    let pids = entries.iter().map(|entry| entry.pid).collect();
-                    self.notify(state, &key, false, pids, Some(&node));
-                }
+                self.stop_pulling(state, id);
             }
+        }
+    }
+
+    /// Starts a new pull loop for peer `id`, from a snapshot.
+    fn start_pulling(&self, myself: &ActorRef<ScopeMsg>, state: &mut ScopeState, id: ActorId) {
+        state.rounds += 1;
+        let round = state.rounds;
+        let scope = {
+            let mut table = self.write();
+            let Some(peer) = table.peers.get_mut(&id) else {
+                return;
+            };
+            peer.pulling = Some(round);
+            peer.version = 0;
+            peer.scope.clone()
+        };
+        pull(myself, scope, 0, None, round);
+    }
+
+    /// Stops taking entries from peer `id`: its entries leave.
+    fn stop_pulling(&self, state: &mut ScopeState, id: ActorId) {
+        let (node, left) = {
+            let mut table = self.write();
+            let Some(peer) = table.peers.get_mut(&id) else {
+                return;
+            };
+            peer.pulling = None;
+            peer.version = 0;
+            (peer.node.clone(), std::mem::take(&mut peer.entries))
+        };
+        for (key, entries) in left {
+            let pids = entries.iter().map(|entry| entry.pid).collect();
+            self.notify(state, &key, false, pids, Some(&node));
         }
     }
 
@@ -998,13 +1038,14 @@ impl ScopeProcess {
         myself: &ActorRef<ScopeMsg>,
         state: &mut ScopeState,
         peer: ActorId,
+        round: u64,
         answer: Option<Vec<u8>>,
     ) {
         let Some(scope) = self
             .read()
             .peers
             .get(&peer)
-            .filter(|p| p.pulling)
+            .filter(|p| p.pulling == Some(round))
             .map(|p| p.scope.clone())
         else {
             return;
@@ -1015,14 +1056,23 @@ impl ScopeProcess {
             // version): ask again, without hurry.
             if scope.get_status() < ractor::ActorStatus::Stopping {
                 let since = self.read().peers.get(&peer).map_or(0, |p| p.version);
-                pull(myself, scope, since, Some(PULL_RETRY));
+                pull(myself, scope, since, Some(PULL_RETRY), round);
             }
             return;
         };
         let update = match serde_json::from_slice::<Update>(&bytes) {
             Ok(update) => update,
             Err(error) => {
-                tracing::warn!(scope = %self.name, %error, "a peer scope's update does not decode; ignoring that peer");
+                // Its entries can no longer be trusted to be current: they leave, and a
+                // fresh snapshot is asked for, without hurry.
+                tracing::warn!(scope = %self.name, %error, "a peer scope's update does not decode; asking it again");
+                self.stop_pulling(state, peer);
+                state.rounds += 1;
+                let round = state.rounds;
+                if let Some(view) = self.write().peers.get_mut(&peer) {
+                    view.pulling = Some(round);
+                }
+                pull(myself, scope, 0, Some(PULL_RETRY), round);
                 return;
             }
         };
@@ -1047,7 +1097,7 @@ impl ScopeProcess {
             }
         }
         let since = self.read().peers.get(&peer).map_or(0, |p| p.version);
-        pull(myself, scope, since, None);
+        pull(myself, scope, since, None, round);
     }
 
     /// Applies a peer's update to its entries; returns who joined and who left.
@@ -1112,7 +1162,7 @@ impl ScopeProcess {
             let Some((_, winner, _)) = ranked.first() else {
                 return;
             };
-            let losers: Vec<(ActorId, Loser, Arc<dyn Sink>)> = ranked
+            let losers: Vec<(ActorId, Option<Loser>, Arc<dyn Sink>)> = ranked
                 .iter()
                 .skip(1)
                 .filter_map(|(_, _, held)| {
@@ -1125,12 +1175,12 @@ impl ScopeProcess {
             self.remove_local(myself, state, key, id);
             tracing::warn!(name = key, %winner, "global name conflict: the older registration keeps the name");
             match loser {
-                Loser::Exit => {
+                Some(Loser::Exit) | None => {
                     sink.stop(ExitReason::ShutdownWith(format!(
                         "global name conflict: {key}"
                     )));
                 }
-                Loser::Notify(tell) => tell(Conflict {
+                Some(Loser::Notify(tell)) => tell(Conflict {
                     name: key.to_owned(),
                     winner: winner.clone(),
                 }),
@@ -1171,13 +1221,14 @@ impl ScopeProcess {
     }
 }
 
-/// Asks `peer` for what changed after `since` (after `delay`, if any); its answer comes
-/// back as a [`Local::Pulled`].
+/// Asks `peer` for what changed after `since` (after `delay`, if any), in pull loop
+/// `round`; its answer comes back as a [`Local::Pulled`].
 fn pull(
     myself: &ActorRef<ScopeMsg>,
     peer: ActorRef<ScopeMsg>,
     since: u64,
     delay: Option<Duration>,
+    round: u64,
 ) {
     let myself = myself.clone();
     tokio::spawn(async move {
@@ -1197,7 +1248,12 @@ fn pull(
             })
             .is_ok();
         let answer = if sent { receiver.await.ok() } else { None };
-        let _ = myself.send_message(ScopeMsg::Local(Local::Pulled { peer: id, answer }));
+        let pulled = Local::Pulled {
+            peer: id,
+            round,
+            answer,
+        };
+        let _ = myself.send_message(ScopeMsg::Local(pulled));
     });
 }
 

@@ -67,26 +67,24 @@ impl ClusterKey {
         Self(super::keys::derive(secret, "ex_messenger cluster"))
     }
 
-    fn sign(&self, parts: &[&[u8]]) -> String {
-        let mut context = hmac::Context::with_key(&self.0);
-        for part in parts {
-            context.update(&(part.len() as u64).to_le_bytes());
-            context.update(part);
-        }
-        hex(context.sign().as_ref())
+    fn sign(&self, parts: &[impl AsRef<[u8]>]) -> String {
+        hex(hmac::sign(&self.0, &framed(parts)).as_ref())
     }
 
-    fn verify(&self, parts: &[&[u8]], mac: &str) -> bool {
-        let Some(mac) = unhex(mac) else {
-            return false;
-        };
-        let mut message = Vec::new();
-        for part in parts {
-            message.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            message.extend_from_slice(part);
-        }
-        hmac::verify(&self.0, &message, &mac).is_ok()
+    fn verify(&self, parts: &[impl AsRef<[u8]>], mac: &str) -> bool {
+        unhex(mac).is_some_and(|mac| hmac::verify(&self.0, &framed(parts), &mac).is_ok())
     }
+}
+
+/// The parts of a signed message, each after its length, so that no two lists of parts
+/// frame to the same bytes.
+fn framed(parts: &[impl AsRef<[u8]>]) -> Vec<u8> {
+    let mut message = Vec::new();
+    for part in parts.iter().map(AsRef::as_ref) {
+        message.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        message.extend_from_slice(part);
+    }
+    message
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -262,26 +260,22 @@ impl Cluster {
 
     /// Hands what a room here said or did to the same room on the other servers.
     pub fn relay(&self, relay: Relay) {
-        let (room, relayed) = match relay {
+        let relayed = match relay {
             Relay::Line {
                 room,
                 from,
                 text,
                 session,
                 sent,
-            } => {
-                let line = Relayed::Line {
-                    room: room.clone(),
-                    from,
-                    text,
-                    session,
-                    sent,
-                };
-                (room, line)
-            }
-            Relay::Notice { room, text } => (room.clone(), Relayed::Notice { room, text }),
+            } => Relayed::Line {
+                room,
+                from,
+                text,
+                session,
+                sent,
+            },
+            Relay::Notice { room, text } => Relayed::Notice { room, text },
         };
-        let _ = room;
         let nodes = self.tell_others(&relayed);
         if matches!(relayed, Relayed::Line { .. }) {
             RELAYED_LINES.fetch_add(nodes as u64, std::sync::atomic::Ordering::Relaxed);
@@ -328,6 +322,23 @@ impl Cluster {
             room: room.cloned(),
         };
         self.tell_others(&seat);
+    }
+
+    /// Tells the relay of the server `node` (every other server's, if `None`) where each of
+    /// this server's users is: `seats`, all of them.
+    pub fn send_roster(&self, node: Option<&str>, seats: Vec<(Nick, Room)>) {
+        let roster = Relayed::Roster {
+            server: self.here.clone(),
+            seats,
+        };
+        let Some(sealed) = Sealed::seal(&self.key, &roster) else {
+            return;
+        };
+        let relays = self.scope.members::<ClusterPeer>(SERVERS).into_iter();
+        let theirs = relays.filter(|m| !m.is_local() && node.is_none_or(|n| m.id().node == n));
+        for relay in theirs {
+            relay.cast(sealed.clone());
+        }
     }
 
     /// Sends `relayed` to every other server's relay, once per link; returns to how many.
@@ -404,19 +415,6 @@ impl RelayState {
         all
     }
 
-    /// Sends `node`'s relay every user of this server and their room (it linked just now).
-    fn send_roster(&self, node: &str) {
-        let seats = Relayed::Roster {
-            server: self.node.name().to_owned(),
-            seats: self.args.membership.seats(),
-        };
-        let relay = self.scope.members::<ClusterPeer>(SERVERS);
-        let relay = relay.into_iter().find(|member| member.id().node == node);
-        if let (Some(relay), Some(sealed)) = (relay, Sealed::seal(&self.args.key, &seats)) {
-            relay.cast(sealed);
-        }
-    }
-
     /// Tells the message server which servers its users may move to.
     fn announce(&self) {
         if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
@@ -465,7 +463,7 @@ impl GenServer for ClusterRelay {
         args.roster.clear();
         node.export::<ClusterPeer>(CLUSTER).await?;
         scope.join(SERVERS, me.server()).await?;
-        let linked = scope.monitor(me, SERVERS, RelayInfo::Group).await?;
+        scope.monitor(me, SERVERS, RelayInfo::Group).await?;
         node.monitor_nodes(me, RelayInfo::Node).await?;
         me.send_interval(REDIAL_EVERY, || RelayInfo::Redial);
         let mut state = RelayState {
@@ -478,11 +476,6 @@ impl GenServer for ClusterRelay {
             proven: BTreeMap::new(),
             dialing: BTreeSet::new(),
         };
-        // Restarted while linked: the others forgot this server's users when its old
-        // relay left the group; they hear them again.
-        for member in linked.iter().filter(|m| m.node != state.node.name()) {
-            state.send_roster(&member.node);
-        }
         state.redial(me);
         Ok(state)
     }
@@ -494,17 +487,14 @@ impl GenServer for ClusterRelay {
         _from: &mut ReplyTo<PeerReply>,
         state: &mut RelayState,
     ) -> Result<CallResponse<PeerReply>, BoxError> {
-        let reply = match request {
-            PeerCall::Prove { nonce } => PeerReply::Proof {
-                mac: state
-                    .args
-                    .key
-                    .sign(&[&nonce.to_le_bytes(), state.node.name().as_bytes()]),
-                address: state.address.clone(),
-                servers: state.servers(),
-            },
-        };
-        Ok(CallResponse::Reply(reply))
+        let PeerCall::Prove { nonce } = request;
+        let servers = state.servers();
+        let proof = proof(nonce, state.node.name(), &state.address, &servers);
+        Ok(CallResponse::Reply(PeerReply::Proof {
+            mac: state.args.key.sign(&proof),
+            address: state.address.clone(),
+            servers,
+        }))
     }
 
     async fn handle_cast(
@@ -616,7 +606,11 @@ impl GenServer for ClusterRelay {
                         true => {
                             let at = state.proven.get(node).map_or("?", String::as_str);
                             crate::stdout::line(format_args!("Linked to server {node} at {at}"));
-                            state.send_roster(node);
+                            // Told by the message server, which also sends every change of
+                            // a seat: one sender keeps the list and the changes in order.
+                            if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+                                server.send_info(ServerInfo::Linked(node.clone()));
+                            }
                         }
                         false => {
                             state.args.roster.forget(node);
@@ -630,6 +624,17 @@ impl GenServer for ClusterRelay {
         }
         Ok(Flow::Continue)
     }
+}
+
+/// What a proof signs: the challenge, the prover's node name, and what it tells of itself
+/// (where clients reach it, the servers it knows), so that none of it can be swapped.
+fn proof<'a>(nonce: u64, node: &'a str, address: &'a str, servers: &[String]) -> [Vec<u8>; 4] {
+    [
+        nonce.to_le_bytes().to_vec(),
+        node.as_bytes().to_vec(),
+        address.as_bytes().to_vec(),
+        servers.join(",").into_bytes(),
+    ]
 }
 
 /// Asks `peer` to prove it is a server, off the relay's loop; a proof comes back as
@@ -652,14 +657,16 @@ fn prove(me: &Context<ClusterRelay>, node: &Node, peer: String, key: &ClusterKey
         else {
             return;
         };
-        if key.verify(&[&nonce.to_le_bytes(), peer.as_bytes()], &mac) {
+        if key.verify(&proof(nonce, &peer, &address, &servers), &mac) {
             me.send_info(RelayInfo::Proven {
                 node: peer,
                 address,
                 servers,
             });
         } else {
-            tracing::warn!(node = %peer, "a peer failed to prove it holds the cluster key");
+            crate::stdout::line(format_args!(
+                "Refused {peer} as a server: its proof does not hold the cluster key"
+            ));
         }
     });
 }

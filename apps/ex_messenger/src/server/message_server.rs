@@ -92,6 +92,8 @@ pub enum ServerInfo {
     },
     /// Time to claim again the nicks other servers still held.
     ClaimAgain,
+    /// A server linked: tell it where this server's users are.
+    Linked(String),
     /// Test fault hook: crash now.
     #[cfg(feature = "fault-hook")]
     Fault,
@@ -143,6 +145,9 @@ impl GenServer for MessageServer {
             unclaimed: HashSet::new(),
         };
         state.recover().await?;
+        // Started again while linked, the others forgot this server's users when its relay
+        // restarted before it (or they never heard of them): tell them all.
+        state.cluster.send_roster(None, state.membership.seats());
         Ok(state)
     }
 
@@ -253,6 +258,10 @@ impl GenServer for MessageServer {
                     sent,
                 };
                 state.private_from_elsewhere(&to, line);
+            }
+            Info::Message(ServerInfo::Linked(node)) => {
+                let seats = state.membership.seats();
+                state.cluster.send_roster(Some(&node), seats);
             }
             Info::Message(ServerInfo::ClaimAgain) if !state.unclaimed.is_empty() => {
                 state.claim_again().await
