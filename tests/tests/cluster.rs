@@ -163,6 +163,11 @@ rusty_fork_test! {
     }
 
     #[test]
+    fn a_second_node_under_a_connected_nodes_name_places_nothing() {
+        run(same_name_case());
+    }
+
+    #[test]
     fn global_names_are_unique_and_reach_their_server_from_any_node() {
         run(global_names_case());
     }
@@ -335,6 +340,23 @@ async fn admitted_case() {
         .map(|m| m.id().node)
         .collect();
     assert_eq!(nodes, [beta.name.clone()]);
+}
+
+async fn same_name_case() {
+    let mut tester = Tester::start().await;
+    let mut alpha = tester.connected("alpha").await;
+    // Another cookie holder takes the connected node's name and dials in: its link is
+    // refused, so its members are never taken for alpha's.
+    let mut impostor = tester.fixture("alpha").await;
+    let address = tester.node.address().to_string();
+    let refused = impostor.command(&format!("connect {address}")).await;
+    assert!(refused.starts_with("ERROR"), "{refused}");
+    impostor.command(&format!("join {GROUP}")).await;
+    impostor.command(&format!("join {GROUP}")).await;
+    alpha.command(&format!("join {GROUP}")).await;
+    assert_eq!(tester.next_event().await, (true, 1, alpha.name.clone()));
+    assert_eq!(tester.scope.members::<Echo>(GROUP).len(), 1);
+    assert_eq!(tester.node.peers().await.unwrap(), [alpha.name.clone()]);
 }
 
 async fn global_names_case() {

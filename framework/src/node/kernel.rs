@@ -182,6 +182,8 @@ pub(crate) struct State {
     global: ActorId,
     /// Exported server names and their endpoints.
     exports: HashMap<String, Exported>,
+    /// Who asked the name of a session not ready yet, by ractor_cluster node id.
+    naming: Vec<(u64, ReplyTo<Option<String>>)>,
 }
 
 /// An exported server's endpoint, and the options it was exported with.
@@ -326,6 +328,7 @@ impl GenServer for NodeProcess {
             closed_lately: HashMap::new(),
             watchers: Vec::new(),
             exports: HashMap::new(),
+            naming: Vec::new(),
             last_tick: Instant::now(),
             graced: false,
             global,
@@ -375,13 +378,17 @@ impl GenServer for NodeProcess {
                 }
             }
             Request::Peers(answer) => _ = answer.reply(state.peers()),
+            // Answered once the session is ready, so that a link refused as a second one
+            // under a connected node's name is never named (and never taken for that node).
             Request::PeerName(node_id, answer) => {
-                let name = state
-                    .sessions
-                    .values()
-                    .filter(|s| s.authenticated && s.info.node_id == node_id)
-                    .find_map(|s| Some(s.info.peer_name.as_ref()?.name.clone()));
-                answer.reply(name);
+                let session = state.sessions.values().find(|s| s.info.node_id == node_id);
+                match session {
+                    Some(session) if session.ready => {
+                        answer.reply(session.peer().map(str::to_owned));
+                    }
+                    Some(_) => state.naming.push((node_id, answer)),
+                    None => _ = answer.reply(None),
+                }
             }
             Request::Whoami(answer) => {
                 let config = Box::new(state.config.clone());
@@ -621,6 +628,30 @@ impl State {
 
     fn ready(&mut self, info: NodeServerSessionInformation) {
         let id = info.actor.get_id();
+        let name = info.peer_name.as_ref().map(|p| p.name.clone());
+        // A second link under the name of a node connected now is refused: a node name
+        // names one node, and a cookie holder must not pass for a connected one (a node
+        // restarted while its old link lingers gets in once that link closes).
+        let taken = name.as_ref().is_some_and(|name| {
+            self.sessions.iter().any(|(other, s)| {
+                *other != id
+                    && s.ready
+                    && s.closed_by_us.is_none()
+                    && s.peer() == Some(name.as_str())
+            })
+        });
+        if taken {
+            tracing::warn!(peer = ?name, "a second link under the name of a connected node; refused");
+            if let Some(dialing) = self.pending.remove(&info.peer_addr) {
+                dialing.from.reply(Err(ConnectError::Closed));
+            }
+            self.answer_naming(info.node_id, None);
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.close(ConnectError::Closed);
+            }
+            return;
+        }
+        self.answer_naming(info.node_id, name);
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -654,7 +685,19 @@ impl State {
         }
     }
 
+    /// Answers who asked the name of session `node_id`.
+    fn answer_naming(&mut self, node_id: u64, name: Option<String>) {
+        let (theirs, others) = std::mem::take(&mut self.naming)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(asked, _)| *asked == node_id);
+        self.naming = others;
+        for (_, answer) in theirs {
+            answer.reply(name.clone());
+        }
+    }
+
     fn disconnected(&mut self, info: NodeServerSessionInformation) {
+        self.answer_naming(info.node_id, None);
         let Some(mut session) = self.sessions.remove(&info.actor.get_id()) else {
             return;
         };
