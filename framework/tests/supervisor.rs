@@ -122,6 +122,30 @@ async fn killed_child_is_restarted() {
 }
 
 #[tokio::test]
+async fn which_children_counts_each_childs_restarts() {
+    let (sender, mut events) = channel();
+    let spec = tree(
+        Strategy::OneForOne,
+        10,
+        vec![probe_spec("a", &sender), probe_spec("b", &sender)],
+    );
+    let supervisor = start(spec, &mut events).await;
+    for _ in 0..2 {
+        child_of(&supervisor, "b").await.kill();
+        assert_eq!(next(&mut events).await, Event::Started("b".into()));
+    }
+    let restarts: Vec<(String, u32)> = supervisor
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|child| (child.id, child.restarts))
+        .collect();
+    assert_eq!(restarts, [("a".to_owned(), 0), ("b".to_owned(), 2)]);
+    supervisor.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn one_for_all_restarts_everyone_stopping_the_others_in_reverse_order() {
     let (sender, mut events) = channel();
     let spec = tree(

@@ -75,6 +75,7 @@ async fn private_messages_users_and_rooms_span_servers() {
     let mut bob = Chat::joined(&servers[1].1, "bob", COOKIE).await;
     let mut carol = Chat::joined(&servers[2].1, "carol", COOKIE).await;
     alice.expect("**carol has joined**").await;
+    bob.expect("**carol has joined**").await;
     alice.send("/pm carol just for you").await;
     carol.expect("alice (private): just for you").await;
     bob.send("/users").await;
@@ -91,6 +92,9 @@ async fn private_messages_users_and_rooms_span_servers() {
 async fn a_nick_is_unique_across_servers() {
     let servers = cluster(&key_file("nick"), &[]).await;
     let _alice = Chat::joined(&servers[0].1, "alice", COOKIE).await;
+    // Once the third server knows alice (its user list shows her)...
+    let mut carol = Chat::client(&servers[2].1, "carol", COOKIE);
+    carol.expect("**Users in room: alice, carol**").await;
     let mut twin = Chat::client(&servers[2].1, "alice", COOKIE);
     twin.expect("Could not join chatroom, reason: nick_in_use")
         .await;

@@ -20,6 +20,9 @@ pub(super) struct Child {
     /// The process it last ran as: while its restart is pending, that process id still
     /// names it (OTP's `{restarting, OldPid}`), so `terminate_child` can stop the retrying.
     last: Option<ActorId>,
+    /// Times it was started again since it was added (by a restart, its own or a
+    /// sibling's, or by `restart_child`): what an observer shows of a child's trouble.
+    restarts: u32,
 }
 
 /// What a child is doing (OTP: a pid, `restarting` or `undefined`).
@@ -55,7 +58,13 @@ impl Children {
             self.running.insert(pid, place);
         }
         let status = running.map_or(Status::Stopped, Status::Running);
-        self.ordered.insert(place, Child { spec, status, last });
+        let child = Child {
+            spec,
+            status,
+            last,
+            restarts: 0,
+        };
+        self.ordered.insert(place, child);
         place
     }
 
@@ -132,6 +141,7 @@ impl Children {
             self.running.insert(pid, place);
             child.last = Some(pid);
             child.status = Status::Running(running);
+            child.restarts += 1;
         }
     }
 
@@ -177,6 +187,7 @@ impl Child {
             id: self.spec.id.clone(),
             process: self.process(),
             kind: self.spec.kind,
+            restarts: self.restarts,
         }
     }
 

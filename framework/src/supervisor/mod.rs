@@ -272,6 +272,9 @@ pub struct ChildInfo {
     pub process: ChildProcess,
     /// Worker or supervisor.
     pub kind: ChildType,
+    /// Times it was started again since it was added (OTP keeps no such count; an
+    /// observer shows it).
+    pub restarts: u32,
 }
 
 /// The process part of [`ChildInfo`] (OTP: a pid, `restarting` or `undefined`).

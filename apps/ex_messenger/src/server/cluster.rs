@@ -223,11 +223,11 @@ impl Cluster {
         })
     }
 
-    /// Who holds `nick` on another server, if anyone.
-    pub fn held_elsewhere(&self, nick: &Nick) -> Option<MemberId> {
-        self.nicks
-            .holder(nick.as_str())
-            .filter(|holder| holder.node != self.here)
+    /// Whether a user of another server has `nick`: by the nick table, or by the roster
+    /// (which has a user who just entered a room there before the table may).
+    pub fn held_elsewhere(&self, nick: &Nick) -> bool {
+        let held = self.nicks.holder(nick.as_str());
+        held.is_some_and(|holder| holder.node != self.here) || self.roster.server_of(nick).is_some()
     }
 
     /// Takes `nick` for a user of this server; should another server's user turn out to
@@ -284,7 +284,18 @@ impl Cluster {
 
     /// `from` says `text` to `to`, whose nick another server holds; false if none does.
     pub fn private(&self, to: &Nick, from: &Nick, text: &str, session: u64, sent: Seq) -> bool {
-        let Some(holder) = self.nicks.whereis_name::<ClusterPeer>(to.as_str()) else {
+        // The nick table, or else the roster: a user who entered a room on another server
+        // a moment ago is in the roster as soon as their entrance was announced here (both
+        // come the same way), while the nick table may still be on its way.
+        let holder = self
+            .nicks
+            .whereis_name::<ClusterPeer>(to.as_str())
+            .or_else(|| {
+                let server = self.roster.server_of(to)?;
+                let relays = self.scope.members::<ClusterPeer>(SERVERS).into_iter();
+                relays.into_iter().find(|relay| relay.id().node == server)
+            });
+        let Some(holder) = holder else {
             return false;
         };
         let relayed = Relayed::Private {
@@ -534,7 +545,13 @@ impl GenServer for ClusterRelay {
                 state.redial(me);
             }
             Relayed::Seat { server, nick, room } => state.args.roster.seat(&server, nick, room),
-            Relayed::Roster { server, seats } => state.args.roster.replace(&server, seats),
+            // Linked once its users are known here too: from then on, what is said here
+            // reaches it, and who is there is known here.
+            Relayed::Roster { server, seats } => {
+                state.args.roster.replace(&server, seats);
+                let at = state.proven.get(&server).map_or("?", String::as_str);
+                crate::stdout::line(format_args!("Linked to server {server} at {at}"));
+            }
             Relayed::Private {
                 to,
                 from,
@@ -597,17 +614,13 @@ impl GenServer for ClusterRelay {
                     }
                 }
             }
-            // Linked once this server's copy of the group has the other's relay: from
-            // then on, what is said here reaches it.
             RelayInfo::Group(event) => {
                 let here = state.node.name();
                 for node in event.members.iter().map(|m| &m.node).filter(|n| *n != here) {
                     match event.joined {
+                        // It gets this server's users from the message server, which also
+                        // sends every change of a seat: one sender keeps them in order.
                         true => {
-                            let at = state.proven.get(node).map_or("?", String::as_str);
-                            crate::stdout::line(format_args!("Linked to server {node} at {at}"));
-                            // Told by the message server, which also sends every change of
-                            // a seat: one sender keeps the list and the changes in order.
                             if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
                                 server.send_info(ServerInfo::Linked(node.clone()));
                             }

@@ -373,7 +373,7 @@ impl State {
             self.activate(nick, node, session, handler, room).await;
             return ServerReply::Accepted;
         }
-        if self.cluster.held_elsewhere(&nick).is_some() {
+        if self.cluster.held_elsewhere(&nick) {
             return ServerReply::Refused(Refusal::NickInUse { nick });
         }
         if self.sessions.pending_full() {
@@ -579,7 +579,7 @@ impl State {
         let nick = match self.sessions.verified(&token) {
             Some(nick) => nick,
             None if self.sessions.restorable(&token)
-                && self.cluster.held_elsewhere(&token.nick).is_none() =>
+                && !self.cluster.held_elsewhere(&token.nick) =>
             {
                 // A session this server lost in a restart: restore it in place.
                 self.restore(&token, room).await;

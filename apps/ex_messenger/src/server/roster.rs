@@ -64,6 +64,14 @@ impl Roster {
             .collect()
     }
 
+    /// The server `nick` is a user of, if they sit in a room there.
+    pub fn server_of(&self, nick: &Nick) -> Option<String> {
+        let servers = self.read();
+        let mut all = servers.iter();
+        all.find(|(_, seats)| seats.contains_key(nick))
+            .map(|(server, _)| server.clone())
+    }
+
     /// Every room with users on other servers, with how many.
     pub fn rooms(&self) -> Vec<(Room, usize)> {
         let mut rooms: BTreeMap<Room, usize> = BTreeMap::new();
@@ -90,6 +98,7 @@ mod tests {
         roster.seat("b", nick("bob"), Some(Room::lobby()));
         roster.seat("b", nick("bob"), Some(dev.clone()));
         assert_eq!(roster.nicks(&Room::lobby()), [nick("alice")]);
+        assert_eq!(roster.server_of(&nick("bob")).as_deref(), Some("b"));
         assert_eq!(roster.rooms(), [(dev.clone(), 1), (Room::lobby(), 1)]);
         roster.replace("a", vec![(nick("carol"), dev.clone())]);
         let mut in_dev = roster.nicks(&dev);
