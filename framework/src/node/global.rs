@@ -45,7 +45,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::member::{find, Member};
-use super::scope::{self, Handle, Local, Loser, Options, Refusal, Sink};
+use super::scope::{self, Handle, Loser, Options, Refusal};
 pub use super::scope::{Conflict, MemberId, Peers};
 use crate::supervisor::ChildSpec;
 use crate::{Protocol, ServerRef, StartError};
@@ -168,14 +168,11 @@ impl Global {
         P::Cast: DeserializeOwned + Clone,
         P::Reply: Serialize,
     {
-        let sink: Arc<dyn Sink> = Arc::new(server.clone());
-        let add = |reply| Local::Add {
-            key: name.to_owned(),
-            sink,
-            loser: Some(loser),
-            reply,
-        };
-        match self.handle.ask(add).await {
+        match self
+            .handle
+            .add(name, Arc::new(server.clone()), Some(loser))
+            .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(Refusal::Taken(holder))) => Err(GlobalError::Taken {
                 name: name.to_owned(),
@@ -200,15 +197,8 @@ impl Global {
         let Some(id) = holder else {
             return Ok(false);
         };
-        let remove = |reply| Local::Remove {
-            key: name.to_owned(),
-            id,
-            reply,
-        };
-        self.handle
-            .ask(remove)
-            .await
-            .map_err(|_| GlobalError::Unavailable)
+        let removed = self.handle.remove(name, id).await;
+        removed.map_err(|_| GlobalError::Unavailable)
     }
 
     /// The server registered as `name`, if any and if it is a server of protocol `P`

@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::member::{local_members_of, members_of, Member};
-use super::scope::{self, Handle, Local, Options, Refusal, ScopeMsg, Sink};
+use super::scope::{self, Handle, Local, Options, Refusal, ScopeMsg};
 pub use super::scope::{GroupEvent, MemberId, Peers};
 use crate::supervisor::ChildSpec;
 use crate::{Context, GenServer, Protocol, ServerRef, StartError};
@@ -124,14 +124,7 @@ impl Scope {
         P::Cast: DeserializeOwned + Clone,
         P::Reply: Serialize,
     {
-        let sink: Arc<dyn Sink> = Arc::new(server.clone());
-        let add = |reply| Local::Add {
-            key: group.to_owned(),
-            sink,
-            loser: None,
-            reply,
-        };
-        match self.handle.ask(add).await {
+        match self.handle.add(group, Arc::new(server.clone()), None).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(Refusal::OtherProtocol)) => Err(PgError::OtherProtocol(group.to_owned())),
             Ok(Err(Refusal::Taken(_))) | Err(_) => Err(self.gone()),
@@ -145,12 +138,8 @@ impl Scope {
         group: &str,
         server: &ServerRef<P>,
     ) -> Result<bool, PgError> {
-        let remove = |reply| Local::Remove {
-            key: group.to_owned(),
-            id: server.id(),
-            reply,
-        };
-        self.handle.ask(remove).await.map_err(|_| self.gone())
+        let removed = self.handle.remove(group, server.id()).await;
+        removed.map_err(|_| self.gone())
     }
 
     /// Every member of `group` that is a server of protocol `P`, on every node
@@ -188,6 +177,14 @@ impl Scope {
         P::Cast: Serialize,
     {
         self.fan_out::<P>(group, message, false)
+    }
+
+    /// Whether a node other than this one has members in `group` (read from this node's
+    /// copy, without building the members).
+    pub fn has_remote_members(&self, group: &str) -> bool {
+        let table = self.handle.read();
+        let mut peers = table.peers.values();
+        peers.any(|peer| peer.entries.get(group).is_some_and(|e| !e.is_empty()))
     }
 
     fn fan_out<P>(&self, group: &str, message: &P::Cast, here: bool) -> usize

@@ -777,7 +777,7 @@ impl ScopeProcess {
                     view.node = node;
                 }
                 if admitted {
-                    self.start_pulling(myself, state, peer);
+                    self.start_pulling(myself, state, peer, None);
                 }
             }
             Local::Admit {
@@ -976,15 +976,21 @@ impl ScopeProcess {
         }
         for id in peers {
             if admitted {
-                self.start_pulling(myself, state, id);
+                self.start_pulling(myself, state, id, None);
             } else {
                 self.stop_pulling(state, id);
             }
         }
     }
 
-    /// Starts a new pull loop for peer `id`, from a snapshot.
-    fn start_pulling(&self, myself: &ActorRef<ScopeMsg>, state: &mut ScopeState, id: ActorId) {
+    /// Starts a new pull loop for peer `id`, from a snapshot (after `delay`, if any).
+    fn start_pulling(
+        &self,
+        myself: &ActorRef<ScopeMsg>,
+        state: &mut ScopeState,
+        id: ActorId,
+        delay: Option<Duration>,
+    ) {
         state.rounds += 1;
         let round = state.rounds;
         let scope = {
@@ -996,7 +1002,7 @@ impl ScopeProcess {
             peer.version = 0;
             peer.scope.clone()
         };
-        pull(myself, scope, 0, None, round);
+        pull(myself, scope, 0, delay, round);
     }
 
     /// Stops taking entries from peer `id`: its entries leave.
@@ -1067,12 +1073,7 @@ impl ScopeProcess {
                 // fresh snapshot is asked for, without hurry.
                 tracing::warn!(scope = %self.name, %error, "a peer scope's update does not decode; asking it again");
                 self.stop_pulling(state, peer);
-                state.rounds += 1;
-                let round = state.rounds;
-                if let Some(view) = self.write().peers.get_mut(&peer) {
-                    view.pulling = Some(round);
-                }
-                pull(myself, scope, 0, Some(PULL_RETRY), round);
+                self.start_pulling(myself, state, peer, Some(PULL_RETRY));
                 return;
             }
         };
@@ -1283,6 +1284,30 @@ impl Handle {
             reply,
         };
         self.ask(admit).await
+    }
+
+    /// Puts `sink` under `key` (with what to tell it should it lose a unique key); the
+    /// inner error says why the scope refused.
+    pub(crate) async fn add(
+        &self,
+        key: &str,
+        sink: Arc<dyn Sink>,
+        loser: Option<Loser>,
+    ) -> Result<Result<(), Refusal>, crate::CallError> {
+        let key = key.to_owned();
+        self.ask(|reply| Local::Add {
+            key,
+            sink,
+            loser,
+            reply,
+        })
+        .await
+    }
+
+    /// Takes one holding of `key` by `id` away; whether there was one.
+    pub(crate) async fn remove(&self, key: &str, id: ActorId) -> Result<bool, crate::CallError> {
+        let key = key.to_owned();
+        self.ask(|reply| Local::Remove { key, id, reply }).await
     }
 
     /// Asks the scope process to do `local`, and waits for its answer.

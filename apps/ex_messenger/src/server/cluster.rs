@@ -36,7 +36,6 @@ use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, Repl
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
-use super::membership::Membership;
 use super::message_server::ServerInfo;
 use super::room::{registered_name, Relay, RoomCast, RoomServer};
 use super::roster::Roster;
@@ -99,6 +98,18 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// The cluster's scope and nick table, started by the server's tree before the relay and
+/// the message server.
+async fn tables() -> Result<(Scope, Global), BoxError> {
+    let scope = Scope::whereis(SCOPE)
+        .await
+        .ok_or("the cluster scope is not running (see the server's spec file)")?;
+    let nicks = Global::whereis(NICKS)
+        .await
+        .ok_or("the nick table is not running (see the server's spec file)")?;
+    Ok((scope, nicks))
 }
 
 /// What servers' relays answer each other: all a relay needs to reach another.
@@ -205,12 +216,7 @@ impl Cluster {
     /// The running cluster's parts (started by the server's tree before the message
     /// server).
     pub async fn local(key: ClusterKey, roster: Roster) -> Result<Self, BoxError> {
-        let scope = Scope::whereis(SCOPE)
-            .await
-            .ok_or("the cluster scope is not running (see the server's spec file)")?;
-        let nicks = Global::whereis(NICKS)
-            .await
-            .ok_or("the nick table is not running (see the server's spec file)")?;
+        let (scope, nicks) = tables().await?;
         let relay = ServerRef::<ClusterPeer>::whereis(CLUSTER)
             .ok_or("the cluster relay is not running (see the server's spec file)")?;
         Ok(Self {
@@ -354,8 +360,8 @@ impl Cluster {
 
     /// Sends `relayed` to every other server's relay, once per link; returns to how many.
     fn tell_others(&self, relayed: &Relayed) -> usize {
-        let others = self.scope.members::<ClusterPeer>(SERVERS);
-        if others.iter().all(|member| member.is_local()) {
+        // Every line passes here: alone, a server neither builds the members nor seals.
+        if !self.scope.has_remote_members(SERVERS) {
             return 0;
         }
         match Sealed::seal(&self.key, relayed) {
@@ -379,8 +385,6 @@ pub struct RelayArgs {
     pub key: ClusterKey,
     /// Servers to dial at start (`--join`), and again whenever not linked.
     pub join: Vec<String>,
-    /// This server's users' seats, sent to a server that links.
-    pub membership: Membership,
     /// The other servers' users' seats, kept here.
     pub roster: Roster,
 }
@@ -464,12 +468,7 @@ impl GenServer for ClusterRelay {
 
     async fn init(&self, me: &Context<Self>, args: RelayArgs) -> Result<RelayState, BoxError> {
         let node = Node::local().await?;
-        let scope = Scope::whereis(SCOPE)
-            .await
-            .ok_or("the cluster scope is not running (see the server's spec file)")?;
-        let nicks = Global::whereis(NICKS)
-            .await
-            .ok_or("the nick table is not running (see the server's spec file)")?;
+        let (scope, nicks) = tables().await?;
         // What was known of the others before a restart may be stale: they tell again.
         args.roster.clear();
         node.export::<ClusterPeer>(CLUSTER).await?;

@@ -62,7 +62,6 @@ pub fn registry(config: NodeConfig, args: MessageServerArgs, join: Vec<String>) 
     let relay = cluster::RelayArgs {
         key: args.cluster_key.clone(),
         join,
-        membership: args.membership.clone(),
         roster: args.roster.clone(),
     };
     let mut registry = crate::trees::registry(
