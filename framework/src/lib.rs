@@ -32,6 +32,8 @@ pub mod exit;
 pub mod gen_server;
 #[cfg(feature = "distribution")]
 pub mod node;
+#[cfg(feature = "observer")]
+pub mod observer;
 pub mod spec;
 pub mod supervisor;
 
@@ -41,8 +43,8 @@ pub use error::{BoxError, CallError, Ignore, StartError};
 pub use exit::ExitReason;
 pub use gen_server::sys;
 pub use gen_server::{
-    CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, Protocol, ReplyTo, ServerRef,
-    StartOptions, Timeout, Timer,
+    AnyServer, CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, Protocol, ReplyTo,
+    ServerRef, StartOptions, Timeout, Timer,
 };
 pub use ractor::{ActorCell, ActorId};
 

@@ -152,6 +152,12 @@ pub struct ServerArgs {
     /// tokens and what servers tell each other.
     #[arg(long, value_name = "FILE")]
     pub cluster_key_file: Option<PathBuf>,
+    /// Serve a live page of the server's supervision trees, links and restarts at this
+    /// address (default 127.0.0.1:4380: loopback only); actions on it need the access
+    /// token printed at start.
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1,
+          default_missing_value = "127.0.0.1:4380")]
+    pub observer: Option<SocketAddr>,
     /// Load the supervision tree from this file instead of the built-in
     /// supervisor-specs/ex_messenger_server.json.
     #[arg(long, value_name = "FILE")]

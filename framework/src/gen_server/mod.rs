@@ -7,6 +7,7 @@
 //! | `protocol.rs` | [`Protocol`]: the messages, all a caller needs |
 //! | `reply.rs` | [`ReplyTo`]: the caller's half of a call, answerable now or later |
 //! | `server_ref.rs` | [`ServerRef`] and [`Named`]: call, cast, stop, timers |
+//! | `any_server.rs` | [`AnyServer`]: a server of any protocol, for tools that look at a whole tree |
 //! | `request.rs` | [`RequestId`], [`RequestIds`]: calls in flight, answers collected later |
 //! | `sys.rs` | [`sys`]: state, status, suspend and resume, statistics, trace of any server |
 //! | `mailbox.rs` | counting a server's queued messages for `sys` statistics |
@@ -53,6 +54,7 @@
 //! # }
 //! ```
 
+mod any_server;
 mod context;
 mod lineage;
 mod mailbox;
@@ -67,6 +69,7 @@ use std::future::Future;
 
 use ractor::ActorId;
 
+pub use any_server::AnyServer;
 pub use context::Context;
 pub(crate) use lineage::{Gone, Lineage};
 pub(crate) use process::{request_stop, spawn, spawn_with, Envelope, Linked};

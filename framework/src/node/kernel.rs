@@ -53,6 +53,8 @@ pub(crate) enum Request {
     ClosedLately(SocketAddr, ReplyTo<bool>),
     /// Connected, authenticated peers: name and ractor_cluster node id.
     Peers(ReplyTo<Vec<(String, u64)>>),
+    /// Every ready link: peer, since when, liveness, traffic.
+    Links(ReplyTo<Vec<super::LinkInfo>>),
     /// The name of the authenticated peer with this ractor_cluster node id.
     PeerName(u64, ReplyTo<Option<String>>),
     /// This node's full name, listen address and settings.
@@ -210,6 +212,8 @@ struct Session {
     ready: bool,
     /// When the peer last proved alive (ready, or answered a heartbeat).
     last_seen: Instant,
+    /// When it became ready (for the observer's "up since").
+    up_since: Option<std::time::SystemTime>,
     /// The address we dialed, for a session we opened: connecting there again is a no-op.
     dialed: Option<SocketAddr>,
     /// Set when we close the session ourselves, so its end is reported with the cause.
@@ -307,11 +311,7 @@ impl GenServer for NodeProcess {
             tls: config.tls.clone(),
             admission: admission.clone(),
         };
-        let accept = AbortOnDrop(tokio::spawn(accept_loop(
-            listener,
-            node_server.clone(),
-            policy,
-        )));
+        let accept = AbortOnDrop::spawn(accept_loop(listener, node_server.clone(), policy));
         if let Ok(mut name) = LOCAL_NAME.write() {
             name.clone_from(&full_name);
         }
@@ -378,6 +378,7 @@ impl GenServer for NodeProcess {
                 }
             }
             Request::Peers(answer) => _ = answer.reply(state.peers()),
+            Request::Links(answer) => _ = answer.reply(state.links()),
             // Answered once the session is ready, so that a link refused as a second one
             // under a connected node's name is never named (and never taken for that node).
             Request::PeerName(node_id, answer) => {
@@ -510,6 +511,29 @@ impl GenServer for NodeProcess {
 }
 
 impl State {
+    fn links(&self) -> Vec<super::LinkInfo> {
+        let mut links: Vec<_> = self
+            .sessions
+            .values()
+            .filter(|s| s.ready)
+            .filter_map(|s| {
+                let silent = match &s.link {
+                    Some(link) => link.silent_for().min(s.last_seen.elapsed()),
+                    None => s.last_seen.elapsed(),
+                };
+                Some(super::LinkInfo {
+                    peer: s.peer()?.to_owned(),
+                    up_since_ms: s.up_since.map_or(0, crate::sys::unix_ms),
+                    silent_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+                    dialed: s.dialed.is_some(),
+                    traffic: s.link.as_ref().map(|link| link.traffic()),
+                })
+            })
+            .collect();
+        links.sort_by(|a, b| a.peer.cmp(&b.peer));
+        links
+    }
+
     fn peers(&self) -> Vec<(String, u64)> {
         let mut peers: Vec<_> = self
             .sessions
@@ -603,6 +627,7 @@ impl State {
             authenticated: false,
             ready: false,
             last_seen: Instant::now(),
+            up_since: None,
             dialed: None,
             closed_by_us: None,
             deadline: None,
@@ -658,6 +683,7 @@ impl State {
         session.authenticated = true;
         session.ready = true;
         session.last_seen = Instant::now();
+        session.up_since = Some(std::time::SystemTime::now());
         session.cancel_deadline();
         session.info = info;
         if let Some(link) = &session.link {
@@ -824,6 +850,13 @@ fn heartbeat_interval(config: &NodeConfig) -> Duration {
 /// Aborts a task when dropped.
 pub(crate) struct AbortOnDrop(JoinHandle<()>);
 
+impl AbortOnDrop {
+    /// Runs `task` until this is dropped.
+    pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        Self(tokio::spawn(task))
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
@@ -832,7 +865,7 @@ impl Drop for AbortOnDrop {
 
 /// Binds the listener. A killed predecessor's socket closes moments after its state is
 /// dropped, so "address in use" is retried for a short while before it counts.
-async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, BoxError> {
+pub(crate) async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, BoxError> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         match tokio::net::TcpListener::bind(address).await {

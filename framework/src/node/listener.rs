@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::{ConnectError, Tls};
+use super::{ConnectError, Tls, Traffic};
 
 /// What a node sends a connection it refuses for load, before closing it: one
 /// ractor_cluster frame (the length as a big-endian u64, then the protobuf
@@ -108,6 +108,18 @@ pub(crate) struct Link {
     sniffing: AtomicBool,
     /// The peer refused us for load ([`BUSY_FRAME`]).
     busy: AtomicBool,
+    /// What went each way, counted above TLS (what ractor_cluster sent and received), for
+    /// the observer.
+    traffic: Meter,
+}
+
+/// Bytes and ractor_cluster frames (messages, heartbeats and control alike) on one link.
+#[derive(Default)]
+struct Meter {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
 }
 
 /// Links by label, for the kernel to find when ractor_cluster reports a session.
@@ -137,6 +149,7 @@ impl Link {
             first_bytes: Mutex::new(Vec::new()),
             sniffing: AtomicBool::new(matches!(direction, Direction::Out)),
             busy: AtomicBool::new(false),
+            traffic: Meter::default(),
         });
         lock(links()).insert(label, Arc::downgrade(&link));
         link
@@ -199,6 +212,17 @@ impl Link {
     pub(crate) fn release(&self) {
         let ticket = lock(&self.ticket).take();
         drop(ticket);
+    }
+
+    /// What went over the link so far.
+    pub(crate) fn traffic(&self) -> Traffic {
+        let t = &self.traffic;
+        Traffic {
+            bytes_in: t.bytes_in.load(Ordering::Relaxed),
+            bytes_out: t.bytes_out.load(Ordering::Relaxed),
+            messages_in: t.frames_in.load(Ordering::Relaxed),
+            messages_out: t.frames_out.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether the peer of a link we dialed turned us away for load ([`BUSY_FRAME`]).
@@ -300,6 +324,136 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Watched<W> {
     }
 }
 
+/// One half of a link, above TLS: counts its bytes and ractor_cluster frames (each is a
+/// big-endian u64 length, then that many bytes) into its link's [`Meter`].
+struct Counted<S> {
+    inner: S,
+    link: Arc<Link>,
+    frames: FrameCounter,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S, link: Arc<Link>) -> Self {
+        Self {
+            inner,
+            link,
+            frames: FrameCounter::default(),
+        }
+    }
+}
+
+/// Where a byte stream of frames is: inside a length prefix, or inside a frame's body.
+#[derive(Default)]
+struct FrameCounter {
+    prefix: [u8; 8],
+    prefix_len: usize,
+    body_left: u64,
+}
+
+impl FrameCounter {
+    /// Reads past `bytes`; answers how many frames began in them.
+    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut frames = 0;
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let skip = usize::try_from(self.body_left)
+                    .map_or(bytes.len(), |left| left.min(bytes.len()));
+                self.body_left -= skip as u64;
+                bytes = &bytes[skip..];
+                continue;
+            }
+            let take = (8 - self.prefix_len).min(bytes.len());
+            self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&bytes[..take]);
+            self.prefix_len += take;
+            bytes = &bytes[take..];
+            if self.prefix_len == 8 {
+                self.prefix_len = 0;
+                self.body_left = u64::from_be_bytes(self.prefix);
+                frames += 1;
+            }
+        }
+        frames
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            let frames = self.frames.feed(read);
+            let traffic = &self.link.traffic;
+            traffic
+                .bytes_in
+                .fetch_add(read.len() as u64, Ordering::Relaxed);
+            traffic.frames_in.fetch_add(frames, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl<W: AsyncWrite + Unpin> Counted<W> {
+    /// Counts what a write of `bufs` took: its first `written` bytes.
+    fn wrote<'a>(&mut self, bufs: impl Iterator<Item = &'a [u8]>, mut written: usize) {
+        let traffic = &self.link.traffic;
+        traffic
+            .bytes_out
+            .fetch_add(written as u64, Ordering::Relaxed);
+        for buf in bufs {
+            if written == 0 {
+                break;
+            }
+            let taken = written.min(buf.len());
+            let frames = self.frames.feed(&buf[..taken]);
+            traffic.frames_out.fetch_add(frames, Ordering::Relaxed);
+            written -= taken;
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Counted<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = poll {
+            self.wrote(std::iter::once(buf), written);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(written)) = poll {
+            self.wrote(bufs.iter().map(|buf| &**buf), written);
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
 impl LabeledStream {
     /// Prepares a connected TCP stream (no Nagle delay, keepalive on, a fresh label) and,
     /// with TLS settings, runs the handshake within `deadline`. An accepted connection
@@ -387,17 +541,25 @@ impl Direction {
 impl ClusterBidiStream for LabeledStream {
     fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
         let link = self.link;
-        match self.transport {
+        let (read, write): (BoxRead, BoxWrite) = match self.transport {
             Transport::Plain(stream) => {
                 let (read, write) = stream.into_split();
-                (Box::new(Watched { inner: read, link }), Box::new(write))
+                let read = Watched {
+                    inner: read,
+                    link: link.clone(),
+                };
+                (Box::new(read), Box::new(write))
             }
             // The TCP stream under TLS is watched already (and holds the link).
             Transport::Tls(stream) => {
                 let (read, write) = tokio::io::split(*stream);
                 (Box::new(read), Box::new(write))
             }
-        }
+        };
+        (
+            Box::new(Counted::new(read, link.clone())),
+            Box::new(Counted::new(write, link)),
+        )
     }
 
     fn peer_label(&self) -> Option<String> {

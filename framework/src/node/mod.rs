@@ -28,7 +28,7 @@
 
 mod cookie;
 pub mod global;
-mod kernel;
+pub(crate) mod kernel;
 mod listener;
 mod member;
 pub mod pg;
@@ -154,6 +154,38 @@ pub struct Census {
     pub remote_monitors: usize,
     /// Open TCP links (ours and peers'), counted until both their reader and the node let go.
     pub links: usize,
+}
+
+/// One connected peer as [`Node::links`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkInfo {
+    /// The peer's node name.
+    pub peer: String,
+    /// When the link became ready, in milliseconds since the Unix epoch.
+    pub up_since_ms: u64,
+    /// How long since the peer last proved alive (sent anything, or answered a
+    /// heartbeat), in milliseconds: the link is dropped once this passes the liveness
+    /// timeout.
+    pub silent_ms: u64,
+    /// Whether this node dialed the link (else the peer did).
+    pub dialed: bool,
+    /// What went each way; `None` for a link made by ractor_cluster's own listener
+    /// rather than ours.
+    pub traffic: Option<Traffic>,
+}
+
+/// What went over one link so far, counted above TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Traffic {
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// ractor_cluster messages received: remote calls, casts and replies, and also
+    /// heartbeats and group updates.
+    pub messages_in: u64,
+    /// ractor_cluster messages sent.
+    pub messages_out: u64,
 }
 
 /// Why a connection attempt or node request failed.
@@ -411,6 +443,11 @@ impl Node {
     pub async fn peers(&self) -> Result<Vec<String>, Unavailable> {
         let peers = ask(&self.server, Request::Peers, Timeout::Infinity).await?;
         Ok(peers.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// Every connected peer's link: since when, liveness, traffic each way.
+    pub async fn links(&self) -> Result<Vec<LinkInfo>, Unavailable> {
+        ask(&self.server, Request::Links, Timeout::Infinity).await
     }
 
     /// Makes the local server registered as `name` reachable from peers by that name.

@@ -11,8 +11,8 @@ use ractor::ActorCell;
 
 use super::process::{Args, SupervisorProcess};
 use super::{AutoShutdown, DynamicFlags, Supervisor};
-use crate::gen_server::{request_stop, spawn_with, Gone, Lineage, Linked, StartOptions};
-use crate::{ExitReason, GenServer, StartError};
+use crate::gen_server::{spawn_with, Gone, Lineage, Linked, StartOptions};
+use crate::{AnyServer, ExitReason, GenServer, StartError};
 
 /// When a child is restarted (OTP's `restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -257,8 +257,7 @@ impl Parent {
         let (parent, gone) = Linked::new(self.cell, self.up);
         let server = spawn_with(server, args, options, Some(parent)).await?;
         Ok(ChildRef {
-            cell: server.cell(),
-            stop: request_stop::<G::Protocol>,
+            server: AnyServer::new(&server),
             gone,
         })
     }
@@ -272,9 +271,8 @@ impl fmt::Debug for Parent {
 
 /// A started child, as its supervisor holds it.
 pub struct ChildRef {
-    cell: ActorCell,
-    /// Asks this kind of child to stop in order; a plain `fn` so any GenServer type fits.
-    stop: fn(&ActorCell, ExitReason) -> bool,
+    /// Its protocol erased, so one supervisor holds children of every type.
+    server: AnyServer,
     /// Completes once the child and every process it started are gone: only then may it
     /// be started again (a grandchild may still hold a name the new instance needs).
     gone: Gone,
@@ -283,12 +281,17 @@ pub struct ChildRef {
 impl ChildRef {
     /// The child's process.
     pub fn cell(&self) -> &ActorCell {
-        &self.cell
+        self.server.cell()
+    }
+
+    /// The child's server, its protocol erased.
+    pub fn server(&self) -> &AnyServer {
+        &self.server
     }
 
     /// Asks the child to stop in order (its `terminate` runs); false if it is already gone.
     pub(crate) fn request_stop(&self, reason: ExitReason) -> bool {
-        (self.stop)(&self.cell, reason)
+        self.server.request_stop(reason)
     }
 
     /// What completes once the child's whole subtree is gone.
@@ -299,8 +302,6 @@ impl ChildRef {
 
 impl fmt::Debug for ChildRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ChildRef")
-            .field(&self.cell.get_id())
-            .finish()
+        f.debug_tuple("ChildRef").field(&self.server.id()).finish()
     }
 }

@@ -193,7 +193,7 @@ impl Child {
 
     pub fn process(&self) -> ChildProcess {
         match &self.status {
-            Status::Running(running) => ChildProcess::Running(running.cell().clone()),
+            Status::Running(running) => ChildProcess::Running(running.server().clone()),
             Status::Restarting => ChildProcess::Restarting,
             Status::Stopped => ChildProcess::Undefined,
         }

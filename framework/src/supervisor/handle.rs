@@ -3,7 +3,7 @@
 use ractor::{ActorCell, ActorId};
 
 use super::process::{Request, SupervisorProcess, Target};
-use super::{ChildCounts, ChildInfo, ChildSpec, SupervisorError};
+use super::{ChildCounts, ChildInfo, ChildSpec, Overview, SupervisorError};
 use crate::{ExitReason, ReplyTo, ServerRef};
 
 /// Asks a supervisor; each request has its own answer type. The wait is unbounded, as
@@ -41,6 +41,17 @@ impl SupervisorRef {
     /// Counts of specs, running children, supervisors and workers.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
         ask(&self.server, Request::CountChildren).await
+    }
+
+    /// Strategy, restart intensity and its use, and every child, in one answer (what an
+    /// observer shows; OTP spreads it over `which_children` and `sys:get_status`).
+    pub async fn overview(&self) -> Result<Overview, SupervisorError> {
+        ask(&self.server, Request::Overview).await
+    }
+
+    /// The supervisor running as `server`, if it is one.
+    pub fn from_server(server: &crate::AnyServer) -> Option<Self> {
+        ServerRef::from_cell(server.cell().clone()).map(Self::new)
     }
 
     /// Adds a child at the end of the start order and starts it. `None` if its `init`
@@ -94,6 +105,11 @@ impl SupervisorRef {
     /// The supervisor's process.
     pub fn cell(&self) -> ActorCell {
         self.server.cell()
+    }
+
+    /// The supervisor as a server of any protocol (for `sys` and tools).
+    pub fn server(&self) -> crate::AnyServer {
+        crate::AnyServer::new(&self.server)
     }
 
     /// Waits until the supervisor has exited (after giving up, or being stopped).

@@ -37,21 +37,34 @@ impl RestartBudget {
         }
         self.recent.len() <= self.intensity as usize
     }
+
+    /// Restarts within the last `period`.
+    pub(crate) fn used(&self) -> usize {
+        let now = Instant::now();
+        self.recent
+            .iter()
+            .filter(|at| now.duration_since(**at) <= self.period)
+            .count()
+    }
+
+    pub(crate) fn intensity(&self) -> u32 {
+        self.intensity
+    }
+
+    pub(crate) fn period(&self) -> Duration {
+        self.period
+    }
 }
 
 impl std::fmt::Display for RestartBudget {
     /// "restarts used of allowed, per period", as `sys::get_status` shows it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let now = Instant::now();
-        let used = self
-            .recent
-            .iter()
-            .filter(|at| now.duration_since(**at) <= self.period)
-            .count();
         write!(
             f,
-            "{used} of {} restarts used per {:?}",
-            self.intensity, self.period
+            "{} of {} restarts used per {:?}",
+            self.used(),
+            self.intensity,
+            self.period
         )
     }
 }

@@ -9,6 +9,7 @@
 //! | `handle.rs` | [`SupervisorRef`], [`DynamicSupervisorRef`]: which_children, start_child, ... |
 //! | `intensity.rs` | restart intensity within a period |
 //! | `shutdown.rs` | stopping children within their budgets |
+//! | `report.rs` | [`report`]s: child started, exited, restarted, gave up; logged and published |
 //! | `partition.rs` | [`PartitionSupervisorRef`]: Elixir's `PartitionSupervisor`, dynamic children spread over partitions |
 //!
 //! A supervisor is itself a [`GenServer`](crate::GenServer) that links its children: their
@@ -67,6 +68,7 @@ mod handle;
 mod intensity;
 mod partition;
 mod process;
+pub mod report;
 mod shutdown;
 
 use std::collections::HashSet;
@@ -82,7 +84,7 @@ pub use handle::{DynamicSupervisorRef, SupervisorRef};
 pub(crate) use intensity::RestartBudget;
 pub use partition::{partition_spec, start_partitioned, PartitionFlags, PartitionSupervisorRef};
 
-use crate::{BoxError, CallError, StartError};
+use crate::{AnyServer, BoxError, CallError, StartError};
 
 /// Elixir's default restart intensity (Erlang's is 1).
 pub const DEFAULT_INTENSITY: u32 = 3;
@@ -246,12 +248,33 @@ impl Supervisor for SupervisorSpec {
     }
 }
 
+/// Starts a supervisor of its own (no parent): a root of a supervision tree.
 async fn server_start(
     args: process::Args,
     name: Option<String>,
 ) -> Result<SupervisorRef, StartError> {
     let server = crate::gen_server::spawn(process::SupervisorProcess, args, name, None).await?;
-    Ok(SupervisorRef::new(server))
+    let supervisor = SupervisorRef::new(server);
+    let mut roots = lock_roots();
+    roots.retain(SupervisorRef::is_alive);
+    roots.push(supervisor.clone());
+    Ok(supervisor)
+}
+
+fn lock_roots() -> std::sync::MutexGuard<'static, Vec<SupervisorRef>> {
+    static ROOTS: std::sync::Mutex<Vec<SupervisorRef>> = std::sync::Mutex::new(Vec::new());
+    ROOTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The running supervisors of this program that have no parent, oldest first: the roots
+/// of its supervision trees (what an observer walks; OTP's are the applications' top
+/// supervisors).
+pub fn roots() -> Vec<SupervisorRef> {
+    let mut roots = lock_roots();
+    roots.retain(SupervisorRef::is_alive);
+    roots.clone()
 }
 
 /// Starts a dynamic supervisor, optionally registered under `name`.
@@ -277,11 +300,28 @@ pub struct ChildInfo {
     pub restarts: u32,
 }
 
+/// [`SupervisorRef::overview`]'s answer: a supervisor at one moment.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// Its restart strategy (a dynamic supervisor's is always one for one).
+    pub strategy: Strategy,
+    /// A dynamic supervisor (children addressed by process, forgotten once stopped).
+    pub dynamic: bool,
+    /// Restarts allowed within `period`.
+    pub intensity: u32,
+    /// The intensity window.
+    pub period: Duration,
+    /// Restarts within the last `period`: one more than `intensity` and it gives up.
+    pub restarts_used: usize,
+    /// Every child, in start order.
+    pub children: Vec<ChildInfo>,
+}
+
 /// The process part of [`ChildInfo`] (OTP: a pid, `restarting` or `undefined`).
 #[derive(Debug, Clone)]
 pub enum ChildProcess {
-    /// Running as this process.
-    Running(ActorCell),
+    /// Running as this server.
+    Running(AnyServer),
     /// Its restart failed and will be tried again.
     Restarting,
     /// Not running (exited without restart, or terminated by request).
@@ -291,8 +331,13 @@ pub enum ChildProcess {
 impl ChildProcess {
     /// The running process, if any.
     pub fn cell(&self) -> Option<&ActorCell> {
+        self.server().map(AnyServer::cell)
+    }
+
+    /// The running server, if any: `sys` reaches it whatever its protocol.
+    pub fn server(&self) -> Option<&AnyServer> {
         match self {
-            Self::Running(cell) => Some(cell),
+            Self::Running(server) => Some(server),
             _ => None,
         }
     }

@@ -23,10 +23,11 @@
 use ractor::{ActorCell, ActorId};
 
 use super::children::{Children, Place};
+use super::report;
 use super::shutdown::{stop_all, stop_child, subtree_gone};
 use super::{
     AutoShutdown, ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, DynamicFlags, Flags,
-    Parent, Restart, RestartBudget, Strategy, SupervisorError, SupervisorSpec,
+    Overview, Parent, Restart, RestartBudget, Strategy, SupervisorError, SupervisorSpec,
 };
 use crate::{
     BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
@@ -94,6 +95,7 @@ enum Kind {
 /// Control requests (`supervisor:which_children/1`, ...), each with its own typed answer.
 pub(crate) enum Request {
     WhichChildren(ReplyTo<Vec<ChildInfo>>),
+    Overview(ReplyTo<Overview>),
     CountChildren(ReplyTo<ChildCounts>),
     StartChild(
         ChildSpec,
@@ -178,6 +180,7 @@ impl GenServer for SupervisorProcess {
     ) -> Result<CallResponse<()>, BoxError> {
         match request {
             Request::WhichChildren(answer) => _ = answer.reply(state.children.infos()),
+            Request::Overview(answer) => _ = answer.reply(state.overview()),
             Request::CountChildren(answer) => _ = answer.reply(state.children.counts()),
             Request::StartChild(spec, answer) => {
                 _ = answer.reply(state.start_child(me, spec).await)
@@ -242,21 +245,37 @@ async fn start(
     };
     match spec.start(parent).await {
         Ok(child) => {
-            tracing::info!(supervisor = label, child = %spec.id, pid = %child.cell().get_id(), "child started");
+            report::started(label, &spec.id, child.cell().get_id());
             Ok(child)
         }
         Err(StartError::Ignored) => {
-            tracing::info!(supervisor = label, child = %spec.id, "child ignored its start");
+            report::ignored(label, &spec.id);
             Err(StartError::Ignored)
         }
         Err(reason) => {
-            tracing::error!(supervisor = label, child = %spec.id, %reason, "start_error: child failed to start");
+            report::start_failed(label, &spec.id, &reason);
             Err(reason)
         }
     }
 }
 
 impl State {
+    /// Flags, intensity used and children, in one answer.
+    fn overview(&self) -> Overview {
+        let (strategy, dynamic) = match self.kind {
+            Kind::Static(strategy) => (strategy, false),
+            Kind::Dynamic { .. } => (Strategy::OneForOne, true),
+        };
+        Overview {
+            strategy,
+            dynamic,
+            intensity: self.budget.intensity(),
+            period: self.budget.period(),
+            restarts_used: self.budget.used(),
+            children: self.children.infos(),
+        }
+    }
+
     /// `start_child`: a static supervisor refuses an id it has, a dynamic one refuses
     /// beyond `max_children`.
     async fn start_child(
@@ -321,7 +340,7 @@ impl State {
             return Flow::Continue;
         };
         let restart = child.spec.restart.restarts_after(&reason);
-        report_exit(&self.label, &child.spec.id, &reason, restart);
+        report::exited(&self.label, &child.spec.id, &reason, restart);
         if restart {
             if let Some(exited) = exited {
                 subtree_gone(&self.label, &child.spec.id, exited, child.spec.shutdown).await;
@@ -363,7 +382,7 @@ impl State {
     async fn restart(&mut self, me: &Context<SupervisorProcess>, place: Place) -> Flow {
         if !self.budget.allow_restart() {
             if let Some(child) = self.children.get(place) {
-                report_giving_up(&self.label, &child.spec.id);
+                report::gave_up(&self.label, &child.spec.id);
             }
             self.stop_everyone().await;
             return Flow::Stop(ExitReason::Shutdown);
@@ -524,22 +543,4 @@ fn not_found(target: &Target) -> SupervisorError {
         Target::Id(id) => id.clone(),
         Target::Process(pid) => pid.to_string(),
     })
-}
-
-/// OTP's `child_terminated` report, with the decision taken.
-fn report_exit(label: &str, id: &str, reason: &ExitReason, restart: bool) {
-    if reason.is_orderly() {
-        tracing::info!(supervisor = label, child = id, %reason, restart, "child terminated");
-    } else {
-        tracing::error!(supervisor = label, child = id, %reason, restart, "child_terminated");
-    }
-}
-
-/// OTP's `shutdown` supervisor report: too many restarts, the supervisor gives up.
-fn report_giving_up(label: &str, offender: &str) {
-    tracing::error!(
-        supervisor = label,
-        child = offender,
-        "shutdown: reached_max_restart_intensity; stopping all children"
-    );
 }

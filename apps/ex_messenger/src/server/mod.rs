@@ -40,7 +40,7 @@ use otp::node::global::Global;
 use otp::node::pg::{Peers, Scope};
 use otp::node::{Cookie, Node, NodeConfig};
 use otp::spec::Registry;
-use otp::supervisor::{ChildSpec, ChildType};
+use otp::supervisor::{ChildSpec, ChildType, Flags, SupervisorRef, SupervisorSpec};
 
 pub use keys::SessionKeys;
 pub use membership::Membership;
@@ -141,6 +141,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     crate::stdout::line(format_args!(
         "Clients join with: ex_messenger client --server {address}"
     ));
+    let observer = match args.observer {
+        Some(listen) => Some(observe(listen).await?),
+        None => None,
+    };
 
     #[cfg(feature = "fault-hook")]
     let faults = args.fault_hook.then(fault_hook::run);
@@ -159,8 +163,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "Shutting down; relayed {relayed} lines to other servers; used {:.2} s of CPU",
         cpu_seconds()
     ));
+    if let Some(observer) = observer {
+        let _ = observer.stop().await;
+    }
     let _ = tree.stop().await;
     Ok(())
+}
+
+/// Starts the observer under a supervisor of its own (a tree beside the server's, so it
+/// is shown too) and prints where to open it, with its token.
+async fn observe(listen: std::net::SocketAddr) -> anyhow::Result<SupervisorRef> {
+    let config = otp::observer::ObserverConfig::new(listen);
+    let tree = SupervisorSpec {
+        flags: Flags::default(),
+        children: vec![otp::observer::child_spec("observer", config)],
+    };
+    let supervisor = tree
+        .start_named("observer_sup")
+        .await
+        .map_err(|error| anyhow::anyhow!("the observer could not start on {listen}: {error}"))?;
+    let observer = otp::observer::Observer::running()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the observer stopped as it started"))?;
+    crate::stdout::line(format_args!("Observer: {}", observer.url()));
+    Ok(supervisor)
 }
 
 /// CPU time this process used so far, user and system, all threads (Linux; 0 elsewhere):

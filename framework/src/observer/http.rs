@@ -1,0 +1,298 @@
+//! The observer's HTTP side: its own accept loop (a cap on connections, each refused one
+//! told so), hyper with tight limits on what a request may hold, and axum's routes.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /`, `/app.js`, `/style.css` | the page, embedded in the binary |
+//! | `GET /events` | server-sent events: `report` (backlog, then live), `snapshot` each second |
+//! | `GET /api/process/{pid}` | one process's `sys` status (its `format_status`) |
+//! | `POST /api/action` | an [`Action`], with `Authorization: Bearer <token>` |
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::stream::{self, Stream, StreamExt};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, Semaphore};
+use tokio::task::JoinSet;
+
+use super::actions::Action;
+use super::feed::Feed;
+use crate::supervisor::report;
+use crate::sys;
+
+/// A request's head (request line and headers) must fit in this: the page sends small
+/// ones, so anything bigger is refused with 431.
+const MAX_HEAD: usize = 16 * 1024;
+/// At most this many headers (431 beyond).
+const MAX_HEADERS: usize = 64;
+/// A request's head must arrive within this, or the connection is closed (a slow sender
+/// holds no slot for long).
+const HEAD_WITHIN: Duration = Duration::from_secs(10);
+/// An action's body is a small JSON object (413 beyond).
+const MAX_BODY: usize = 4 * 1024;
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const STYLE_CSS: &str = include_str!("assets/style.css");
+
+/// What every route shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) feed: Arc<Feed>,
+    /// The access token actions need (and, off loopback, everything).
+    pub(crate) token: Arc<str>,
+    /// The address the observer listens on: off loopback, reading needs the token too, and
+    /// on loopback the `Host` header must name it (a page from elsewhere cannot rebind a
+    /// name of its own to 127.0.0.1 and read the node).
+    pub(crate) address: SocketAddr,
+}
+
+impl Shared {
+    fn token_ok(&self, given: Option<&str>) -> bool {
+        given.is_some_and(|given| same(given.as_bytes(), self.token.as_bytes()))
+    }
+
+    /// Whether reading needs the token: when anyone on the network can reach the port.
+    fn reads_need_token(&self) -> bool {
+        !self.address.ip().is_loopback()
+    }
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn router(shared: Shared) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { page(INDEX_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { page(STYLE_CSS, "text/css; charset=utf-8") }),
+        )
+        .route("/events", get(events))
+        .route("/api/process/{pid}", get(process_status))
+        .route("/api/action", post(action))
+        .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such page: the observer serves /") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(shared.clone(), check_host))
+        .with_state(shared)
+}
+
+fn page(body: &'static str, kind: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A refusal: a status and one line saying what was wrong and what to do.
+fn refuse(status: StatusCode, why: &str) -> Response {
+    (status, format!("{why}\n")).into_response()
+}
+
+/// On loopback, only requests for the observer's own host names are served.
+async fn check_host(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    if shared.address.ip().is_loopback() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or("");
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+        if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+            return refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                "the observer answers only requests for localhost or 127.0.0.1",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The live feed: the reports kept so far, then each new report and each snapshot.
+async fn events(
+    State(shared): State<Shared>,
+    Query(query): Query<TokenQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Response> {
+    if shared.reads_need_token() && !shared.token_ok(query.token.as_deref()) {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "this observer is not on loopback: open the address it printed, with its token",
+        ));
+    }
+    let live = report::subscribe();
+    let backlog = shared.feed.backlog();
+    let mut snapshots = shared.feed.watch();
+    snapshots.mark_changed();
+    let backlog = stream::iter(backlog).map(|report| report_event(&report));
+    let reports = stream::unfold(live, |mut live| async move {
+        loop {
+            match live.recv().await {
+                Ok(report) => return Some((report_event(&report), live)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let snapshots = stream::unfold(snapshots, |mut snapshots| async move {
+        loop {
+            snapshots.changed().await.ok()?;
+            let json = snapshots.borrow_and_update().clone();
+            if !json.is_empty() {
+                return Some((
+                    Ok(Event::default().event("snapshot").data(&*json)),
+                    snapshots,
+                ));
+            }
+        }
+    });
+    let live = stream::select(reports, snapshots);
+    Ok(Sse::new(backlog.chain(live)).keep_alive(KeepAlive::default()))
+}
+
+fn report_event(report: &report::Report) -> Result<Event, Infallible> {
+    let json = serde_json::to_string(report).unwrap_or_default();
+    Ok(Event::default().event("report").data(json))
+}
+
+/// One process's status, its state as its `format_status` shows it.
+async fn process_status(
+    State(shared): State<Shared>,
+    Path(pid): Path<String>,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    if shared.reads_need_token() && !shared.token_ok(query.token.as_deref()) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "this observer is not on loopback: give its token",
+        );
+    }
+    let Some(known) = shared.feed.index().get(&pid).cloned() else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            &format!("no process {pid} in the supervision trees now: it may have exited"),
+        );
+    };
+    match sys::get_status(&known.server).await {
+        Ok(status) => Json(status).into_response(),
+        Err(error) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{pid} did not answer: {error}"),
+        ),
+    }
+}
+
+/// An action, only with the token.
+async fn action(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if !shared.token_ok(given) {
+        return refuse(StatusCode::UNAUTHORIZED, "actions need the observer's access token (printed when it started): send Authorization: Bearer <token>");
+    }
+    let action: Action = match serde_json::from_str(&body) {
+        Ok(action) => action,
+        Err(error) => return refuse(StatusCode::BAD_REQUEST, &format!("not an action ({error}): send JSON such as {{\"action\":\"kill\",\"pid\":\"0.12\"}}")),
+    };
+    tracing::info!(?action, "observer: action");
+    match action.perform(&shared.feed.index()).await {
+        Ok(done) => (StatusCode::OK, done).into_response(),
+        Err(error) => refuse(StatusCode::CONFLICT, &error.to_string()),
+    }
+}
+
+/// Serves connections until dropped (then every connection ends with it). At most
+/// `connections` at once; the ones beyond are told so and closed.
+pub(crate) async fn serve(listener: TcpListener, router: Router, connections: usize) {
+    let slots = Arc::new(Semaphore::new(connections));
+    let lingering = Arc::new(Semaphore::new(LINGERING));
+    let mut served = JoinSet::new();
+    loop {
+        while served.try_join_next().is_some() {}
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors, say: wait instead of spinning on the error.
+                tracing::warn!(%error, "observer: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let _ = stream.try_write(BUSY);
+            // Closing at once, with the request unread, would send a reset that can
+            // destroy the refusal before it is read.
+            if let Ok(linger) = lingering.clone().try_acquire_owned() {
+                served.spawn(async move {
+                    let _linger = linger;
+                    linger_then_close(stream).await;
+                });
+            }
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        served.spawn(async move {
+            let _slot = slot;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_WITHIN)
+                .max_header_size(MAX_HEAD)
+                .max_headers(MAX_HEADERS)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "observer: connection ended");
+            }
+        });
+    }
+}
+
+/// What a connection beyond the cap is told. Written without waiting: it fits a fresh
+/// socket's send buffer.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 69\r\n\r\ntoo many connections to the observer: close some of its pages, retry\n";
+
+/// Refused connections whose peer is given [`LINGER`] to read the refusal, at most this
+/// many at once (the rest are closed at once).
+const LINGERING: usize = 64;
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Ends the sending side, then reads and drops what the peer still sends, for at most
+/// [`LINGER`], so that closing sends no reset while the refusal is in flight.
+async fn linger_then_close(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(1..) = stream.read(&mut sink).await {}
+    })
+    .await;
+}

@@ -1,0 +1,262 @@
+//! One look at the node: every supervision tree (walked from [`supervisor::roots`]), each
+//! process's counts through `sys`, and the node's links. Taken once a second while a page
+//! watches, and never otherwise.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::future::{join_all, BoxFuture};
+use futures::FutureExt;
+use ractor::ActorId;
+use serde::{Deserialize, Serialize};
+
+use crate::node::{LinkInfo, Node};
+use crate::supervisor::{self, ChildProcess, ChildType, Strategy, SupervisorRef};
+use crate::{sys, AnyServer};
+
+/// How long one process may take to answer while a snapshot is taken: a busy process is
+/// shown as busy rather than holding up the whole page.
+const ANSWER_WITHIN: Duration = Duration::from_millis(800);
+
+/// A node at one moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node's name (`local` when distribution is not started).
+    pub node: String,
+    /// When it was taken, in milliseconds since the Unix epoch.
+    pub taken_ms: u64,
+    /// Its supervision trees, oldest root first.
+    pub trees: Vec<ProcessView>,
+    /// Its links to peers.
+    pub links: Vec<LinkInfo>,
+}
+
+/// One process of a tree: a root supervisor, or a supervisor's child (running or not).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessView {
+    /// The child spec id (a root's name, or its pid).
+    pub id: String,
+    /// Worker or supervisor.
+    pub kind: ChildType,
+    /// `running`, `restarting` or `not_running`.
+    pub state: RunState,
+    /// Restarts so far under its supervisor.
+    pub restarts: u32,
+    /// Its process id, while running.
+    pub pid: Option<String>,
+    /// Its registered name.
+    pub name: Option<String>,
+    /// The protocol it serves (a type name).
+    pub protocol: Option<String>,
+    /// The type that implements its behaviour.
+    pub behaviour: Option<String>,
+    /// Messages waiting in its mailbox (counted since the observer first saw it).
+    pub mailbox: Option<usize>,
+    /// Messages handled per second since the last snapshot.
+    pub per_second: Option<f64>,
+    /// Messages handled since it started.
+    pub handled: Option<u64>,
+    /// Suspended through `sys::suspend`.
+    pub suspended: bool,
+    /// `sys::trace` is on.
+    pub tracing: bool,
+    /// It did not answer within the snapshot's time: a long callback, or a full mailbox.
+    pub busy: bool,
+    /// Its own children, if it is a supervisor.
+    pub supervisor: Option<SupervisorView>,
+}
+
+/// Whether a child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Running.
+    Running,
+    /// Its restart failed and will be tried again.
+    Restarting,
+    /// Not running: exited without restart, or terminated on request.
+    NotRunning,
+}
+
+/// A supervisor's flags and its children.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorView {
+    /// Its restart strategy.
+    pub strategy: Strategy,
+    /// A dynamic supervisor (children addressed by process, not kept once stopped).
+    pub dynamic: bool,
+    /// Restarts allowed per period.
+    pub intensity: u32,
+    /// The period, in milliseconds.
+    pub period_ms: u64,
+    /// Restarts within the last period.
+    pub restarts_used: usize,
+    /// Its children, in start order.
+    pub children: Vec<ProcessView>,
+}
+
+/// A running process the observer can act on, found again by its pid.
+#[derive(Clone, Debug)]
+pub(crate) struct Known {
+    pub(crate) server: AnyServer,
+    /// Its supervisor and child id; `None` for a root.
+    pub(crate) parent: Option<(SupervisorRef, String, bool)>,
+}
+
+/// Takes snapshots, remembering what rates need between two of them.
+#[derive(Default)]
+pub(crate) struct Sampler {
+    /// Messages handled at the last snapshot, by process.
+    last_handled: HashMap<ActorId, (u64, Instant)>,
+    /// Processes whose mailbox counting this observer turned on.
+    counting: HashSet<ActorId>,
+}
+
+/// What one walk finds beside the view: the processes by pid, for actions.
+pub(crate) type Index = HashMap<String, Known>;
+
+impl Sampler {
+    /// Looks at the whole node.
+    pub(crate) async fn take(&mut self, node: Option<&Node>) -> (NodeView, Index) {
+        let mut index = Index::new();
+        let roots = supervisor::roots();
+        let mut trees = Vec::with_capacity(roots.len());
+        for root in roots {
+            let server = root.server();
+            let id = server.name().unwrap_or_else(|| server.id().to_string());
+            let mut view = self.running(&server, None, &mut index).await;
+            view.id = id;
+            view.kind = ChildType::Supervisor;
+            trees.push(view);
+        }
+        let links = match node {
+            Some(node) => node.links().await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let seen: HashSet<ActorId> = index.values().map(|known| known.server.id()).collect();
+        self.last_handled.retain(|id, _| seen.contains(id));
+        self.counting.retain(|id| seen.contains(id));
+        let view = NodeView {
+            node: node.map_or_else(|| "local".to_owned(), |node| node.name().to_owned()),
+            taken_ms: sys::unix_ms(SystemTime::now()),
+            trees,
+            links,
+        };
+        (view, index)
+    }
+
+    /// A running process, and below it, if it is a supervisor, its children.
+    fn running<'a>(
+        &'a mut self,
+        server: &'a AnyServer,
+        parent: Option<(SupervisorRef, String, bool)>,
+        index: &'a mut Index,
+    ) -> BoxFuture<'a, ProcessView> {
+        async move {
+            if self.counting.insert(server.id()) {
+                let _ = tokio::time::timeout(ANSWER_WITHIN, sys::statistics(server, true)).await;
+            }
+            let status = tokio::time::timeout(ANSWER_WITHIN, sys::get_status(server)).await;
+            let status = status.ok().and_then(Result::ok);
+            let now = Instant::now();
+            let per_second = status.as_ref().and_then(|status| {
+                let handled = status.statistics.handled;
+                let last = self.last_handled.insert(server.id(), (handled, now));
+                let (before, then) = last?;
+                let elapsed = now.duration_since(then).as_secs_f64();
+                (elapsed > 0.0).then(|| handled.saturating_sub(before) as f64 / elapsed)
+            });
+            index.insert(
+                server.id().to_string(),
+                Known {
+                    server: server.clone(),
+                    parent,
+                },
+            );
+            let supervisor = match SupervisorRef::from_server(server) {
+                Some(supervisor) => self.supervisor(&supervisor, index).await,
+                None => None,
+            };
+            ProcessView {
+                id: String::new(),
+                kind: ChildType::Worker,
+                state: RunState::Running,
+                restarts: 0,
+                pid: Some(server.id().to_string()),
+                name: server.name(),
+                protocol: Some(server.protocol().to_owned()),
+                behaviour: status.as_ref().map(|status| status.behaviour.clone()),
+                mailbox: sys::queued(server),
+                per_second,
+                handled: status.as_ref().map(|status| status.statistics.handled),
+                suspended: status.as_ref().is_some_and(|status| status.suspended),
+                tracing: status.as_ref().is_some_and(|status| status.tracing),
+                busy: status.is_none(),
+                supervisor,
+            }
+        }
+        .boxed()
+    }
+
+    /// A supervisor's flags and children; `None` if it did not answer in time.
+    async fn supervisor(
+        &mut self,
+        supervisor: &SupervisorRef,
+        index: &mut Index,
+    ) -> Option<SupervisorView> {
+        let overview = tokio::time::timeout(ANSWER_WITHIN, supervisor.overview())
+            .await
+            .ok()?
+            .ok()?;
+        let mut children = Vec::with_capacity(overview.children.len());
+        for child in overview.children {
+            let parent = Some((supervisor.clone(), child.id.clone(), overview.dynamic));
+            let mut view = match &child.process {
+                ChildProcess::Running(server) => self.running(server, parent, index).await,
+                ChildProcess::Restarting => stopped(RunState::Restarting),
+                ChildProcess::Undefined => stopped(RunState::NotRunning),
+            };
+            view.id = child.id;
+            view.kind = child.kind;
+            view.restarts = child.restarts;
+            children.push(view);
+        }
+        Some(SupervisorView {
+            strategy: overview.strategy,
+            dynamic: overview.dynamic,
+            intensity: overview.intensity,
+            period_ms: u64::try_from(overview.period.as_millis()).unwrap_or(u64::MAX),
+            restarts_used: overview.restarts_used,
+            children,
+        })
+    }
+
+    /// Turns off the mailbox counting this observer turned on (as it stops).
+    pub(crate) async fn stop_counting(&mut self, index: &Index) {
+        let counting = std::mem::take(&mut self.counting);
+        let servers = index
+            .values()
+            .filter(|known| counting.contains(&known.server.id()));
+        join_all(servers.map(|known| sys::statistics(&known.server, false))).await;
+    }
+}
+
+fn stopped(state: RunState) -> ProcessView {
+    ProcessView {
+        id: String::new(),
+        kind: ChildType::Worker,
+        state,
+        restarts: 0,
+        pid: None,
+        name: None,
+        protocol: None,
+        behaviour: None,
+        mailbox: None,
+        per_second: None,
+        handled: None,
+        suspended: false,
+        tracing: false,
+        busy: false,
+        supervisor: None,
+    }
+}

@@ -1,0 +1,123 @@
+//! Supervisor reports (OTP's `supervisor_report` and `progress` reports): each is logged
+//! through `tracing` and, while anyone listens ([`subscribe`]), also published as a value,
+//! so a tool such as the observer can show a timeline without parsing logs.
+
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use tokio::sync::broadcast;
+
+use crate::ExitReason;
+
+/// How many reports a slow listener may fall behind before it misses some (it is told
+/// how many it missed: `RecvError::Lagged`).
+const BACKLOG: usize = 1024;
+
+/// One supervisor report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The supervisor's name, or its process id if it has none.
+    pub supervisor: String,
+    /// The child's spec id.
+    pub child: String,
+    /// What happened.
+    pub event: ReportEvent,
+}
+
+/// What a [`Report`] tells.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReportEvent {
+    /// The child started (OTP's progress report), as this process.
+    Started {
+        /// Its process id.
+        pid: String,
+    },
+    /// Its `init` asked to be ignored.
+    Ignored,
+    /// Its start failed (`start_error`).
+    StartFailed {
+        /// Why.
+        reason: String,
+    },
+    /// It exited (`child_terminated`), and whether it is restarted.
+    Exited {
+        /// Its exit reason.
+        reason: String,
+        /// Whether the supervisor restarts it.
+        restart: bool,
+    },
+    /// Too many restarts: the supervisor stops all its children and exits (`shutdown`).
+    GaveUp,
+}
+
+fn channel() -> &'static broadcast::Sender<Report> {
+    static CHANNEL: OnceLock<broadcast::Sender<Report>> = OnceLock::new();
+    CHANNEL.get_or_init(|| broadcast::channel(BACKLOG).0)
+}
+
+/// Every supervisor report of this program from now on, from every supervisor.
+pub fn subscribe() -> broadcast::Receiver<Report> {
+    channel().subscribe()
+}
+
+/// Builds and sends a report only while someone listens: supervisors pay nothing else.
+fn publish(supervisor: &str, child: &str, event: impl FnOnce() -> ReportEvent) {
+    let channel = channel();
+    if channel.receiver_count() == 0 {
+        return;
+    }
+    let _ = channel.send(Report {
+        at_ms: crate::sys::unix_ms(SystemTime::now()),
+        supervisor: supervisor.to_owned(),
+        child: child.to_owned(),
+        event: event(),
+    });
+}
+
+/// OTP's progress report: a child started.
+pub(super) fn started(supervisor: &str, child: &str, pid: ractor::ActorId) {
+    tracing::info!(supervisor, child, %pid, "child started");
+    publish(supervisor, child, || ReportEvent::Started {
+        pid: pid.to_string(),
+    });
+}
+
+/// A child's `init` returned [`Ignore`](crate::Ignore).
+pub(super) fn ignored(supervisor: &str, child: &str) {
+    tracing::info!(supervisor, child, "child ignored its start");
+    publish(supervisor, child, || ReportEvent::Ignored);
+}
+
+/// OTP's `start_error` report.
+pub(super) fn start_failed(supervisor: &str, child: &str, reason: &crate::StartError) {
+    tracing::error!(supervisor, child, %reason, "start_error: child failed to start");
+    publish(supervisor, child, || ReportEvent::StartFailed {
+        reason: reason.to_string(),
+    });
+}
+
+/// OTP's `child_terminated` report, with the decision taken.
+pub(super) fn exited(supervisor: &str, child: &str, reason: &ExitReason, restart: bool) {
+    if reason.is_orderly() {
+        tracing::info!(supervisor, child, %reason, restart, "child terminated");
+    } else {
+        tracing::error!(supervisor, child, %reason, restart, "child_terminated");
+    }
+    publish(supervisor, child, || ReportEvent::Exited {
+        reason: reason.to_string(),
+        restart,
+    });
+}
+
+/// OTP's `shutdown` supervisor report: too many restarts, the supervisor gives up.
+pub(super) fn gave_up(supervisor: &str, offender: &str) {
+    tracing::error!(
+        supervisor,
+        child = offender,
+        "shutdown: reached_max_restart_intensity; stopping all children"
+    );
+    publish(supervisor, offender, || ReportEvent::GaveUp);
+}
