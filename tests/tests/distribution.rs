@@ -85,6 +85,11 @@ impl Tester {
 
 rusty_fork_test! {
     #[test]
+    fn links_tell_each_peer_since_when_and_the_traffic_each_way() {
+        run(links_case());
+    }
+
+    #[test]
     fn remote_calls_and_casts() {
         run(remote_calls_and_casts_case());
     }
@@ -191,6 +196,51 @@ async fn remote_sys_case() {
     assert!(
         matches!(&reopened, Err(ExportError::OptionsDiffer(name)) if name == "local-echo"),
         "{reopened:?}"
+    );
+}
+
+async fn links_case() {
+    let mut tester = Tester::start().await;
+    let fixture = tester.connected("alpha").await;
+    let links = tester.node.links().await.unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    let link = &links[0];
+    assert_eq!(link.peer, fixture.name);
+    assert!(link.dialed, "this node dialed it");
+    assert!(link.up_since_ms > 0);
+    let before = link
+        .traffic
+        .expect("a link through our own listener is counted");
+    assert!(before.messages_in > 0 && before.bytes_in > before.messages_in);
+
+    let echo = tester
+        .node
+        .remote::<Echo>(&fixture.name, ECHO)
+        .await
+        .unwrap();
+    let text = "x".repeat(1000);
+    for _ in 0..10 {
+        let answer = echo.call(EchoCall::Echo(text.clone())).await;
+        assert_eq!(answer.as_deref(), Ok(text.as_str()));
+    }
+    let after = tester.node.links().await.unwrap()[0].traffic.unwrap();
+    // Each call is a message out and its reply one in, each carrying the text (and
+    // heartbeats may have gone by meanwhile).
+    assert!(
+        after.messages_out >= before.messages_out + 10,
+        "{before:?} {after:?}"
+    );
+    assert!(
+        after.messages_in >= before.messages_in + 10,
+        "{before:?} {after:?}"
+    );
+    assert!(
+        after.bytes_out >= before.bytes_out + 10_000,
+        "{before:?} {after:?}"
+    );
+    assert!(
+        after.bytes_in >= before.bytes_in + 10_000,
+        "{before:?} {after:?}"
     );
 }
 

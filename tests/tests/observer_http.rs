@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use otp::observer::{self, Observer, ObserverConfig};
+use otp::observer::{self, Observer, ObserverConfig, Page};
 use otp::supervisor::{ChildSpec, SupervisorSpec};
 use otp::ServerRef;
 use otp_tests::wait::{self, run};
@@ -109,18 +109,10 @@ async fn next_event(page: &mut BufReader<TcpStream>, kind: &str) -> serde_json::
 
 /// The pid of the child `id` in a snapshot's trees.
 fn pid_of(snapshot: &serde_json::Value, id: &str) -> String {
-    fn find(process: &serde_json::Value, id: &str) -> Option<String> {
-        if process["id"] == id {
-            return process["pid"].as_str().map(str::to_owned);
-        }
-        let children = process["supervisor"]["children"].as_array()?;
-        children.iter().find_map(|child| find(child, id))
-    }
-    let trees = snapshot["local"]["trees"].as_array().expect("trees");
-    trees
-        .iter()
-        .find_map(|tree| find(tree, id))
-        .unwrap_or_else(|| panic!("no running {id} in {snapshot}"))
+    let page: Page = serde_json::from_value(snapshot.clone()).expect("a page");
+    let process = page.local.find(id);
+    let pid = process.and_then(|process| process.pid.clone());
+    pid.unwrap_or_else(|| panic!("no running {id} in {snapshot}"))
 }
 
 rusty_fork_test! {

@@ -106,6 +106,11 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1", conflicts_with = "server",
           value_parser = clap::value_parser!(u64).range(1..=16))]
     pub servers: Vec<u64>,
+    /// Run each server count twice: without the observer, then with it on and one page
+    /// open (the bench keeps the page's feed open and asks for `message_server`'s status
+    /// after each snapshot, as a browser showing it does).
+    #[arg(long, conflicts_with = "server")]
+    pub observer: bool,
 }
 
 /// `ex_messenger bench-client` (internal; the cookie comes from `$OTP_COOKIE`).

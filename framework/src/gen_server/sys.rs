@@ -153,7 +153,7 @@ async fn ask<T>(
 }
 
 /// Runs `with` on the state of the server, if it is a `G`.
-async fn with_state<G: GenServer, T: Send + 'static>(
+pub(crate) async fn with_state<G: GenServer, T: Send + 'static>(
     server: &ServerRef<G::Protocol>,
     with: impl FnOnce(&mut G::State) -> T + Send + 'static,
 ) -> Result<T, SysError> {

@@ -1064,6 +1064,21 @@ fn thousands(count: u64) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn frames_are_counted_however_the_stream_is_cut() {
+        let mut stream = Vec::new();
+        for body in [&b"hello"[..], b"", &[7u8; 300]] {
+            stream.extend_from_slice(&(body.len() as u64).to_be_bytes());
+            stream.extend_from_slice(body);
+        }
+        for cut in [1, 3, 8, 13, 64, stream.len()] {
+            let mut counter = FrameCounter::default();
+            let frames: u64 = stream.chunks(cut).map(|piece| counter.feed(piece)).sum();
+            assert_eq!(frames, 3, "in pieces of {cut}");
+            assert_eq!((counter.prefix_len, counter.body_left), (0, 0));
+        }
+    }
+
     #[tokio::test]
     async fn node_links_get_keepalive_and_no_nagle_delay() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use super::snapshot::{Index, NodeView, Sampler};
@@ -45,19 +45,24 @@ struct Latest {
     index: Arc<Index>,
 }
 
-/// What a page gets each second.
-#[derive(Serialize)]
-struct Page<'a> {
-    local: &'a NodeView,
-    peers: Vec<PeerView>,
+/// What a page gets each second (the data of a `snapshot` event, as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page {
+    /// This node.
+    pub local: NodeView,
+    /// Each linked peer.
+    pub peers: Vec<PeerView>,
 }
 
 /// A peer's tree, or why it is not shown.
-#[derive(Serialize)]
-struct PeerView {
-    node: String,
-    view: Option<NodeView>,
-    error: Option<String>,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerView {
+    /// The peer's node name.
+    pub node: String,
+    /// Its tree, if its observer shares it.
+    pub view: Option<NodeView>,
+    /// Why not, otherwise.
+    pub error: Option<String>,
 }
 
 impl Feed {
@@ -126,10 +131,7 @@ impl Feed {
                 Some(node) => peers(node, &local).await,
                 None => Vec::new(),
             };
-            match serde_json::to_string(&Page {
-                local: &local,
-                peers,
-            }) {
+            match serde_json::to_string(&Page { local, peers }) {
                 Ok(json) => _ = self.pages.send(Arc::from(json)),
                 Err(error) => tracing::warn!(%error, "observer: a snapshot did not encode"),
             }
@@ -140,24 +142,30 @@ impl Feed {
 /// Each linked peer's snapshot, from its own observer where its owner shares it.
 async fn peers(node: &Node, local: &NodeView) -> Vec<PeerView> {
     let asks = local.links.iter().map(|link| async move {
-            let answer = match node.remote::<ObserverServer>(&link.peer, AGENT_NAME).await {
-                Ok(agent) => agent
-                    .call_timeout(Request::Snapshot, PEER_WITHIN)
-                    .await
-                    .map_err(|error| format!("its tree is not shared ({error}): its owner shares it with an observer whose ObserverConfig has share: true")),
-                Err(error) => Err(error.to_string()),
-            };
-            let (view, error) = match answer {
-                Ok(Reply::Snapshot(view)) => (Some(*view), None),
-                Ok(Reply::Whoami(..)) => (None, Some("its observer answered something else".to_owned())),
-                Err(error) => (None, Some(error)),
-            };
-            PeerView {
-                node: link.peer.clone(),
-                view,
-                error,
-            }
-        });
+        let answer = match node.remote::<ObserverServer>(&link.peer, AGENT_NAME).await {
+            Ok(agent) => match agent.call_timeout(Request::Snapshot, PEER_WITHIN).await {
+                Err(crate::CallError::NoProc) => {
+                    Err("no observer there shares its tree".to_owned())
+                }
+                Err(error) => Err(format!("its observer did not answer: {error}")),
+                Ok(reply) => Ok(reply),
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        let (view, error) = match answer {
+            Ok(Reply::Snapshot(view)) => (Some(*view), None),
+            Ok(Reply::Whoami(..)) => (
+                None,
+                Some("its observer answered something else".to_owned()),
+            ),
+            Err(error) => (None, Some(error)),
+        };
+        PeerView {
+            node: link.peer.clone(),
+            view,
+            error,
+        }
+    });
     join_all(asks).await
 }
 

@@ -49,6 +49,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use actions::{Action, ActionError};
+pub use feed::{Page, PeerView};
 pub use snapshot::{NodeView, ProcessView, RunState, SupervisorView};
 
 use crate::node::kernel::{bind, AbortOnDrop};

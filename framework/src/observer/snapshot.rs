@@ -31,6 +31,13 @@ pub struct NodeView {
     pub links: Vec<LinkInfo>,
 }
 
+impl NodeView {
+    /// The process with spec id `id` (a root's: its name), in any tree, depth first.
+    pub fn find(&self, id: &str) -> Option<&ProcessView> {
+        self.trees.iter().find_map(|tree| tree.find(id))
+    }
+}
+
 /// One process of a tree: a root supervisor, or a supervisor's child (running or not).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessView {
@@ -64,6 +71,17 @@ pub struct ProcessView {
     pub busy: bool,
     /// Its own children, if it is a supervisor.
     pub supervisor: Option<SupervisorView>,
+}
+
+impl ProcessView {
+    /// This process or the first below it with spec id `id`, depth first.
+    pub fn find(&self, id: &str) -> Option<&ProcessView> {
+        if self.id == id {
+            return Some(self);
+        }
+        let children = &self.supervisor.as_ref()?.children;
+        children.iter().find_map(|child| child.find(id))
+    }
 }
 
 /// Whether a child runs.

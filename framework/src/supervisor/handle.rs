@@ -44,9 +44,12 @@ impl SupervisorRef {
     }
 
     /// Strategy, restart intensity and its use, and every child, in one answer (what an
-    /// observer shows; OTP spreads it over `which_children` and `sys:get_status`).
-    pub async fn overview(&self) -> Result<Overview, SupervisorError> {
-        ask(&self.server, Request::Overview).await
+    /// observer shows; OTP spreads it over `which_children` and `sys:get_status`). Asked
+    /// as a system message, as OTP's observer reads a supervisor through `sys`: it is
+    /// answered while the supervisor is suspended too, and it is not counted among the
+    /// messages the supervisor handled (so looking does not change the rates shown).
+    pub async fn overview(&self) -> Result<Overview, crate::sys::SysError> {
+        crate::sys::with_state::<SupervisorProcess, _>(&self.server, |state| state.overview()).await
     }
 
     /// The supervisor running as `server`, if it is one.

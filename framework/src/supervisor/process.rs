@@ -95,7 +95,6 @@ enum Kind {
 /// Control requests (`supervisor:which_children/1`, ...), each with its own typed answer.
 pub(crate) enum Request {
     WhichChildren(ReplyTo<Vec<ChildInfo>>),
-    Overview(ReplyTo<Overview>),
     CountChildren(ReplyTo<ChildCounts>),
     StartChild(
         ChildSpec,
@@ -180,7 +179,6 @@ impl GenServer for SupervisorProcess {
     ) -> Result<CallResponse<()>, BoxError> {
         match request {
             Request::WhichChildren(answer) => _ = answer.reply(state.children.infos()),
-            Request::Overview(answer) => _ = answer.reply(state.overview()),
             Request::CountChildren(answer) => _ = answer.reply(state.children.counts()),
             Request::StartChild(spec, answer) => {
                 _ = answer.reply(state.start_child(me, spec).await)
@@ -261,7 +259,7 @@ async fn start(
 
 impl State {
     /// Flags, intensity used and children, in one answer.
-    fn overview(&self) -> Overview {
+    pub(crate) fn overview(&self) -> Overview {
         let (strategy, dynamic) = match self.kind {
             Kind::Static(strategy) => (strategy, false),
             Kind::Dynamic { .. } => (Strategy::OneForOne, true),

@@ -48,18 +48,22 @@ function showConnection(up) {
 
 function render(page) {
   $('#node').textContent = page.local.node;
+  document.body.dataset.taken = page.local.taken_ms;
   const rows = document.createElement('tbody');
   page.local.trees.forEach((tree) => addProcess(rows, tree, page.local.node, true, [], null));
   for (const peer of page.peers) {
     const heading = rows.insertRow();
     heading.className = 'node';
-    text(heading.insertCell(), 'node ' + peer.node).colSpan = 6;
+    heading.dataset.node = peer.node;
+    const title = text(heading.insertCell(), 'node ' + peer.node);
+    title.colSpan = 6;
     if (peer.view) {
       peer.view.trees.forEach((tree) => addProcess(rows, tree, peer.node, false, [], null));
     } else {
-      const note = rows.insertRow();
-      text(note.insertCell(), peer.error).className = 'peer-error';
-      note.cells[0].colSpan = 6;
+      const note = document.createElement('span');
+      note.className = 'peer-error';
+      note.textContent = peer.error;
+      title.append(note);
     }
   }
   $('#trees tbody').replaceWith(rows);
@@ -231,7 +235,7 @@ function renderLinks(links) {
     const row = rows.insertRow();
     row.dataset.peer = link.peer;
     text(row.insertCell(), link.peer);
-    text(row.insertCell(), new Date(link.up_since_ms).toLocaleTimeString());
+    text(row.insertCell(), new Date(link.up_since_ms).toLocaleTimeString(undefined, { hour12: false }));
     text(row.insertCell(), (link.silent_ms / 1000).toFixed(1) + ' s').className = 'num';
     const traffic = link.traffic;
     text(row.insertCell(), traffic ? `${traffic.messages_in} / ${traffic.messages_out}` : '–');
@@ -241,9 +245,9 @@ function renderLinks(links) {
 }
 
 function bytes(count) {
-  if (count < 10 * 1024) return count + ' B';
-  if (count < 10 * 1024 * 1024) return Math.round(count / 1024) + ' KiB';
-  return Math.round(count / 1024 / 1024) + ' MiB';
+  if (count < 1024) return count + ' B';
+  if (count < 1024 * 1024) return (count / 1024).toFixed(1) + ' KiB';
+  return (count / 1024 / 1024).toFixed(1) + ' MiB';
 }
 
 function addReport(report) {

@@ -7,6 +7,8 @@
 //! One client per OS process because ractor's registry and process groups are per process:
 //! clients sharing a process would share names, which the real path cannot.
 
+mod page;
+
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -151,11 +153,22 @@ struct ServerProcess {
     child: Child,
     address: String,
     lines: mpsc::UnboundedReceiver<String>,
+    /// The observer page watching it (`bench --observer`), closed with it.
+    _page: Option<AbortOnDrop>,
+}
+
+/// A task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl ServerProcess {
     /// Starts `ex_messenger server` (joining `join`, if any) and waits until it listens.
-    async fn start(bench: &Bench, join: Option<&str>) -> anyhow::Result<Self> {
+    async fn start(bench: &Bench, join: Option<&str>, observed: bool) -> anyhow::Result<Self> {
         let mut command = Command::new(&bench.binary);
         command
             .args(["server", "--listen", "127.0.0.1:0"])
@@ -168,6 +181,9 @@ impl ServerProcess {
             .kill_on_drop(true);
         if let Some(join) = join {
             command.args(["--join", join]);
+        }
+        if observed {
+            command.args(["--observer", "127.0.0.1:0"]);
         }
         let mut child = command.spawn()?;
         let mut stdout = BufReader::new(child.stdout.take().context("server stdout")?).lines();
@@ -183,10 +199,29 @@ impl ServerProcess {
             .next()
             .context("server address")?
             .to_owned();
+        let page = match observed {
+            true => {
+                let printed = Self::next_matching(&mut lines, "Observer: ").await?;
+                let url = printed.trim_start_matches("Observer: ").to_owned();
+                let (shown, first) = tokio::sync::oneshot::channel();
+                let page = AbortOnDrop(tokio::spawn(async move {
+                    if let Err(error) = page::watch(&url, shown).await {
+                        eprintln!("the observer page closed: {error}");
+                    }
+                }));
+                tokio::time::timeout(Duration::from_secs(60), first)
+                    .await
+                    .context("the observer page showed nothing in time")?
+                    .context("the observer page closed before it showed anything")?;
+                Some(page)
+            }
+            false => None,
+        };
         Ok(Self {
             child,
             address,
             lines,
+            _page: page,
         })
     }
 
@@ -265,14 +300,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let mut rows = Vec::new();
     match &bench.args.server {
-        Some(server) => rows.push((1, bench.clients(std::slice::from_ref(server)).await?)),
+        Some(server) => rows.push((1, false, bench.clients(std::slice::from_ref(server)).await?)),
         None => {
             let baseline = (!bench.args.servers.contains(&1)).then_some(1);
+            let observer = match bench.args.observer {
+                true => &[false, true][..],
+                false => &[false][..],
+            };
             for servers in baseline
                 .into_iter()
                 .chain(bench.args.servers.iter().copied())
             {
-                rows.push((servers, bench.cluster(servers).await?));
+                for &observed in observer {
+                    rows.push((servers, observed, bench.cluster(servers, observed).await?));
+                }
             }
         }
     }
@@ -284,13 +325,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 impl Bench {
     /// Starts `count` servers of its own (the others joining the first), runs the clients
     /// spread over them, stops the servers.
-    async fn cluster(&self, count: u64) -> anyhow::Result<Outcome> {
-        eprintln!("starting {count} server(s)...");
-        let first = ServerProcess::start(self, None).await?;
+    async fn cluster(&self, count: u64, observed: bool) -> anyhow::Result<Outcome> {
+        let with = if observed { ", observed" } else { "" };
+        eprintln!("starting {count} server(s){with}...");
+        let first = ServerProcess::start(self, None, observed).await?;
         let mut servers = vec![first];
         for _ in 1..count {
             let join = servers[0].address.clone();
-            servers.push(ServerProcess::start(self, Some(&join)).await?);
+            servers.push(ServerProcess::start(self, Some(&join), observed).await?);
         }
         for server in &mut servers {
             for _ in 1..count {
@@ -401,19 +443,22 @@ impl Bench {
 
     /// One row per run; with several, each run's rate against the first's, and the
     /// servers' messages to each other per line said.
-    fn print(&self, rows: &[(u64, Outcome)]) {
+    fn print(&self, rows: &[(u64, bool, Outcome)]) {
         let args = &self.args;
         let rate = match args.rate > 0.0 {
             true => format!("{}/s", args.rate),
             false => "max".into(),
         };
         let lines_said = args.clients as u64 * args.messages;
-        let base = rows.first().map_or(1.0, |(_, o)| per_second(o));
-        println!("| servers | clients | messages/client | rate/client | delivered | expected | seconds | delivered/s | vs first | p50 | p99 | server-to-server lines | per line said | servers' CPU | µs CPU per delivery |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for (servers, outcome) in rows {
+        let base = rows.first().map_or(1.0, |(_, _, o)| per_second(o));
+        println!("| servers | observer | clients | messages/client | rate/client | delivered | expected | seconds | delivered/s | vs first | p50 | p99 | server-to-server lines | per line said | servers' CPU | µs CPU per delivery |");
+        println!(
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (servers, observed, outcome) in rows {
+            let observer = if *observed { "page open" } else { "off" };
             println!(
-                "| {servers} | {} | {} | {rate} | {} | {} | {:.2} | {:.0} | {:.2}x | {:.1} ms | {:.1} ms | {} | {:.2} | {:.2} s | {:.2} |",
+                "| {servers} | {observer} | {} | {} | {rate} | {} | {} | {:.2} | {:.0} | {:.2}x | {:.1} ms | {:.1} ms | {} | {:.2} | {:.2} s | {:.2} |",
                 args.clients,
                 args.messages,
                 outcome.delivered,

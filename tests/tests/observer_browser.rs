@@ -1,0 +1,270 @@
+//! The observer's page in a real browser: `ex_messenger server --observer` with clients
+//! chatting, the page opened in headless Chromium through chromedriver (WebDriver), and
+//! checked as a person would look at it and click.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing);
+//! `CHROMEDRIVER` names another driver binary.
+
+use std::process::Stdio;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use otp_tests::chat::Chat;
+use otp_tests::{wait, PATIENCE};
+use tokio::process::{Child, Command};
+
+const COOKIE: &str = "observer-browser-cookie";
+
+/// A headless Chromium driven through its own chromedriver; both end with it.
+struct Browser {
+    client: Client,
+    _driver: Child,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = free_port();
+        let driver = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("{binary} did not start ({error}): install Debian's chromium and chromium-driver (.ci/run does)")
+            });
+        let options = serde_json::json!({
+            "goog:chromeOptions": {
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1400,1000"]
+            }
+        });
+        let capabilities = options.as_object().expect("an object").clone();
+        let url = format!("http://127.0.0.1:{port}");
+        let client = wait::eventually("chromedriver to open a browser", || async {
+            ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+        })
+        .await;
+        Browser {
+            client,
+            _driver: driver,
+        }
+    }
+
+    /// The element matching `css`, once there is one.
+    async fn find(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no {css} on the page: {error}"))
+    }
+
+    /// The text of `css`, once it contains `wanted`.
+    async fn text_once(&self, css: &str, wanted: &str) -> String {
+        wait::eventually(&format!("{css} to say {wanted:?}"), || async {
+            let text = self.find(css).await.text().await.unwrap_or_default();
+            match text.contains(wanted) {
+                true => Ok(text),
+                false => Err(text),
+            }
+        })
+        .await
+    }
+
+    /// The `data-id`s of every tree row under the supervisor `parent`.
+    async fn children_of(&self, parent: &str) -> Vec<String> {
+        let rows = self
+            .client
+            .find_all(Locator::Css(&format!("#trees tr[data-key*='/{parent}/']")))
+            .await
+            .expect("rows");
+        let mut ids = Vec::new();
+        for row in rows {
+            ids.push(row.attr("data-id").await.expect("attr").unwrap_or_default());
+        }
+        ids.sort();
+        ids
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// A chat server with its observer on, and four clients: alice and dave in the lobby,
+/// bob and carol in room `games`.
+struct Scene {
+    server: Chat,
+    /// The observer's address with its token, as the server printed it.
+    url: String,
+    alice: Chat,
+    bob: Chat,
+    carol: Chat,
+    dave: Chat,
+}
+
+impl Scene {
+    async fn start() -> Scene {
+        let (mut server, address) = Chat::server(COOKIE, &["--observer", "127.0.0.1:0"]).await;
+        let printed = server.expect("Observer: ").await;
+        let url = printed.trim_start_matches("Observer: ").to_owned();
+        let (alice, dave) = Chat::pair(&address, "alice", "dave", COOKIE).await;
+        let mut bob = Chat::joined(&address, "bob", COOKIE).await;
+        let mut carol = Chat::joined(&address, "carol", COOKIE).await;
+        bob.send("/join games").await;
+        bob.expect("**Joined the chatroom games**").await;
+        carol.send("/join games").await;
+        carol.expect("**Users in room: bob, carol**").await;
+        Scene {
+            server,
+            url,
+            alice,
+            bob,
+            carol,
+            dave,
+        }
+    }
+
+    /// Lines still go around both rooms.
+    async fn chat_goes_on(&mut self, tag: &str) {
+        self.alice.send(&format!("lobby {tag}")).await;
+        self.dave.expect(&format!("alice: lobby {tag}")).await;
+        self.bob.send(&format!("games {tag}")).await;
+        self.carol.expect(&format!("bob: games {tag}")).await;
+    }
+}
+
+#[tokio::test]
+async fn the_page_shows_the_tree_and_a_killed_room_comes_back_while_clients_chat() {
+    let mut scene = Scene::start().await;
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&scene.url)
+        .await
+        .expect("open the page");
+
+    browser
+        .find("#trees tr[data-id='message_server'][data-state='running']")
+        .await;
+    browser
+        .find("#trees tr[data-id='games'][data-state='running']")
+        .await;
+    assert_eq!(browser.children_of("rooms").await, ["games", "lobby"]);
+    browser.text_once("#node", "server-").await;
+    let games = browser.find("#trees tr[data-id='games']").await;
+    let first_pid = games.attr("data-pid").await.expect("attr").expect("a pid");
+
+    games.click().await.expect("select the room");
+    browser.text_once("#process-fields", &first_pid).await;
+    let kill = browser.find("#actions button[data-action='kill']").await;
+    wait::eventually("kill to be enabled", || async {
+        match kill.is_enabled().await {
+            Ok(true) => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    kill.click().await.expect("click kill");
+    browser.text_once("#action-result", "killed").await;
+
+    // The timeline shows the exit and the restart; the room runs again, as a new process.
+    browser
+        .find("#timeline li[data-kind='exited'][data-child='games'][data-restart='true']")
+        .await;
+    let started = browser.text_once("#timeline", "games: started as").await;
+    assert!(started.contains("exited (killed), restarting"), "{started}");
+    let restarted = wait::eventually("the room to run again as another process", || async {
+        let row = browser.find("#trees tr[data-id='games']").await;
+        let state = row.attr("data-state").await.ok().flatten();
+        let pid = row.attr("data-pid").await.ok().flatten();
+        match (state, pid) {
+            (Some(state), Some(pid)) if state == "running" && pid != first_pid => Ok(row),
+            other => Err(other),
+        }
+    })
+    .await;
+    let restarts = restarted
+        .find(Locator::Css("td:nth-child(4)"))
+        .await
+        .expect("cell");
+    assert_eq!(restarts.text().await.expect("text"), "1");
+    scene.chat_goes_on("after the kill").await;
+
+    // The picture in the README is this page.
+    let png = browser.client.screenshot().await.expect("a screenshot");
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("observer.png");
+    std::fs::write(&target, png).expect("save the screenshot");
+    browser.client.close().await.expect("close the browser");
+    scene.server.close_input();
+}
+
+#[tokio::test]
+async fn an_action_without_the_token_is_refused_on_the_page() {
+    let mut scene = Scene::start().await;
+    let browser = Browser::start().await;
+    let without_token = scene.url.split('#').next().expect("the address").to_owned();
+    browser
+        .client
+        .goto(&without_token)
+        .await
+        .expect("open the page");
+
+    let games = browser
+        .find("#trees tr[data-id='games'][data-state='running']")
+        .await;
+    let pid = games.attr("data-pid").await.expect("attr").expect("a pid");
+    games.click().await.expect("select the room");
+    browser.text_once("#process-fields", &pid).await;
+    browser
+        .find("#actions button[data-action='kill']")
+        .await
+        .click()
+        .await
+        .expect("click kill");
+    let refused = browser.text_once("#action-result", "refused (401)").await;
+    assert!(refused.contains("access token"), "{refused}");
+
+    // Two snapshots later the room is still the same process, and nothing exited.
+    for _ in 0..2 {
+        let before = browser
+            .find("body")
+            .await
+            .attr("data-taken")
+            .await
+            .ok()
+            .flatten();
+        wait::eventually("a newer snapshot", || async {
+            let now = browser
+                .find("body")
+                .await
+                .attr("data-taken")
+                .await
+                .ok()
+                .flatten();
+            match now != before {
+                true => Ok(()),
+                false => Err(now),
+            }
+        })
+        .await;
+    }
+    let row = browser.find("#trees tr[data-id='games']").await;
+    assert_eq!(row.attr("data-pid").await.expect("attr"), Some(pid));
+    let exits = browser
+        .client
+        .find_all(Locator::Css("#timeline li[data-kind='exited']"))
+        .await
+        .expect("timeline");
+    assert!(exits.is_empty(), "something exited");
+    scene.chat_goes_on("after the refusal").await;
+    browser.client.close().await.expect("close the browser");
+}
