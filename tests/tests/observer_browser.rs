@@ -268,3 +268,58 @@ async fn an_action_without_the_token_is_refused_on_the_page() {
     scene.chat_goes_on("after the refusal").await;
     browser.client.close().await.expect("close the browser");
 }
+
+/// Two servers of one cluster, each with its observer: one page shows both trees, and
+/// acts only on its own node.
+#[tokio::test]
+async fn the_page_shows_every_linked_servers_tree_and_acts_only_on_its_own() {
+    let dir = std::env::temp_dir().join(format!("observer-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let key = dir.join("cluster.key");
+    let key = key.to_str().expect("a UTF-8 path");
+    let observed = ["--cluster-key-file", key, "--observer", "127.0.0.1:0"];
+    let (mut first, first_address) = Chat::server(COOKIE, &observed).await;
+    let printed = first.expect("Observer: ").await;
+    let url = printed.trim_start_matches("Observer: ").to_owned();
+    let joining = [&observed[..], &["--join", &first_address]].concat();
+    let mut second = Chat::spawn(
+        "second server",
+        &[
+            &["server", "--listen", "127.0.0.1:0", "--cookie", COOKIE][..],
+            &joining,
+        ]
+        .concat(),
+    );
+    let ready = second.expect("listening on").await;
+    // "ex_messenger server NAME listening on ADDRESS"
+    let second_node = ready.split(' ').nth(2).expect("a node name").to_owned();
+    first.expect("Linked to server").await;
+
+    let browser = Browser::start().await;
+    browser.client.goto(&url).await.expect("open the page");
+    browser
+        .find(&format!("#trees tr.node[data-node='{second_node}']"))
+        .await;
+    let theirs = browser
+        .find(&format!(
+            "#trees tr[data-id='message_server'][data-key^='{second_node}|']"
+        ))
+        .await;
+    assert_eq!(
+        theirs.attr("data-state").await.expect("attr").as_deref(),
+        Some("running")
+    );
+    theirs
+        .click()
+        .await
+        .expect("select the other server's message_server");
+    browser
+        .text_once("#process-state", "that node's own observer")
+        .await;
+    let kill = browser.find("#actions button[data-action='kill']").await;
+    assert!(
+        !kill.is_enabled().await.expect("enabled?"),
+        "no action across nodes"
+    );
+    browser.client.close().await.expect("close the browser");
+}
