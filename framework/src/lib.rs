@@ -38,6 +38,8 @@ pub mod spec;
 pub mod supervisor;
 
 mod error;
+#[cfg(feature = "distribution")]
+mod tasks;
 
 pub use error::{BoxError, CallError, Ignore, StartError};
 pub use exit::ExitReason;

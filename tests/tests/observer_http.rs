@@ -6,8 +6,9 @@
 use std::net::SocketAddr;
 
 use otp::observer::{self, Observer, ObserverConfig, Page};
-use otp::supervisor::{ChildSpec, SupervisorSpec};
-use otp::ServerRef;
+use otp::supervisor::report::ReportEvent;
+use otp::supervisor::{ChildProcess, ChildSpec, SupervisorRef, SupervisorSpec};
+use otp::{sys, ServerRef};
 use otp_tests::wait::{self, run};
 use otp_tests::{Echo, EchoCall};
 use rusty_fork::rusty_fork_test;
@@ -19,7 +20,12 @@ const CONNECTIONS: usize = 4;
 
 /// A tree with one echo server, and an observer beside it.
 async fn observed() -> Observer {
-    let mut config = ObserverConfig::new("127.0.0.1:0".parse().unwrap());
+    observed_on("127.0.0.1:0").await
+}
+
+/// [`observed`], the observer listening on `listen`.
+async fn observed_on(listen: &str) -> Observer {
+    let mut config = ObserverConfig::new(listen.parse().unwrap());
     config.max_connections = CONNECTIONS;
     let tree = SupervisorSpec {
         flags: Default::default(),
@@ -31,7 +37,7 @@ async fn observed() -> Observer {
         ],
     };
     tree.start_named("top").await.expect("the tree starts");
-    Observer::running().await.expect("the observer runs")
+    Observer::running().expect("the observer runs")
 }
 
 /// Sends `request` as it is and reads the answer until the observer closes.
@@ -59,6 +65,16 @@ fn action(token: Option<&str>, body: &str) -> Vec<u8> {
         format!("Authorization: Bearer {token}\r\nContent-Type: application/json\r\n")
     });
     request("POST", "/api/action", &authorization, body)
+}
+
+/// Sends an action with the token; it must succeed.
+async fn act(observer: &Observer, body: String) {
+    let answer = exchange(observer.address(), &action(Some(observer.token()), &body)).await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 200 OK",
+        "{body}: {answer:?}"
+    );
 }
 
 fn status_line(answer: &str) -> &str {
@@ -242,12 +258,112 @@ rusty_fork_test! {
             assert!(answer.contains("not an action"), "{answer:?}");
             let unknown = r#"{"action":"suspend","pid":"0.999999"}"#;
             let answer = exchange(observer.address(), &action(token, unknown)).await;
-            assert!(status_line(&answer).starts_with("HTTP/1.1 409"), "{answer:?}");
+            assert!(status_line(&answer).starts_with("HTTP/1.1 404"), "{answer:?}");
             assert!(answer.contains("no process 0.999999"), "{answer:?}");
             let huge = format!(r#"{{"action":"kill","pid":"{}"}}"#, "9".repeat(64 * 1024));
             let answer = exchange(observer.address(), &action(token, &huge)).await;
             assert!(status_line(&answer).starts_with("HTTP/1.1 413"), "{answer:?}");
             echo_answers().await;
+        });
+    }
+
+    #[test]
+    fn an_action_needs_no_page_open_first() {
+        run(async {
+            let observer = observed().await;
+            let echo = ServerRef::<Echo>::whereis("echo").expect("echo runs");
+            let kill = format!(r#"{{"action":"kill","pid":"{}"}}"#, echo.id());
+            let answer = exchange(observer.address(), &action(Some(observer.token()), &kill)).await;
+            assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer:?}");
+            echo.wait_exit().await;
+            wait::eventually("echo to be restarted", || async {
+                match ServerRef::<Echo>::whereis("echo") {
+                    Some(again) if again.id() != echo.id() => Ok(()),
+                    other => Err(other.map(|e| e.id())),
+                }
+            })
+            .await;
+        });
+    }
+
+    #[test]
+    fn suspend_resume_trace_terminate_and_restart_do_what_they_say() {
+        run(async {
+            let observer = observed().await;
+            let echo = ServerRef::<Echo>::whereis("echo").expect("echo runs");
+            let top = SupervisorRef::whereis("top").expect("the tree runs");
+            let act = |body: String| act(&observer, body);
+            let pid = echo.id();
+            act(format!(r#"{{"action":"suspend","pid":"{pid}"}}"#)).await;
+            assert!(sys::get_status(&echo).await.unwrap().suspended);
+            act(format!(r#"{{"action":"resume","pid":"{pid}"}}"#)).await;
+            assert!(!sys::get_status(&echo).await.unwrap().suspended);
+            act(format!(r#"{{"action":"trace","pid":"{pid}","on":true}}"#)).await;
+            assert!(sys::get_status(&echo).await.unwrap().tracing);
+            act(format!(r#"{{"action":"trace","pid":"{pid}","on":false}}"#)).await;
+            assert!(!sys::get_status(&echo).await.unwrap().tracing);
+
+            act(format!(r#"{{"action":"terminate_child","pid":"{pid}"}}"#)).await;
+            let children = top.which_children().await.unwrap();
+            assert!(matches!(children[0].process, ChildProcess::Undefined), "{children:?}");
+            let restart = format!(
+                r#"{{"action":"restart_child","supervisor":"{}","child":"echo"}}"#,
+                top.cell().get_id()
+            );
+            act(restart).await;
+            echo_answers().await;
+        });
+    }
+
+    #[test]
+    fn off_loopback_reading_needs_the_token_too() {
+        run(async {
+            let observer = observed_on("0.0.0.0:0").await;
+            let address = SocketAddr::from(([127, 0, 0, 1], observer.address().port()));
+            let answer = exchange(address, &request("GET", "/events", "", "")).await;
+            assert!(status_line(&answer).starts_with("HTTP/1.1 401"), "{answer:?}");
+            assert!(answer.contains("www-authenticate: Bearer"), "{answer:?}");
+            let mut feed = TcpStream::connect(address).await.expect("connect");
+            let with_token = format!(
+                "GET /events?token={} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                observer.token()
+            );
+            feed.write_all(with_token.as_bytes()).await.expect("send");
+            let mut feed = BufReader::new(feed);
+            let snapshot = next_event(&mut feed, "snapshot").await;
+            pid_of(&snapshot, "echo");
+        });
+    }
+
+    #[test]
+    fn an_action_without_the_token_is_refused_before_its_body_comes() {
+        run(async {
+            let observer = observed().await;
+            let head = "POST /api/action HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n";
+            let mut stream = TcpStream::connect(observer.address()).await.expect("connect");
+            stream.write_all(head.as_bytes()).await.expect("send");
+            let mut answer = BufReader::new(stream);
+            let mut line = String::new();
+            wait::within("the refusal", answer.read_line(&mut line)).await.expect("read");
+            assert!(line.starts_with("HTTP/1.1 401"), "{line:?}");
+        });
+    }
+
+    #[test]
+    fn a_supervised_observer_stops_in_order_after_a_page_was_open() {
+        run(async {
+            let observer = observed().await;
+            let mut reports = otp::supervisor::report::subscribe();
+            let (page, _) = open_page(observer.address()).await;
+            drop(page);
+            let top = SupervisorRef::whereis("top").expect("the tree runs");
+            top.stop().await.expect("the tree stops");
+            // Had its terminate waited on its own supervisor, the observer would have
+            // outlived its shutdown budget and been killed, with a report saying so.
+            while let Ok(report) = reports.try_recv() {
+                let killed = matches!(report.event, ReportEvent::ShutdownError { .. });
+                assert!(!killed || report.child != "observer", "{report:?}");
+            }
         });
     }
 }

@@ -54,6 +54,11 @@ impl AnyServer {
         self.protocol
     }
 
+    /// True until it has begun to exit.
+    pub fn is_alive(&self) -> bool {
+        self.cell.get_status() < ractor::ActorStatus::Stopping
+    }
+
     /// Kills it: no `terminate`, exit reason `killed` (OTP's `exit(Pid, kill)`).
     pub fn kill(&self) {
         self.cell.kill();

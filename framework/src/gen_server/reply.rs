@@ -57,13 +57,6 @@ impl<R> ReplyTo<R> {
         }
     }
 
-    /// Whether the caller waits in this program (not on another node, through the
-    /// distribution layer's bridge).
-    #[cfg(feature = "observer")]
-    pub(crate) fn is_local(&self) -> bool {
-        matches!(self.sender, Some(Sink::Local(_)))
-    }
-
     /// Moves the caller's handle out, leaving an empty one behind, so the server can answer
     /// after `handle_call` has returned [`CallResponse::NoReply`](crate::CallResponse::NoReply).
     pub fn take(&mut self) -> ReplyTo<R> {

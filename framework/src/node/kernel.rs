@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::tasks::{bind, AbortOnDrop};
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorId, ActorRef};
 use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
-use tokio::task::JoinHandle;
 
 use super::listener::{
     accept_loop, AcceptPolicy, Admission, LabeledStream, Limit, Limits, Link, Noted,
@@ -493,7 +493,7 @@ impl GenServer for NodeProcess {
     }
 
     async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, state: &mut State) {
-        state.accept.0.abort();
+        state.accept.abort();
         state.admission.flush_log_now();
         for (name, Exported { endpoint, .. }) in state.exports.drain() {
             ractor::pg::leave(super::remote::group_of(&name), vec![endpoint.clone()]);
@@ -845,37 +845,4 @@ impl Session {
 /// within a second.
 fn heartbeat_interval(config: &NodeConfig) -> Duration {
     (config.liveness_timeout / 3).clamp(Duration::from_millis(10), Duration::from_secs(1))
-}
-
-/// Aborts a task when dropped.
-pub(crate) struct AbortOnDrop(JoinHandle<()>);
-
-impl AbortOnDrop {
-    /// Runs `task` until this is dropped.
-    pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
-        Self(tokio::spawn(task))
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Binds the listener. A killed predecessor's socket closes moments after its state is
-/// dropped, so "address in use" is retried for a short while before it counts.
-pub(crate) async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, BoxError> {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match tokio::net::TcpListener::bind(address).await {
-            Ok(listener) => return Ok(listener),
-            Err(error)
-                if error.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(error) => return Err(format!("cannot listen on {address}: {error}").into()),
-        }
-    }
 }

@@ -28,7 +28,7 @@
 
 mod cookie;
 pub mod global;
-pub(crate) mod kernel;
+mod kernel;
 mod listener;
 mod member;
 pub mod pg;

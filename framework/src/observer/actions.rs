@@ -1,6 +1,7 @@
 //! What the page may do to a process: OTP's `exit(Pid, kill)`, `supervisor:terminate_child`
 //! and `restart_child`, `sys:suspend`, `resume` and `trace`. Each names its target by the
-//! pid the page was shown; a process gone since then is refused, never guessed at.
+//! pid the page was shown, looked up in a snapshot at most half a second old; a process
+//! gone since then is refused, never guessed at.
 
 use serde::Deserialize;
 
@@ -76,6 +77,7 @@ impl Action {
         let known = |pid: &str| {
             index
                 .get(pid)
+                .filter(|known| known.server.is_alive())
                 .cloned()
                 .ok_or_else(|| ActionError::UnknownProcess(pid.to_owned()))
         };
@@ -86,12 +88,17 @@ impl Action {
             }
             Self::TerminateChild { pid } => {
                 let Known { server, parent } = known(&pid)?;
-                let (supervisor, id, dynamic) = parent.ok_or(ActionError::Root(pid.clone()))?;
-                match dynamic {
-                    true => supervisor.terminate_child_process(server.id()).await?,
-                    false => supervisor.terminate_child(&id).await?,
+                let parent = parent.ok_or(ActionError::Root(pid.clone()))?;
+                match parent.dynamic {
+                    true => {
+                        parent
+                            .supervisor
+                            .terminate_child_process(server.id())
+                            .await?
+                    }
+                    false => parent.supervisor.terminate_child(&parent.child).await?,
                 }
-                Ok(format!("terminated {id} ({pid})"))
+                Ok(format!("terminated {} ({pid})", parent.child))
             }
             Self::RestartChild { supervisor, child } => {
                 let Known { server, .. } = known(&supervisor)?;

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use ractor::ActorId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use super::snapshot::{Index, NodeView, Sampler};
-use super::{ObserverServer, Reply, Request, AGENT_NAME};
+use super::snapshot::{Index, NodeView, Sampler, ANSWER_WITHIN};
+use super::{ObserverServer, Request, AGENT_NAME};
 use crate::node::Node;
 use crate::supervisor::report::Report;
 
@@ -18,23 +19,30 @@ use crate::supervisor::report::Report;
 pub(crate) const EVERY: Duration = Duration::from_secs(1);
 
 /// A snapshot younger than this is answered again rather than taken anew (a page and a
-/// peer asking in the same moment share one walk).
+/// peer asking in the same moment share one walk; an action finds its process in it).
 const FRESH: Duration = Duration::from_millis(500);
 
 /// How long a peer's observer may take to send its snapshot.
 const PEER_WITHIN: Duration = Duration::from_secs(2);
 
 /// Reports a page opened now is shown from the past.
-const BACKLOG: usize = 200;
+const KEPT_REPORTS: usize = 200;
+
+/// Mailboxes stay counted this long after the last page closed (a page reloaded keeps
+/// its counts), then counting stops: while any process counts, every send in the program
+/// looks its target up.
+const STOP_COUNTING_AFTER: Duration = Duration::from_secs(60);
 
 /// The observer's shared state: its sampler, the last snapshot, the reports of late.
 pub(crate) struct Feed {
+    /// The observer's own process: never asked to stop counting while it stops.
+    observer: ActorId,
     /// One walk at a time: rates are per walk.
     sampler: tokio::sync::Mutex<Sampler>,
     /// The last local snapshot, with the processes it found (for actions).
     latest: Mutex<Option<Latest>>,
-    /// What pages are sent, as JSON: every subscriber is a page watching.
-    pages: watch::Sender<Arc<str>>,
+    /// What pages are sent, as JSON (empty: nothing yet); each receiver is a page.
+    snapshots: watch::Sender<Arc<str>>,
     /// The latest reports, oldest first.
     reports: Mutex<VecDeque<Report>>,
 }
@@ -66,18 +74,19 @@ pub struct PeerView {
 }
 
 impl Feed {
-    pub(crate) fn new() -> Arc<Self> {
+    pub(crate) fn new(observer: ActorId) -> Arc<Self> {
         Arc::new(Self {
+            observer,
             sampler: tokio::sync::Mutex::default(),
             latest: Mutex::new(None),
-            pages: watch::channel(Arc::from("")).0,
-            reports: Mutex::new(VecDeque::with_capacity(BACKLOG)),
+            snapshots: watch::channel(Arc::from("")).0,
+            reports: Mutex::new(VecDeque::with_capacity(KEPT_REPORTS)),
         })
     }
 
     /// A page starts watching: it gets every snapshot from the next one on.
     pub(crate) fn watch(&self) -> watch::Receiver<Arc<str>> {
-        self.pages.subscribe()
+        self.snapshots.subscribe()
     }
 
     /// The reports kept so far, oldest first.
@@ -85,8 +94,10 @@ impl Feed {
         lock(&self.reports).iter().cloned().collect()
     }
 
-    /// The processes of the last snapshot, by pid (what actions may name).
-    pub(crate) fn index(&self) -> Arc<Index> {
+    /// The processes of a snapshot at most [`FRESH`] old, by pid (what actions may name):
+    /// an action never acts on what the page showed long ago, or before any page opened.
+    pub(crate) async fn index(&self) -> Arc<Index> {
+        self.local().await;
         lock(&self.latest)
             .as_ref()
             .map(|latest| latest.index.clone())
@@ -95,7 +106,9 @@ impl Feed {
 
     /// This node now, or as it was less than [`FRESH`] ago.
     pub(crate) async fn local(&self) -> NodeView {
-        self.local_with(Node::local().await.ok().as_ref()).await
+        let node = tokio::time::timeout(ANSWER_WITHIN, Node::local()).await;
+        self.local_with(node.ok().and_then(Result::ok).as_ref())
+            .await
     }
 
     /// As [`local`](Self::local), with the node (looked up anew each time: a node
@@ -120,63 +133,40 @@ impl Feed {
     pub(crate) async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_watched = Instant::now();
         loop {
             tick.tick().await;
-            if self.pages.receiver_count() == 0 {
+            if self.snapshots.receiver_count() == 0 {
+                // A page opened later must not be shown this old one first.
+                self.snapshots
+                    .send_if_modified(|json| !std::mem::replace(json, Arc::from("")).is_empty());
+                if last_watched.elapsed() > STOP_COUNTING_AFTER {
+                    self.sampler.lock().await.stop_counting(self.observer).await;
+                }
                 continue;
             }
-            let node = Node::local().await.ok();
+            last_watched = Instant::now();
+            let node = tokio::time::timeout(ANSWER_WITHIN, Node::local()).await;
+            let node = node.ok().and_then(Result::ok);
             let local = self.local_with(node.as_ref()).await;
             let peers = match &node {
                 Some(node) => peers(node, &local).await,
                 None => Vec::new(),
             };
             match serde_json::to_string(&Page { local, peers }) {
-                Ok(json) => _ = self.pages.send(Arc::from(json)),
+                Ok(json) => _ = self.snapshots.send(Arc::from(json)),
                 Err(error) => tracing::warn!(%error, "observer: a snapshot did not encode"),
             }
         }
     }
-}
 
-/// Each linked peer's snapshot, from its own observer where its owner shares it.
-async fn peers(node: &Node, local: &NodeView) -> Vec<PeerView> {
-    let asks = local.links.iter().map(|link| async move {
-        let answer = match node.remote::<ObserverServer>(&link.peer, AGENT_NAME).await {
-            Ok(agent) => match agent.call_timeout(Request::Snapshot, PEER_WITHIN).await {
-                Err(crate::CallError::NoProc) => {
-                    Err("no observer there shares its tree".to_owned())
-                }
-                Err(error) => Err(format!("its observer did not answer: {error}")),
-                Ok(reply) => Ok(reply),
-            },
-            Err(error) => Err(error.to_string()),
-        };
-        let (view, error) = match answer {
-            Ok(Reply::Snapshot(view)) => (Some(*view), None),
-            Ok(Reply::Whoami(..)) => (
-                None,
-                Some("its observer answered something else".to_owned()),
-            ),
-            Err(error) => (None, Some(error)),
-        };
-        PeerView {
-            node: link.peer.clone(),
-            view,
-            error,
-        }
-    });
-    join_all(asks).await
-}
-
-impl Feed {
     /// Keeps the latest reports for pages opened later.
     pub(crate) async fn keep_reports(self: Arc<Self>, mut reports: broadcast::Receiver<Report>) {
         loop {
             match reports.recv().await {
                 Ok(report) => {
                     let mut kept = lock(&self.reports);
-                    if kept.len() == BACKLOG {
+                    if kept.len() == KEPT_REPORTS {
                         kept.pop_front();
                     }
                     kept.push_back(report);
@@ -187,11 +177,46 @@ impl Feed {
         }
     }
 
-    /// Turns off the mailbox counting this observer turned on.
-    pub(crate) async fn stop(&self) {
-        let index = self.index();
-        self.sampler.lock().await.stop_counting(&index).await;
+    /// Turns off the mailbox counting this observer turned on, as it stops: without
+    /// waiting (the processes asked include its own supervisor, which waits for it).
+    pub(crate) fn stop_counting(self: &Arc<Self>) {
+        let feed = self.clone();
+        tokio::spawn(async move {
+            feed.sampler.lock().await.stop_counting(feed.observer).await;
+        });
     }
+}
+
+/// Each linked peer's snapshot, from its own observer where its owner shares it.
+async fn peers(node: &Node, local: &NodeView) -> Vec<PeerView> {
+    let asks = local.links.iter().map(|link| async move {
+        let ask = async {
+            let agent = node
+                .remote::<ObserverServer>(&link.peer, AGENT_NAME)
+                .await
+                .map_err(|error| error.to_string())?;
+            agent
+                .call_timeout(Request::Snapshot, PEER_WITHIN)
+                .await
+                .map_err(|error| match error {
+                    crate::CallError::NoProc => "no observer there shares its tree".to_owned(),
+                    error => format!("its observer did not answer: {error}"),
+                })
+        };
+        let answer = tokio::time::timeout(PEER_WITHIN, ask)
+            .await
+            .unwrap_or_else(|_| Err("its observer did not answer in time".to_owned()));
+        let (view, error) = match answer {
+            Ok(view) => (Some(view), None),
+            Err(error) => (None, Some(error)),
+        };
+        PeerView {
+            node: link.peer.clone(),
+            view,
+            error,
+        }
+    });
+    join_all(asks).await
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

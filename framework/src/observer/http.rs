@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, Semaphore};
 use tokio::task::JoinSet;
 
-use super::actions::Action;
+use super::actions::{Action, ActionError};
 use super::feed::Feed;
 use crate::supervisor::report;
 use crate::sys;
@@ -42,6 +42,8 @@ const MAX_HEADERS: usize = 64;
 const HEAD_WITHIN: Duration = Duration::from_secs(10);
 /// An action's body is a small JSON object (413 beyond).
 const MAX_BODY: usize = 4 * 1024;
+/// An action's body must arrive within this once its head has (408 beyond).
+const BODY_WITHIN: Duration = Duration::from_secs(10);
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -95,7 +97,29 @@ pub(crate) fn router(shared: Shared) -> Router {
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such page: the observer serves /") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(shared.clone(), check_host))
+        .layer(middleware::map_response(harden))
         .with_state(shared)
+}
+
+/// Every answer: the page runs only its own script, is never framed by another site
+/// (which could trick a click), and its address is not passed on.
+async fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let policy = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 fn page(body: &'static str, kind: &'static str) -> Response {
@@ -114,6 +138,16 @@ fn refuse(status: StatusCode, why: &str) -> Response {
     (status, format!("{why}\n")).into_response()
 }
 
+/// A refusal for want of the token.
+fn unauthorized(why: &str) -> Response {
+    let mut response = refuse(StatusCode::UNAUTHORIZED, why);
+    let challenge = HeaderValue::from_static("Bearer realm=\"otp observer\"");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge);
+    response
+}
+
 /// On loopback, only requests for the observer's own host names are served.
 async fn check_host(State(shared): State<Shared>, request: Request, next: Next) -> Response {
     if shared.address.ip().is_loopback() {
@@ -121,9 +155,14 @@ async fn check_host(State(shared): State<Shared>, request: Request, next: Next) 
             .headers()
             .get(header::HOST)
             .and_then(|host| host.to_str().ok())
-            .unwrap_or("");
-        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-        if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+            .and_then(|host| host.parse::<axum::http::uri::Authority>().ok());
+        let local = host.is_some_and(|host| {
+            let name = host.host();
+            ["127.0.0.1", "localhost", "[::1]"]
+                .iter()
+                .any(|local| name.eq_ignore_ascii_case(local))
+        });
+        if !local {
             return refuse(
                 StatusCode::MISDIRECTED_REQUEST,
                 "the observer answers only requests for localhost or 127.0.0.1",
@@ -144,8 +183,7 @@ async fn events(
     Query(query): Query<TokenQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Response> {
     if shared.reads_need_token() && !shared.token_ok(query.token.as_deref()) {
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
+        return Err(unauthorized(
             "this observer is not on loopback: open the address it printed, with its token",
         ));
     }
@@ -191,12 +229,10 @@ async fn process_status(
     Query(query): Query<TokenQuery>,
 ) -> Response {
     if shared.reads_need_token() && !shared.token_ok(query.token.as_deref()) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "this observer is not on loopback: give its token",
-        );
+        return unauthorized("this observer is not on loopback: give its token");
     }
-    let Some(known) = shared.feed.index().get(&pid).cloned() else {
+    let index = shared.feed.index().await;
+    let Some(known) = index.get(&pid).filter(|known| known.server.is_alive()) else {
         return refuse(
             StatusCode::NOT_FOUND,
             &format!("no process {pid} in the supervision trees now: it may have exited"),
@@ -212,21 +248,46 @@ async fn process_status(
 }
 
 /// An action, only with the token.
-async fn action(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let given = headers
+/// An action, only with the token: checked before the body is read, and the body must
+/// come within [`BODY_WITHIN`] (a slow sender holds no slot without the token, nor for
+/// long with it).
+async fn action(State(shared): State<Shared>, request: Request) -> Response {
+    let given = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
     if !shared.token_ok(given) {
-        return refuse(StatusCode::UNAUTHORIZED, "actions need the observer's access token (printed when it started): send Authorization: Bearer <token>");
+        return unauthorized("actions need the observer's access token (printed when it started): send Authorization: Bearer <token>");
     }
-    let action: Action = match serde_json::from_str(&body) {
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY);
+    let body = match tokio::time::timeout(BODY_WITHIN, body).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            let why = format!("an action is a JSON object of at most {MAX_BODY} bytes");
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, &why);
+        }
+        Err(_) => {
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the action's body did not come in time",
+            )
+        }
+    };
+    let action: Action = match serde_json::from_slice(&body) {
         Ok(action) => action,
         Err(error) => return refuse(StatusCode::BAD_REQUEST, &format!("not an action ({error}): send JSON such as {{\"action\":\"kill\",\"pid\":\"0.12\"}}")),
     };
     tracing::info!(?action, "observer: action");
-    match action.perform(&shared.feed.index()).await {
+    let index = shared.feed.index().await;
+    match action.perform(&index).await {
         Ok(done) => (StatusCode::OK, done).into_response(),
+        Err(error @ ActionError::UnknownProcess(_)) => {
+            refuse(StatusCode::NOT_FOUND, &error.to_string())
+        }
+        Err(error @ ActionError::Sys(_)) => {
+            refuse(StatusCode::SERVICE_UNAVAILABLE, &error.to_string())
+        }
         Err(error) => refuse(StatusCode::CONFLICT, &error.to_string()),
     }
 }
@@ -278,7 +339,7 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, connections: us
 
 /// What a connection beyond the cap is told. Written without waiting: it fits a fresh
 /// socket's send buffer.
-const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 69\r\n\r\ntoo many connections to the observer: close some of its pages, retry\n";
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 69\r\n\r\ntoo many connections to the observer: close some of its pages, retry\n";
 
 /// Refused connections whose peer is given [`LINGER`] to read the refusal, at most this
 /// many at once (the rest are closed at once).

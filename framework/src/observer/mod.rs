@@ -14,14 +14,16 @@
 //! | `http.rs` | the accept loop, its limits, the routes |
 //! | `assets/` | the page: one HTML file, one script, one style sheet, served from the binary |
 //!
-//! Nothing is sampled while no page is open. With a page open, each process is asked its
-//! `sys` status once a second, and its mailbox is counted from then on (see
-//! [`sys::statistics`]).
+//! Nothing is sampled while no page is open (here, or on a peer whose page shows this
+//! node). With a page open, each process is asked its `sys` status once a second, and
+//! its mailbox is counted (see [`sys::statistics`]) until no page has been open for a
+//! minute (counting makes every send in the program look its target up).
 //!
-//! **In a cluster**, each node's observer shares its snapshot with its peers
-//! ([`ObserverConfig::share`]: exported as [`AGENT_NAME`], with `sys` allowed, so sharing
-//! is the owner's choice); the page shows every connected node's tree. Actions stay on
-//! the node whose page it is: its token says nothing about another node's.
+//! **In a cluster**, each node's observer shares its snapshot with its peers'
+//! observers if its owner lets it ([`ObserverConfig::share`], exported as
+//! [`AGENT_NAME`]): the page shows every connected node's tree, as `sys` shows it on that
+//! node (each process's status, never its state). Actions stay on the node whose page it
+//! is: its token says nothing about another node's.
 //!
 //! **Access.** By default it listens on loopback: anyone who can log in to the machine can
 //! read the page, but acting needs the token (`Authorization: Bearer`). On any other
@@ -44,17 +46,18 @@ mod http;
 mod snapshot;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 pub use actions::{Action, ActionError};
 pub use feed::{Page, PeerView};
 pub use snapshot::{NodeView, ProcessView, RunState, SupervisorView};
 
-use crate::node::kernel::{bind, AbortOnDrop};
 use crate::node::{ExportOptions, Node};
 use crate::supervisor::ChildSpec;
+use crate::tasks::{bind, AbortOnDrop};
 use crate::{BoxError, CallResponse, Context, GenServer, Protocol, ReplyTo, ServerRef, StartError};
 
 /// The name the observer is registered and exported under: a peer's observer asks it for
@@ -117,6 +120,14 @@ pub struct Observer {
     token: String,
 }
 
+/// Where the running observer serves, and its token: set by its `init`, so that
+/// [`Observer::running`] finds them without asking the process (the token is no message:
+/// a peer can send the observer messages).
+fn running() -> &'static Mutex<Option<(SocketAddr, String)>> {
+    static RUNNING: Mutex<Option<(SocketAddr, String)>> = Mutex::new(None);
+    &RUNNING
+}
+
 impl Observer {
     /// Where it serves the page.
     pub fn address(&self) -> SocketAddr {
@@ -128,16 +139,19 @@ impl Observer {
         &self.token
     }
 
-    /// The page's address with the token (after `#`, so it never travels to the server in
-    /// a request line or a log): what to open in a browser.
+    /// The page's address with the token after `#`: what to open in a browser. The part
+    /// after `#` is not sent with the page's request; the page then sends the token with
+    /// each action, and with its reads only when the observer is not on loopback.
     pub fn url(&self) -> String {
         format!("http://{}/#token={}", self.address, self.token)
     }
 
     /// The observer running in this program, if any (one started by a supervisor, say).
-    pub async fn running() -> Option<Self> {
+    /// One restarted by its supervisor serves on the same address with the same token,
+    /// unless its port was 0: then on another port.
+    pub fn running() -> Option<Self> {
         let server = ServerRef::<ObserverServer>::whereis(AGENT_NAME)?;
-        let (address, token) = server.call(Request::Whoami).await.ok()?.into_whoami()?;
+        let (address, token) = lock(running()).clone()?;
         Some(Self {
             server,
             address,
@@ -145,7 +159,8 @@ impl Observer {
         })
     }
 
-    /// Stops it: its port closes and every page's connection ends.
+    /// Stops it: its port closes and every page's connection ends. One under a
+    /// supervisor is a permanent child, started again: stop its supervisor instead.
     pub async fn stop(&self) -> Result<(), crate::CallError> {
         self.server.stop(crate::ExitReason::Shutdown).await
     }
@@ -158,17 +173,8 @@ pub async fn serve(listen: SocketAddr) -> Result<Observer, StartError> {
 
 /// Starts an observer, not supervised.
 pub async fn serve_with(config: ObserverConfig) -> Result<Observer, StartError> {
-    let token = config.token.clone();
-    let server = ObserverServer.start_named(AGENT_NAME, config).await?;
-    let address = match server.call(Request::Whoami).await {
-        Ok(Reply::Whoami(address, _)) => address,
-        _ => return Err(StartError::init("the observer stopped as it started")),
-    };
-    Ok(Observer {
-        server,
-        address,
-        token,
-    })
+    ObserverServer.start_named(AGENT_NAME, config).await?;
+    Observer::running().ok_or_else(|| StartError::init("the observer stopped as it started"))
 }
 
 /// A child spec that runs the observer under a supervisor; [`Observer::running`] finds
@@ -183,43 +189,27 @@ pub fn child_spec(id: impl Into<String>, config: ObserverConfig) -> ChildSpec {
 /// with it, however it ends), and answers peers' observers.
 pub(crate) struct ObserverServer;
 
-/// What the observer answers.
+/// What a peer's observer asks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    /// This node's snapshot (what a peer's observer asks).
+    /// This node's snapshot.
     Snapshot,
-    /// Its address and token; answered to local callers only.
-    Whoami,
-}
-
-/// The observer's answers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Reply {
-    /// This node now.
-    Snapshot(Box<NodeView>),
-    /// Address and token (the token never leaves the node: a peer gets an empty one).
-    Whoami(SocketAddr, String),
-}
-
-impl Reply {
-    fn into_whoami(self) -> Option<(SocketAddr, String)> {
-        match self {
-            Self::Whoami(address, token) => Some((address, token)),
-            Self::Snapshot(_) => None,
-        }
-    }
 }
 
 impl Protocol for ObserverServer {
     type Call = Request;
-    type Reply = Reply;
+    type Reply = NodeView;
     type Cast = ();
 }
 
+/// Peers' snapshot requests walked at once, at most; more are dropped (the asker gets
+/// no answer and shows the node as not answering): the walks share one sampler anyway.
+const PEER_WALKS: usize = 4;
+
 pub(crate) struct State {
-    config: ObserverConfig,
-    address: SocketAddr,
     feed: Arc<feed::Feed>,
+    /// Bounds the tasks peers' requests start.
+    peer_walks: Arc<Semaphore>,
     /// The accept loop, the sampling loop and the report keeper: they end with this
     /// process (a kill skips `terminate`, but still drops the state).
     _tasks: [AbortOnDrop; 3],
@@ -231,12 +221,12 @@ impl GenServer for ObserverServer {
     type State = State;
     type Info = ();
 
-    async fn init(&self, _me: &Context<Self>, config: ObserverConfig) -> Result<State, BoxError> {
+    async fn init(&self, me: &Context<Self>, config: ObserverConfig) -> Result<State, BoxError> {
         // First, so that no report is missed.
         let reports = crate::supervisor::report::subscribe();
         let listener = bind(config.listen).await?;
         let address = listener.local_addr()?;
-        let feed = feed::Feed::new();
+        let feed = feed::Feed::new(me.id());
         let shared = http::Shared {
             feed: feed.clone(),
             token: Arc::from(config.token.as_str()),
@@ -252,12 +242,12 @@ impl GenServer for ObserverServer {
             share().await;
         }
         if !address.ip().is_loopback() {
-            tracing::warn!(%address, "the observer listens beyond loopback: the page needs its token to show anything");
+            tracing::warn!(%address, "the observer listens beyond loopback: the page needs its token to show anything, and travels unencrypted");
         }
+        *lock(running()) = Some((address, config.token));
         Ok(State {
-            config,
-            address,
             feed,
+            peer_walks: Arc::new(Semaphore::new(PEER_WALKS)),
             _tasks: tasks,
         })
     }
@@ -265,45 +255,44 @@ impl GenServer for ObserverServer {
     async fn handle_call(
         &self,
         _me: &Context<Self>,
-        request: Request,
-        from: &mut ReplyTo<Reply>,
+        Request::Snapshot: Request,
+        from: &mut ReplyTo<NodeView>,
         state: &mut State,
-    ) -> Result<CallResponse<Reply>, BoxError> {
-        match request {
-            Request::Whoami if from.is_local() => Ok(CallResponse::Reply(Reply::Whoami(
-                state.address,
-                state.config.token.clone(),
-            ))),
-            Request::Whoami => Ok(CallResponse::Reply(Reply::Whoami(
-                state.address,
-                String::new(),
-            ))),
-            Request::Snapshot => {
-                // Walked by a task of its own: the walk asks this process too.
-                let from = from.take();
-                let feed = state.feed.clone();
-                tokio::spawn(async move {
-                    from.reply(Reply::Snapshot(Box::new(feed.local().await)));
-                });
-                Ok(CallResponse::NoReply)
-            }
+    ) -> Result<CallResponse<NodeView>, BoxError> {
+        if let Ok(walk) = state.peer_walks.clone().try_acquire_owned() {
+            // Walked by a task of its own: the walk asks this process too.
+            let from = from.take();
+            let feed = state.feed.clone();
+            tokio::spawn(async move {
+                from.reply(feed.local().await);
+                drop(walk);
+            });
         }
+        Ok(CallResponse::NoReply)
     }
 
     async fn terminate(&self, _me: &Context<Self>, _reason: &crate::ExitReason, state: &mut State) {
-        state.feed.stop().await;
+        *lock(running()) = None;
+        state.feed.stop_counting();
     }
 }
 
-/// Lets peers' observers ask for this node's snapshot, if a node runs.
+/// Lets peers' observers ask for this node's snapshot, if a node runs. Exported without
+/// `sys`: a peer may read the tree, not suspend or trace the observer.
 async fn share() {
     let Ok(node) = Node::local().await else {
         return;
     };
     if let Err(error) = node
-        .export_with::<ObserverServer>(AGENT_NAME, ExportOptions { sys: true })
+        .export_with::<ObserverServer>(AGENT_NAME, ExportOptions { sys: false })
         .await
     {
         tracing::warn!(%error, "observer: could not share this node's tree with peers");
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

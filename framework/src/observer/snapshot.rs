@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::node::{LinkInfo, Node};
 use crate::supervisor::{self, ChildProcess, ChildType, Strategy, SupervisorRef};
-use crate::{sys, AnyServer};
+use crate::sys::{self, Status};
+use crate::AnyServer;
 
 /// How long one process may take to answer while a snapshot is taken: a busy process is
 /// shown as busy rather than holding up the whole page.
-const ANSWER_WITHIN: Duration = Duration::from_millis(800);
+pub(crate) const ANSWER_WITHIN: Duration = Duration::from_millis(800);
 
 /// A node at one moment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -118,7 +119,16 @@ pub struct SupervisorView {
 pub(crate) struct Known {
     pub(crate) server: AnyServer,
     /// Its supervisor and child id; `None` for a root.
-    pub(crate) parent: Option<(SupervisorRef, String, bool)>,
+    pub(crate) parent: Option<Parent>,
+}
+
+/// Where a child sits: its supervisor, its spec id, and whether that supervisor is
+/// dynamic (its children are terminated by process, not by id).
+#[derive(Clone, Debug)]
+pub(crate) struct Parent {
+    pub(crate) supervisor: SupervisorRef,
+    pub(crate) child: String,
+    pub(crate) dynamic: bool,
 }
 
 /// Takes snapshots, remembering what rates need between two of them.
@@ -126,56 +136,89 @@ pub(crate) struct Known {
 pub(crate) struct Sampler {
     /// Messages handled at the last snapshot, by process.
     last_handled: HashMap<ActorId, (u64, Instant)>,
-    /// Processes whose mailbox counting this observer turned on.
-    counting: HashSet<ActorId>,
+    /// Processes whose mailbox counting this observer turned on (not those that counted
+    /// already: their owner wants it).
+    counting: HashMap<ActorId, AnyServer>,
 }
 
 /// What one walk finds beside the view: the processes by pid, for actions.
 pub(crate) type Index = HashMap<String, Known>;
 
+/// What asking one process gave.
+#[derive(Default)]
+struct Answer {
+    /// Its status, if it answered in time.
+    status: Option<Status>,
+    /// Its mailbox counting was off, and this ask turned it on.
+    counting_started: bool,
+}
+
 impl Sampler {
     /// Looks at the whole node.
     pub(crate) async fn take(&mut self, node: Option<&Node>) -> (NodeView, Index) {
         let mut index = Index::new();
-        let roots = supervisor::roots();
+        let roots: Vec<AnyServer> = supervisor::roots()
+            .iter()
+            .map(SupervisorRef::server)
+            .collect();
+        let answers = join_all(roots.iter().map(|root| self.ask(root))).await;
         let mut trees = Vec::with_capacity(roots.len());
-        for root in roots {
-            let server = root.server();
-            let id = server.name().unwrap_or_else(|| server.id().to_string());
-            let mut view = self.running(&server, None, &mut index).await;
-            view.id = id;
+        for (server, answer) in roots.iter().zip(answers) {
+            let mut view = self.running(server, answer, None, &mut index).await;
+            view.id = server.name().unwrap_or_else(|| server.id().to_string());
             view.kind = ChildType::Supervisor;
             trees.push(view);
         }
         let links = match node {
-            Some(node) => node.links().await.unwrap_or_default(),
-            None => Vec::new(),
+            Some(node) => tokio::time::timeout(ANSWER_WITHIN, node.links()).await,
+            None => Ok(Ok(Vec::new())),
         };
         let seen: HashSet<ActorId> = index.values().map(|known| known.server.id()).collect();
         self.last_handled.retain(|id, _| seen.contains(id));
-        self.counting.retain(|id| seen.contains(id));
+        self.counting.retain(|id, _| seen.contains(id));
         let view = NodeView {
             node: node.map_or_else(|| "local".to_owned(), |node| node.name().to_owned()),
             taken_ms: sys::unix_ms(SystemTime::now()),
             trees,
-            links,
+            links: links.ok().and_then(Result::ok).unwrap_or_default(),
         };
         (view, index)
+    }
+
+    /// Asks one process its status, turning its mailbox counting on the first time;
+    /// `None` if it does not answer within [`ANSWER_WITHIN`]. Takes `&self` so that the
+    /// processes of one supervisor are asked all at once.
+    async fn ask(&self, server: &AnyServer) -> Answer {
+        let count = sys::queued(server).is_none();
+        let ask = async {
+            if count {
+                sys::statistics(server, true).await.ok()?;
+            }
+            sys::get_status(server).await.ok()
+        };
+        let status = tokio::time::timeout(ANSWER_WITHIN, ask)
+            .await
+            .ok()
+            .flatten();
+        Answer {
+            counting_started: count && sys::queued(server).is_some(),
+            status,
+        }
     }
 
     /// A running process, and below it, if it is a supervisor, its children.
     fn running<'a>(
         &'a mut self,
         server: &'a AnyServer,
-        parent: Option<(SupervisorRef, String, bool)>,
+        answer: Answer,
+        parent: Option<Parent>,
         index: &'a mut Index,
     ) -> BoxFuture<'a, ProcessView> {
         async move {
-            if self.counting.insert(server.id()) {
-                let _ = tokio::time::timeout(ANSWER_WITHIN, sys::statistics(server, true)).await;
+            if answer.counting_started {
+                self.counting.insert(server.id(), server.clone());
             }
-            let status = tokio::time::timeout(ANSWER_WITHIN, sys::get_status(server)).await;
-            let status = status.ok().and_then(Result::ok);
+            let status = answer.status;
             let now = Instant::now();
             let per_second = status.as_ref().and_then(|status| {
                 let handled = status.statistics.handled;
@@ -216,7 +259,8 @@ impl Sampler {
         .boxed()
     }
 
-    /// A supervisor's flags and children; `None` if it did not answer in time.
+    /// A supervisor's flags and children (asked all at once); `None` if it did not
+    /// answer in time.
     async fn supervisor(
         &mut self,
         supervisor: &SupervisorRef,
@@ -226,11 +270,24 @@ impl Sampler {
             .await
             .ok()?
             .ok()?;
+        let asks = overview.children.iter().map(|child| async {
+            match &child.process {
+                ChildProcess::Running(server) => self.ask(server).await,
+                _ => Answer::default(),
+            }
+        });
+        let answers = join_all(asks).await;
         let mut children = Vec::with_capacity(overview.children.len());
-        for child in overview.children {
-            let parent = Some((supervisor.clone(), child.id.clone(), overview.dynamic));
+        for (child, answer) in overview.children.into_iter().zip(answers) {
+            let parent = Parent {
+                supervisor: supervisor.clone(),
+                child: child.id.clone(),
+                dynamic: overview.dynamic,
+            };
             let mut view = match &child.process {
-                ChildProcess::Running(server) => self.running(server, parent, index).await,
+                ChildProcess::Running(server) => {
+                    self.running(server, answer, Some(parent), index).await
+                }
                 ChildProcess::Restarting => stopped(RunState::Restarting),
                 ChildProcess::Undefined => stopped(RunState::NotRunning),
             };
@@ -249,13 +306,14 @@ impl Sampler {
         })
     }
 
-    /// Turns off the mailbox counting this observer turned on (as it stops).
-    pub(crate) async fn stop_counting(&mut self, index: &Index) {
+    /// Turns off the mailbox counting this observer turned on, all at once, except the
+    /// observer's own (`observer`: it is stopping, or it would count again).
+    pub(crate) async fn stop_counting(&mut self, observer: ActorId) {
         let counting = std::mem::take(&mut self.counting);
-        let servers = index
-            .values()
-            .filter(|known| counting.contains(&known.server.id()));
-        join_all(servers.map(|known| sys::statistics(&known.server, false))).await;
+        let servers = counting.values().filter(|server| server.id() != observer);
+        let stops = servers
+            .map(|server| tokio::time::timeout(ANSWER_WITHIN, sys::statistics(server, false)));
+        join_all(stops).await;
     }
 }
 

@@ -2,6 +2,7 @@
 //! through `tracing` and, while anyone listens ([`subscribe`]), also published as a value,
 //! so a tool such as the observer can show a timeline without parsing logs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
@@ -11,11 +12,14 @@ use crate::ExitReason;
 
 /// How many reports a slow listener may fall behind before it misses some (it is told
 /// how many it missed: `RecvError::Lagged`).
-const BACKLOG: usize = 1024;
+const LAG: usize = 1024;
 
 /// One supervisor report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
+    /// Its number among the reports published in this program, counting from 1: a
+    /// listener that also reads reports kept from earlier knows which it has seen.
+    pub seq: u64,
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// The supervisor's name, or its process id if it has none.
@@ -51,11 +55,17 @@ pub enum ReportEvent {
     },
     /// Too many restarts: the supervisor stops all its children and exits (`shutdown`).
     GaveUp,
+    /// Asked to stop, it did not within its shutdown budget, and was killed
+    /// (`shutdown_error`).
+    ShutdownError {
+        /// Its budget, in milliseconds.
+        budget_ms: u64,
+    },
 }
 
 fn channel() -> &'static broadcast::Sender<Report> {
     static CHANNEL: OnceLock<broadcast::Sender<Report>> = OnceLock::new();
-    CHANNEL.get_or_init(|| broadcast::channel(BACKLOG).0)
+    CHANNEL.get_or_init(|| broadcast::channel(LAG).0)
 }
 
 /// Every supervisor report of this program from now on, from every supervisor.
@@ -69,7 +79,9 @@ fn publish(supervisor: &str, child: &str, event: impl FnOnce() -> ReportEvent) {
     if channel.receiver_count() == 0 {
         return;
     }
+    static PUBLISHED: AtomicU64 = AtomicU64::new(0);
     let _ = channel.send(Report {
+        seq: PUBLISHED.fetch_add(1, Ordering::Relaxed) + 1,
         at_ms: crate::sys::unix_ms(SystemTime::now()),
         supervisor: supervisor.to_owned(),
         child: child.to_owned(),
@@ -120,4 +132,18 @@ pub(super) fn gave_up(supervisor: &str, offender: &str) {
         "shutdown: reached_max_restart_intensity; stopping all children"
     );
     publish(supervisor, offender, || ReportEvent::GaveUp);
+}
+
+/// OTP's `shutdown_error` report: a child outlived its shutdown budget and is killed.
+pub(super) fn shutdown_error(supervisor: &str, child: &str, budget: std::time::Duration) {
+    let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+    tracing::error!(
+        supervisor,
+        child,
+        budget_ms,
+        "shutdown_error: child did not stop within its shutdown budget; killed"
+    );
+    publish(supervisor, child, || ReportEvent::ShutdownError {
+        budget_ms,
+    });
 }

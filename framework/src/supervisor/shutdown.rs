@@ -14,12 +14,7 @@ pub(crate) async fn stop_child(supervisor: &str, id: &str, child: ChildRef, poli
         Shutdown::BrutalKill => cell.kill(),
         Shutdown::Timeout(budget) => {
             if child.request_stop(ExitReason::Shutdown) && cell.wait(Some(budget)).await.is_err() {
-                tracing::error!(
-                    supervisor,
-                    child = id,
-                    budget_ms = budget.as_millis() as u64,
-                    "shutdown_error: child did not stop within its shutdown budget; killed"
-                );
+                super::report::shutdown_error(supervisor, id, budget);
                 cell.kill();
             }
         }

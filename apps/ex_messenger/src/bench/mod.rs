@@ -154,11 +154,17 @@ struct ServerProcess {
     address: String,
     lines: mpsc::UnboundedReceiver<String>,
     /// The observer page watching it (`bench --observer`), closed with it.
-    _page: Option<AbortOnDrop>,
+    page: Option<AbortOnDrop>,
 }
 
 /// A task that ends when this is dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -221,7 +227,7 @@ impl ServerProcess {
             child,
             address,
             lines,
-            _page: page,
+            page,
         })
     }
 
@@ -341,6 +347,14 @@ impl Bench {
         }
         let addresses: Vec<String> = servers.iter().map(|s| s.address.clone()).collect();
         let mut outcome = self.clients(&addresses).await?;
+        if servers
+            .iter()
+            .any(|s| s.page.as_ref().is_some_and(AbortOnDrop::is_finished))
+        {
+            bail!(
+                "an observer page closed during the run: its figures would not be with a page open"
+            );
+        }
         for server in servers {
             let (relayed, cpu) = server.stop().await?;
             outcome.relayed += relayed;

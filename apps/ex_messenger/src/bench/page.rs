@@ -20,7 +20,8 @@ pub async fn watch(url: &str, shown: oneshot::Sender<()>) -> anyhow::Result<()> 
         .with_context(|| format!("not an observer address: {url}"))?
         .to_owned();
     let mut feed = TcpStream::connect(&address).await?;
-    feed.write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    // HTTP/1.0: the feed comes as plain lines, not in chunks.
+    feed.write_all(b"GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .await?;
     let mut feed = BufReader::new(feed).lines();
     let mut status = TcpStream::connect(&address).await?;
@@ -39,7 +40,7 @@ pub async fn watch(url: &str, shown: oneshot::Sender<()>) -> anyhow::Result<()> 
             }
         }
     }
-    Ok(())
+    anyhow::bail!("the observer closed the page's feed")
 }
 
 /// `GET /api/process/<pid>` on a kept-alive connection; the answer is read and dropped.

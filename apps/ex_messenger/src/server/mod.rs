@@ -183,7 +183,6 @@ async fn observe(listen: std::net::SocketAddr) -> anyhow::Result<SupervisorRef> 
         .await
         .map_err(|error| anyhow::anyhow!("the observer could not start on {listen}: {error}"))?;
     let observer = otp::observer::Observer::running()
-        .await
         .ok_or_else(|| anyhow::anyhow!("the observer stopped as it started"))?;
     crate::stdout::line(format_args!("Observer: {}", observer.url()));
     Ok(supervisor)

@@ -11,8 +11,10 @@ const MAX_REPORTS = 200;
 
 /** The process shown in the side panel: where it is in which node's tree. */
 let selected = null;
-/** Reports already shown (a page may get one twice: from the backlog and live). */
-const shownReports = new Set();
+/** The last report shown, by number (a page may get one twice: kept and live). */
+let lastReport = 0;
+/** The live feed. */
+let events = null;
 
 // The token comes in the printed address (#token=...); it is kept for this tab only.
 const tokenInput = $('#token');
@@ -22,26 +24,44 @@ if (fromAddress) {
   history.replaceState(null, '', location.pathname);
 }
 tokenInput.value = sessionStorage.getItem('token') || '';
-tokenInput.addEventListener('change', () => sessionStorage.setItem('token', token()));
+tokenInput.addEventListener('change', () => {
+  sessionStorage.setItem('token', token());
+  connect();
+});
 
 function token() {
   return tokenInput.value.trim();
 }
 
+/**
+ * What reads add to their address: on loopback reading needs no token, so it is not
+ * sent (addresses end up in histories and logs); elsewhere the observer needs it.
+ */
+function readQuery() {
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
+  return !loopback && token() ? '?token=' + encodeURIComponent(token()) : '';
+}
+
 function connect() {
-  const query = token() ? '?token=' + encodeURIComponent(token()) : '';
-  const events = new EventSource('/events' + query);
-  events.onopen = () => showConnection(true);
-  // EventSource connects again by itself.
-  events.onerror = () => showConnection(false);
+  if (events) events.close();
+  events = new EventSource('/events' + readQuery());
+  events.onopen = () => {
+    // Each connection starts with the reports the observer kept: the timeline anew.
+    $('#timeline').replaceChildren();
+    lastReport = 0;
+    showConnection('live');
+  };
+  // EventSource connects again by itself, unless it was refused.
+  events.onerror = () => showConnection(
+    events.readyState === EventSource.CLOSED ? 'refused: give the token' : 'reconnecting');
   events.addEventListener('snapshot', (event) => render(JSON.parse(event.data)));
   events.addEventListener('report', (event) => addReport(JSON.parse(event.data)));
 }
 
-function showConnection(up) {
+function showConnection(state) {
   const connection = $('#connection');
-  connection.textContent = up ? 'live' : 'reconnecting';
-  connection.className = up ? 'up' : 'down';
+  connection.textContent = state;
+  connection.className = state === 'live' ? 'up' : 'down';
 }
 
 // ---- the trees -------------------------------------------------------------------
@@ -191,8 +211,7 @@ async function showSelected() {
   if (!local) {
     state.textContent = 'Actions and status are on that node\'s own observer.';
   } else if (running && process.pid) {
-    const query = token() ? '?token=' + encodeURIComponent(token()) : '';
-    const response = await fetch('/api/process/' + encodeURIComponent(process.pid) + query);
+    const response = await fetch('/api/process/' + encodeURIComponent(process.pid) + readQuery());
     const answer = await response.text();
     if (selected.process.pid !== process.pid) return;
     state.textContent = response.ok ? JSON.parse(answer).state || '(its format_status shows nothing)' : answer;
@@ -251,9 +270,8 @@ function bytes(count) {
 }
 
 function addReport(report) {
-  const key = JSON.stringify(report);
-  if (shownReports.has(key)) return;
-  shownReports.add(key);
+  if (report.seq <= lastReport) return;
+  lastReport = report.seq;
   const event = report.event;
   const item = document.createElement('li');
   item.className = event.kind;
@@ -276,6 +294,7 @@ function describeReport(event) {
     case 'start_failed': return `failed to start: ${event.reason}`;
     case 'exited': return `exited (${event.reason}), ${event.restart ? 'restarting' : 'not restarted'}`;
     case 'gave_up': return 'too many restarts: the supervisor gives up';
+    case 'shutdown_error': return `did not stop within ${event.budget_ms} ms: killed`;
     default: return event.kind;
   }
 }
