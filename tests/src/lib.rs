@@ -2,6 +2,7 @@
 //! to run the fixture as a real OS process.
 
 pub mod chat;
+pub mod observer_page;
 pub mod tcp;
 pub mod wait;
 

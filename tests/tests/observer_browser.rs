@@ -12,6 +12,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use otp_tests::chat::Chat;
+use otp_tests::observer_page::{action, exchange, status_line};
 use otp_tests::{wait, PATIENCE};
 use tokio::process::{Child, Command};
 
@@ -304,6 +305,7 @@ async fn the_page_shows_every_linked_servers_tree_and_acts_only_on_its_own() {
     let ready = second.expect("listening on").await;
     // "ex_messenger server NAME listening on ADDRESS"
     let second_node = ready.split(' ').nth(2).expect("a node name").to_owned();
+    let second_observer = second.expect("Observer: ").await;
     first.expect("Linked to server").await;
 
     let Some(browser) = Browser::start().await else {
@@ -334,5 +336,42 @@ async fn the_page_shows_every_linked_servers_tree_and_acts_only_on_its_own() {
         !kill.is_enabled().await.expect("enabled?"),
         "no action across nodes"
     );
+
+    // The second server's node restarts (killed from its own observer): a new
+    // incarnation, with none of the old one's exports. Once the servers link again, its
+    // tree is on this page again, its message server a new process.
+    let their_pid = theirs.attr("data-pid").await.expect("attr").expect("a pid");
+    let (address, token) = observer_of(&second_observer);
+    let node_pid = browser
+        .find(&format!(
+            "#trees tr[data-id='node'][data-key^='{second_node}|']"
+        ))
+        .await
+        .attr("data-pid")
+        .await
+        .expect("attr")
+        .expect("a pid");
+    let kill = format!(r#"{{"action":"kill","pid":"{node_pid}"}}"#);
+    let answer = exchange(address, &action(Some(&token), &kill)).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    wait::eventually("the second server's tree back on the page", || async {
+        let css = format!("#trees tr[data-id='message_server'][data-key^='{second_node}|']");
+        let pid = match browser.client.find(Locator::Css(&css)).await {
+            Ok(row) => row.attr("data-pid").await.ok().flatten(),
+            Err(_) => None,
+        };
+        match pid {
+            Some(pid) if pid != their_pid => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
     browser.client.close().await.expect("close the browser");
+}
+
+/// The address and token in an `Observer: http://ADDRESS/#token=TOKEN` line.
+fn observer_of(printed: &str) -> (std::net::SocketAddr, String) {
+    let url = printed.trim_start_matches("Observer: http://");
+    let (address, token) = url.split_once("/#token=").expect("an observer address");
+    (address.parse().expect("an address"), token.to_owned())
 }

@@ -5,14 +5,15 @@
 
 use std::net::SocketAddr;
 
-use otp::observer::{self, Observer, ObserverConfig, Page};
+use otp::observer::{self, Observer, ObserverConfig, Page, RunState};
 use otp::supervisor::report::ReportEvent;
 use otp::supervisor::{ChildProcess, ChildSpec, SupervisorRef, SupervisorSpec};
 use otp::{sys, ServerRef};
+use otp_tests::observer_page::{action, exchange, next_event, open_page, request, status_line};
 use otp_tests::wait::{self, run};
 use otp_tests::{Echo, EchoCall};
 use rusty_fork::rusty_fork_test;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Connections the observer under test takes at once.
@@ -40,33 +41,6 @@ async fn observed_on(listen: &str) -> Observer {
     Observer::running().expect("the observer runs")
 }
 
-/// Sends `request` as it is and reads the answer until the observer closes.
-async fn exchange(address: SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(address).await.expect("connect");
-    stream.write_all(request).await.expect("send");
-    let mut answer = Vec::new();
-    wait::within("the observer's answer", stream.read_to_end(&mut answer))
-        .await
-        .expect("read");
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// A request with the observer's host and `Connection: close`, plus `headers`.
-fn request(method: &str, path: &str, headers: &str, body: &str) -> Vec<u8> {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-fn action(token: Option<&str>, body: &str) -> Vec<u8> {
-    let authorization = token.map_or(String::new(), |token| {
-        format!("Authorization: Bearer {token}\r\nContent-Type: application/json\r\n")
-    });
-    request("POST", "/api/action", &authorization, body)
-}
-
 /// Sends an action with the token; it must succeed.
 async fn act(observer: &Observer, body: String) {
     let answer = exchange(observer.address(), &action(Some(observer.token()), &body)).await;
@@ -77,50 +51,11 @@ async fn act(observer: &Observer, body: String) {
     );
 }
 
-fn status_line(answer: &str) -> &str {
-    answer.lines().next().unwrap_or("")
-}
-
 /// The echo server still answers: the node was not disturbed.
 async fn echo_answers() {
     let echo = ServerRef::<Echo>::whereis("echo").expect("echo is registered");
     let answer = echo.call(EchoCall::Echo("still here".into())).await;
     assert_eq!(answer.expect("echo answers"), "still here");
-}
-
-/// Opens the live feed and waits for its first snapshot; returns the stream (the page
-/// stays open while it is held) and the snapshot's JSON.
-async fn open_page(address: SocketAddr) -> (BufReader<TcpStream>, serde_json::Value) {
-    let mut stream = TcpStream::connect(address).await.expect("connect");
-    stream
-        .write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .expect("send");
-    let mut page = BufReader::new(stream);
-    let snapshot = next_event(&mut page, "snapshot").await;
-    (page, snapshot)
-}
-
-/// The data of the next server-sent event of this kind.
-async fn next_event(page: &mut BufReader<TcpStream>, kind: &str) -> serde_json::Value {
-    let wanted = format!("event: {kind}");
-    wait::within(&format!("a {kind} event"), async {
-        let mut line = String::new();
-        let mut in_event = false;
-        loop {
-            line.clear();
-            if page.read_line(&mut line).await.expect("read the feed") == 0 {
-                panic!("the feed ended");
-            }
-            let line = line.trim_end();
-            if line.starts_with("event: ") {
-                in_event = line == wanted;
-            } else if let (true, Some(data)) = (in_event, line.strip_prefix("data: ")) {
-                return serde_json::from_str(data).expect("an event's data is JSON");
-            }
-        }
-    })
-    .await
 }
 
 /// The pid of the child `id` in a snapshot's trees.
@@ -363,6 +298,66 @@ rusty_fork_test! {
             while let Ok(report) = reports.try_recv() {
                 let killed = matches!(report.event, ReportEvent::ShutdownError { .. });
                 assert!(!killed || report.child != "observer", "{report:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn a_killed_child_of_a_suspended_supervisor_shows_as_exited() {
+        run(async {
+            let observer = observed().await;
+            let (mut page, snapshot) = open_page(observer.address()).await;
+            let top = SupervisorRef::whereis("top").expect("the tree runs").cell().get_id();
+            let echo = pid_of(&snapshot, "echo");
+            act(&observer, format!(r#"{{"action":"suspend","pid":"{top}"}}"#)).await;
+            act(&observer, format!(r#"{{"action":"kill","pid":"{echo}"}}"#)).await;
+            loop {
+                let snapshot = next_event(&mut page, "snapshot").await;
+                let page: Page = serde_json::from_value(snapshot).expect("a page");
+                if page.local.find("echo").expect("echo's row").state == RunState::Exited {
+                    break;
+                }
+            }
+            act(&observer, format!(r#"{{"action":"resume","pid":"{top}"}}"#)).await;
+            wait::eventually("echo to run again", || async {
+                match ServerRef::<Echo>::whereis("echo") {
+                    Some(again) if again.id().to_string() != echo => Ok(()),
+                    other => Err(other.map(|e| e.id())),
+                }
+            })
+            .await;
+        });
+    }
+
+    #[test]
+    fn the_timeline_outlives_a_restart_of_the_observer() {
+        run(async {
+            let first = observed().await;
+            let (_page, snapshot) = open_page(first.address()).await;
+            let pid = pid_of(&snapshot, "observer");
+            // Its answer may die with it: only the restart counts.
+            let kill = format!(r#"{{"action":"kill","pid":"{pid}"}}"#);
+            exchange(first.address(), &action(Some(first.token()), &kill)).await;
+            let second = wait::eventually("the observer to be restarted", || async {
+                match Observer::running() {
+                    Some(second) if second.address() != first.address() => Ok(second),
+                    other => Err(other.map(|o| o.address())),
+                }
+            })
+            .await;
+            assert_eq!(second.token(), first.token(), "the same token after a restart");
+            let mut feed = TcpStream::connect(second.address()).await.expect("connect");
+            feed.write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await
+                .expect("send");
+            // The feed begins with the reports kept so far.
+            let mut page = BufReader::new(feed);
+            loop {
+                let report = next_event(&mut page, "report").await;
+                if report["child"] == "observer" && report["event"]["kind"] == "exited" {
+                    assert_eq!(report["event"]["reason"], "killed");
+                    break;
+                }
             }
         });
     }

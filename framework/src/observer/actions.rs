@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::snapshot::{Index, Known};
-use crate::supervisor::SupervisorError;
+use crate::supervisor::{Strategy, SupervisorError};
 use crate::sys::{self, SysError};
 
 /// One action, as the page sends it (JSON with an `action` tag).
@@ -60,6 +60,11 @@ pub enum ActionError {
     /// A root supervisor has no supervisor to terminate or restart it.
     #[error("{0} is a root supervisor: it has no supervisor to terminate it (kill it instead)")]
     Root(String),
+    /// `restart_child` named a process that is no supervisor.
+    #[error(
+        "{0} is no supervisor: restart_child names the supervisor of the child to start again"
+    )]
+    NotASupervisor(String),
     /// Dynamic children are forgotten once stopped, so cannot be restarted by id.
     #[error("{0} belongs to a dynamic supervisor, which forgets stopped children: start a new one instead")]
     Dynamic(String),
@@ -98,12 +103,17 @@ impl Action {
                     }
                     false => parent.supervisor.terminate_child(&parent.child).await?,
                 }
-                Ok(format!("terminated {} ({pid})", parent.child))
+                let mut done = format!("terminated {} ({pid})", parent.child);
+                if parent.strategy != Strategy::OneForOne && !parent.dynamic {
+                    // As in OTP: the strategy applies to exits, not to these requests.
+                    done.push_str("; restart_child will start only it, not the siblings its strategy ties to it (kill it instead to have the strategy restart them)");
+                }
+                Ok(done)
             }
             Self::RestartChild { supervisor, child } => {
                 let Known { server, .. } = known(&supervisor)?;
                 let supervisor_ref = crate::supervisor::SupervisorRef::from_server(&server)
-                    .ok_or_else(|| ActionError::UnknownProcess(supervisor.clone()))?;
+                    .ok_or_else(|| ActionError::NotASupervisor(supervisor.clone()))?;
                 let started = supervisor_ref
                     .restart_child(&child)
                     .await
@@ -126,8 +136,10 @@ impl Action {
             }
             Self::Trace { pid, on } => {
                 sys::trace(&known(&pid)?.server, on).await?;
-                let on = if on { "on" } else { "off" };
-                Ok(format!("trace {on} for {pid}"))
+                Ok(match on {
+                    true => format!("trace on for {pid}: its events go to the node's log (target otp::sys, level info)"),
+                    false => format!("trace off for {pid}"),
+                })
             }
         }
     }

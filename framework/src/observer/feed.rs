@@ -43,8 +43,67 @@ pub(crate) struct Feed {
     latest: Mutex<Option<Latest>>,
     /// What pages are sent, as JSON (empty: nothing yet); each receiver is a page.
     snapshots: watch::Sender<Arc<str>>,
-    /// The latest reports, oldest first.
-    reports: Mutex<VecDeque<Report>>,
+}
+
+/// The latest reports, oldest first, kept for pages opened later: by a task that outlives
+/// a killed observer, so that the observer restarted by its supervisor still shows what
+/// came before (its own exit among them). An observer stopped in order stops it.
+#[derive(Default)]
+struct Kept {
+    reports: VecDeque<Report>,
+    keeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn kept() -> &'static Mutex<Kept> {
+    static KEPT: Mutex<Kept> = Mutex::new(Kept {
+        reports: VecDeque::new(),
+        keeper: None,
+    });
+    &KEPT
+}
+
+/// Keeps reports from now on, if they are not kept already.
+pub(crate) fn keep_reports() {
+    let mut kept = lock(kept());
+    if kept
+        .keeper
+        .as_ref()
+        .is_some_and(|keeper| !keeper.is_finished())
+    {
+        return;
+    }
+    let reports = crate::supervisor::report::subscribe();
+    kept.keeper = Some(tokio::spawn(keep(reports)));
+}
+
+/// Stops keeping reports (the observer stopped in order: nobody will show them).
+pub(crate) fn stop_keeping_reports() {
+    let mut kept = lock(kept());
+    if let Some(keeper) = kept.keeper.take() {
+        keeper.abort();
+    }
+    kept.reports.clear();
+}
+
+async fn keep(mut reports: broadcast::Receiver<Report>) {
+    loop {
+        match reports.recv().await {
+            Ok(report) => {
+                let kept = &mut lock(kept()).reports;
+                if kept.len() == KEPT_REPORTS {
+                    kept.pop_front();
+                }
+                kept.push_back(report);
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The reports kept so far, oldest first.
+pub(crate) fn kept_reports() -> Vec<Report> {
+    lock(kept()).reports.iter().cloned().collect()
 }
 
 struct Latest {
@@ -80,18 +139,12 @@ impl Feed {
             sampler: tokio::sync::Mutex::default(),
             latest: Mutex::new(None),
             snapshots: watch::channel(Arc::from("")).0,
-            reports: Mutex::new(VecDeque::with_capacity(KEPT_REPORTS)),
         })
     }
 
     /// A page starts watching: it gets every snapshot from the next one on.
     pub(crate) fn watch(&self) -> watch::Receiver<Arc<str>> {
         self.snapshots.subscribe()
-    }
-
-    /// The reports kept so far, oldest first.
-    pub(crate) fn backlog(&self) -> Vec<Report> {
-        lock(&self.reports).iter().cloned().collect()
     }
 
     /// The processes of a snapshot at most [`FRESH`] old, by pid (what actions may name):
@@ -156,23 +209,6 @@ impl Feed {
             match serde_json::to_string(&Page { local, peers }) {
                 Ok(json) => _ = self.snapshots.send(Arc::from(json)),
                 Err(error) => tracing::warn!(%error, "observer: a snapshot did not encode"),
-            }
-        }
-    }
-
-    /// Keeps the latest reports for pages opened later.
-    pub(crate) async fn keep_reports(self: Arc<Self>, mut reports: broadcast::Receiver<Report>) {
-        loop {
-            match reports.recv().await {
-                Ok(report) => {
-                    let mut kept = lock(&self.reports);
-                    if kept.len() == KEPT_REPORTS {
-                        kept.pop_front();
-                    }
-                    kept.push_back(report);
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
     }

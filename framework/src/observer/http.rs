@@ -44,6 +44,9 @@ const HEAD_WITHIN: Duration = Duration::from_secs(10);
 const MAX_BODY: usize = 4 * 1024;
 /// An action's body must arrive within this once its head has (408 beyond).
 const BODY_WITHIN: Duration = Duration::from_secs(10);
+/// An action must be done within this (504 beyond): a supervisor's answer never times
+/// out by itself (as OTP's), and a suspended one answers only system messages.
+const ACTION_WITHIN: Duration = Duration::from_secs(10);
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -158,9 +161,13 @@ async fn check_host(State(shared): State<Shared>, request: Request, next: Next) 
             .and_then(|host| host.parse::<axum::http::uri::Authority>().ok());
         let local = host.is_some_and(|host| {
             let name = host.host();
-            ["127.0.0.1", "localhost", "[::1]"]
-                .iter()
-                .any(|local| name.eq_ignore_ascii_case(local))
+            let port_ok = host.port().is_none() || host.port_u16().is_some();
+            let plain = !host.as_str().contains('@');
+            port_ok
+                && plain
+                && ["127.0.0.1", "localhost", "[::1]"]
+                    .iter()
+                    .any(|local| name.eq_ignore_ascii_case(local))
         });
         if !local {
             return refuse(
@@ -188,7 +195,7 @@ async fn events(
         ));
     }
     let live = report::subscribe();
-    let backlog = shared.feed.backlog();
+    let backlog = super::feed::kept_reports();
     let mut snapshots = shared.feed.watch();
     snapshots.mark_changed();
     let backlog = stream::iter(backlog).map(|report| report_event(&report));
@@ -256,7 +263,9 @@ async fn action(State(shared): State<Shared>, request: Request) -> Response {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     if !shared.token_ok(given) {
         return unauthorized("actions need the observer's access token (printed when it started): send Authorization: Bearer <token>");
     }
@@ -280,7 +289,11 @@ async fn action(State(shared): State<Shared>, request: Request) -> Response {
     };
     tracing::info!(?action, "observer: action");
     let index = shared.feed.index().await;
-    match action.perform(&index).await {
+    let Ok(outcome) = tokio::time::timeout(ACTION_WITHIN, action.perform(&index)).await else {
+        let why = format!("no answer within {ACTION_WITHIN:?}: is the process or its supervisor suspended? the request still waits there, and is done once it resumes");
+        return refuse(StatusCode::GATEWAY_TIMEOUT, &why);
+    };
+    match outcome {
         Ok(done) => (StatusCode::OK, done).into_response(),
         Err(error @ ActionError::UnknownProcess(_)) => {
             refuse(StatusCode::NOT_FOUND, &error.to_string())

@@ -47,6 +47,7 @@ mod snapshot;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -143,7 +144,12 @@ impl Observer {
     /// after `#` is not sent with the page's request; the page then sends the token with
     /// each action, and with its reads only when the observer is not on loopback.
     pub fn url(&self) -> String {
-        format!("http://{}/#token={}", self.address, self.token)
+        let mut address = self.address;
+        if address.ip().is_unspecified() {
+            // Listening on every address: this machine's own browser reaches it on loopback.
+            address.set_ip(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        format!("http://{address}/#token={}", self.token)
     }
 
     /// The observer running in this program, if any (one started by a supervisor, say).
@@ -210,10 +216,14 @@ pub(crate) struct State {
     feed: Arc<feed::Feed>,
     /// Bounds the tasks peers' requests start.
     peer_walks: Arc<Semaphore>,
-    /// The accept loop, the sampling loop and the report keeper: they end with this
+    /// The accept loop, the sampling loop and the sharing loop: they end with this
     /// process (a kill skips `terminate`, but still drops the state).
     _tasks: [AbortOnDrop; 3],
 }
+
+/// How often the observer makes sure its node shares it: a node restarted by its
+/// supervisor is a new incarnation, without the old one's exports.
+const SHARE_EVERY: Duration = Duration::from_secs(5);
 
 impl GenServer for ObserverServer {
     type Protocol = Self;
@@ -223,7 +233,7 @@ impl GenServer for ObserverServer {
 
     async fn init(&self, me: &Context<Self>, config: ObserverConfig) -> Result<State, BoxError> {
         // First, so that no report is missed.
-        let reports = crate::supervisor::report::subscribe();
+        feed::keep_reports();
         let listener = bind(config.listen).await?;
         let address = listener.local_addr()?;
         let feed = feed::Feed::new(me.id());
@@ -236,11 +246,8 @@ impl GenServer for ObserverServer {
         let tasks = [
             AbortOnDrop::spawn(http::serve(listener, router, config.max_connections)),
             AbortOnDrop::spawn(feed.clone().run()),
-            AbortOnDrop::spawn(feed.clone().keep_reports(reports)),
+            AbortOnDrop::spawn(share(config.share)),
         ];
-        if config.share {
-            share().await;
-        }
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "the observer listens beyond loopback: the page needs its token to show anything, and travels unencrypted");
         }
@@ -273,21 +280,31 @@ impl GenServer for ObserverServer {
 
     async fn terminate(&self, _me: &Context<Self>, _reason: &crate::ExitReason, state: &mut State) {
         *lock(running()) = None;
+        feed::stop_keeping_reports();
         state.feed.stop_counting();
     }
 }
 
-/// Lets peers' observers ask for this node's snapshot, if a node runs. Exported without
-/// `sys`: a peer may read the tree, not suspend or trace the observer.
-async fn share() {
-    let Ok(node) = Node::local().await else {
+/// Lets peers' observers ask for this node's snapshot, whenever a node runs (exporting
+/// again is a no-op). Exported without `sys`: a peer may read the tree, not suspend or
+/// trace the observer.
+async fn share(share: bool) {
+    if !share {
         return;
-    };
-    if let Err(error) = node
-        .export_with::<ObserverServer>(AGENT_NAME, ExportOptions { sys: false })
-        .await
-    {
-        tracing::warn!(%error, "observer: could not share this node's tree with peers");
+    }
+    let mut told = false;
+    loop {
+        if let Ok(Ok(node)) = tokio::time::timeout(SHARE_EVERY, Node::local()).await {
+            let export =
+                node.export_with::<ObserverServer>(AGENT_NAME, ExportOptions { sys: false });
+            match tokio::time::timeout(SHARE_EVERY, export).await {
+                Ok(Err(error)) if !std::mem::replace(&mut told, true) => {
+                    tracing::warn!(%error, "observer: could not share this node's tree with peers");
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(SHARE_EVERY).await;
     }
 }
 

@@ -95,6 +95,9 @@ pub enum RunState {
     Restarting,
     /// Not running: exited without restart, or terminated on request.
     NotRunning,
+    /// Its process is gone, and its supervisor has not handled the exit yet (it is busy,
+    /// or suspended).
+    Exited,
 }
 
 /// A supervisor's flags and its children.
@@ -129,6 +132,7 @@ pub(crate) struct Parent {
     pub(crate) supervisor: SupervisorRef,
     pub(crate) child: String,
     pub(crate) dynamic: bool,
+    pub(crate) strategy: Strategy,
 }
 
 /// Takes snapshots, remembering what rates need between two of them.
@@ -283,8 +287,10 @@ impl Sampler {
                 supervisor: supervisor.clone(),
                 child: child.id.clone(),
                 dynamic: overview.dynamic,
+                strategy: overview.strategy,
             };
             let mut view = match &child.process {
+                ChildProcess::Running(server) if !server.is_alive() => stopped(RunState::Exited),
                 ChildProcess::Running(server) => {
                     self.running(server, answer, Some(parent), index).await
                 }

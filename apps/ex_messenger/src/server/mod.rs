@@ -156,7 +156,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         _ = async { match faults { Some(f) => f.await, None => std::future::pending().await } } => false,
     };
     if stopped {
-        anyhow::bail!("the server's supervision tree gave up (too many restarts); see the log");
+        anyhow::bail!("the server's supervision tree stopped (it gave up after too many restarts, or was killed); see the log");
     }
     let relayed = cluster::RELAYED_LINES.load(std::sync::atomic::Ordering::Relaxed);
     crate::stdout::line(format_args!(

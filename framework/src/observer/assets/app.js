@@ -71,20 +71,24 @@ function render(page) {
   document.body.dataset.taken = page.local.taken_ms;
   const rows = document.createElement('tbody');
   page.local.trees.forEach((tree) => addProcess(rows, tree, page.local.node, true, [], null));
-  for (const peer of page.peers) {
+  for (const peer of page.peers.filter((peer) => peer.view)) {
     const heading = rows.insertRow();
     heading.className = 'node';
     heading.dataset.node = peer.node;
-    const title = text(heading.insertCell(), 'node ' + peer.node);
-    title.colSpan = 6;
-    if (peer.view) {
-      peer.view.trees.forEach((tree) => addProcess(rows, tree, peer.node, false, [], null));
-    } else {
-      const note = document.createElement('span');
-      note.className = 'peer-error';
-      note.textContent = peer.error;
-      title.append(note);
-    }
+    text(heading.insertCell(), 'node ' + peer.node).colSpan = 6;
+    peer.view.trees.forEach((tree) => addProcess(rows, tree, peer.node, false, [], null));
+  }
+  // Peers that share no tree (a chat's client nodes, say): one line for all of them.
+  const unshared = page.peers.filter((peer) => !peer.view);
+  if (unshared.length > 0) {
+    const row = rows.insertRow();
+    row.className = 'node unshared';
+    const cell = text(row.insertCell(), `${unshared.length} more linked node(s)`);
+    cell.colSpan = 6;
+    const note = document.createElement('span');
+    note.className = 'peer-error';
+    note.textContent = unshared.map((peer) => `${peer.node}: ${peer.error}`).join('; ');
+    cell.append(note);
   }
   $('#trees tbody').replaceWith(rows);
   renderLinks(page.local.links);
@@ -220,8 +224,28 @@ async function showSelected() {
   }
 }
 
+/**
+ * Whether the selected process is the observer itself or a supervisor above it: acting
+ * on it may take this page down (for good, if nothing restarts it).
+ */
+function holdsThisPage() {
+  const observer = [...document.querySelectorAll('#trees tr')]
+    .find((row) => row.place && row.place.local
+      && (row.place.process.protocol || '').endsWith('::ObserverServer'));
+  if (!observer || !selected.local) return false;
+  const path = (key) => key.split('|')[1];
+  const mine = path(observer.dataset.key);
+  const target = path(selected.key);
+  return mine === target || mine.startsWith(target + '/');
+}
+
 async function act(action) {
   const { process, parent } = selected;
+  const risky = ['kill', 'terminate_child', 'suspend'].includes(action);
+  if (risky && holdsThisPage()
+      && !confirm(`${action} ${process.id}: this is the observer or holds it, and this page may stop with it. Go on?`)) {
+    return;
+  }
   const bodies = {
     kill: { action, pid: process.pid },
     terminate_child: { action, pid: process.pid },
