@@ -197,7 +197,7 @@ pub(crate) struct ObserverServer;
 
 /// What a peer's observer asks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Request {
+pub(crate) enum Request {
     /// This node's snapshot.
     Snapshot,
 }
