@@ -250,6 +250,8 @@ impl ServerProcess {
     /// Stops it in order (SIGTERM) and returns the room lines it sent other servers and
     /// the CPU seconds it used.
     async fn stop(mut self) -> anyhow::Result<(u64, f64)> {
+        // The page first: the feed ends with the server, which is no news.
+        drop(self.page.take());
         crate::signals::send(&self.child, 15); // SIGTERM
         let line = Self::next_matching(&mut self.lines, "Shutting down").await?;
         let _ = self.child.wait().await;
