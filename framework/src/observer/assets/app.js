@@ -281,8 +281,8 @@ function renderLinks(links) {
     text(row.insertCell(), new Date(link.up_since_ms).toLocaleTimeString(undefined, { hour12: false }));
     text(row.insertCell(), (link.silent_ms / 1000).toFixed(1) + ' s').className = 'num';
     const traffic = link.traffic;
-    text(row.insertCell(), traffic ? `${traffic.messages_in} / ${traffic.messages_out}` : '–');
-    text(row.insertCell(), traffic ? `${bytes(traffic.bytes_in)} / ${bytes(traffic.bytes_out)}` : '–');
+    text(row.insertCell(), traffic ? `${traffic.messages_in}/${traffic.messages_out}` : '–');
+    text(row.insertCell(), traffic ? `${bytes(traffic.bytes_in)}/${bytes(traffic.bytes_out)}` : '–');
   }
   $('#links tbody').replaceWith(rows);
 }
