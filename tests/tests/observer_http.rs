@@ -51,6 +51,17 @@ async fn act(observer: &Observer, body: String) {
     );
 }
 
+/// Waits until the echo server runs as another process than `before`.
+async fn restarted(before: &str) {
+    wait::eventually("echo to run again as another process", || async {
+        match ServerRef::<Echo>::whereis("echo") {
+            Some(again) if again.id().to_string() != before => Ok(()),
+            other => Err(other.map(|echo| echo.id())),
+        }
+    })
+    .await;
+}
+
 /// The echo server still answers: the node was not disturbed.
 async fn echo_answers() {
     let echo = ServerRef::<Echo>::whereis("echo").expect("echo is registered");
@@ -211,13 +222,7 @@ rusty_fork_test! {
             let answer = exchange(observer.address(), &action(Some(observer.token()), &kill)).await;
             assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer:?}");
             echo.wait_exit().await;
-            wait::eventually("echo to be restarted", || async {
-                match ServerRef::<Echo>::whereis("echo") {
-                    Some(again) if again.id() != echo.id() => Ok(()),
-                    other => Err(other.map(|e| e.id())),
-                }
-            })
-            .await;
+            restarted(&echo.id().to_string()).await;
         });
     }
 
@@ -319,13 +324,7 @@ rusty_fork_test! {
                 }
             }
             act(&observer, format!(r#"{{"action":"resume","pid":"{top}"}}"#)).await;
-            wait::eventually("echo to run again", || async {
-                match ServerRef::<Echo>::whereis("echo") {
-                    Some(again) if again.id().to_string() != echo => Ok(()),
-                    other => Err(other.map(|e| e.id())),
-                }
-            })
-            .await;
+            restarted(&echo).await;
         });
     }
 
