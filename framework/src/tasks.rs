@@ -1,5 +1,6 @@
-//! Small pieces the process types above share: a task tied to its owner's lifetime, and a
-//! listening socket that a killed predecessor may still hold for a moment.
+//! Small pieces processes that serve a port share (the node kernel, the observer): a task
+//! tied to its owner's lifetime, and a listening socket that a killed predecessor may
+//! still hold for a moment.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

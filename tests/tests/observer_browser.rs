@@ -58,10 +58,12 @@ impl Browser {
         let capabilities = options.as_object().expect("an object").clone();
         let url = format!("http://127.0.0.1:{port}");
         let client = wait::eventually("chromedriver to open a browser", || async {
-            ClientBuilder::new(HttpConnector::new())
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await
+            let mut builder = ClientBuilder::new(HttpConnector::new());
+            builder.capabilities(capabilities.clone());
+            match tokio::time::timeout(PATIENCE, builder.connect(&url)).await {
+                Ok(connected) => connected.map_err(|error| error.to_string()),
+                Err(_) => Err("no session within PATIENCE".to_owned()),
+            }
         })
         .await;
         Some(Browser {
@@ -374,4 +376,23 @@ fn observer_of(printed: &str) -> (std::net::SocketAddr, String) {
     let url = printed.trim_start_matches("Observer: http://");
     let (address, token) = url.split_once("/#token=").expect("an observer address");
     (address.parse().expect("an address"), token.to_owned())
+}
+
+/// An observer on every address: the printed page (at 127.0.0.1) reads with the token
+/// once it is refused without it.
+#[tokio::test]
+async fn a_page_of_an_observer_beyond_loopback_reads_with_its_token() {
+    let (mut server, _) = Chat::server(COOKIE, &["--observer", "0.0.0.0:0"]).await;
+    let printed = server.expect("Observer: ").await;
+    let url = printed.trim_start_matches("Observer: ").to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.client.goto(&url).await.expect("open the page");
+    browser
+        .find("#trees tr[data-id='message_server'][data-state='running']")
+        .await;
+    browser.text_once("#connection", "live").await;
+    browser.client.close().await.expect("close the browser");
 }

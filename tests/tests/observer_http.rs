@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use otp::observer::{self, Observer, ObserverConfig, Page, RunState};
 use otp::supervisor::report::ReportEvent;
-use otp::supervisor::{ChildProcess, ChildSpec, SupervisorRef, SupervisorSpec};
+use otp::supervisor::{ChildProcess, ChildSpec, Shutdown, SupervisorRef, SupervisorSpec};
 use otp::{sys, ServerRef};
 use otp_tests::observer_page::{action, exchange, next_event, open_page, request, status_line};
 use otp_tests::wait::{self, run};
@@ -26,6 +26,15 @@ async fn observed() -> Observer {
 
 /// [`observed`], the observer listening on `listen`.
 async fn observed_on(listen: &str) -> Observer {
+    observed_with(
+        listen,
+        Shutdown::Timeout(otp::supervisor::DEFAULT_WORKER_SHUTDOWN),
+    )
+    .await
+}
+
+/// [`observed_on`], the observer stopped by `shutdown`.
+async fn observed_with(listen: &str, shutdown: Shutdown) -> Observer {
     let mut config = ObserverConfig::new(listen.parse().unwrap());
     config.max_connections = CONNECTIONS;
     let tree = SupervisorSpec {
@@ -34,7 +43,7 @@ async fn observed_on(listen: &str) -> Observer {
             ChildSpec::worker("echo", |parent| {
                 parent.start_named("echo", Echo::default(), ())
             }),
-            observer::child_spec("observer", config),
+            observer::child_spec("observer", config).shutdown(shutdown),
         ],
     };
     tree.start_named("top").await.expect("the tree starts");
@@ -292,7 +301,9 @@ rusty_fork_test! {
     #[test]
     fn a_supervised_observer_stops_in_order_after_a_page_was_open() {
         run(async {
-            let observer = observed().await;
+            // A budget shorter than any wait on a process that cannot answer (0.8 s).
+            let budget = Shutdown::Timeout(std::time::Duration::from_millis(300));
+            let observer = observed_with("127.0.0.1:0", budget).await;
             let mut reports = otp::supervisor::report::subscribe();
             let (page, _) = open_page(observer.address()).await;
             drop(page);
@@ -316,13 +327,16 @@ rusty_fork_test! {
             let echo = pid_of(&snapshot, "echo");
             act(&observer, format!(r#"{{"action":"suspend","pid":"{top}"}}"#)).await;
             act(&observer, format!(r#"{{"action":"kill","pid":"{echo}"}}"#)).await;
-            loop {
-                let snapshot = next_event(&mut page, "snapshot").await;
-                let page: Page = serde_json::from_value(snapshot).expect("a page");
-                if page.local.find("echo").expect("echo's row").state == RunState::Exited {
-                    break;
+            wait::within("echo shown as exited", async {
+                loop {
+                    let snapshot = next_event(&mut page, "snapshot").await;
+                    let page: Page = serde_json::from_value(snapshot).expect("a page");
+                    if page.local.find("echo").expect("echo's row").state == RunState::Exited {
+                        break;
+                    }
                 }
-            }
+            })
+            .await;
             act(&observer, format!(r#"{{"action":"resume","pid":"{top}"}}"#)).await;
             restarted(&echo).await;
         });

@@ -1,22 +1,20 @@
 //! What pages are shown: snapshots of this node and of the peers that share theirs, taken
 //! once a second while at least one page watches, and the supervisor reports of late.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use ractor::ActorId;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
-use super::snapshot::{Index, NodeView, Sampler, ANSWER_WITHIN};
+use super::snapshot::{self, Index, NodeView, Sampler, ANSWER_WITHIN};
 use super::{ObserverServer, Request, AGENT_NAME};
 use crate::node::Node;
-use crate::supervisor::report::Report;
 
 /// How often pages get a new snapshot.
-pub(crate) const EVERY: Duration = Duration::from_secs(1);
+const EVERY: Duration = Duration::from_secs(1);
 
 /// A snapshot younger than this is answered again rather than taken anew (a page and a
 /// peer asking in the same moment share one walk; an action finds its process in it).
@@ -26,84 +24,25 @@ const FRESH: Duration = Duration::from_millis(500);
 const PEER_WITHIN: Duration = Duration::from_secs(2);
 
 /// Reports a page opened now is shown from the past.
-const KEPT_REPORTS: usize = 200;
+pub(crate) const KEPT_REPORTS: usize = 200;
 
 /// Mailboxes stay counted this long after the last page closed (a page reloaded keeps
 /// its counts), then counting stops: while any process counts, every send in the program
 /// looks its target up.
 const STOP_COUNTING_AFTER: Duration = Duration::from_secs(60);
 
-/// The observer's shared state: its sampler, the last snapshot, the reports of late.
+/// The observer's shared state: its sampler and the last snapshot.
 pub(crate) struct Feed {
-    /// The observer's own process: never asked to stop counting while it stops.
+    /// The observer's own process: it cannot answer its own `sys` request as it stops.
     observer: ActorId,
     /// One walk at a time: rates are per walk.
     sampler: tokio::sync::Mutex<Sampler>,
     /// The last local snapshot, with the processes it found (for actions).
     latest: Mutex<Option<Latest>>,
+    /// When a walk was last asked for, by a page here, a peer's page or an action.
+    last_walk: Mutex<Instant>,
     /// What pages are sent, as JSON (empty: nothing yet); each receiver is a page.
     snapshots: watch::Sender<Arc<str>>,
-}
-
-/// The latest reports, oldest first, kept for pages opened later: by a task that outlives
-/// a killed observer, so that the observer restarted by its supervisor still shows what
-/// came before (its own exit among them). An observer stopped in order stops it.
-#[derive(Default)]
-struct Kept {
-    reports: VecDeque<Report>,
-    keeper: Option<tokio::task::JoinHandle<()>>,
-}
-
-fn kept() -> &'static Mutex<Kept> {
-    static KEPT: Mutex<Kept> = Mutex::new(Kept {
-        reports: VecDeque::new(),
-        keeper: None,
-    });
-    &KEPT
-}
-
-/// Keeps reports from now on, if they are not kept already.
-pub(crate) fn keep_reports() {
-    let mut kept = lock(kept());
-    if kept
-        .keeper
-        .as_ref()
-        .is_some_and(|keeper| !keeper.is_finished())
-    {
-        return;
-    }
-    let reports = crate::supervisor::report::subscribe();
-    kept.keeper = Some(tokio::spawn(keep(reports)));
-}
-
-/// Stops keeping reports (the observer stopped in order: nobody will show them).
-pub(crate) fn stop_keeping_reports() {
-    let mut kept = lock(kept());
-    if let Some(keeper) = kept.keeper.take() {
-        keeper.abort();
-    }
-    kept.reports.clear();
-}
-
-async fn keep(mut reports: broadcast::Receiver<Report>) {
-    loop {
-        match reports.recv().await {
-            Ok(report) => {
-                let kept = &mut lock(kept()).reports;
-                if kept.len() == KEPT_REPORTS {
-                    kept.pop_front();
-                }
-                kept.push_back(report);
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
-/// The reports kept so far, oldest first.
-pub(crate) fn kept_reports() -> Vec<Report> {
-    lock(kept()).reports.iter().cloned().collect()
 }
 
 struct Latest {
@@ -138,6 +77,7 @@ impl Feed {
             observer,
             sampler: tokio::sync::Mutex::default(),
             latest: Mutex::new(None),
+            last_walk: Mutex::new(Instant::now()),
             snapshots: watch::channel(Arc::from("")).0,
         })
     }
@@ -167,6 +107,7 @@ impl Feed {
     /// As [`local`](Self::local), with the node (looked up anew each time: a node
     /// restarted by its supervisor is another incarnation, with another handle).
     async fn local_with(&self, node: Option<&Node>) -> NodeView {
+        *lock(&self.last_walk) = Instant::now();
         let mut sampler = self.sampler.lock().await;
         if let Some(latest) = lock(&self.latest).as_ref() {
             if latest.at.elapsed() < FRESH {
@@ -186,19 +127,17 @@ impl Feed {
     pub(crate) async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_watched = Instant::now();
         loop {
             tick.tick().await;
             if self.snapshots.receiver_count() == 0 {
                 // A page opened later must not be shown this old one first.
                 self.snapshots
                     .send_if_modified(|json| !std::mem::replace(json, Arc::from("")).is_empty());
-                if last_watched.elapsed() > STOP_COUNTING_AFTER {
-                    self.sampler.lock().await.stop_counting(self.observer).await;
+                if lock(&self.last_walk).elapsed() > STOP_COUNTING_AFTER {
+                    snapshot::stop_counting(None).await;
                 }
                 continue;
             }
-            last_watched = Instant::now();
             let node = tokio::time::timeout(ANSWER_WITHIN, Node::local()).await;
             let node = node.ok().and_then(Result::ok);
             let local = self.local_with(node.as_ref()).await;
@@ -213,13 +152,11 @@ impl Feed {
         }
     }
 
-    /// Turns off the mailbox counting this observer turned on, as it stops: without
-    /// waiting (the processes asked include its own supervisor, which waits for it).
-    pub(crate) fn stop_counting(self: &Arc<Self>) {
-        let feed = self.clone();
-        tokio::spawn(async move {
-            feed.sampler.lock().await.stop_counting(feed.observer).await;
-        });
+    /// Turns off the mailbox counting the observer turned on, as it stops: without
+    /// waiting (the processes asked include its own supervisor, which waits for it), and
+    /// not its own (it cannot answer any more).
+    pub(crate) fn stop_counting(&self) {
+        tokio::spawn(snapshot::stop_counting(Some(self.observer)));
     }
 }
 

@@ -194,8 +194,7 @@ async fn events(
             "this observer is not on loopback: open the address it printed, with its token",
         ));
     }
-    let live = report::subscribe();
-    let backlog = super::feed::kept_reports();
+    let (backlog, live) = report::kept_and_subscribe();
     let mut snapshots = shared.feed.watch();
     snapshots.mark_changed();
     let backlog = stream::iter(backlog).map(|report| report_event(&report));
@@ -254,7 +253,6 @@ async fn process_status(
     }
 }
 
-/// An action, only with the token.
 /// An action, only with the token: checked before the body is read, and the body must
 /// come within [`BODY_WITHIN`] (a slow sender holds no slot without the token, nor for
 /// long with it).
@@ -288,9 +286,9 @@ async fn action(State(shared): State<Shared>, request: Request) -> Response {
         Err(error) => return refuse(StatusCode::BAD_REQUEST, &format!("not an action ({error}): send JSON such as {{\"action\":\"kill\",\"pid\":\"0.12\"}}")),
     };
     tracing::info!(?action, "observer: action");
-    let index = shared.feed.index().await;
-    let Ok(outcome) = tokio::time::timeout(ACTION_WITHIN, action.perform(&index)).await else {
-        let why = format!("no answer within {ACTION_WITHIN:?}: is the process or its supervisor suspended? the request still waits there, and is done once it resumes");
+    let perform = async { action.perform(&*shared.feed.index().await).await };
+    let Ok(outcome) = tokio::time::timeout(ACTION_WITHIN, perform).await else {
+        let why = format!("no answer within {ACTION_WITHIN:?}: is the supervisor suspended? the request still waits there, and is done once it resumes");
         return refuse(StatusCode::GATEWAY_TIMEOUT, &why);
     };
     match outcome {

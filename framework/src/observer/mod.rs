@@ -15,9 +15,12 @@
 //! | `assets/` | the page: one HTML file, one script, one style sheet, served from the binary |
 //!
 //! Nothing is sampled while no page is open (here, or on a peer whose page shows this
-//! node). With a page open, each process is asked its `sys` status once a second, and
-//! its mailbox is counted (see [`sys::statistics`]) until no page has been open for a
-//! minute (counting makes every send in the program look its target up).
+//! node), but for an action or a status asked over HTTP. With a page open, each process
+//! is asked its `sys` status once a second, and its mailbox is counted (see
+//! [`sys::statistics`]) until nothing has looked for a minute (counting makes every send
+//! in the program look its target up). Supervisor reports are kept (the last 200) from
+//! the first start of an observer on, so that a page shows what came before it, the
+//! observer's own restart included.
 //!
 //! **In a cluster**, each node's observer shares its snapshot with its peers'
 //! observers if its owner lets it ([`ObserverConfig::share`], exported as
@@ -57,7 +60,7 @@ pub use feed::{Page, PeerView};
 pub use snapshot::{NodeView, ProcessView, RunState, SupervisorView};
 
 use crate::node::{ExportOptions, Node};
-use crate::supervisor::ChildSpec;
+use crate::supervisor::{report, ChildSpec};
 use crate::tasks::{bind, AbortOnDrop};
 use crate::{BoxError, CallResponse, Context, GenServer, Protocol, ReplyTo, ServerRef, StartError};
 
@@ -124,7 +127,7 @@ pub struct Observer {
 /// Where the running observer serves, and its token: set by its `init`, so that
 /// [`Observer::running`] finds them without asking the process (the token is no message:
 /// a peer can send the observer messages).
-fn running() -> &'static Mutex<Option<(SocketAddr, String)>> {
+fn running_slot() -> &'static Mutex<Option<(SocketAddr, String)>> {
     static RUNNING: Mutex<Option<(SocketAddr, String)>> = Mutex::new(None);
     &RUNNING
 }
@@ -157,7 +160,7 @@ impl Observer {
     /// unless its port was 0: then on another port.
     pub fn running() -> Option<Self> {
         let server = ServerRef::<ObserverServer>::whereis(AGENT_NAME)?;
-        let (address, token) = lock(running()).clone()?;
+        let (address, token) = lock(running_slot()).clone()?;
         Some(Self {
             server,
             address,
@@ -232,9 +235,8 @@ impl GenServer for ObserverServer {
     type Info = ();
 
     async fn init(&self, me: &Context<Self>, config: ObserverConfig) -> Result<State, BoxError> {
-        // First, so that no report is missed.
-        feed::keep_reports();
         let listener = bind(config.listen).await?;
+        report::keep(feed::KEPT_REPORTS);
         let address = listener.local_addr()?;
         let feed = feed::Feed::new(me.id());
         let shared = http::Shared {
@@ -251,7 +253,7 @@ impl GenServer for ObserverServer {
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "the observer listens beyond loopback: the page needs its token to show anything, and travels unencrypted");
         }
-        *lock(running()) = Some((address, config.token));
+        *lock(running_slot()) = Some((address, config.token));
         Ok(State {
             feed,
             peer_walks: Arc::new(Semaphore::new(PEER_WALKS)),
@@ -279,8 +281,7 @@ impl GenServer for ObserverServer {
     }
 
     async fn terminate(&self, _me: &Context<Self>, _reason: &crate::ExitReason, state: &mut State) {
-        *lock(running()) = None;
-        feed::stop_keeping_reports();
+        *lock(running_slot()) = None;
         state.feed.stop_counting();
     }
 }

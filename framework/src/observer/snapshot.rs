@@ -3,6 +3,7 @@
 //! watches, and never otherwise.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::{join_all, BoxFuture};
@@ -140,22 +141,41 @@ pub(crate) struct Parent {
 pub(crate) struct Sampler {
     /// Messages handled at the last snapshot, by process.
     last_handled: HashMap<ActorId, (u64, Instant)>,
-    /// Processes whose mailbox counting this observer turned on (not those that counted
-    /// already: their owner wants it).
-    counting: HashMap<ActorId, AnyServer>,
+}
+
+/// Processes whose mailbox counting an observer turned on (not those that counted
+/// already: their owner wants it). Kept beside the observer, not in it, so that one
+/// restarted after a kill still knows which counts are its own to turn off.
+fn counting() -> &'static Mutex<HashMap<ActorId, AnyServer>> {
+    static COUNTING: OnceLock<Mutex<HashMap<ActorId, AnyServer>>> = OnceLock::new();
+    COUNTING.get_or_init(Mutex::default)
+}
+
+fn lock_counting() -> std::sync::MutexGuard<'static, HashMap<ActorId, AnyServer>> {
+    counting()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Turns off the mailbox counting observers turned on, all at once; not that of
+/// `except` (an observer that is stopping cannot answer).
+pub(crate) async fn stop_counting(except: Option<ActorId>) {
+    let counting: Vec<AnyServer> = lock_counting()
+        .drain()
+        .map(|(_, server)| server)
+        .filter(|server| Some(server.id()) != except)
+        .collect();
+    let stops = counting
+        .iter()
+        .map(|server| tokio::time::timeout(ANSWER_WITHIN, sys::statistics(server, false)));
+    join_all(stops).await;
 }
 
 /// What one walk finds beside the view: the processes by pid, for actions.
 pub(crate) type Index = HashMap<String, Known>;
 
-/// What asking one process gave.
-#[derive(Default)]
-struct Answer {
-    /// Its status, if it answered in time.
-    status: Option<Status>,
-    /// Its mailbox counting was off, and this ask turned it on.
-    counting_started: bool,
-}
+/// What asking one process gave: its status, if it answered in time.
+type Answer = Option<Status>;
 
 impl Sampler {
     /// Looks at the whole node.
@@ -168,7 +188,7 @@ impl Sampler {
         let answers = join_all(roots.iter().map(|root| self.ask(root))).await;
         let mut trees = Vec::with_capacity(roots.len());
         for (server, answer) in roots.iter().zip(answers) {
-            let mut view = self.running(server, answer, None, &mut index).await;
+            let mut view = self.view_of(server, answer, None, &mut index).await;
             view.id = server.name().unwrap_or_else(|| server.id().to_string());
             view.kind = ChildType::Supervisor;
             trees.push(view);
@@ -179,7 +199,7 @@ impl Sampler {
         };
         let seen: HashSet<ActorId> = index.values().map(|known| known.server.id()).collect();
         self.last_handled.retain(|id, _| seen.contains(id));
-        self.counting.retain(|id, _| seen.contains(id));
+        lock_counting().retain(|id, server| seen.contains(id) || server.is_alive());
         let view = NodeView {
             node: node.map_or_else(|| "local".to_owned(), |node| node.name().to_owned()),
             taken_ms: sys::unix_ms(SystemTime::now()),
@@ -194,24 +214,25 @@ impl Sampler {
     /// processes of one supervisor are asked all at once.
     async fn ask(&self, server: &AnyServer) -> Answer {
         let count = sys::queued(server).is_none();
+        if count {
+            // Ours from the moment it is asked: an answer that comes late still turns
+            // counting on.
+            lock_counting().insert(server.id(), server.clone());
+        }
         let ask = async {
             if count {
                 sys::statistics(server, true).await.ok()?;
             }
             sys::get_status(server).await.ok()
         };
-        let status = tokio::time::timeout(ANSWER_WITHIN, ask)
+        tokio::time::timeout(ANSWER_WITHIN, ask)
             .await
             .ok()
-            .flatten();
-        Answer {
-            counting_started: count && sys::queued(server).is_some(),
-            status,
-        }
+            .flatten()
     }
 
     /// A running process, and below it, if it is a supervisor, its children.
-    fn running<'a>(
+    fn view_of<'a>(
         &'a mut self,
         server: &'a AnyServer,
         answer: Answer,
@@ -219,10 +240,7 @@ impl Sampler {
         index: &'a mut Index,
     ) -> BoxFuture<'a, ProcessView> {
         async move {
-            if answer.counting_started {
-                self.counting.insert(server.id(), server.clone());
-            }
-            let status = answer.status;
+            let status = answer;
             let now = Instant::now();
             let per_second = status.as_ref().and_then(|status| {
                 let handled = status.statistics.handled;
@@ -238,9 +256,10 @@ impl Sampler {
                     parent,
                 },
             );
-            let supervisor = match SupervisorRef::from_server(server) {
-                Some(supervisor) => self.supervisor(&supervisor, index).await,
-                None => None,
+            // A supervisor that did not answer its status would not answer this either.
+            let supervisor = match (&status, SupervisorRef::from_server(server)) {
+                (Some(_), Some(supervisor)) => self.supervisor(&supervisor, index).await,
+                _ => None,
             };
             ProcessView {
                 id: String::new(),
@@ -277,7 +296,7 @@ impl Sampler {
         let asks = overview.children.iter().map(|child| async {
             match &child.process {
                 ChildProcess::Running(server) => self.ask(server).await,
-                _ => Answer::default(),
+                _ => None,
             }
         });
         let answers = join_all(asks).await;
@@ -292,7 +311,7 @@ impl Sampler {
             let mut view = match &child.process {
                 ChildProcess::Running(server) if !server.is_alive() => stopped(RunState::Exited),
                 ChildProcess::Running(server) => {
-                    self.running(server, answer, Some(parent), index).await
+                    self.view_of(server, answer, Some(parent), index).await
                 }
                 ChildProcess::Restarting => stopped(RunState::Restarting),
                 ChildProcess::Undefined => stopped(RunState::NotRunning),
@@ -310,16 +329,6 @@ impl Sampler {
             restarts_used: overview.restarts_used,
             children,
         })
-    }
-
-    /// Turns off the mailbox counting this observer turned on, all at once, except the
-    /// observer's own (`observer`: it is stopping, or it would count again).
-    pub(crate) async fn stop_counting(&mut self, observer: ActorId) {
-        let counting = std::mem::take(&mut self.counting);
-        let servers = counting.values().filter(|server| server.id() != observer);
-        let stops = servers
-            .map(|server| tokio::time::timeout(ANSWER_WITHIN, sys::statistics(server, false)));
-        join_all(stops).await;
     }
 }
 

@@ -1,9 +1,10 @@
 //! Supervisor reports (OTP's `supervisor_report` and `progress` reports): each is logged
-//! through `tracing` and, while anyone listens ([`subscribe`]), also published as a value,
-//! so a tool such as the observer can show a timeline without parsing logs.
+//! through `tracing` and, while anyone listens ([`subscribe`]) or keeps them ([`keep`]),
+//! also published as a value, so a tool such as the observer can show a timeline without
+//! parsing logs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use tokio::sync::broadcast;
@@ -63,30 +64,79 @@ pub enum ReportEvent {
     },
 }
 
-fn channel() -> &'static broadcast::Sender<Report> {
-    static CHANNEL: OnceLock<broadcast::Sender<Report>> = OnceLock::new();
-    CHANNEL.get_or_init(|| broadcast::channel(LAG).0)
+/// Where reports go: the live channel, and the latest ones kept once [`keep`] was
+/// called. One lock orders them: numbers, the kept list and the channel agree.
+struct Reports {
+    live: broadcast::Sender<Report>,
+    /// The latest reports, oldest first, at most `keep` of them.
+    kept: VecDeque<Report>,
+    keep: usize,
+    /// The last number given.
+    seq: u64,
+}
+
+fn reports() -> &'static Mutex<Reports> {
+    static REPORTS: OnceLock<Mutex<Reports>> = OnceLock::new();
+    REPORTS.get_or_init(|| {
+        Mutex::new(Reports {
+            live: broadcast::channel(LAG).0,
+            kept: VecDeque::new(),
+            keep: 0,
+            seq: 0,
+        })
+    })
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Reports> {
+    reports()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Every supervisor report of this program from now on, from every supervisor.
 pub fn subscribe() -> broadcast::Receiver<Report> {
-    channel().subscribe()
+    lock().live.subscribe()
 }
 
-/// Builds and sends a report only while someone listens: supervisors pay nothing else.
+/// From now on, keep the latest `count` reports for [`kept_and_subscribe`] (for the rest of the
+/// program: a tool shows what happened before it looked, its own restart included).
+pub fn keep(count: usize) {
+    let mut reports = lock();
+    reports.keep = reports.keep.max(count);
+}
+
+/// The reports kept so far (oldest first), and every report after them: none missed,
+/// none twice.
+pub fn kept_and_subscribe() -> (Vec<Report>, broadcast::Receiver<Report>) {
+    let reports = lock();
+    (
+        reports.kept.iter().cloned().collect(),
+        reports.live.subscribe(),
+    )
+}
+
+/// Builds, keeps and sends a report only while someone listens or keeps: supervisors
+/// pay nothing else.
 fn publish(supervisor: &str, child: &str, event: impl FnOnce() -> ReportEvent) {
-    let channel = channel();
-    if channel.receiver_count() == 0 {
+    let mut reports = lock();
+    if reports.live.receiver_count() == 0 && reports.keep == 0 {
         return;
     }
-    static PUBLISHED: AtomicU64 = AtomicU64::new(0);
-    let _ = channel.send(Report {
-        seq: PUBLISHED.fetch_add(1, Ordering::Relaxed) + 1,
+    reports.seq += 1;
+    let report = Report {
+        seq: reports.seq,
         at_ms: crate::sys::unix_ms(SystemTime::now()),
         supervisor: supervisor.to_owned(),
         child: child.to_owned(),
         event: event(),
-    });
+    };
+    if reports.keep > 0 {
+        if reports.kept.len() == reports.keep {
+            reports.kept.pop_front();
+        }
+        reports.kept.push_back(report.clone());
+    }
+    let _ = reports.live.send(report);
 }
 
 /// OTP's progress report: a child started.

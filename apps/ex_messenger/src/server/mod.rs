@@ -141,7 +141,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     crate::stdout::line(format_args!(
         "Clients join with: ex_messenger client --server {address}"
     ));
-    let observer = match args.observer {
+    let observer_tree = match args.observer {
         Some(listen) => Some(observe(listen).await?),
         None => None,
     };
@@ -163,8 +163,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "Shutting down; relayed {relayed} lines to other servers; used {:.2} s of CPU",
         cpu_seconds()
     ));
-    if let Some(observer) = observer {
-        let _ = observer.stop().await;
+    if let Some(observer_tree) = observer_tree {
+        let _ = observer_tree.stop().await;
     }
     let _ = tree.stop().await;
     Ok(())

@@ -18,9 +18,9 @@ let events = null;
 
 // The token comes in the printed address (#token=...); it is kept for this tab only.
 const tokenInput = $('#token');
-const fromAddress = location.hash.match(/token=([0-9a-zA-Z]+)/);
+const fromAddress = location.hash.match(/token=([^&]+)/);
 if (fromAddress) {
-  sessionStorage.setItem('token', fromAddress[1]);
+  sessionStorage.setItem('token', decodeURIComponent(fromAddress[1]));
   history.replaceState(null, '', location.pathname);
 }
 tokenInput.value = sessionStorage.getItem('token') || '';
@@ -34,17 +34,26 @@ function token() {
 }
 
 /**
- * What reads add to their address: on loopback reading needs no token, so it is not
- * sent (addresses end up in histories and logs); elsewhere the observer needs it.
+ * Whether reads carry the token. An observer on loopback reads without it, so it is not
+ * sent there (addresses end up in histories and logs); one that refuses a read without
+ * it (it listens beyond loopback, though the page may have been opened as 127.0.0.1)
+ * gets it from then on.
  */
+let readsNeedToken = !['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
+
 function readQuery() {
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
-  return !loopback && token() ? '?token=' + encodeURIComponent(token()) : '';
+  return readsNeedToken && token() ? '?token=' + encodeURIComponent(token()) : '';
 }
 
 function connect() {
   if (events) events.close();
   events = new EventSource('/events' + readQuery());
+  events.addEventListener('error', () => {
+    if (events.readyState === EventSource.CLOSED && !readsNeedToken && token()) {
+      readsNeedToken = true;
+      connect();
+    }
+  });
   events.onopen = () => {
     // Each connection starts with the reports the observer kept: the timeline anew.
     $('#timeline').replaceChildren();
@@ -52,8 +61,11 @@ function connect() {
     showConnection('live');
   };
   // EventSource connects again by itself, unless it was refused.
-  events.onerror = () => showConnection(
-    events.readyState === EventSource.CLOSED ? 'refused: give the token' : 'reconnecting');
+  events.onerror = () => {
+    document.body.classList.add('stale');
+    document.querySelectorAll('#actions button').forEach((button) => { button.disabled = true; });
+    showConnection(events.readyState === EventSource.CLOSED ? 'refused: give the token' : 'reconnecting');
+  };
   events.addEventListener('snapshot', (event) => render(JSON.parse(event.data)));
   events.addEventListener('report', (event) => addReport(JSON.parse(event.data)));
 }
@@ -67,6 +79,7 @@ function showConnection(state) {
 // ---- the trees -------------------------------------------------------------------
 
 function render(page) {
+  document.body.classList.remove('stale');
   $('#node').textContent = page.local.node;
   document.body.dataset.taken = page.local.taken_ms;
   const rows = document.createElement('tbody');
@@ -102,7 +115,11 @@ function addProcess(rows, process, node, local, path, parent) {
   const here = path.concat(process.id);
   const row = rows.insertRow();
   row.className = process.supervisor ? 'supervisor' : 'worker';
-  row.dataset.key = [node, here.join('/'), process.name || ''].join('|');
+  // Where it is: a static child by its id (unique, and kept across restarts); a dynamic
+  // one by its name if it has one, else its pid (its id need not be unique).
+  const dynamic = parent && parent.dynamic;
+  const which = dynamic ? process.name || process.pid || '' : '';
+  row.dataset.key = [node, here.join('/'), which].join('|');
   row.dataset.id = process.id;
   row.dataset.state = stateOf(process);
   if (process.pid) row.dataset.pid = process.pid;
@@ -126,12 +143,17 @@ function addProcess(rows, process, node, local, path, parent) {
   text(row.insertCell(), process.mailbox ?? '–').className = 'num';
   text(row.insertCell(), rate(process.per_second)).className = 'num';
 
-  const place = { node, local, process, parent, key: row.dataset.key };
+  const place = { node, local, process, parent, path: here, key: row.dataset.key };
   row.addEventListener('click', () => select(place, row));
   row.place = place;
 
   if (process.supervisor) {
-    const me = { pid: process.pid, dynamic: process.supervisor.dynamic };
+    const me = {
+      pid: process.pid,
+      dynamic: process.supervisor.dynamic,
+      strategy: process.supervisor.strategy,
+      path: here,
+    };
     process.supervisor.children.forEach((child) => addProcess(rows, child, node, local, here, me));
   }
 }
@@ -207,7 +229,7 @@ async function showSelected() {
     const action = button.dataset.action;
     const needsParent = action === 'terminate_child' || action === 'restart_child';
     const possible = action === 'restart_child'
-      ? !running && selected.parent && !selected.parent.dynamic
+      ? process.state === 'not_running' && selected.parent && !selected.parent.dynamic
       : running && (!needsParent || selected.parent);
     button.disabled = !local || !possible;
   });
@@ -215,35 +237,55 @@ async function showSelected() {
   if (!local) {
     state.textContent = 'Actions and status are on that node\'s own observer.';
   } else if (running && process.pid) {
-    const response = await fetch('/api/process/' + encodeURIComponent(process.pid) + readQuery());
-    const answer = await response.text();
-    if (selected.process.pid !== process.pid) return;
-    state.textContent = response.ok ? JSON.parse(answer).state || '(its format_status shows nothing)' : answer;
+    try {
+      const response = await fetch('/api/process/' + encodeURIComponent(process.pid) + readQuery());
+      const answer = await response.text();
+      if (selected.process.pid !== process.pid) return;
+      state.textContent = response.ok ? JSON.parse(answer).state || '(its format_status shows nothing)' : answer;
+    } catch (error) {
+      state.textContent = `(the observer did not answer: ${error.message})`;
+    }
   } else {
     state.textContent = '(not running)';
   }
 }
 
 /**
- * Whether the selected process is the observer itself or a supervisor above it: acting
- * on it may take this page down (for good, if nothing restarts it).
+ * Whether acting on the selected process may take this page down: it is the observer, a
+ * supervisor above it, or a sibling of one of those whose supervisor restarts them
+ * together (one_for_all; rest_for_one, if it comes first). Also when the observer is
+ * not on the page (its supervisor did not answer): then nobody knows.
  */
 function holdsThisPage() {
+  if (!selected.local) return false;
   const observer = [...document.querySelectorAll('#trees tr')]
     .find((row) => row.place && row.place.local
       && (row.place.process.protocol || '').endsWith('::ObserverServer'));
-  if (!observer || !selected.local) return false;
-  const path = (key) => key.split('|')[1];
-  const mine = path(observer.dataset.key);
-  const target = path(selected.key);
-  return mine === target || mine.startsWith(target + '/');
+  if (!observer) return true;
+  const mine = observer.place.path;
+  const target = selected.path;
+  const above = target.every((id, i) => mine[i] === id);
+  if (above) return true;
+  // A sibling of something on the observer's path, under the same supervisor.
+  const parent = selected.parent;
+  const depth = target.length - 1;
+  const shared = target.slice(0, depth).every((id, i) => mine[i] === id) && mine.length > depth;
+  if (!shared || !parent || parent.dynamic) return false;
+  if (parent.strategy === 'one_for_all') return true;
+  if (parent.strategy === 'rest_for_one') {
+    const siblings = [...document.querySelectorAll('#trees tr')]
+      .filter((row) => row.place && row.place.parent === parent)
+      .map((row) => row.place.process.id);
+    return siblings.indexOf(target[depth]) < siblings.indexOf(mine[depth]);
+  }
+  return false;
 }
 
 async function act(action) {
   const { process, parent } = selected;
-  const risky = ['kill', 'terminate_child', 'suspend'].includes(action);
+  const risky = ['kill', 'terminate_child'].includes(action);
   if (risky && holdsThisPage()
-      && !confirm(`${action} ${process.id}: this is the observer or holds it, and this page may stop with it. Go on?`)) {
+      && !confirm(`${action} ${process.id}: this may stop the observer, and this page with it. Go on?`)) {
     return;
   }
   const bodies = {
