@@ -82,8 +82,26 @@ async fn private_messages_users_and_rooms_span_servers() {
     bob.expect("**Users in room: alice, bob, carol**").await;
     carol.send("/join dev").await;
     carol.expect("**Joined the chatroom dev**").await;
-    alice.send("/rooms").await;
-    alice.expect("**Rooms: dev (1), lobby (2)**").await;
+    // Carol's new seat reaches alice's server apart from the lobby's notice (the room
+    // and the message server there each tell the others): ask until it has come.
+    alice.expect("**carol has left**").await;
+    let deadline = tokio::time::Instant::now() + otp_tests::PATIENCE;
+    loop {
+        alice.send("/rooms").await;
+        if alice
+            .expect("**Rooms:")
+            .await
+            .contains("**Rooms: dev (1), lobby (2)**")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:#?}",
+            alice.transcript()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     alice.send("/pm nobody hello").await;
     alice.expect("receiver_not_found").await;
 }
