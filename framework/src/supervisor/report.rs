@@ -4,6 +4,7 @@
 //! parsing logs.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -93,14 +94,20 @@ fn lock() -> std::sync::MutexGuard<'static, Reports> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Whether anyone ever listened or kept: until then a report costs one load, not a lock
+/// (a program without an observer starts and stops children without either).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
 /// Every supervisor report of this program from now on, from every supervisor.
 pub fn subscribe() -> broadcast::Receiver<Report> {
+    ACTIVE.store(true, Ordering::Relaxed);
     lock().live.subscribe()
 }
 
 /// From now on, keep the latest `count` reports for [`kept_and_subscribe`] (for the rest of the
 /// program: a tool shows what happened before it looked, its own restart included).
 pub fn keep(count: usize) {
+    ACTIVE.store(true, Ordering::Relaxed);
     let mut reports = lock();
     reports.keep = reports.keep.max(count);
 }
@@ -108,6 +115,7 @@ pub fn keep(count: usize) {
 /// The reports kept so far (oldest first), and every report after them: none missed,
 /// none twice.
 pub fn kept_and_subscribe() -> (Vec<Report>, broadcast::Receiver<Report>) {
+    ACTIVE.store(true, Ordering::Relaxed);
     let reports = lock();
     (
         reports.kept.iter().cloned().collect(),
@@ -118,6 +126,9 @@ pub fn kept_and_subscribe() -> (Vec<Report>, broadcast::Receiver<Report>) {
 /// Builds, keeps and sends a report only while someone listens or keeps: supervisors
 /// pay nothing else.
 fn publish(supervisor: &str, child: &str, event: impl FnOnce() -> ReportEvent) {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
     let mut reports = lock();
     if reports.live.receiver_count() == 0 && reports.keep == 0 {
         return;
