@@ -68,10 +68,6 @@ use crate::{BoxError, CallResponse, Context, GenServer, Protocol, ReplyTo, Serve
 /// this node's snapshot.
 pub const AGENT_NAME: &str = "otp.observer";
 
-/// The default address: loopback, port 4380.
-pub const DEFAULT_ADDRESS: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 4380);
-
 /// How an observer runs.
 #[derive(Clone)]
 pub struct ObserverConfig {

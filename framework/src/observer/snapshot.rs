@@ -177,6 +177,27 @@ pub(crate) type Index = HashMap<String, Known>;
 /// What asking one process gave: its status, if it answered in time.
 type Answer = Option<Status>;
 
+/// Asks one process its status, turning its mailbox counting on the first time; `None`
+/// if it does not answer within [`ANSWER_WITHIN`].
+async fn ask(server: &AnyServer) -> Answer {
+    let count = sys::queued(server).is_none();
+    if count {
+        // Ours from the moment it is asked: an answer that comes late still turns
+        // counting on.
+        lock_counting().insert(server.id(), server.clone());
+    }
+    let ask = async {
+        if count {
+            sys::statistics(server, true).await.ok()?;
+        }
+        sys::get_status(server).await.ok()
+    };
+    tokio::time::timeout(ANSWER_WITHIN, ask)
+        .await
+        .ok()
+        .flatten()
+}
+
 impl Sampler {
     /// Looks at the whole node.
     pub(crate) async fn take(&mut self, node: Option<&Node>) -> (NodeView, Index) {
@@ -185,7 +206,7 @@ impl Sampler {
             .iter()
             .map(SupervisorRef::server)
             .collect();
-        let answers = join_all(roots.iter().map(|root| self.ask(root))).await;
+        let answers = join_all(roots.iter().map(ask)).await;
         let mut trees = Vec::with_capacity(roots.len());
         for (server, answer) in roots.iter().zip(answers) {
             let mut view = self.view_of(server, answer, None, &mut index).await;
@@ -207,28 +228,6 @@ impl Sampler {
             links: links.ok().and_then(Result::ok).unwrap_or_default(),
         };
         (view, index)
-    }
-
-    /// Asks one process its status, turning its mailbox counting on the first time;
-    /// `None` if it does not answer within [`ANSWER_WITHIN`]. Takes `&self` so that the
-    /// processes of one supervisor are asked all at once.
-    async fn ask(&self, server: &AnyServer) -> Answer {
-        let count = sys::queued(server).is_none();
-        if count {
-            // Ours from the moment it is asked: an answer that comes late still turns
-            // counting on.
-            lock_counting().insert(server.id(), server.clone());
-        }
-        let ask = async {
-            if count {
-                sys::statistics(server, true).await.ok()?;
-            }
-            sys::get_status(server).await.ok()
-        };
-        tokio::time::timeout(ANSWER_WITHIN, ask)
-            .await
-            .ok()
-            .flatten()
     }
 
     /// A running process, and below it, if it is a supervisor, its children.
@@ -295,7 +294,7 @@ impl Sampler {
             .ok()?;
         let asks = overview.children.iter().map(|child| async {
             match &child.process {
-                ChildProcess::Running(server) => self.ask(server).await,
+                ChildProcess::Running(server) => ask(server).await,
                 _ => None,
             }
         });
