@@ -387,15 +387,14 @@ async fn global_names_case() {
             holder: holder.id()
         })
     );
-    // beta learns it from alpha, with no event to wait on: ask until it answers.
+    // beta learns it from alpha, with no event to wait on: ask until it knows the name.
+    // Any other answer than not knowing it is final (one that names the name but cannot
+    // reach its holder fails below).
     let beta_sees = wait::within("beta to see the name", async {
         loop {
             match beta.command("call leader hello").await {
-                line if line.starts_with("REPLY") => break line,
-                _ => assert!(
-                    beta.command("whereis leader").await == "NONE",
-                    "beta sees the name but cannot call it"
-                ),
+                line if line == "ERROR no such name" => continue,
+                line => break line,
             }
         }
     })
