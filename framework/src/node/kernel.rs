@@ -502,10 +502,25 @@ impl GenServer for NodeProcess {
         for (_, dialing) in state.pending.drain() {
             dialing.from.reply(Err(ConnectError::NodeStopping));
         }
+        // The peers' processes mirrored here. ractor_cluster numbers a node's links from 0,
+        // so a node started next in this process gives its mirrors the same ids: these,
+        // killed with their links but left to end in their own time, would then take the
+        // new ones out of their groups as they go. Waited for, they are gone first.
+        let mirrors: Vec<_> = state
+            .sessions
+            .values()
+            .flat_map(|session| session.info.actor.get_children())
+            .collect();
         let _ = state
             .node_server
             .stop_and_wait(None, Some(std::time::Duration::from_secs(5)))
             .await;
+        let ended = async {
+            for mirror in mirrors {
+                let _ = mirror.wait(None).await;
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ended).await;
         tracing::info!(node = %state.full_name, %reason, "node stopped");
     }
 }
@@ -759,12 +774,20 @@ impl State {
             .sessions
             .values()
             .any(|s| s.ready && s.info.peer_name.as_ref().is_some_and(|p| p.name == peer));
-        if session.ready && !still_up {
-            tracing::warn!(node = %self.full_name, %peer, "node down");
-            // Remote monitors the peer held here can never be answered: let them go.
+        if still_up {
+            return;
+        }
+        // Remote monitors the peer held here can never be answered: let them go. A link
+        // carries requests from its authentication on, and may never be ready here:
+        // ractor_cluster handles a session's exit before queued messages, so a link that
+        // closes at once can lose its ready notice.
+        if session.authenticated {
             for Exported { endpoint, .. } in self.exports.values() {
                 let _ = endpoint.send_message(Wire::Forget { node: peer.clone() });
             }
+        }
+        if session.ready {
+            tracing::warn!(node = %self.full_name, %peer, "node down");
             self.notify(NodeEvent::Down(peer));
         }
     }
