@@ -534,7 +534,9 @@ impl Node {
         ask(&self.server, watch, Timeout::Infinity).await
     }
 
-    /// Stops the node: its connections close, peers see it go down.
+    /// Stops the node: its connections close, peers see it go down. It returns once the
+    /// peers' processes it mirrored have ended too (at most a second later), so that a node
+    /// started next in this process finds its peers' processes from the start.
     pub async fn stop(&self) {
         let _ = self.server.stop(crate::ExitReason::Shutdown).await;
     }
