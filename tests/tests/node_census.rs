@@ -3,7 +3,7 @@
 
 use otp::node::{Cookie, Node, NodeConfig, NodeEvent};
 use otp::GenServer;
-use otp_tests::{next_event, wait, Echo, FixtureNode, NodeWatcher, ECHO, PATIENCE};
+use otp_tests::{wait, Echo, FixtureNode, NodeWatcher, ECHO, PATIENCE};
 use tokio::sync::mpsc;
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_node_fixture");
@@ -68,10 +68,24 @@ async fn a_node_holds_nothing_for_peers_that_came_and_went() {
             baseline.remote_monitors + 1
         );
         peer.child.kill().await.unwrap();
+        // The last events on the way, and what the node holds, should its going never be told.
+        let mut seen = Vec::new();
         loop {
-            if let NodeEvent::Down(gone) = next_event(&mut events).await {
-                if gone == peer.name {
-                    break;
+            let Ok(Some(event)) = tokio::time::timeout(PATIENCE, events.recv()).await else {
+                panic!(
+                    "{} went down untold; the last events since it was killed: {seen:?}; census: {:?}; peers: {:?}",
+                    peer.name,
+                    node.census().await,
+                    node.peers().await
+                );
+            };
+            match event {
+                NodeEvent::Down(gone) if gone == peer.name => break,
+                other => {
+                    if seen.len() == 10 {
+                        seen.remove(0);
+                    }
+                    seen.push(other);
                 }
             }
         }
