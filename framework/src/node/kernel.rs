@@ -513,14 +513,14 @@ impl GenServer for NodeProcess {
             .collect();
         let _ = state
             .node_server
-            .stop_and_wait(None, Some(std::time::Duration::from_secs(5)))
+            .stop_and_wait(None, Some(Duration::from_secs(5)))
             .await;
         let ended = async {
             for mirror in mirrors {
                 let _ = mirror.wait(None).await;
             }
         };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ended).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), ended).await;
         tracing::info!(node = %state.full_name, %reason, "node stopped");
     }
 }
