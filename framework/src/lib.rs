@@ -45,10 +45,14 @@ pub use error::{BoxError, CallError, Ignore, StartError};
 pub use exit::ExitReason;
 pub use gen_server::sys;
 pub use gen_server::{
-    AnyServer, CallResponse, Context, Flow, GenServer, Info, Named, ProcessExit, Protocol, ReplyTo,
-    ServerRef, StartOptions, Timeout, Timer,
+    AnyServer, Caller, Context, Flow, GenServer, Info, Named, ProcessExit, Protocol, ReplyTo,
+    Request, RequestOf, ServerRef, StartOptions, Timeout, Timer,
 };
 pub use ractor::{ActorCell, ActorId};
+
+/// What every callback returns: by default a [`Flow`] (go on or stop), or an error that
+/// ends the server (`?` turns any error into it).
+pub type Result<T = Flow, E = BoxError> = std::result::Result<T, E>;
 
 /// The README's examples, compiled and run as doctests so they cannot rot (they include
 /// nodes, so only with distribution).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ractor::{ActorCell, ActorId, ActorStatus};
 
-use super::{CallOf, GenServer, Lineage, Protocol, ReplyOf, ReplyTo, ServerRef, Timeout, Timer};
+use super::{GenServer, InfoOf, Lineage, RequestOf, ServerRef, Timeout};
 use crate::{CallError, ExitReason};
 
 /// The `me` every callback receives: the server's own [`ServerRef`] (it derefs to it, so
@@ -27,7 +27,7 @@ pub struct Context<G: GenServer> {
     /// What the running callback asked for after it: work to continue with, an idle
     /// timeout. `asked` says whether there is any, so that the common case (nothing) costs
     /// one load per message instead of a lock.
-    after: Mutex<After<G::Info>>,
+    after: Mutex<After<InfoOf<G>>>,
     asked: AtomicBool,
 }
 
@@ -56,7 +56,7 @@ impl<G: GenServer> Context<G> {
     /// Runs `handle_continue(work)` right after the current callback returns, before any
     /// queued message (OTP's `{continue, C}`, from `init` or any callback). One per
     /// callback: a second call replaces the first.
-    pub fn continue_with(&self, work: G::Info) {
+    pub fn continue_with(&self, work: InfoOf<G>) {
         self.lock_after().continuation = Some(work);
         self.asked.store(true, Ordering::Release);
     }
@@ -78,7 +78,7 @@ impl<G: GenServer> Context<G> {
     }
 
     /// What the callback that just returned asked for, if anything.
-    pub(crate) fn take_after(&self) -> Option<After<G::Info>> {
+    pub(crate) fn take_after(&self) -> Option<After<InfoOf<G>>> {
         if !self.asked.swap(false, Ordering::Acquire) {
             return None;
         }
@@ -89,7 +89,7 @@ impl<G: GenServer> Context<G> {
         })
     }
 
-    fn lock_after(&self) -> std::sync::MutexGuard<'_, After<G::Info>> {
+    fn lock_after(&self) -> std::sync::MutexGuard<'_, After<InfoOf<G>>> {
         // Poisoned only if a callback panicked mid-assignment; the value is still whole.
         self.after
             .lock()
@@ -111,52 +111,20 @@ impl<G: GenServer> Context<G> {
     /// `calling_self`. (Through another handle to itself, a `Named` or a kept `ServerRef`,
     /// it is not caught and waits for its timeout: catching that would cost every message;
     /// see the README, "Where we differ".)
-    pub async fn call(&self, _request: CallOf<G>) -> Result<ReplyOf<G>, CallError> {
+    pub async fn call<R: RequestOf<G::Protocol>>(&self, _request: R) -> Result<R::Reply, CallError> {
         Err(CallError::CallingSelf)
     }
 
     /// As [`call`](Self::call): fails at once with [`CallError::CallingSelf`].
-    pub async fn call_timeout(
+    pub async fn call_timeout<R: RequestOf<G::Protocol>>(
         &self,
-        _request: CallOf<G>,
+        _request: R,
         _timeout: impl Into<Timeout>,
-    ) -> Result<ReplyOf<G>, CallError> {
+    ) -> Result<R::Reply, CallError> {
         Err(CallError::CallingSelf)
     }
 
-    /// As [`call`](Self::call): fails at once with [`CallError::CallingSelf`].
-    pub async fn request<T: Send + 'static>(
-        &self,
-        _make: impl FnOnce(ReplyTo<T>) -> CallOf<G>,
-        _timeout: impl Into<Timeout>,
-    ) -> Result<T, CallError>
-    where
-        G::Protocol: Protocol<Reply = ()>,
-    {
-        Err(CallError::CallingSelf)
-    }
-
-    /// Sends this server one of its own info messages (`self() ! Msg`).
-    pub fn send_info(&self, message: G::Info) {
-        self.me.send_info(message);
-    }
-
-    /// Delivers one of its own info messages after `delay` (`erlang:send_after/3`).
-    pub fn send_after(&self, delay: Duration, message: G::Info) -> Timer {
-        self.me.send_after(delay, message)
-    }
-
-    /// Delivers a fresh `make()` every `period` until the timer is cancelled or the server
-    /// is gone (`timer:send_interval/3`).
-    pub fn send_interval(
-        &self,
-        period: Duration,
-        make: impl Fn() -> G::Info + Send + 'static,
-    ) -> Timer {
-        self.me.send_interval(period, make)
-    }
-
-    /// Monitors `target` (`erlang:monitor(process, Target)`): when it exits, this server gets
+        /// Monitors `target` (`erlang:monitor(process, Target)`): when it exits, this server gets
     /// [`Info::Down`](crate::Info::Down) with the reason, once. Monitoring a process that is
     /// already gone delivers a DOWN with [`ExitReason::NoProc`](crate::ExitReason::NoProc).
     pub fn monitor(&self, target: impl Into<ActorCell>) {

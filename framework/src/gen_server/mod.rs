@@ -4,8 +4,9 @@
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | the [`GenServer`] trait and what its callbacks return |
-//! | `protocol.rs` | [`Protocol`]: the messages, all a caller needs |
-//! | `reply.rs` | [`ReplyTo`]: the caller's half of a call, answerable now or later |
+//! | `protocol.rs` | [`Protocol`], [`Request`], [`protocol!`](crate::protocol!): the messages, each call with its answer's type; [`Caller`] |
+//! | `reply.rs` | [`ReplyTo`]: a caller taken out of `handle_call`, answered later |
+//! | `start.rs` | [`Init`] (OTP's `init(Args)`), [`Start`], [`StartOptions`]: how a server comes to life |
 //! | `server_ref.rs` | [`ServerRef`] and [`Named`]: call, cast, stop, timers |
 //! | `any_server.rs` | [`AnyServer`]: a server of any protocol, for tools that look at a whole tree |
 //! | `request.rs` | [`RequestId`], [`RequestIds`]: calls in flight, answers collected later |
@@ -17,40 +18,29 @@
 //!
 //! # Example
 //! ```
-//! use otp::{BoxError, CallResponse, Context, Flow, GenServer, Protocol, ReplyTo};
+//! use otp::{Context, Flow, GenServer};
 //!
-//! struct Counter;
+//! otp::protocol! { pub Counter; calls CounterCall { Get -> u64 } casts CounterCast { Add(u64) } }
 //!
-//! impl Protocol for Counter {
-//!     type Call = ();
-//!     type Reply = u64;
-//!     type Cast = u64;
-//! }
+//! struct CounterServer(u64);
 //!
-//! impl GenServer for Counter {
-//!     type Protocol = Self;
-//!     type Args = u64;
-//!     type State = u64;
-//!     type Info = ();
-//!
-//!     async fn init(&self, _me: &Context<Self>, start: u64) -> Result<u64, BoxError> {
-//!         Ok(start)
+//! impl GenServer for CounterServer {
+//!     type Protocol = Counter;
+//!     async fn handle_call(&mut self, call: CounterCall<'_>, _: &Context<Self>) -> otp::Result {
+//!         let CounterCall::Get(Get, caller) = call;
+//!         Ok(caller.reply(self.0))
 //!     }
-//!     async fn handle_call(&self, _me: &Context<Self>, _req: (), _from: &mut ReplyTo<u64>,
-//!                          count: &mut u64) -> Result<CallResponse<u64>, BoxError> {
-//!         Ok(CallResponse::Reply(*count))
-//!     }
-//!     async fn handle_cast(&self, _me: &Context<Self>, add: u64, count: &mut u64)
-//!                          -> Result<Flow, BoxError> {
-//!         *count += add;
+//!     async fn handle_cast(&mut self, cast: CounterCast, _: &Context<Self>) -> otp::Result {
+//!         let CounterCast::Add(Add(n)) = cast;
+//!         self.0 += n;
 //!         Ok(Flow::Continue)
 //!     }
 //! }
 //!
 //! # #[tokio::main] async fn main() {
-//! let counter = Counter.start(40).await.unwrap();
-//! counter.cast(2);
-//! assert_eq!(counter.call(()).await.unwrap(), 42);
+//! let counter = CounterServer(40).start().await.unwrap();
+//! counter.cast(Add(2));
+//! assert_eq!(counter.call(Get).await.unwrap(), 42);
 //! # }
 //! ```
 
@@ -63,6 +53,7 @@ mod protocol;
 mod reply;
 mod request;
 mod server_ref;
+mod start;
 pub mod sys;
 
 use std::future::Future;
@@ -73,39 +64,28 @@ pub use any_server::AnyServer;
 pub use context::Context;
 pub(crate) use lineage::{Gone, Lineage};
 pub(crate) use process::{request_stop, spawn, spawn_with, Envelope, Linked};
-pub use protocol::Protocol;
+#[doc(hidden)]
+pub use protocol::{no_calls, EncodeReplies, ReplyEncoder};
+pub use protocol::{Caller, Never, Protocol, Request, RequestOf};
+#[doc(hidden)]
+pub use reply::ReplySlot;
 pub use reply::ReplyTo;
 pub use request::{Collected, RequestId, RequestIds};
 pub use server_ref::{Named, ServerRef, Timeout, Timer, DEFAULT_CALL_TIMEOUT};
+pub use start::{Init, Start, StartOptions};
+pub(crate) use start::Starting;
 
-use crate::{BoxError, ExitReason, StartError};
+use crate::{ExitReason, StartError};
 
-/// What `handle_call` decided.
-#[derive(Debug)]
-pub enum CallResponse<R> {
-    /// Answer the caller now (`{reply, R, S}`).
-    Reply(R),
-    /// Do not answer now (`{noreply, S}`). To answer later, take the caller's handle with
-    /// [`ReplyTo::take`] and keep it; a caller whose handle is dropped unanswered gets
-    /// [`CallError::NoReply`](crate::CallError::NoReply) at once instead of waiting for its
-    /// timeout.
-    NoReply,
-    /// Stop the server (`{stop, Reason, Reply, S}`), answering first if `reply` is given.
-    /// Without a reply the caller gets [`CallError::Exited`](crate::CallError::Exited).
-    Stop {
-        /// The exit reason the supervisor and monitors will see.
-        reason: ExitReason,
-        /// An answer sent before `terminate` runs.
-        reply: Option<R>,
-    },
-}
-
-/// What `handle_cast` and `handle_info` decided.
+/// What a callback decided: go on, or stop (OTP's `{noreply, S}` and `{stop, Reason,
+/// S}`). A call answered with [`Caller::reply`] then stopped is OTP's `{stop, Reason,
+/// Reply, S}`; a call neither answered nor taken when the server stops gets the exit
+/// reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flow {
-    /// Keep serving (`{noreply, S}`).
+    /// Keep serving.
     Continue,
-    /// Stop with this reason (`{stop, Reason, S}`); `terminate` runs first.
+    /// Stop with this reason; `terminate` runs first.
     Stop(ExitReason),
 }
 
@@ -138,72 +118,60 @@ pub struct ProcessExit {
     pub reason: ExitReason,
 }
 
-/// A server's call requests.
-pub type CallOf<G> = <<G as GenServer>::Protocol as Protocol>::Call;
-/// A server's call replies.
-pub type ReplyOf<G> = <<G as GenServer>::Protocol as Protocol>::Reply;
+/// A server's calls, as `handle_call` gets them.
+pub type CallOf<'a, G> = <<G as GenServer>::Protocol as Protocol>::Call<'a>;
 /// A server's casts.
 pub type CastOf<G> = <<G as GenServer>::Protocol as Protocol>::Cast;
+/// A server's own info messages.
+pub type InfoOf<G> = <<G as GenServer>::Protocol as Protocol>::Info;
 
 /// An Erlang/OTP `gen_server`: implement the callbacks; the framework runs the loop.
+///
+/// The server value is its state (OTP's `State`), owned by its process: build it, then
+/// [`start`](GenServer::start) it; a supervisor builds a fresh one for every restart. A
+/// state that must be built in the server's own process is built by [`Init`] from its
+/// arguments. Every callback is optional but the ones for the messages its protocol has.
 ///
 /// Callbacks are `async` so they may await I/O, but a server handles one message at a time:
 /// while a callback runs, its mailbox waits (as in OTP). A callback that returns `Err` or
 /// panics ends the server with [`ExitReason::Error`] carrying the message, after
 /// `terminate`.
-pub trait GenServer: Sized + Send + Sync + 'static {
-    /// The calls and casts it serves: all its callers know of it (often `Self`).
+pub trait GenServer: Sized + Send + 'static {
+    /// The calls, casts and infos it serves: all its callers know of it.
     type Protocol: Protocol;
-    /// Passed to `init`.
-    type Args: Send + 'static;
-    /// The server's state, owned by its process.
-    type State: Send + 'static;
-    /// The server's own info messages (timers, [`Context::send_info`], and what the
-    /// services it subscribes to send it). Use `()` if none.
-    type Info: Send + 'static;
 
-    /// Builds the initial state. `start` returns only after `init` finished; an error makes
-    /// `start` fail with [`StartError::Init`] and frees the name. Returning
-    /// `Err(`[`Ignore`](crate::Ignore)`.into())` starts nothing without failing (OTP's
-    /// `ignore`): `start` answers [`StartError::Ignored`].
-    fn init(
-        &self,
+    /// Serves a call: `match` it, and answer each request through its [`Caller`] (now,
+    /// or later once [taken](Caller::take)). The default ends the server: a call it does
+    /// not expect is a bug.
+    // `'a` ties the call to `self` only so that it is a late-bound lifetime, as the one an
+    // implementation's `call: MyCall<'_>` gets (a lifetime seen only through the
+    // protocol's `Call<'a>` would be early-bound, and the two would not match).
+    fn handle_call<'a>(
+        &'a mut self,
+        call: CallOf<'a, Self>,
         me: &Context<Self>,
-        args: Self::Args,
-    ) -> impl Future<Output = Result<Self::State, BoxError>> + Send;
-
-    /// Serves a call. The default ends the server: a call it does not expect is a bug.
-    fn handle_call(
-        &self,
-        me: &Context<Self>,
-        request: CallOf<Self>,
-        from: &mut ReplyTo<ReplyOf<Self>>,
-        state: &mut Self::State,
-    ) -> impl Future<Output = Result<CallResponse<ReplyOf<Self>>, BoxError>> + Send {
-        let _ = (me, request, from, state);
+    ) -> impl Future<Output = crate::Result> + Send {
+        let _ = (call, me);
         async { Err("unexpected call: this server has no handle_call".into()) }
     }
 
     /// Serves a cast. The default ends the server: a cast it does not expect is a bug.
     fn handle_cast(
-        &self,
+        &mut self,
+        cast: CastOf<Self>,
         me: &Context<Self>,
-        message: CastOf<Self>,
-        state: &mut Self::State,
-    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
-        let _ = (me, message, state);
+    ) -> impl Future<Output = crate::Result> + Send {
+        let _ = (cast, me);
         async { Err("unexpected cast: this server has no handle_cast".into()) }
     }
 
     /// Serves everything else. The default logs and continues, as OTP's does.
     fn handle_info(
-        &self,
+        &mut self,
+        info: Info<InfoOf<Self>>,
         me: &Context<Self>,
-        message: Info<Self::Info>,
-        state: &mut Self::State,
-    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
-        let _ = state;
-        tracing::warn!(server = %me.id(), kind = info_kind(&message), "unexpected info message");
+    ) -> impl Future<Output = crate::Result> + Send {
+        tracing::warn!(server = %me.id(), kind = info_kind(&info), "unexpected info message");
         async { Ok(Flow::Continue) }
     }
 
@@ -212,19 +180,17 @@ pub trait GenServer: Sized + Send + Sync + 'static {
     /// that must come first but should not hold up the caller, such as the slow part of a
     /// start. The default hands it to `handle_info` as [`Info::Message`].
     fn handle_continue(
-        &self,
+        &mut self,
+        work: InfoOf<Self>,
         me: &Context<Self>,
-        work: Self::Info,
-        state: &mut Self::State,
-    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
-        self.handle_info(me, Info::Message(work), state)
+    ) -> impl Future<Output = crate::Result> + Send {
+        self.handle_info(Info::Message(work), me)
     }
 
     /// How `sys::get_status` shows the state (OTP's `format_status/1`): leave out secrets,
     /// shorten what is long. The default shows nothing of it, as a state need not be
     /// printable.
-    fn format_status(&self, state: &Self::State) -> String {
-        let _ = state;
+    fn format_status(&self) -> String {
         "(not shown: the server has no format_status)".to_owned()
     }
 
@@ -232,21 +198,17 @@ pub trait GenServer: Sized + Send + Sync + 'static {
     /// [`ServerRef::stop`], or an orderly shutdown by its supervisor. Not after a brutal
     /// kill (nothing runs then, as in OTP).
     fn terminate(
-        &self,
-        me: &Context<Self>,
+        &mut self,
         reason: &ExitReason,
-        state: &mut Self::State,
+        me: &Context<Self>,
     ) -> impl Future<Output = ()> + Send {
-        let _ = (me, reason, state);
+        let _ = (reason, me);
         async {}
     }
 
     /// Starts the server unlinked and unnamed (`gen_server:start/3`).
-    fn start(
-        self,
-        args: Self::Args,
-    ) -> impl Future<Output = Result<ServerRef<Self::Protocol>, StartError>> + Send {
-        process::spawn(self, args, None, None)
+    fn start(self) -> impl Future<Output = Result<ServerRef<Self::Protocol>, StartError>> + Send {
+        Start::from(self).start()
     }
 
     /// Starts the server registered under `name` (`gen_server:start({local, Name}, ...)`).
@@ -254,39 +216,16 @@ pub trait GenServer: Sized + Send + Sync + 'static {
     fn start_named(
         self,
         name: impl Into<String>,
-        args: Self::Args,
     ) -> impl Future<Output = Result<ServerRef<Self::Protocol>, StartError>> + Send {
-        process::spawn(self, args, Some(name.into()), None)
+        Start::from(self).start_named(name)
     }
 
     /// Starts the server with [`StartOptions`]: a name, a start timeout.
     fn start_with(
         self,
-        args: Self::Args,
         options: StartOptions,
     ) -> impl Future<Output = Result<ServerRef<Self::Protocol>, StartError>> + Send {
-        process::spawn_with(self, args, options, None)
-    }
-}
-
-/// How to start a server, beyond its arguments (OTP's start options).
-#[derive(Debug, Clone, Default)]
-pub struct StartOptions {
-    /// Register it under this name (`{local, Name}`).
-    pub name: Option<String>,
-    /// Give `init` at most this long (`{timeout, T}`): past it the start is abandoned, the
-    /// half-started process is killed (its `terminate` does not run), and the start fails
-    /// with [`StartError::Timeout`]. `None`: wait as long as `init` takes.
-    pub timeout: Option<std::time::Duration>,
-}
-
-impl StartOptions {
-    /// Registered under `name`, no start timeout.
-    pub fn named(name: impl Into<String>) -> Self {
-        Self {
-            name: Some(name.into()),
-            timeout: None,
-        }
+        Start::from(self).start_with(options)
     }
 }
 

@@ -12,11 +12,11 @@
 //!   [`Info::Down`] and [`Info::Exit`]. A monitor on something that is not a local
 //!   process (a server on another node) reports through [`Envelope::Down`].
 //! - *one mailbox per protocol*: the mailbox is typed by the server's [`Protocol`], so
-//!   that every implementation of a protocol can be reached through one handle type; the
-//!   server's own info messages travel boxed and are unboxed here.
+//!   that every implementation of a protocol can be reached through one handle type.
 
 use std::any::Any;
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -28,18 +28,18 @@ use tokio::sync::oneshot;
 
 use super::mailbox::Counter;
 use super::sys::{Statistics, Status, SysRequest};
+use super::reply::ReplySlot;
 use super::{
-    CallResponse, Context, Flow, GenServer, Gone, Info, Lineage, ProcessExit, Protocol, ReplyTo,
-    ServerRef,
+    Context, Flow, GenServer, Gone, Info, Lineage, ProcessExit, Protocol, ServerRef, Start,
+    Starting,
 };
 use crate::{BoxError, ExitReason, StartError};
 
 /// A GenServer's mailbox entry.
 pub(crate) enum Envelope<P: Protocol> {
-    Call(P::Call, ReplyTo<P::Reply>),
+    Call(P::Calls, ReplySlot<P::Replies>),
     Cast(P::Cast),
-    /// The server's own `Info` type, boxed: handles are typed by protocol, not server.
-    Info(Box<dyn Any + Send>),
+    Info(P::Info),
     /// `ServerRef::stop` or a supervisor's orderly shutdown: in order, like OTP's exit
     /// signal to a process that traps exits. The waiter, if any, learns the reason the
     /// server exited with: another one if its `terminate` crashed.
@@ -63,12 +63,12 @@ pub(crate) enum Envelope<P: Protocol> {
 #[cfg(feature = "distribution")]
 impl<P: Protocol> ractor::Message for Envelope<P> {}
 
-/// The ractor actor; `server` is the user's behaviour value.
+/// The ractor actor; the user's server value is its state, inside [`Running`].
 pub(crate) struct Process<G> {
-    server: G,
     /// Held here, not in the state (which ractor hands to the parent with the exit
     /// event), so that it goes only when the process itself is gone.
     lineage: Option<Arc<Lineage>>,
+    server: PhantomData<fn() -> G>,
 }
 
 /// What a child is started under: the supervisor it links to, and its lineage there.
@@ -89,9 +89,9 @@ impl Linked {
     }
 }
 
-/// The actor state: the user's state plus what the framework tracks for it.
+/// The actor state: the user's server plus what the framework tracks for it.
 pub(crate) struct Running<G: GenServer> {
-    state: G::State,
+    server: G,
     me: Context<G>,
     /// Set once the server has decided to stop: it then only answers callers with this
     /// reason until its exit marker arrives.
@@ -152,8 +152,7 @@ pub(crate) fn request_stop<P: Protocol>(cell: &ActorCell, reason: ExitReason) ->
 
 /// Spawns and initialises a server; returns once `init` has finished.
 pub(crate) async fn spawn<G: GenServer>(
-    server: G,
-    args: G::Args,
+    server: Start<G>,
     name: Option<String>,
     parent: Option<Linked>,
 ) -> Result<ServerRef<G::Protocol>, StartError> {
@@ -164,10 +163,13 @@ pub(crate) async fn spawn<G: GenServer>(
         }) => (Some(supervisor), Some(lineage)),
         None => (None, None),
     };
-    let process = Process { server, lineage };
+    let process = Process {
+        lineage,
+        server: PhantomData,
+    };
     let spawned = match supervisor {
-        Some(supervisor) => Actor::spawn_linked(name.clone(), process, args, supervisor).await,
-        None => Actor::spawn(name.clone(), process, args).await,
+        Some(supervisor) => Actor::spawn_linked(name.clone(), process, server, supervisor).await,
+        None => Actor::spawn(name.clone(), process, server).await,
     };
     match spawned {
         Ok((actor, _)) => Ok(ServerRef::from_actor(actor)),
@@ -184,12 +186,11 @@ pub(crate) async fn spawn<G: GenServer>(
 /// [`spawn`] with a start timeout: an `init` still running when it is up is dropped, and
 /// ractor's cleanup frees the process and its name as for a kill.
 pub(crate) async fn spawn_with<G: GenServer>(
-    server: G,
-    args: G::Args,
+    server: Start<G>,
     options: super::StartOptions,
     parent: Option<Linked>,
 ) -> Result<ServerRef<G::Protocol>, StartError> {
-    let spawning = spawn(server, args, options.name, parent);
+    let spawning = spawn(server, options.name, parent);
     match options.timeout {
         Some(limit) => tokio::time::timeout(limit, spawning)
             .await
@@ -223,7 +224,7 @@ impl<G: GenServer> Process<G> {
     /// A crash in `terminate` becomes the exit reason, as in OTP (so a transient child that
     /// stops `normal` but crashes on the way out is restarted). Returns the exit reason.
     async fn begin_exit(&self, run: &mut Running<G>, reason: ExitReason) -> ExitReason {
-        let terminated = AssertUnwindSafe(self.server.terminate(&run.me, &reason, &mut run.state))
+        let terminated = AssertUnwindSafe(run.server.terminate(&reason, &run.me))
             .catch_unwind()
             .await;
         let reason = match terminated {
@@ -309,7 +310,7 @@ impl<G: GenServer> Process<G> {
             SysRequest::WithState(with) => {
                 // A panicking function leaves the server running (its caller gets
                 // `NoReply`), as OTP's `replace_state` leaves a crash to the caller.
-                let state: &mut dyn Any = &mut run.state;
+                let state: &mut dyn Any = &mut run.server;
                 if std::panic::catch_unwind(AssertUnwindSafe(|| with(state))).is_err() {
                     tracing::error!(server = %run.me.id(), "a sys state function panicked; the server goes on");
                 }
@@ -321,9 +322,7 @@ impl<G: GenServer> Process<G> {
                     behaviour: std::any::type_name::<G>().to_owned(),
                     suspended: run.suspended.is_some(),
                     tracing: run.tracing,
-                    state: std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        self.server.format_status(&run.state)
-                    }))
+                    state: std::panic::catch_unwind(AssertUnwindSafe(|| run.server.format_status()))
                     .unwrap_or_else(|panic| format!("(format_status {})", panic_message(panic))),
                     statistics: run.statistics(),
                 };
@@ -369,41 +368,20 @@ impl<G: GenServer> Process<G> {
         message: Envelope<G::Protocol>,
         run: &mut Running<G>,
     ) -> Option<ExitReason> {
-        let Running { state, me, .. } = run;
+        let Running { server, me, .. } = run;
         match message {
             Envelope::Call(request, mut from) => {
-                let response =
-                    guarded(self.server.handle_call(me, request, &mut from, state)).await;
-                match response {
-                    Ok(CallResponse::Reply(reply)) => {
-                        from.reply(reply);
-                        None
-                    }
-                    Ok(CallResponse::NoReply) => None,
-                    Ok(CallResponse::Stop { reason, reply }) => {
-                        match reply {
-                            Some(reply) => _ = from.reply(reply),
-                            None => from.exited(reason.clone()),
-                        }
-                        Some(reason)
-                    }
-                    Err(crash) => {
-                        from.exited(crash.clone());
-                        Some(crash)
-                    }
+                let call = <G::Protocol as Protocol>::bind(request, &mut from);
+                let stop = flow(guarded(server.handle_call(call, me)).await);
+                // Neither answered nor taken: the caller learns why the server stopped,
+                // or that it got no answer (the slot dropped here).
+                if let Some(reason) = &stop {
+                    from.exited(reason.clone());
                 }
+                stop
             }
-            Envelope::Cast(message) => {
-                flow(guarded(self.server.handle_cast(me, message, state)).await)
-            }
-            Envelope::Info(message) => match message.downcast::<G::Info>() {
-                Ok(message) => self.info(Info::Message(*message), run).await,
-                Err(_) => {
-                    // As OTP logs a message no clause matches, and goes on.
-                    tracing::warn!(server = %me.id(), "dropped an info message of another type");
-                    None
-                }
-            },
+            Envelope::Cast(message) => flow(guarded(server.handle_cast(message, me)).await),
+            Envelope::Info(message) => self.info(Info::Message(message), run).await,
             Envelope::Down(id, reason) => {
                 if !me.forget_monitor(id) {
                     return None;
@@ -425,8 +403,8 @@ impl<G: GenServer> Process<G> {
         }
     }
 
-    async fn info(&self, info: Info<G::Info>, run: &mut Running<G>) -> Option<ExitReason> {
-        flow(guarded(self.server.handle_info(&run.me, info, &mut run.state)).await)
+    async fn info(&self, info: Info<super::InfoOf<G>>, run: &mut Running<G>) -> Option<ExitReason> {
+        flow(guarded(run.server.handle_info(info, &run.me)).await)
     }
 
     /// Does what the callback that just returned asked for: `handle_continue` first (it
@@ -442,7 +420,7 @@ impl<G: GenServer> Process<G> {
             // As in OTP, a callback continues or times out; the continuation's own
             // return decides the timeout.
             idle = None;
-            let continued = guarded(self.server.handle_continue(&run.me, work, &mut run.state));
+            let continued = guarded(run.server.handle_continue(work, &run.me));
             if let Some(reason) = flow(continued.await) {
                 return Some(reason);
             }
@@ -534,25 +512,25 @@ fn flow(result: Result<Flow, ExitReason>) -> Option<ExitReason> {
 impl<G: GenServer> Actor for Process<G> {
     type Msg = Envelope<G::Protocol>;
     type State = Running<G>;
-    type Arguments = G::Args;
+    type Arguments = Start<G>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Envelope<G::Protocol>>,
-        args: G::Args,
+        Start(server): Start<G>,
     ) -> Result<Running<G>, ActorProcessingErr> {
         let me = Context::new(ServerRef::from_actor(myself), self.lineage.as_ref());
-        // The error box goes through ractor untouched so that `spawn` can recover a
-        // structured `StartError` (a supervisor's child failure) from it.
-        let state = match AssertUnwindSafe(self.server.init(&me, args))
-            .catch_unwind()
-            .await
-        {
-            Ok(result) => result?,
-            Err(panic) => return Err(panic_message(panic).into()),
+        let server = match server {
+            Starting::Ready(server) => server,
+            // The error box goes through ractor untouched so that `spawn` can recover a
+            // structured `StartError` (a supervisor's child failure) from it.
+            Starting::Built(build) => match AssertUnwindSafe(build(&me)).catch_unwind().await {
+                Ok(result) => result?,
+                Err(panic) => return Err(panic_message(panic).into()),
+            },
         };
         Ok(Running {
-            state,
+            server,
             me,
             exiting: None,
             idle: None,
@@ -646,7 +624,7 @@ impl<G: GenServer> Actor for Process<G> {
     ) -> Result<(), ActorProcessingErr> {
         if run.exiting.is_none() {
             let reason = ExitReason::Shutdown;
-            let _ = AssertUnwindSafe(self.server.terminate(&run.me, &reason, &mut run.state))
+            let _ = AssertUnwindSafe(run.server.terminate(&reason, &run.me))
                 .catch_unwind()
                 .await;
         }

@@ -3,22 +3,23 @@
 //! order they come.
 //!
 //! ```
-//! # use otp::{BoxError, CallResponse, Context, GenServer, Protocol, ReplyTo};
+//! # use otp::{Context, GenServer};
 //! # use otp::gen_server::{Collected, RequestIds};
 //! # use std::time::Duration;
-//! # struct Double;
-//! # impl Protocol for Double { type Call = u64; type Reply = u64; type Cast = (); }
-//! # impl GenServer for Double {
-//! #     type Protocol = Self; type Args = (); type State = (); type Info = ();
-//! #     async fn init(&self, _: &Context<Self>, _: ()) -> Result<(), BoxError> { Ok(()) }
-//! #     async fn handle_call(&self, _: &Context<Self>, n: u64, _: &mut ReplyTo<u64>, _: &mut ())
-//! #         -> Result<CallResponse<u64>, BoxError> { Ok(CallResponse::Reply(2 * n)) }
+//! otp::protocol! { pub Doubler; calls DoublerCall { Double(u64) -> u64 } }
+//! # struct DoublerServer;
+//! # impl GenServer for DoublerServer {
+//! #     type Protocol = Doubler;
+//! #     async fn handle_call(&mut self, call: DoublerCall<'_>, _: &Context<Self>) -> otp::Result {
+//! #         let DoublerCall::Double(Double(n), caller) = call;
+//! #         Ok(caller.reply(2 * n))
+//! #     }
 //! # }
 //! # #[tokio::main] async fn main() {
-//! let server = Double.start(()).await.unwrap();
+//! let server = DoublerServer.start().await.unwrap();
 //! let mut pending = RequestIds::new();
 //! for n in 1..=3 {
-//!     pending.add(server.send_request(n), n);
+//!     pending.add(server.send_request(Double(n)), n);
 //! }
 //! let mut sum = 0;
 //! while let Collected::Answered(_label, answer) = pending.wait_response(Duration::from_secs(5)).await {
@@ -38,25 +39,36 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use super::reply::Answer;
+use super::server_ref::unpack;
+use super::Request;
 use crate::{CallError, ExitReason};
 
-/// One call in flight, from [`ServerRef::send_request`](super::ServerRef::send_request).
-/// Dropping it abandons the request: a late answer is dropped.
-#[derive(Debug)]
-pub struct RequestId<R> {
+/// One call of request type `R` in flight, from
+/// [`ServerRef::send_request`](super::ServerRef::send_request). Dropping it abandons the
+/// request: a late answer is dropped.
+pub struct RequestId<R: Request> {
     /// `None` once the answer was collected: asking again answers
     /// [`CallError::NoReply`].
-    reply: Option<oneshot::Receiver<Answer<R>>>,
+    reply: Option<oneshot::Receiver<Answer<R::Replies>>>,
 }
 
-impl<R> RequestId<R> {
-    pub(crate) fn new(reply: oneshot::Receiver<Answer<R>>) -> Self {
+impl<R: Request> std::fmt::Debug for RequestId<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestId")
+            .field("request", &std::any::type_name::<R>())
+            .field("collected", &self.reply.is_none())
+            .finish()
+    }
+}
+
+impl<R: Request> RequestId<R> {
+    pub(crate) fn new(reply: oneshot::Receiver<Answer<R::Replies>>) -> Self {
         Self { reply: Some(reply) }
     }
 
     /// Waits at most `timeout` for the answer (`wait_response/2`). On
     /// [`CallError::Timeout`] the request stays in flight: wait again, or drop it.
-    pub async fn wait_response(&mut self, timeout: Duration) -> Result<R, CallError> {
+    pub async fn wait_response(&mut self, timeout: Duration) -> Result<R::Reply, CallError> {
         let Some(reply) = self.reply.as_mut() else {
             return Err(CallError::NoReply);
         };
@@ -64,23 +76,23 @@ impl<R> RequestId<R> {
             .await
             .map_err(|_| CallError::Timeout(timeout))?;
         self.reply = None;
-        outcome(delivered)
+        outcome::<R>(delivered)
     }
 
     /// Waits at most `timeout` for the answer, then abandons the request
     /// (`receive_response/2`): an answer that comes later is dropped.
-    pub async fn receive_response(mut self, timeout: Duration) -> Result<R, CallError> {
+    pub async fn receive_response(mut self, timeout: Duration) -> Result<R::Reply, CallError> {
         self.wait_response(timeout).await
     }
 
     /// The answer if it has come, without waiting (`check_response/2`); `None` if not yet.
-    pub fn check_response(&mut self) -> Option<Result<R, CallError>> {
+    pub fn check_response(&mut self) -> Option<Result<R::Reply, CallError>> {
         let Some(reply) = self.reply.as_mut() else {
             return Some(Err(CallError::NoReply));
         };
         let answer = match reply.try_recv() {
             Err(oneshot::error::TryRecvError::Empty) => return None,
-            Ok(answer) => outcome(Ok(answer)),
+            Ok(answer) => outcome::<R>(Ok(answer)),
             Err(oneshot::error::TryRecvError::Closed) => Err(CallError::NoReply),
         };
         self.reply = None;
@@ -89,9 +101,11 @@ impl<R> RequestId<R> {
 }
 
 /// What a call's channel delivered, as the caller sees it.
-fn outcome<R>(delivered: Result<Answer<R>, oneshot::error::RecvError>) -> Result<R, CallError> {
+fn outcome<R: Request>(
+    delivered: Result<Answer<R::Replies>, oneshot::error::RecvError>,
+) -> Result<R::Reply, CallError> {
     match delivered {
-        Ok(Ok(reply)) => Ok(reply),
+        Ok(Ok(replies)) => unpack::<R>(replies),
         // The request never reached a server (see `ServerRef::send_request`).
         Ok(Err(ExitReason::NoProc)) => Err(CallError::NoProc),
         Ok(Err(reason)) => Err(CallError::Exited(reason)),
@@ -110,36 +124,36 @@ pub enum Collected<L, R> {
     Pending,
 }
 
-/// Many calls in flight, each with a label (OTP's request-id collection:
-/// `reqids_new`, `reqids_add`, `reqids_size`, and the collection forms of
+/// Many calls of request type `R` in flight, each with a label (OTP's request-id
+/// collection: `reqids_new`, `reqids_add`, `reqids_size`, and the collection forms of
 /// `wait_response`, `receive_response`, `check_response`).
-pub struct RequestIds<R, L> {
+pub struct RequestIds<R: Request, L> {
     pending: FuturesUnordered<Labeled<R, L>>,
 }
 
 /// A request and its label, answering both.
-struct Labeled<R, L> {
+struct Labeled<R: Request, L> {
     label: Option<L>,
-    reply: oneshot::Receiver<Answer<R>>,
+    reply: oneshot::Receiver<Answer<R::Replies>>,
 }
 
-impl<R, L: Unpin> Future for Labeled<R, L> {
-    type Output = (L, Result<R, CallError>);
+impl<R: Request, L: Unpin> Future for Labeled<R, L> {
+    type Output = (L, Result<R::Reply, CallError>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let delivered = std::task::ready!(self.reply.poll_unpin(cx));
         let label = self.label.take().expect("a labeled request completes once");
-        Poll::Ready((label, outcome(delivered)))
+        Poll::Ready((label, outcome::<R>(delivered)))
     }
 }
 
-impl<R, L: Unpin> Default for RequestIds<R, L> {
+impl<R: Request, L: Unpin> Default for RequestIds<R, L> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<R, L: Unpin> RequestIds<R, L> {
+impl<R: Request, L: Unpin> RequestIds<R, L> {
     /// An empty collection (`reqids_new/0`).
     pub fn new() -> Self {
         Self {
@@ -170,7 +184,7 @@ impl<R, L: Unpin> RequestIds<R, L> {
 
     /// The next answer to come, waiting at most `timeout` (`wait_response/3`); the others
     /// stay in flight, on a timeout too.
-    pub async fn wait_response(&mut self, timeout: Duration) -> Collected<L, R> {
+    pub async fn wait_response(&mut self, timeout: Duration) -> Collected<L, R::Reply> {
         if self.pending.is_empty() {
             return Collected::Empty;
         }
@@ -183,7 +197,7 @@ impl<R, L: Unpin> RequestIds<R, L> {
 
     /// As [`wait_response`](Self::wait_response), but a timeout abandons every request
     /// left (`receive_response/3`): their answers are dropped when they come.
-    pub async fn receive_response(&mut self, timeout: Duration) -> Collected<L, R> {
+    pub async fn receive_response(&mut self, timeout: Duration) -> Collected<L, R::Reply> {
         let collected = self.wait_response(timeout).await;
         if let Collected::Pending = collected {
             self.pending.clear();
@@ -192,7 +206,7 @@ impl<R, L: Unpin> RequestIds<R, L> {
     }
 
     /// An answer that has already come, without waiting (`check_response/3`).
-    pub fn check_response(&mut self) -> Collected<L, R> {
+    pub fn check_response(&mut self) -> Collected<L, R::Reply> {
         match self.pending.next().now_or_never() {
             Some(Some((label, outcome))) => Collected::Answered(label, outcome),
             Some(None) => Collected::Empty,
@@ -201,7 +215,7 @@ impl<R, L: Unpin> RequestIds<R, L> {
     }
 }
 
-impl<R, L> std::fmt::Debug for RequestIds<R, L> {
+impl<R: Request, L> std::fmt::Debug for RequestIds<R, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestIds")
             .field("pending", &self.pending.len())

@@ -8,7 +8,8 @@ use ractor::{ActorCell, ActorId, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{Envelope, Protocol, ReplyTo, RequestId};
+use super::reply::{Answer, ReplySlot};
+use super::{Envelope, Protocol, Request, RequestId, RequestOf};
 use crate::{CallError, ExitReason};
 
 /// OTP's default call timeout.
@@ -59,75 +60,45 @@ impl<P: Protocol> ServerRef<P> {
             .then(|| Self { actor: cell.into() })
     }
 
-    /// Calls with the default 5 s timeout (`gen_server:call/2`).
-    pub async fn call(&self, request: P::Call) -> Result<P::Reply, CallError> {
+    /// Calls with the default 5 s timeout (`gen_server:call/2`): the answer's type is the
+    /// request's (`server.call(Get(key))` answers what `Get` is declared to answer).
+    pub async fn call<R: RequestOf<P>>(&self, request: R) -> Result<R::Reply, CallError> {
         self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
 
     /// Calls and waits at most `timeout` (a `Duration`, or [`Timeout::Infinity`]) for the
-    /// reply (`gen_server:call/3`). The server still handles a request that timed out; its
-    /// late reply is dropped.
-    pub async fn call_timeout(
+    /// answer (`gen_server:call/3`). The server still handles a request that timed out;
+    /// its late answer is dropped.
+    pub async fn call_timeout<R: RequestOf<P>>(
         &self,
-        request: P::Call,
+        request: R,
         timeout: impl Into<Timeout>,
-    ) -> Result<P::Reply, CallError> {
-        let (sender, reply) = oneshot::channel();
-        self.send_call(request, ReplyTo::new(sender))
+    ) -> Result<R::Reply, CallError> {
+        let (sender, answer) = oneshot::channel();
+        self.send_call(request.into_calls(), ReplySlot::new(sender))
             .map_err(|_| CallError::NoProc)?;
-        answer(reply, timeout.into()).await
-    }
-
-    /// Calls with a request that carries its own typed answer: `make` builds the request
-    /// around the [`ReplyTo`] the server answers on. So each request of a protocol can
-    /// have its own reply type (the protocol's `Reply` is then `()`, and `handle_call`
-    /// answers the request's `ReplyTo`, returning [`CallResponse::NoReply`]). If the
-    /// server exits before answering, the caller gets the exit reason, as with
-    /// [`call`](Self::call). Local only: a `ReplyTo` does not cross the network.
-    ///
-    /// [`CallResponse::NoReply`]: crate::CallResponse::NoReply
-    pub async fn request<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(ReplyTo<T>) -> P::Call,
-        timeout: impl Into<Timeout>,
-    ) -> Result<T, CallError>
-    where
-        P: Protocol<Reply = ()>,
-    {
-        let (sender, typed) = oneshot::channel();
-        let (exit_sender, exit) = oneshot::channel();
-        self.send_call(make(ReplyTo::new(sender)), ReplyTo::new(exit_sender))
-            .map_err(|_| CallError::NoProc)?;
-        match answer(typed, timeout.into()).await {
-            // Dropped unanswered: if the server exited with the request queued, its exit
-            // answered the call itself; say why.
-            Err(CallError::NoReply) => match exit.await {
-                Ok(Err(reason)) => Err(CallError::Exited(reason)),
-                _ => Err(CallError::NoReply),
-            },
-            outcome => outcome,
-        }
+        unpack::<R>(wait(answer, timeout.into()).await?)
     }
 
     /// Sends a call without waiting for its answer (`gen_server:send_request/2`): collect
     /// it from the [`RequestId`], alone or among others in a
     /// [`RequestIds`](super::RequestIds). A server that is not running answers
     /// [`CallError::NoProc`] there.
-    pub fn send_request(&self, request: P::Call) -> RequestId<P::Reply> {
-        let (sender, reply) = oneshot::channel();
-        if let Err(Some(from)) = self.send_call(request, ReplyTo::new(sender)) {
-            from.exited(ExitReason::NoProc);
+    pub fn send_request<R: RequestOf<P>>(&self, request: R) -> RequestId<R> {
+        let (sender, answer) = oneshot::channel();
+        if let Err(Some(slot)) = self.send_call(request.into_calls(), ReplySlot::new(sender)) {
+            slot.exited(ExitReason::NoProc);
         }
-        RequestId::new(reply)
+        RequestId::new(answer)
     }
 
-    /// Queues a call with its reply handle; if the server is gone, gives the handle back
-    /// when ractor returns it (a handle dropped unanswered tells its caller so anyway).
+    /// Queues a call with its reply slot; if the server is gone, gives the slot back when
+    /// ractor returns it (a slot dropped unanswered tells its caller so anyway).
     pub(crate) fn send_call(
         &self,
-        request: P::Call,
-        from: ReplyTo<P::Reply>,
-    ) -> Result<(), Option<ReplyTo<P::Reply>>> {
+        request: P::Calls,
+        from: ReplySlot<P::Replies>,
+    ) -> Result<(), Option<ReplySlot<P::Replies>>> {
         match self.post(Envelope::Call(request, from)) {
             Ok(()) => Ok(()),
             Err(ractor::MessagingErr::SendErr(Envelope::Call(_, from))) => Err(Some(from)),
@@ -144,19 +115,17 @@ impl<P: Protocol> ServerRef<P> {
         self.actor.send_message(message)
     }
 
-    /// Sends a cast (`gen_server:cast/2`). Never blocks and never fails: a cast to a server
-    /// that is gone is dropped, as in OTP.
-    pub fn cast(&self, message: P::Cast) {
-        let _ = self.post(Envelope::Cast(message));
+    /// Sends a cast (`gen_server:cast/2`): one of the protocol's cast structs, or its cast
+    /// enum. Never blocks and never fails: a cast to a server that is gone is dropped, as
+    /// in OTP.
+    pub fn cast(&self, message: impl Into<P::Cast>) {
+        let _ = self.post(Envelope::Cast(message.into()));
     }
 
-    /// Sends an info message (`Pid ! Msg`), delivered to `handle_info` as
-    /// [`Info::Message`](crate::Info) if `M` is the server's `Info` type; otherwise it is
-    /// logged and dropped, as OTP logs a message no clause matches. Dropped if the server
-    /// is gone. Inside a server, [`Context::send_info`](crate::Context::send_info) checks
-    /// the type at compile time.
-    pub fn send_info<M: Send + 'static>(&self, message: M) {
-        let _ = self.post(Envelope::Info(Box::new(message)));
+    /// Sends one of the server's own info messages (`Pid ! Msg`), delivered to
+    /// `handle_info` as [`Info::Message`](crate::Info). Dropped if the server is gone.
+    pub fn send_info(&self, message: P::Info) {
+        let _ = self.post(Envelope::Info(message));
     }
 
     /// Reports what a monitor set up with
@@ -167,7 +136,7 @@ impl<P: Protocol> ServerRef<P> {
     }
 
     /// Delivers `message` to `handle_info` after `delay` (`erlang:send_after/3`).
-    pub fn send_after<M: Send + 'static>(&self, delay: Duration, message: M) -> Timer {
+    pub fn send_after(&self, delay: Duration, message: P::Info) -> Timer {
         let target = self.clone();
         Timer(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -177,10 +146,10 @@ impl<P: Protocol> ServerRef<P> {
 
     /// Delivers a fresh `make()` to `handle_info` every `period` until the timer is
     /// cancelled or the server is gone (`timer:send_interval/3`).
-    pub fn send_interval<M: Send + 'static>(
+    pub fn send_interval(
         &self,
         period: Duration,
-        make: impl Fn() -> M + Send + 'static,
+        make: impl Fn() -> P::Info + Send + 'static,
     ) -> Timer {
         let target = self.clone();
         Timer(tokio::spawn(async move {
@@ -311,21 +280,21 @@ impl<P: Protocol> Named<P> {
     }
 
     /// Calls the current process under the name with the default timeout.
-    pub async fn call(&self, request: P::Call) -> Result<P::Reply, CallError> {
+    pub async fn call<R: RequestOf<P>>(&self, request: R) -> Result<R::Reply, CallError> {
         self.resolve()?.call(request).await
     }
 
     /// Calls the current process under the name, waiting at most `timeout`.
-    pub async fn call_timeout(
+    pub async fn call_timeout<R: RequestOf<P>>(
         &self,
-        request: P::Call,
+        request: R,
         timeout: impl Into<Timeout>,
-    ) -> Result<P::Reply, CallError> {
+    ) -> Result<R::Reply, CallError> {
         self.resolve()?.call_timeout(request, timeout).await
     }
 
     /// Casts to the current process under the name; dropped if none.
-    pub fn cast(&self, message: P::Cast) {
+    pub fn cast(&self, message: impl Into<P::Cast>) {
         if let Ok(server) = self.resolve() {
             server.cast(message);
         }
@@ -349,22 +318,33 @@ impl<P: Protocol> fmt::Debug for Named<P> {
     }
 }
 
-/// Waits for a call's answer.
-async fn answer<R>(
-    reply: oneshot::Receiver<super::reply::Answer<R>>,
+/// Waits for a call's answer, whatever the request.
+pub(crate) async fn wait<T>(
+    answer: oneshot::Receiver<Answer<T>>,
     timeout: Timeout,
-) -> Result<R, CallError> {
+) -> Result<T, CallError> {
     let answer = match timeout {
-        Timeout::Infinity => reply.await,
-        Timeout::After(after) => tokio::time::timeout(after, reply)
+        Timeout::Infinity => answer.await,
+        Timeout::After(after) => tokio::time::timeout(after, answer)
             .await
             .map_err(|_| CallError::Timeout(after))?,
     };
     match answer {
-        Ok(Ok(reply)) => Ok(reply),
+        Ok(Ok(replies)) => Ok(replies),
+        Ok(Err(ExitReason::NoProc)) => Err(CallError::NoProc),
         Ok(Err(reason)) => Err(CallError::Exited(reason)),
         Err(_) => Err(CallError::NoReply),
     }
+}
+
+/// The answer of request `R` out of its protocol's answers.
+pub(crate) fn unpack<R: Request>(replies: R::Replies) -> Result<R::Reply, CallError> {
+    R::unwrap(replies).ok_or_else(|| {
+        CallError::BadRequest(format!(
+            "answered with another request's reply (expected the answer to {})",
+            std::any::type_name::<R>()
+        ))
+    })
 }
 
 /// A pending timer from [`ServerRef::send_after`] or [`ServerRef::send_interval`].

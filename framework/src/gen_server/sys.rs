@@ -3,22 +3,25 @@
 //! itself, between two of its messages, and also while suspended.
 //!
 //! ```
-//! # use otp::{BoxError, Context, GenServer, Protocol};
-//! # #[derive(Clone)] struct Counter;
-//! # impl Protocol for Counter { type Call = (); type Reply = (); type Cast = u64; }
-//! # impl GenServer for Counter {
-//! #     type Protocol = Self; type Args = (); type State = u64; type Info = ();
-//! #     async fn init(&self, _: &Context<Self>, _: ()) -> Result<u64, BoxError> { Ok(0) }
-//! #     async fn handle_cast(&self, _: &Context<Self>, n: u64, s: &mut u64)
-//! #         -> Result<otp::Flow, BoxError> { *s += n; Ok(otp::Flow::Continue) }
-//! #     fn format_status(&self, count: &u64) -> String { format!("count {count}") }
+//! # use otp::{Context, Flow, GenServer};
+//! # otp::protocol! { pub Counter; casts CounterCast { Add(u64) } }
+//! #[derive(Clone, Debug, PartialEq)]
+//! struct CounterServer(u64);
+//! # impl GenServer for CounterServer {
+//! #     type Protocol = Counter;
+//! #     async fn handle_cast(&mut self, cast: CounterCast, _: &Context<Self>) -> otp::Result {
+//! #         let CounterCast::Add(Add(n)) = cast;
+//! #         self.0 += n;
+//! #         Ok(Flow::Continue)
+//! #     }
+//! #     fn format_status(&self) -> String { format!("count {}", self.0) }
 //! # }
 //! use otp::sys;
 //! # #[tokio::main] async fn main() {
-//! let counter = Counter.start(()).await.unwrap();
-//! counter.cast(2);
-//! assert_eq!(sys::get_state::<Counter>(&counter).await.unwrap(), 2);
-//! sys::replace_state::<Counter>(&counter, |count| *count = 40).await.unwrap();
+//! let counter = CounterServer(0).start().await.unwrap();
+//! counter.cast(Add(2));
+//! assert_eq!(sys::get_state::<CounterServer>(&counter).await.unwrap(), CounterServer(2));
+//! sys::replace_state::<CounterServer>(&counter, |counter| counter.0 = 40).await.unwrap();
 //! let status = sys::get_status(&counter).await.unwrap();
 //! assert_eq!(status.state, "count 40");
 //! # }
@@ -75,8 +78,8 @@ pub enum SysError {
     /// The server could not be asked or did not answer.
     #[error(transparent)]
     Call(#[from] CallError),
-    /// The state is not of the type asked for: the server is not a `G`.
-    #[error("the server's state is not a {expected}: ask with the server's own type")]
+    /// The server is not of the type asked for.
+    #[error("the server is not a {expected}: ask with the server's own type")]
     WrongType {
         /// The state type that was asked for.
         expected: &'static str,
@@ -152,26 +155,25 @@ async fn ask<T>(
     }
 }
 
-/// Runs `with` on the state of the server, if it is a `G`.
+/// Runs `with` on the server, if it is a `G`.
 pub(crate) async fn with_state<G: GenServer, T: Send + 'static>(
     server: &ServerRef<G::Protocol>,
-    with: impl FnOnce(&mut G::State) -> T + Send + 'static,
+    with: impl FnOnce(&mut G) -> T + Send + 'static,
 ) -> Result<T, SysError> {
     let outcome = ask(server, |answer| {
         SysRequest::WithState(Box::new(move |state: &mut dyn Any| {
-            let _ = answer.send(state.downcast_mut::<G::State>().map(with));
+            let _ = answer.send(state.downcast_mut::<G>().map(with));
         }))
     });
     outcome.await?.ok_or(SysError::WrongType {
-        expected: std::any::type_name::<G::State>(),
+        expected: std::any::type_name::<G>(),
     })
 }
 
-/// A copy of the server's state (`sys:get_state/1`).
-pub async fn get_state<G>(server: &ServerRef<G::Protocol>) -> Result<G::State, SysError>
+/// A copy of the server's state, the server value itself (`sys:get_state/1`).
+pub async fn get_state<G>(server: &ServerRef<G::Protocol>) -> Result<G, SysError>
 where
-    G: GenServer,
-    G::State: Clone,
+    G: GenServer + Clone,
 {
     with_state::<G, _>(server, |state| state.clone()).await
 }
@@ -179,7 +181,7 @@ where
 /// Changes the server's state in place (`sys:replace_state/2`), between two messages.
 pub async fn replace_state<G: GenServer>(
     server: &ServerRef<G::Protocol>,
-    change: impl FnOnce(&mut G::State) + Send + 'static,
+    change: impl FnOnce(&mut G) + Send + 'static,
 ) -> Result<(), SysError> {
     with_state::<G, _>(server, change).await
 }

@@ -2,19 +2,21 @@
 //! and every node finds and calls it by that name.
 //!
 //! ```no_run
-//! # use otp::{BoxError, Context, GenServer, Protocol};
-//! # struct Lobby;
-//! # impl Protocol for Lobby { type Call = (); type Reply = (); type Cast = (); }
-//! # impl GenServer for Lobby {
-//! #     type Protocol = Self; type Args = (); type State = (); type Info = ();
-//! #     async fn init(&self, _: &Context<Self>, _: ()) -> Result<(), BoxError> { Ok(()) }
-//! # }
+//! # use otp::GenServer;
+//! # use serde::{Deserialize, Serialize};
+//! otp::protocol! {
+//!     #[derive(Serialize, Deserialize)]
+//!     pub Lobby;
+//!     calls LobbyCall { Who -> Vec<String> }
+//! }
+//! # struct LobbyServer;
+//! # impl GenServer for LobbyServer { type Protocol = Lobby; }
 //! # async fn demo(node: otp::node::Node) -> Result<(), Box<dyn std::error::Error>> {
-//! let lobby = Lobby.start(()).await?;
+//! let lobby = LobbyServer.start().await?;
 //! node.global().register_name("lobby", &lobby).await?;
 //! // On any connected node:
 //! if let Some(lobby) = node.global().whereis_name::<Lobby>("lobby") {
-//!     lobby.call(()).await?;
+//!     let present = lobby.call(Who).await?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -41,13 +43,11 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use super::member::{find, Member};
 use super::scope::{self, Handle, Loser, Options, Refusal};
 pub use super::scope::{Conflict, MemberId, Peers};
 use crate::supervisor::ChildSpec;
+use super::RemoteProtocol;
 use crate::{Protocol, ServerRef, StartError};
 
 fn options(peers: Peers) -> Options {
@@ -129,10 +129,8 @@ impl Global {
         server: &ServerRef<P>,
     ) -> Result<(), GlobalError>
     where
-        P: Protocol,
-        P::Call: DeserializeOwned,
-        P::Cast: DeserializeOwned + Clone,
-        P::Reply: Serialize,
+        P: RemoteProtocol,
+        P::Cast: Clone,
     {
         self.register(name, server, Loser::Exit).await
     }
@@ -147,10 +145,8 @@ impl Global {
         on_conflict: impl Fn(Conflict) + Send + Sync + 'static,
     ) -> Result<(), GlobalError>
     where
-        P: Protocol,
-        P::Call: DeserializeOwned,
-        P::Cast: DeserializeOwned + Clone,
-        P::Reply: Serialize,
+        P: RemoteProtocol,
+        P::Cast: Clone,
     {
         self.register(name, server, Loser::Notify(Arc::new(on_conflict)))
             .await
@@ -163,10 +159,8 @@ impl Global {
         loser: Loser,
     ) -> Result<(), GlobalError>
     where
-        P: Protocol,
-        P::Call: DeserializeOwned,
-        P::Cast: DeserializeOwned + Clone,
-        P::Reply: Serialize,
+        P: RemoteProtocol,
+        P::Cast: Clone,
     {
         match self
             .handle

@@ -21,13 +21,8 @@ use super::listener::{
 };
 use super::remote::{RemoteRef, Wire};
 use super::{Census, ConnectError, ExportError, NodeConfig, NodeEvent};
-use crate::{
-    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
-    ServerRef,
-};
-
-/// The node's GenServer behaviour.
-pub(crate) struct NodeProcess;
+use crate::gen_server::Init;
+use crate::{BoxError, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef};
 
 /// Starts a remote endpoint linked to the node process; type-erased so one request carries
 /// any exported server type.
@@ -37,44 +32,42 @@ pub(crate) type ExportFn =
 /// Delivers a node event to one subscribed server; false once that server is gone.
 pub(crate) type Watcher = Box<dyn Fn(NodeEvent) -> bool + Send>;
 
-/// The node's requests, each with the answer it gets ([`ServerRef::request`]).
-pub(crate) enum Request {
-    /// Hand an outgoing connection to ractor_cluster, dialed at this address; answered once
-    /// it is ready (with the peer's name) or failed.
-    Connect(
-        Box<LabeledStream>,
-        SocketAddr,
-        ReplyTo<Result<String, ConnectError>>,
-    ),
-    /// The peer already connected through a connection we dialed at this address, if any.
-    DialedPeer(SocketAddr, ReplyTo<Option<String>>),
-    /// Whether a link we dialed at this address closed within the authentication deadline:
-    /// the peer may still hold its end (see [`State::closed_lately`]).
-    ClosedLately(SocketAddr, ReplyTo<bool>),
-    /// Connected, authenticated peers: name and ractor_cluster node id.
-    Peers(ReplyTo<Vec<(String, u64)>>),
-    /// Every ready link: peer, since when, liveness, traffic.
-    Links(ReplyTo<Vec<super::LinkInfo>>),
-    /// The name of the authenticated peer with this ractor_cluster node id.
-    PeerName(u64, ReplyTo<Option<String>>),
-    /// This node's full name, listen address and settings.
-    Whoami(ReplyTo<Whoami>),
-    Export(
-        String,
-        super::ExportOptions,
-        ExportFn,
-        ReplyTo<Result<(), ExportError>>,
-    ),
-    Watch(Watcher, ReplyTo<()>),
-    /// Close every link to this peer (`erlang:disconnect_node/1`); answers whether it was
-    /// connected.
-    Disconnect(String, ReplyTo<bool>),
-    /// What the node holds now.
-    Census(ReplyTo<Census>),
+crate::protocol! {
+    /// What the node process answers.
+    pub(crate) Kernel;
+    calls KernelCall {
+        /// Hand an outgoing connection to ractor_cluster, dialed at this address; answered
+        /// once it is ready (with the peer's name) or failed.
+        Connect(Box<LabeledStream>, SocketAddr) -> Result<String, ConnectError>,
+        /// The peer already connected through a connection we dialed at this address, if
+        /// any.
+        DialedPeer(SocketAddr) -> Option<String>,
+        /// Whether a link we dialed at this address closed within the authentication
+        /// deadline: the peer may still hold its end (see [`NodeProcess::closed_lately`]).
+        ClosedLately(SocketAddr) -> bool,
+        /// Connected, authenticated peers: name and ractor_cluster node id.
+        Peers -> Vec<(String, u64)>,
+        /// Every ready link: peer, since when, liveness, traffic.
+        Links -> Vec<super::LinkInfo>,
+        /// The name of the authenticated peer with this ractor_cluster node id.
+        PeerName(u64) -> Option<String>,
+        /// This node's full name, listen address and settings.
+        Whoami -> Identity,
+        /// Export a server under a name, with options, through a function that starts its
+        /// endpoint.
+        Export(String, super::ExportOptions, ExportFn) -> Result<(), ExportError>,
+        Watch(Watcher) -> (),
+        /// Close every link to this peer (`erlang:disconnect_node/1`); answers whether it
+        /// was connected.
+        Disconnect(String) -> bool,
+        /// What the node holds now.
+        TakeCensus -> Census,
+    }
+    infos Event;
 }
 
-/// The answer to [`Request::Whoami`]: full name, listen address, settings.
-pub(crate) type Whoami = (String, SocketAddr, Box<NodeConfig>);
+/// The answer to [`Whoami`]: full name, listen address, settings.
+pub(crate) type Identity = (String, SocketAddr, Box<NodeConfig>);
 
 /// ractor_cluster's session events, forwarded as infos, and our own timers.
 pub(crate) enum Event {
@@ -104,39 +97,28 @@ pub(crate) fn local_name() -> String {
 /// The registered and exported name of every node's heartbeat server.
 const HEARTBEAT: &str = "otp.heartbeat";
 
-/// Answers peers' liveness pings. A separate server so that a busy node process does not
-/// look dead: the ping measures whether the peer's runtime answers at all.
-pub(crate) struct Heartbeat;
-
-impl Protocol for Heartbeat {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
+crate::protocol! {
+    /// A node's liveness: peers ping it.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub(crate) Heartbeat;
+    calls HeartbeatCall { Ping -> () }
 }
 
-impl GenServer for Heartbeat {
-    type Protocol = Self;
-    type Args = ();
-    type State = ();
-    type Info = ();
+/// Answers peers' liveness pings. A separate server so that a busy node process does not
+/// look dead: the ping measures whether the peer's runtime answers at all.
+pub(crate) struct HeartbeatServer;
 
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
-    }
+impl GenServer for HeartbeatServer {
+    type Protocol = Heartbeat;
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        _ping: (),
-        _from: &mut ReplyTo<()>,
-        _: &mut (),
-    ) -> Result<CallResponse<()>, BoxError> {
-        Ok(CallResponse::Reply(()))
+    async fn handle_call(&mut self, call: HeartbeatCall<'_>, _: &Context<Self>) -> crate::Result {
+        let HeartbeatCall::Ping(Ping, caller) = call;
+        Ok(caller.reply(()))
     }
 }
 
 /// Forwards ractor_cluster's synchronous callbacks into the node's mailbox.
-struct Forward(ServerRef<NodeProcess>);
+struct Forward(ServerRef<Kernel>);
 
 impl NodeEventSubscription for Forward {
     fn node_session_opened(&self, session: NodeServerSessionInformation) {
@@ -153,7 +135,8 @@ impl NodeEventSubscription for Forward {
     }
 }
 
-pub(crate) struct State {
+/// The node process: its sessions, links, exports and watchers.
+pub(crate) struct NodeProcess {
     config: NodeConfig,
     full_name: String,
     address: SocketAddr,
@@ -185,7 +168,7 @@ pub(crate) struct State {
     /// Exported server names and their endpoints.
     exports: HashMap<String, Exported>,
     /// Who asked the name of a session not ready yet, by ractor_cluster node id.
-    naming: Vec<(u64, ReplyTo<Option<String>>)>,
+    naming: Vec<(u64, ReplyTo<PeerName>)>,
 }
 
 /// An exported server's endpoint, and the options it was exported with.
@@ -196,7 +179,7 @@ struct Exported {
 
 /// An outgoing connect waiting for its session to be ready.
 struct Dialing {
-    from: ReplyTo<Result<String, ConnectError>>,
+    from: ReplyTo<Connect>,
     /// The address dialed.
     address: SocketAddr,
     link: Option<std::sync::Arc<Link>>,
@@ -226,20 +209,8 @@ struct Session {
     admitted: bool,
 }
 
-impl Protocol for NodeProcess {
-    type Call = Request;
-    /// Each request carries its own typed answer.
-    type Reply = ();
-    type Cast = ();
-}
-
-impl GenServer for NodeProcess {
-    type Protocol = Self;
-    type Args = NodeConfig;
-    type State = State;
-    type Info = Event;
-
-    async fn init(&self, me: &Context<Self>, config: NodeConfig) -> Result<State, BoxError> {
+impl Init<NodeConfig> for NodeProcess {
+    async fn init(config: NodeConfig, me: &Context<Self>) -> Result<Self, BoxError> {
         let listener = bind(config.listen).await?;
         let address = listener.local_addr()?;
         let host = address.ip().to_string();
@@ -277,7 +248,8 @@ impl GenServer for NodeProcess {
         // Linked under the kernel's lineage, so the kernel's own supervisor restarts it
         // only once this heartbeat is gone too.
         let (under_me, _) = crate::gen_server::Linked::new(me.cell(), me.lineage());
-        crate::gen_server::spawn(Heartbeat, (), Some(HEARTBEAT.to_owned()), Some(under_me)).await?;
+        let heartbeat = HeartbeatServer.into();
+        crate::gen_server::spawn(heartbeat, Some(HEARTBEAT.to_owned()), Some(under_me)).await?;
         // The global name table, one per node as OTP's `global` server; linked the same way.
         let global = super::scope::server_name(super::global::GLOBAL);
         if let Some(stale) = ractor::registry::where_is(global.clone()) {
@@ -289,15 +261,10 @@ impl GenServer for NodeProcess {
             unique: true,
             peers: super::scope::Peers::All,
         };
-        let names = (super::global::GLOBAL.to_owned(), options);
-        let global = crate::gen_server::spawn(
-            super::scope::ScopeServer,
-            names,
-            Some(global),
-            Some(under_me),
-        )
-        .await?
-        .id();
+        let names = super::scope::ScopeServer::with_args((super::global::GLOBAL.to_owned(), options));
+        let global = crate::gen_server::spawn(names, Some(global), Some(under_me))
+            .await?
+            .id();
         super::remote::export::<Heartbeat>(HEARTBEAT, false, me.cell()).await?;
         me.send_interval(heartbeat_interval(&config), || Event::Tick);
         let admission = Admission::new(Limits {
@@ -316,7 +283,7 @@ impl GenServer for NodeProcess {
             name.clone_from(&full_name);
         }
         tracing::info!(node = %full_name, %address, "node started");
-        Ok(State {
+        Ok(NodeProcess {
             config,
             full_name,
             address,
@@ -335,15 +302,15 @@ impl GenServer for NodeProcess {
         })
     }
 
-    async fn handle_call(
-        &self,
-        me: &Context<Self>,
-        request: Request,
-        _from: &mut ReplyTo<()>,
-        state: &mut State,
-    ) -> Result<CallResponse<()>, BoxError> {
-        match request {
-            Request::DialedPeer(address, answer) => {
+}
+
+impl GenServer for NodeProcess {
+    type Protocol = Kernel;
+
+    async fn handle_call(&mut self, call: KernelCall<'_>, me: &Context<Self>) -> crate::Result {
+        let state = self;
+        match call {
+            KernelCall::DialedPeer(DialedPeer(address), answer) => {
                 let peer = state
                     .sessions
                     .values()
@@ -351,7 +318,7 @@ impl GenServer for NodeProcess {
                     .find_map(|s| Some(s.info.peer_name.as_ref()?.name.clone()));
                 answer.reply(peer);
             }
-            Request::ClosedLately(address, answer) => {
+            KernelCall::ClosedLately(ClosedLately(address), answer) => {
                 let window = state.config.auth_timeout;
                 let lately = state
                     .closed_lately
@@ -359,7 +326,7 @@ impl GenServer for NodeProcess {
                     .is_some_and(|closed| closed.elapsed() < window);
                 answer.reply(lately);
             }
-            Request::Connect(stream, address, answer) => {
+            KernelCall::Connect(Connect(stream, address), answer) => {
                 let label = stream.label().to_owned();
                 let link = Link::find(&label);
                 let opened = NodeServerMessage::ConnectionOpenedExternal {
@@ -370,35 +337,35 @@ impl GenServer for NodeProcess {
                     answer.reply(Err(ConnectError::NodeStopping));
                 } else {
                     let dialing = Dialing {
-                        from: answer,
+                        from: answer.take(),
                         address,
                         link,
                     };
                     state.pending.insert(label, dialing);
                 }
             }
-            Request::Peers(answer) => _ = answer.reply(state.peers()),
-            Request::Links(answer) => _ = answer.reply(state.links()),
+            KernelCall::Peers(_, answer) => _ = answer.reply(state.peers()),
+            KernelCall::Links(_, answer) => _ = answer.reply(state.links()),
             // Answered once the session is ready, so that a link refused as a second one
             // under a connected node's name is never named (and never taken for that node).
-            Request::PeerName(node_id, answer) => {
+            KernelCall::PeerName(PeerName(node_id), answer) => {
                 let session = state.sessions.values().find(|s| s.info.node_id == node_id);
                 match session {
                     Some(session) if session.ready => {
                         answer.reply(session.peer().map(str::to_owned));
                     }
-                    Some(_) => state.naming.push((node_id, answer)),
+                    Some(_) => state.naming.push((node_id, answer.take())),
                     None => _ = answer.reply(None),
                 }
             }
-            Request::Whoami(answer) => {
+            KernelCall::Whoami(_, answer) => {
                 let config = Box::new(state.config.clone());
                 answer.reply((state.full_name.clone(), state.address, config));
             }
             // Already exported: the endpoint forwards by name, so it already reaches a
             // restarted server; replacing it would end remote monitors for nothing. With
             // other options it is refused rather than silently kept as it was.
-            Request::Export(name, options, _, answer)
+            KernelCall::Export(Export(name, options, _), answer)
                 if state
                     .exports
                     .get(&name)
@@ -411,7 +378,7 @@ impl GenServer for NodeProcess {
                     Err(ExportError::OptionsDiffer(name))
                 });
             }
-            Request::Export(name, options, start, answer) => {
+            KernelCall::Export(Export(name, options, start), answer) => {
                 let outcome = match start(me.cell()).await {
                     Ok(endpoint) => {
                         let exported = Exported { endpoint, options };
@@ -424,7 +391,7 @@ impl GenServer for NodeProcess {
                 };
                 answer.reply(outcome);
             }
-            Request::Disconnect(peer, answer) => {
+            KernelCall::Disconnect(Disconnect(peer), answer) => {
                 let mut found = false;
                 for session in state.sessions.values_mut() {
                     if session.peer() == Some(peer.as_str()) {
@@ -437,7 +404,7 @@ impl GenServer for NodeProcess {
                 }
                 answer.reply(found);
             }
-            Request::Census(answer) => {
+            KernelCall::TakeCensus(_, answer) => {
                 answer.reply(Census {
                     peers: state.peers().len(),
                     sessions: state.sessions.len(),
@@ -446,7 +413,7 @@ impl GenServer for NodeProcess {
                     links: Link::count(),
                 });
             }
-            Request::Watch(watcher, answer) => {
+            KernelCall::Watch(Watch(watcher), answer) => {
                 // A new watcher learns which nodes are up now, as if they had just come up.
                 for (peer, _) in state.peers() {
                     watcher(NodeEvent::Up(peer));
@@ -455,15 +422,11 @@ impl GenServer for NodeProcess {
                 answer.reply(());
             }
         }
-        Ok(CallResponse::NoReply)
+        Ok(Flow::Continue)
     }
 
-    async fn handle_info(
-        &self,
-        me: &Context<Self>,
-        message: Info<Event>,
-        state: &mut State,
-    ) -> Result<Flow, BoxError> {
+    async fn handle_info(&mut self, message: Info<Event>, me: &Context<Self>) -> crate::Result {
+        let state = self;
         match message {
             Info::Message(event) => state.session_event(me, event),
             Info::Exit(exit) if exit.id == state.node_server.get_id() => {
@@ -492,7 +455,8 @@ impl GenServer for NodeProcess {
         Ok(Flow::Continue)
     }
 
-    async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, state: &mut State) {
+    async fn terminate(&mut self, reason: &ExitReason, _me: &Context<Self>) {
+        let state = self;
         state.accept.abort();
         state.admission.flush_log_now();
         for (name, Exported { endpoint, .. }) in state.exports.drain() {
@@ -525,7 +489,7 @@ impl GenServer for NodeProcess {
     }
 }
 
-impl State {
+impl NodeProcess {
     fn links(&self) -> Vec<super::LinkInfo> {
         let mut links: Vec<_> = self
             .sessions
@@ -828,7 +792,7 @@ impl State {
                 RemoteRef::<Heartbeat>::new(session.info.node_id, peer, HEARTBEAT.to_owned());
             let (node, id) = (me.server().clone(), *id);
             tokio::spawn(async move {
-                if heartbeat.call_timeout((), patience).await.is_ok() {
+                if heartbeat.call_timeout(Ping, patience).await.is_ok() {
                     node.send_info(Event::Alive(id));
                 }
             });

@@ -5,11 +5,10 @@ use std::marker::PhantomData;
 
 use ractor::ActorRef;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-use super::remote;
+use super::remote::{self, RemoteProtocol};
 use super::scope::{Handle, MemberId, ScopeMsg, Table};
-use crate::{CallError, Protocol, ServerRef, Timeout};
+use crate::{CallError, Protocol, RequestOf, ServerRef, Timeout};
 
 /// A server of protocol `P` found in a scope: a local one is a plain [`ServerRef`], a
 /// remote one is reached through its node's scope process (its messages travel as JSON).
@@ -65,18 +64,13 @@ impl<P: Protocol> Member<P> {
     }
 }
 
-impl<P> Member<P>
-where
-    P: Protocol,
-    P::Call: Serialize,
-    P::Cast: Serialize,
-    P::Reply: DeserializeOwned,
-{
+impl<P: RemoteProtocol> Member<P> {
     /// Casts; dropped if it is gone, as any cast.
-    pub fn cast(&self, message: P::Cast) {
+    pub fn cast(&self, message: impl Into<P::Cast>) {
+        let message = message.into();
         match self {
             Self::Local(server) => server.cast(message),
-            Self::Remote(remote) => match serde_json::to_vec(&message) {
+            Self::Remote(remote) => match P::encode_cast(&message) {
                 Ok(payload) => {
                     let pid = remote.id.pid;
                     let _ = remote.scope.send_message(ScopeMsg::Send { pid, payload });
@@ -87,23 +81,30 @@ where
     }
 
     /// Calls with the default 5 s timeout.
-    pub async fn call(&self, request: P::Call) -> Result<P::Reply, CallError> {
+    pub async fn call<R>(&self, request: R) -> Result<R::Reply, CallError>
+    where
+        R: RequestOf<P>,
+        R::Reply: DeserializeOwned,
+    {
         self.call_timeout(request, crate::gen_server::DEFAULT_CALL_TIMEOUT)
             .await
     }
 
     /// Calls, waiting at most `timeout`; a remote member's node going down fails the call
     /// at once with [`CallError::NodeDown`].
-    pub async fn call_timeout(
+    pub async fn call_timeout<R>(
         &self,
-        request: P::Call,
+        request: R,
         timeout: impl Into<Timeout>,
-    ) -> Result<P::Reply, CallError> {
+    ) -> Result<R::Reply, CallError>
+    where
+        R: RequestOf<P>,
+        R::Reply: DeserializeOwned,
+    {
         match self {
             Self::Local(server) => server.call_timeout(request, timeout).await,
             Self::Remote(remote) => {
-                let payload = serde_json::to_vec(&request)
-                    .map_err(|e| CallError::BadRequest(e.to_string()))?;
+                let payload = super::remote::encode_request::<P, R>(request)?;
                 let pid = remote.id.pid;
                 let send = |reply| {
                     let call = ScopeMsg::Call {

@@ -39,20 +39,24 @@ mod tls;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::net::ToSocketAddrs;
 
 pub use cookie::{Cookie, CookieError, COOKIE_ENV, COOKIE_FILE_NAME};
-use kernel::{NodeProcess, Request};
+use kernel::{
+    ClosedLately, Connect, DialedPeer, Disconnect, Export, Kernel, Links, NodeProcess, PeerName,
+    Peers, TakeCensus, Watch, Whoami,
+};
 pub use listener::Limit;
 pub use member::{Member, RemoteMember};
-pub use remote::RemoteRef;
+#[doc(hidden)]
+pub use remote::AnswerJson;
+pub use remote::{RemoteProtocol, RemoteRef};
 pub use scope::MemberId;
 pub use tls::{Tls, TlsError};
 
 use crate::supervisor::ChildSpec;
-use crate::{Context, GenServer, Protocol, ReplyTo, ServerRef, StartError, Timeout};
+use crate::gen_server::{Init, InfoOf};
+use crate::{Context, GenServer, RequestOf, ServerRef, StartError, Timeout};
 
 /// The registered name of the node process: one node per OS process, as in Erlang.
 pub const NODE_PROCESS: &str = "otp.node";
@@ -274,7 +278,7 @@ pub struct ExportOptions {
 /// A handle to this process's node.
 #[derive(Clone, Debug)]
 pub struct Node {
-    server: ServerRef<NodeProcess>,
+    server: ServerRef<Kernel>,
     name: String,
     address: SocketAddr,
     /// The node's settings: `connect` applies its TLS and deadline in the caller's task,
@@ -288,7 +292,9 @@ impl Node {
     /// Starts the node, unsupervised. Fails if the address is taken or a node already runs
     /// in this process.
     pub async fn start(config: NodeConfig) -> Result<Self, StartError> {
-        let server = NodeProcess.start_named(NODE_PROCESS, config).await?;
+        let server = NodeProcess::with_args(config)
+            .start_named(NODE_PROCESS)
+            .await?;
         Self::from_server(server).await.map_err(StartError::init)
     }
 
@@ -296,7 +302,7 @@ impl Node {
     /// must reconnect after a restart, as with Erlang's distribution).
     pub fn child_spec(id: impl Into<String>, config: NodeConfig) -> ChildSpec {
         ChildSpec::worker(id, move |parent| {
-            parent.start_named(NODE_PROCESS, NodeProcess, config.clone())
+            parent.start_named(NODE_PROCESS, NodeProcess::with_args(config.clone()))
         })
     }
 
@@ -307,14 +313,11 @@ impl Node {
         Self::from_server(server).await
     }
 
-    async fn from_server(server: ServerRef<NodeProcess>) -> Result<Self, Unavailable> {
-        let (name, address, config) = ask(&server, Request::Whoami, Timeout::Infinity).await?;
-        let table = ServerRef::<scope::ScopeServer>::whereis(&scope::server_name(global::GLOBAL))
-            .ok_or_else(|| Unavailable("the global name table is not running".into()))?;
-        let table = table
-            .call(())
+    async fn from_server(server: ServerRef<Kernel>) -> Result<Self, Unavailable> {
+        let (name, address, config) = ask(&server, Whoami, Timeout::Infinity).await?;
+        let table = scope::whereis(global::GLOBAL)
             .await
-            .map_err(|e| Unavailable(e.to_string()))?;
+            .ok_or_else(|| Unavailable("the global name table is not running".into()))?;
         Ok(Self {
             server,
             name,
@@ -358,8 +361,7 @@ impl Node {
             .ok_or_else(|| unreachable(&text, "the name resolves to no address"))?;
         // Already connected there: a second link would make ractor_cluster drop one of
         // the two, which peers would see as the node going down and up.
-        let dialed = |answer| Request::DialedPeer(target, answer);
-        if let Some(peer) = ask(&self.server, dialed, Timeout::Infinity).await? {
+        if let Some(peer) = ask(&self.server, DialedPeer(target), Timeout::Infinity).await? {
             return Ok(peer);
         }
         // A link to there that closed a moment ago may still be open at the peer, whose
@@ -371,12 +373,7 @@ impl Node {
             let outcome = self.dial_once(target, &text).await;
             let again = matches!(outcome, Err(ConnectError::AuthenticationFailed))
                 && tokio::time::Instant::now() + pause < give_up
-                && ask(
-                    &self.server,
-                    |answer| Request::ClosedLately(target, answer),
-                    Timeout::Infinity,
-                )
-                .await?;
+                && ask(&self.server, ClosedLately(target), Timeout::Infinity).await?;
             if !again {
                 return outcome;
             }
@@ -404,8 +401,7 @@ impl Node {
         // The node closes a session that does not authenticate in its own deadline; this
         // bound only guards against the node process itself being stuck.
         let bound = Timeout::After(deadline * 2);
-        let connect = |answer| Request::Connect(Box::new(stream), target, answer);
-        ask(&self.server, connect, bound).await?
+        ask(&self.server, Connect(Box::new(stream), target), bound).await?
     }
 
     /// [`connect`](Self::connect), tried again while the peer answers
@@ -441,42 +437,33 @@ impl Node {
 
     /// Names of the connected, authenticated peers.
     pub async fn peers(&self) -> Result<Vec<String>, Unavailable> {
-        let peers = ask(&self.server, Request::Peers, Timeout::Infinity).await?;
+        let peers = ask(&self.server, Peers, Timeout::Infinity).await?;
         Ok(peers.into_iter().map(|(name, _)| name).collect())
     }
 
     /// Every connected peer's link: since when, liveness, traffic each way.
     pub async fn links(&self) -> Result<Vec<LinkInfo>, Unavailable> {
-        ask(&self.server, Request::Links, Timeout::Infinity).await
+        ask(&self.server, Links, Timeout::Infinity).await
     }
 
     /// Makes the local server registered as `name` reachable from peers by that name.
-    /// Its call, cast and reply types travel as JSON. Exporting a name again is a no-op,
+    /// Its requests, casts and answers travel as JSON. Exporting a name again is a no-op,
     /// so a server may export itself in `init` and stay reachable across restarts.
-    pub async fn export<P>(&self, name: &str) -> Result<(), ExportError>
-    where
-        P: Protocol + Send + Sync,
-        P::Call: DeserializeOwned,
-        P::Cast: DeserializeOwned,
-        P::Reply: Serialize,
-    {
+    pub async fn export<P: RemoteProtocol + Send + Sync>(
+        &self,
+        name: &str,
+    ) -> Result<(), ExportError> {
         self.export_with::<P>(name, ExportOptions::default()).await
     }
 
     /// [`export`](Self::export), with [`ExportOptions`]: whether peers may use `sys` on it.
     /// Exporting a name again with the same options is a no-op; with others it fails with
     /// [`ExportError::OptionsDiffer`].
-    pub async fn export_with<P>(
+    pub async fn export_with<P: RemoteProtocol + Send + Sync>(
         &self,
         name: &str,
         options: ExportOptions,
-    ) -> Result<(), ExportError>
-    where
-        P: Protocol + Send + Sync,
-        P::Call: DeserializeOwned,
-        P::Cast: DeserializeOwned,
-        P::Reply: Serialize,
-    {
+    ) -> Result<(), ExportError> {
         let exported = name.to_owned();
         let start: kernel::ExportFn = Box::new(move |parent| {
             Box::pin(async move {
@@ -485,19 +472,17 @@ impl Node {
                     .map_err(|e| e.to_string())
             })
         });
-        let export = |answer| Request::Export(name.to_owned(), options, start, answer);
+        let export = Export(name.to_owned(), options, start);
         ask(&self.server, export, Timeout::Infinity).await?
     }
 
     /// The server exported as `name` on the connected node `node` (`{Name, Node}`).
-    pub async fn remote<P>(&self, node: &str, name: &str) -> Result<RemoteRef<P>, LookupError>
-    where
-        P: Protocol,
-        P::Call: Serialize,
-        P::Cast: Serialize,
-        P::Reply: DeserializeOwned,
-    {
-        ask(&self.server, Request::Peers, Timeout::Infinity)
+    pub async fn remote<P: RemoteProtocol>(
+        &self,
+        node: &str,
+        name: &str,
+    ) -> Result<RemoteRef<P>, LookupError> {
+        ask(&self.server, Peers, Timeout::Infinity)
             .await?
             .into_iter()
             .find(|(peer, _)| peer == node)
@@ -508,13 +493,12 @@ impl Node {
     /// Closes every link to `peer` (`erlang:disconnect_node/1`); both sides see it go down.
     /// Returns whether it was connected.
     pub async fn disconnect(&self, peer: &str) -> Result<bool, Unavailable> {
-        let disconnect = |answer| Request::Disconnect(peer.to_owned(), answer);
-        ask(&self.server, disconnect, Timeout::Infinity).await
+        ask(&self.server, Disconnect(peer.to_owned()), Timeout::Infinity).await
     }
 
     /// What this node holds now: peers, sessions, remote monitors, links.
     pub async fn census(&self) -> Result<Census, Unavailable> {
-        ask(&self.server, Request::Census, Timeout::Infinity).await
+        ask(&self.server, TakeCensus, Timeout::Infinity).await
     }
 
     /// Subscribes the server `me` to node events (`net_kernel:monitor_nodes(true)`): it
@@ -523,15 +507,14 @@ impl Node {
     pub async fn monitor_nodes<G: GenServer>(
         &self,
         me: &Context<G>,
-        wrap: impl Fn(NodeEvent) -> G::Info + Send + Sync + 'static,
+        wrap: impl Fn(NodeEvent) -> InfoOf<G> + Send + Sync + 'static,
     ) -> Result<(), Unavailable> {
         let server = me.server().clone();
         let watcher: kernel::Watcher = Box::new(move |event| {
             server.send_info(wrap(event));
             server.is_alive()
         });
-        let watch = |answer| Request::Watch(watcher, answer);
-        ask(&self.server, watch, Timeout::Infinity).await
+        ask(&self.server, Watch(watcher), Timeout::Infinity).await
     }
 
     /// Stops the node: its connections close, peers see it go down. It returns once the
@@ -545,9 +528,11 @@ impl Node {
 /// The name of the authenticated peer that ractor_cluster numbers `node_id`, as this
 /// node's own session to it knows it (not as the peer says it is called).
 pub(crate) async fn peer_name(node_id: u64) -> Option<String> {
-    let node = ServerRef::<NodeProcess>::whereis(NODE_PROCESS)?;
-    let ask_name = |answer| Request::PeerName(node_id, answer);
-    ask(&node, ask_name, Timeout::Infinity).await.ok().flatten()
+    let node = ServerRef::<Kernel>::whereis(NODE_PROCESS)?;
+    ask(&node, PeerName(node_id), Timeout::Infinity)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A TCP connection to `target`, from `from` if given.
@@ -578,14 +563,14 @@ fn jitter() -> f64 {
     f64::from(getrandom::u32().unwrap_or(u32::MAX / 2)) / (f64::from(u32::MAX) + 1.0)
 }
 
-/// Asks the node process; each request has its own answer type.
-async fn ask<T: Send + 'static>(
-    server: &ServerRef<NodeProcess>,
-    request: impl FnOnce(ReplyTo<T>) -> Request,
+/// Asks the node process.
+async fn ask<R: RequestOf<Kernel>>(
+    server: &ServerRef<Kernel>,
+    request: R,
     timeout: Timeout,
-) -> Result<T, Unavailable> {
+) -> Result<R::Reply, Unavailable> {
     server
-        .request(request, timeout)
+        .call_timeout(request, timeout)
         .await
         .map_err(|e| Unavailable(e.to_string()))
 }

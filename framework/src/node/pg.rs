@@ -2,22 +2,22 @@
 //! every node running a scope of the same name sees its members, wherever they run.
 //!
 //! ```no_run
-//! # use otp::{BoxError, Context, GenServer, Protocol};
+//! # use otp::GenServer;
 //! # use serde::{Deserialize, Serialize};
-//! # #[derive(Clone, Serialize, Deserialize)] struct Line(String);
-//! # struct Room;
-//! # impl Protocol for Room { type Call = (); type Reply = (); type Cast = Line; }
-//! # impl GenServer for Room {
-//! #     type Protocol = Self; type Args = (); type State = (); type Info = ();
-//! #     async fn init(&self, _: &Context<Self>, _: ()) -> Result<(), BoxError> { Ok(()) }
-//! # }
+//! otp::protocol! {
+//!     #[derive(Clone, Serialize, Deserialize)]
+//!     pub Room;
+//!     casts RoomCast { Line(String) }
+//! }
+//! # struct RoomServer;
+//! # impl GenServer for RoomServer { type Protocol = Room; }
 //! use otp::node::pg::Scope;
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let chat = Scope::start("chat").await?; // on every node that takes part
-//! let room = Room.start(()).await?;
+//! let room = RoomServer.start().await?;
 //! chat.join("lobby", &room).await?;
 //! // Every member on every node gets the line; each remote node gets it once.
-//! chat.broadcast::<Room>("lobby", &Line("hello".into()));
+//! chat.broadcast::<Room>("lobby", &Line("hello".into()).into());
 //! for member in chat.members::<Room>("lobby") {
 //!     println!("{} is in the lobby", member.id());
 //! }
@@ -36,13 +36,12 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use super::member::{local_members_of, members_of, Member};
 use super::scope::{self, Handle, Local, Options, Refusal, ScopeMsg};
 pub use super::scope::{GroupEvent, MemberId, Peers};
 use crate::supervisor::ChildSpec;
+use super::RemoteProtocol;
+use crate::gen_server::InfoOf;
 use crate::{Context, GenServer, Protocol, ServerRef, StartError};
 
 fn options(peers: Peers) -> Options {
@@ -119,10 +118,8 @@ impl Scope {
     /// Puts `server` in `group` (`pg:join/3`); it leaves on its exit.
     pub async fn join<P>(&self, group: &str, server: &ServerRef<P>) -> Result<(), PgError>
     where
-        P: Protocol,
-        P::Call: DeserializeOwned,
-        P::Cast: DeserializeOwned + Clone,
-        P::Reply: Serialize,
+        P: RemoteProtocol,
+        P::Cast: Clone,
     {
         match self.handle.add(group, Arc::new(server.clone()), None).await {
             Ok(Ok(())) => Ok(()),
@@ -163,8 +160,7 @@ impl Scope {
     /// the number of nodes it was sent to (this one included if it has members).
     pub fn broadcast<P>(&self, group: &str, message: &P::Cast) -> usize
     where
-        P: Protocol,
-        P::Cast: Serialize,
+        P: RemoteProtocol,
     {
         self.fan_out::<P>(group, message, true)
     }
@@ -173,8 +169,7 @@ impl Scope {
     /// member that relays what happened here to its peers elsewhere.
     pub fn broadcast_remote<P>(&self, group: &str, message: &P::Cast) -> usize
     where
-        P: Protocol,
-        P::Cast: Serialize,
+        P: RemoteProtocol,
     {
         self.fan_out::<P>(group, message, false)
     }
@@ -189,8 +184,7 @@ impl Scope {
 
     fn fan_out<P>(&self, group: &str, message: &P::Cast, here: bool) -> usize
     where
-        P: Protocol,
-        P::Cast: Serialize,
+        P: RemoteProtocol,
     {
         let table = self.handle.read();
         let mut nodes = 0;
@@ -208,7 +202,7 @@ impl Scope {
             }
             let payload = match &payload {
                 Some(payload) => payload,
-                None => match serde_json::to_vec(message) {
+                None => match P::encode_cast(message) {
                     Ok(bytes) => payload.insert(bytes),
                     Err(error) => {
                         tracing::warn!(%error, group, "a broadcast does not encode; dropped");
@@ -234,7 +228,7 @@ impl Scope {
         &self,
         me: &Context<G>,
         group: &str,
-        wrap: impl Fn(GroupEvent) -> G::Info + Send + Sync + 'static,
+        wrap: impl Fn(GroupEvent) -> InfoOf<G> + Send + Sync + 'static,
     ) -> Result<Vec<MemberId>, PgError> {
         let mut now = self.watch(me, Some(group.to_owned()), wrap).await?;
         Ok(now.pop().map(|(_, members)| members).unwrap_or_default())
@@ -245,7 +239,7 @@ impl Scope {
     pub async fn monitor_scope<G: GenServer>(
         &self,
         me: &Context<G>,
-        wrap: impl Fn(GroupEvent) -> G::Info + Send + Sync + 'static,
+        wrap: impl Fn(GroupEvent) -> InfoOf<G> + Send + Sync + 'static,
     ) -> Result<Vec<(String, Vec<MemberId>)>, PgError> {
         self.watch(me, None, wrap).await
     }
@@ -254,7 +248,7 @@ impl Scope {
         &self,
         me: &Context<G>,
         key: Option<String>,
-        wrap: impl Fn(GroupEvent) -> G::Info + Send + Sync + 'static,
+        wrap: impl Fn(GroupEvent) -> InfoOf<G> + Send + Sync + 'static,
     ) -> Result<Vec<(String, Vec<MemberId>)>, PgError> {
         let server = me.server().clone();
         let watcher = Box::new(move |event| {

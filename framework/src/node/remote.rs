@@ -4,8 +4,10 @@
 //! Why an endpoint instead of the server itself: ractor_cluster delivers bytes to an actor
 //! whose message type can decode them, and a GenServer's message types need not be serde
 //! types. The endpoint decodes, then forwards by *name*, so a restarted server is reached
-//! without re-exporting. It hands the server a [`ReplyTo`] that encodes the answer back onto
-//! the wire: deferred replies work across nodes as they do locally.
+//! without re-exporting. It hands the server a reply slot that encodes the answer back
+//! onto the wire: deferred replies work across nodes as they do locally. A remote caller
+//! decodes the answer as its own request's answer type: the protocol's enum of answers
+//! never travels.
 //!
 //! Only exported servers are reachable: every other local actor's message type refuses bytes
 //! from the network (ractor drops what it cannot decode).
@@ -21,10 +23,64 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::gen_server::{EncodeReplies, ReplyEncoder, ReplySlot};
 use crate::sys::{self, Statistics, Status, SysError};
 use crate::{
-    CallError, Context, ExitReason, GenServer, Named, Protocol, ReplyTo, ServerRef, Timeout,
+    CallError, Context, ExitReason, GenServer, Named, Protocol, RequestOf, ServerRef, Timeout,
 };
+
+/// A protocol whose calls, casts and answers cross nodes as JSON: what
+/// [`Node::export`](super::Node::export) and [`RemoteRef`] need. Every protocol whose
+/// requests, casts and answers are serde types is one (`protocol!` with `#[derive(Serialize,
+/// Deserialize)]`, and serde answers).
+pub trait RemoteProtocol: Protocol {
+    #[doc(hidden)]
+    fn encode_calls(calls: &Self::Calls) -> serde_json::Result<Vec<u8>>;
+    #[doc(hidden)]
+    fn decode_calls(bytes: &[u8]) -> serde_json::Result<Self::Calls>;
+    #[doc(hidden)]
+    fn encode_cast(cast: &Self::Cast) -> serde_json::Result<Vec<u8>>;
+    #[doc(hidden)]
+    fn decode_cast(bytes: &[u8]) -> serde_json::Result<Self::Cast>;
+    /// The answer as it travels (`Answer::Reply` of it).
+    #[doc(hidden)]
+    fn encode_answer(replies: &Self::Replies) -> Result<Vec<u8>, String>;
+}
+
+impl<P> RemoteProtocol for P
+where
+    P: Protocol,
+    P::Calls: Serialize + DeserializeOwned,
+    P::Cast: Serialize + DeserializeOwned,
+    P::Replies: EncodeReplies<AnswerJson>,
+{
+    fn encode_calls(calls: &P::Calls) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(calls)
+    }
+    fn decode_calls(bytes: &[u8]) -> serde_json::Result<P::Calls> {
+        serde_json::from_slice(bytes)
+    }
+    fn encode_cast(cast: &P::Cast) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(cast)
+    }
+    fn decode_cast(bytes: &[u8]) -> serde_json::Result<P::Cast> {
+        serde_json::from_slice(bytes)
+    }
+    fn encode_answer(replies: &P::Replies) -> Result<Vec<u8>, String> {
+        replies.encode_with(&AnswerJson)
+    }
+}
+
+/// Encodes one answer as a remote call's [`Answer::Reply`], whatever its request.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct AnswerJson;
+
+impl<T: Serialize> ReplyEncoder<T> for AnswerJson {
+    fn encode(&self, reply: &T) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(&Answer::Reply(reply)).map_err(|error| error.to_string())
+    }
+}
 
 /// The process-group name under which the endpoint of server `name` is found.
 pub(crate) fn group_of(name: &str) -> String {
@@ -234,10 +290,7 @@ struct Endpoint<P: Protocol> {
 
 impl<P> Actor for Endpoint<P>
 where
-    P: Protocol + Send + Sync,
-    P::Call: DeserializeOwned,
-    P::Cast: DeserializeOwned,
-    P::Reply: Serialize,
+    P: RemoteProtocol + Send + Sync,
 {
     type Msg = Wire;
     type State = EndpointState<P>;
@@ -277,7 +330,7 @@ where
                     !watchers.is_empty()
                 });
             }
-            Wire::Cast { payload } => match serde_json::from_slice::<P::Cast>(&payload) {
+            Wire::Cast { payload } => match P::decode_cast(&payload) {
                 Ok(cast) => {
                     if let Some(target) = state.target(&self.server) {
                         target.cast(cast);
@@ -340,42 +393,46 @@ where
 
 /// Decodes a call that came over the wire and hands it to `target`, whose answer (or exit)
 /// travels back on `reply`; `what` names the target in the log.
-pub(crate) fn deliver_call<P>(
+pub(crate) fn deliver_call<P: RemoteProtocol>(
     target: Option<ServerRef<P>>,
     payload: &[u8],
     reply: RpcReplyPort<Vec<u8>>,
     what: &str,
-) where
-    P: Protocol,
-    P::Call: DeserializeOwned,
-    P::Reply: Serialize,
-{
-    let request = match serde_json::from_slice::<P::Call>(payload) {
+) {
+    let request = match P::decode_calls(payload) {
         Ok(request) => request,
         Err(error) => {
             tracing::warn!(server = what, %error, "refused a remote call that does not decode");
-            send::<P::Reply>(reply, Answer::BadRequest(error.to_string()));
+            send::<()>(reply, Answer::BadRequest(error.to_string()));
             return;
         }
     };
     let Some(target) = target else {
-        send::<P::Reply>(reply, Answer::NoProc);
+        send::<()>(reply, Answer::NoProc);
         return;
     };
-    let from = ReplyTo::forward(move |answer| {
-        send(
-            reply,
-            match answer {
-                Some(Ok(value)) => Answer::Reply(value),
-                Some(Err(reason)) => Answer::Exited(reason.encode()),
-                None => Answer::NoReply,
+    let from = ReplySlot::forward(move |answer: Option<Result<P::Replies, ExitReason>>| {
+        match answer {
+            Some(Ok(replies)) => match P::encode_answer(&replies) {
+                Ok(bytes) => reply.send(bytes).is_ok(),
+                Err(error) => {
+                    tracing::error!(%error, "a remote answer does not encode; the caller is told");
+                    send::<()>(reply, Answer::BadRequest(format!("undecodable reply: {error}")))
+                }
             },
-        )
+            Some(Err(reason)) => send::<()>(reply, Answer::Exited(reason.encode())),
+            None => send::<()>(reply, Answer::NoReply),
+        }
     });
     if let Err(Some(from)) = target.send_call(request, from) {
         // The server went away between lookup and send: answer for it.
         from.exited(ExitReason::NoProc);
     }
+}
+
+/// Answers a call for a server that is not here.
+pub(crate) fn no_proc(reply: RpcReplyPort<Vec<u8>>) {
+    send::<()>(reply, Answer::NoProc);
 }
 
 /// Sends what `send` makes around a fresh reply port (false: the link to `node` is gone)
@@ -439,6 +496,13 @@ pub(crate) fn watch(
     }
 }
 
+/// A request as it travels.
+pub(crate) fn encode_request<P: RemoteProtocol, R: RequestOf<P>>(
+    request: R,
+) -> Result<Vec<u8>, CallError> {
+    P::encode_calls(&request.into_calls()).map_err(|error| CallError::BadRequest(error.to_string()))
+}
+
 /// Decodes an endpoint's answer.
 pub(crate) fn answer<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, CallError> {
     match serde_json::from_slice::<Answer<R>>(bytes) {
@@ -468,17 +532,11 @@ fn send<R: Serialize>(port: RpcReplyPort<Vec<u8>>, answer: Answer<R>) -> bool {
 
 /// Starts the endpoint for the local server registered as `name`, linked to `parent`, and
 /// announces it in the process group peers look it up in.
-pub(crate) async fn export<P>(
+pub(crate) async fn export<P: RemoteProtocol + Send + Sync>(
     name: &str,
     sys: bool,
     parent: ActorCell,
-) -> Result<ActorCell, ActorProcessingErr>
-where
-    P: Protocol + Send + Sync,
-    P::Call: DeserializeOwned,
-    P::Cast: DeserializeOwned,
-    P::Reply: Serialize,
-{
+) -> Result<ActorCell, ActorProcessingErr> {
     let endpoint = Endpoint::<P> {
         server: Named::new(name),
         sys,
@@ -519,13 +577,7 @@ impl<P> std::fmt::Debug for RemoteRef<P> {
     }
 }
 
-impl<P> RemoteRef<P>
-where
-    P: Protocol,
-    P::Call: Serialize,
-    P::Cast: Serialize,
-    P::Reply: DeserializeOwned,
-{
+impl<P: RemoteProtocol> RemoteRef<P> {
     pub(crate) fn new(node_id: u64, node: String, name: String) -> Self {
         Self {
             node_id,
@@ -560,21 +612,28 @@ where
         cached.clone()
     }
 
-    /// Calls with the default 5 s timeout.
-    pub async fn call(&self, request: P::Call) -> Result<P::Reply, CallError> {
+    /// Calls with the default 5 s timeout; the answer's type is the request's.
+    pub async fn call<R>(&self, request: R) -> Result<R::Reply, CallError>
+    where
+        R: RequestOf<P>,
+        R::Reply: DeserializeOwned,
+    {
         self.call_timeout(request, crate::gen_server::DEFAULT_CALL_TIMEOUT)
             .await
     }
 
     /// Calls, waiting at most `timeout`. A node that goes down fails the call at once with
     /// [`CallError::NodeDown`].
-    pub async fn call_timeout(
+    pub async fn call_timeout<R>(
         &self,
-        request: P::Call,
+        request: R,
         timeout: impl Into<Timeout>,
-    ) -> Result<P::Reply, CallError> {
-        let payload =
-            serde_json::to_vec(&request).map_err(|e| CallError::BadRequest(e.to_string()))?;
+    ) -> Result<R::Reply, CallError>
+    where
+        R: RequestOf<P>,
+        R::Reply: DeserializeOwned,
+    {
+        let payload = encode_request::<P, R>(request)?;
         let call = |reply| Wire::Call { payload, reply };
         let bytes = self.round_trip(call, timeout.into()).await?;
         answer(&bytes)
@@ -654,7 +713,7 @@ where
     where
         P: 'a,
     {
-        let payload = match serde_json::to_vec(message) {
+        let payload = match P::encode_cast(message) {
             Ok(payload) => payload,
             Err(error) => return tracing::warn!(%error, "a cast does not encode; dropped"),
         };
@@ -668,8 +727,8 @@ where
     }
 
     /// Casts; dropped if the node or the server is not there (as any cast).
-    pub fn cast(&self, message: P::Cast) {
-        Self::cast_all([self], &message);
+    pub fn cast(&self, message: impl Into<P::Cast>) {
+        Self::cast_all([self], &message.into());
     }
 
     /// Monitors this server from the server `me` (`erlang:monitor(process, {Name,

@@ -27,15 +27,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::remote;
-use crate::{
-    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
-    ServerRef,
-};
+use super::remote::{self, RemoteProtocol};
+use crate::gen_server::{Init, Never};
+use crate::{BoxError, Context, ExitReason, Flow, GenServer, Info, ServerRef};
 
 /// The ractor process-group scope in which scope processes find their peers (group: the
 /// scope's name).
@@ -84,10 +81,8 @@ pub(crate) trait Sink: Send + Sync {
 
 impl<P> Sink for ServerRef<P>
 where
-    P: Protocol,
-    P::Call: DeserializeOwned,
-    P::Cast: DeserializeOwned + Clone,
-    P::Reply: Serialize,
+    P: RemoteProtocol,
+    P::Cast: Clone,
 {
     fn id(&self) -> ActorId {
         ServerRef::id(self)
@@ -102,7 +97,7 @@ where
     }
 
     fn decode_cast(&self, payload: &[u8]) -> Result<Box<dyn Any + Send>, serde_json::Error> {
-        Ok(Box::new(serde_json::from_slice::<P::Cast>(payload)?))
+        Ok(Box::new(P::decode_cast(payload)?))
     }
 
     fn cast_decoded(&self, message: &dyn Any) {
@@ -590,7 +585,7 @@ impl Actor for ScopeProcess {
                 reply,
             } => match Self::local_sink(state, pid) {
                 Some(sink) => sink.call(&payload, reply),
-                None => remote::deliver_call::<Nobody>(None, &payload, reply, &self.name),
+                None => remote::no_proc(reply),
             },
             ScopeMsg::Local(local) => self.handle_local(&myself, local, state),
         }
@@ -628,15 +623,6 @@ impl Actor for ScopeProcess {
         }
         Ok(())
     }
-}
-
-/// A protocol no server has, for answering a call to a member that is not here.
-struct Nobody;
-
-impl Protocol for Nobody {
-    type Call = serde::de::IgnoredAny;
-    type Reply = ();
-    type Cast = ();
 }
 
 /// Answers every held pull with `update`, encoded once.
@@ -1261,7 +1247,7 @@ fn pull(
 /// The supervised face of a scope: a GenServer that owns the scope process (whose messages
 /// must cross the wire, which a GenServer's cannot) and hands out [`Handle`]s to it. It
 /// stops if the scope process dies, so its supervisor starts both again.
-pub(crate) struct ScopeServer;
+pub(crate) struct ScopeServer(Handle);
 
 /// What callers use a scope through: its process (for changes) and its table (for reads).
 #[derive(Clone)]
@@ -1330,44 +1316,36 @@ pub(crate) fn server_name(scope: &str) -> String {
 
 /// Starts the scope `name`, unsupervised.
 pub(crate) async fn start(name: &str, options: Options) -> Result<Handle, crate::StartError> {
-    let server = ScopeServer
-        .start_named(server_name(name), (name.to_owned(), options))
+    let server = ScopeServer::with_args((name.to_owned(), options))
+        .start_named(server_name(name))
         .await?;
-    server.call(()).await.map_err(crate::StartError::init)
+    server.call(GetHandle).await.map_err(crate::StartError::init)
 }
 
 /// A child spec that runs the scope `name` under a supervisor.
 pub(crate) fn child_spec(id: String, name: &str, options: Options) -> crate::supervisor::ChildSpec {
     let name = name.to_owned();
     crate::supervisor::ChildSpec::worker(id, move |parent| {
-        parent.start_named(server_name(&name), ScopeServer, (name.clone(), options))
+        let server = ScopeServer::with_args((name.clone(), options));
+        parent.start_named(server_name(&name), server)
     })
 }
 
 /// The scope `name` running on this node, if any.
 pub(crate) async fn whereis(name: &str) -> Option<Handle> {
-    let server = ServerRef::<ScopeServer>::whereis(&server_name(name))?;
-    server.call(()).await.ok()
+    let server = ServerRef::<ScopeFace>::whereis(&server_name(name))?;
+    server.call(GetHandle).await.ok()
 }
 
-impl Protocol for ScopeServer {
-    type Call = ();
-    type Reply = Handle;
-    type Cast = ();
+crate::protocol! {
+    /// The scope server's one request: the handle to its scope.
+    pub(crate) ScopeFace;
+    calls ScopeFaceCall { GetHandle -> Handle }
 }
 
-impl GenServer for ScopeServer {
-    type Protocol = Self;
-    /// The scope's name, and how it runs.
-    type Args = (String, Options);
-    type State = Handle;
-    type Info = ();
-
-    async fn init(
-        &self,
-        me: &Context<Self>,
-        (name, options): (String, Options),
-    ) -> Result<Handle, BoxError> {
+/// The scope's name, and how it runs.
+impl Init<(String, Options)> for ScopeServer {
+    async fn init((name, options): (String, Options), me: &Context<Self>) -> Result<Self, BoxError> {
         let table = Arc::default();
         let process = ScopeProcess {
             name: name.clone(),
@@ -1375,38 +1353,32 @@ impl GenServer for ScopeServer {
             table: Arc::clone(&table),
         };
         let (process, _) = Actor::spawn_linked(None, process, (), me.cell()).await?;
-        Ok(Handle {
+        Ok(ScopeServer(Handle {
             name: name.into(),
             process,
             table,
-        })
+        }))
+    }
+}
+
+impl GenServer for ScopeServer {
+    type Protocol = ScopeFace;
+
+    async fn handle_call(&mut self, call: ScopeFaceCall<'_>, _: &Context<Self>) -> crate::Result {
+        let ScopeFaceCall::GetHandle(GetHandle, caller) = call;
+        Ok(caller.reply(self.0.clone()))
     }
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        _: (),
-        _from: &mut ReplyTo<Handle>,
-        handle: &mut Handle,
-    ) -> Result<CallResponse<Handle>, BoxError> {
-        Ok(CallResponse::Reply(handle.clone()))
-    }
-
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        message: Info<()>,
-        handle: &mut Handle,
-    ) -> Result<Flow, BoxError> {
-        match message {
-            Info::Exit(exit) if exit.id == handle.process.get_id() => Ok(Flow::Stop(
+    async fn handle_info(&mut self, info: Info<Never>, _: &Context<Self>) -> crate::Result {
+        match info {
+            Info::Exit(exit) if exit.id == self.0.process.get_id() => Ok(Flow::Stop(
                 ExitReason::error(format!("scope process exited: {}", exit.reason)),
             )),
             _ => Ok(Flow::Continue),
         }
     }
 
-    async fn terminate(&self, _me: &Context<Self>, _reason: &ExitReason, handle: &mut Handle) {
-        handle.process.stop(None);
+    async fn terminate(&mut self, _reason: &ExitReason, _: &Context<Self>) {
+        self.0.process.stop(None);
     }
 }

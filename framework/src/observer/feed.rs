@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::snapshot::{self, Index, NodeView, Sampler, ANSWER_WITHIN};
-use super::{ObserverServer, Request, AGENT_NAME};
+use super::{Agent, Snapshot, AGENT_NAME};
 use crate::node::Node;
 
 /// How often pages get a new snapshot.
@@ -165,11 +165,11 @@ async fn peers(node: &Node, local: &NodeView) -> Vec<PeerView> {
     let asks = local.links.iter().map(|link| async move {
         let ask = async {
             let agent = node
-                .remote::<ObserverServer>(&link.peer, AGENT_NAME)
+                .remote::<Agent>(&link.peer, AGENT_NAME)
                 .await
                 .map_err(|error| error.to_string())?;
             agent
-                .call_timeout(Request::Snapshot, PEER_WITHIN)
+                .call_timeout(Snapshot, PEER_WITHIN)
                 .await
                 .map_err(|error| match error {
                     crate::CallError::NoProc => "no observer there shares its tree".to_owned(),

@@ -62,7 +62,8 @@ pub use snapshot::{NodeView, ProcessView, RunState, SupervisorView};
 use crate::node::{ExportOptions, Node};
 use crate::supervisor::{report, ChildSpec};
 use crate::tasks::{bind, AbortOnDrop};
-use crate::{BoxError, CallResponse, Context, GenServer, Protocol, ReplyTo, ServerRef, StartError};
+use crate::gen_server::Init;
+use crate::{BoxError, Context, Flow, GenServer, ServerRef, StartError};
 
 /// The name the observer is registered and exported under: a peer's observer asks it for
 /// this node's snapshot.
@@ -115,7 +116,7 @@ fn random_token() -> String {
 /// A running observer.
 #[derive(Clone, Debug)]
 pub struct Observer {
-    server: ServerRef<ObserverServer>,
+    server: ServerRef<Agent>,
     address: SocketAddr,
     token: String,
 }
@@ -155,7 +156,7 @@ impl Observer {
     /// One restarted by its supervisor serves on the same address with the same token,
     /// unless its port was 0: then on another port.
     pub fn running() -> Option<Self> {
-        let server = ServerRef::<ObserverServer>::whereis(AGENT_NAME)?;
+        let server = ServerRef::<Agent>::whereis(AGENT_NAME)?;
         let (address, token) = lock(running_slot()).clone()?;
         Some(Self {
             server,
@@ -178,7 +179,9 @@ pub async fn serve(listen: SocketAddr) -> Result<Observer, StartError> {
 
 /// Starts an observer, not supervised.
 pub async fn serve_with(config: ObserverConfig) -> Result<Observer, StartError> {
-    ObserverServer.start_named(AGENT_NAME, config).await?;
+    ObserverServer::with_args(config)
+        .start_named(AGENT_NAME)
+        .await?;
     Observer::running().ok_or_else(|| StartError::init("the observer stopped as it started"))
 }
 
@@ -186,32 +189,24 @@ pub async fn serve_with(config: ObserverConfig) -> Result<Observer, StartError> 
 /// it.
 pub fn child_spec(id: impl Into<String>, config: ObserverConfig) -> ChildSpec {
     ChildSpec::worker(id, move |parent| {
-        parent.start_named(AGENT_NAME, ObserverServer, config.clone())
+        parent.start_named(AGENT_NAME, ObserverServer::with_args(config.clone()))
     })
 }
 
-/// The observer's process: it owns the HTTP accept loop and the feed's tasks (they end
-/// with it, however it ends), and answers peers' observers.
-pub(crate) struct ObserverServer;
-
-/// What a peer's observer asks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum Request {
-    /// This node's snapshot.
-    Snapshot,
-}
-
-impl Protocol for ObserverServer {
-    type Call = Request;
-    type Reply = NodeView;
-    type Cast = ();
+crate::protocol! {
+    /// What a peer's observer asks: this node's snapshot.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(crate) Agent;
+    calls AgentCall { Snapshot -> NodeView }
 }
 
 /// Peers' snapshot requests walked at once, at most; more are dropped (the asker gets
 /// no answer and shows the node as not answering): the walks share one sampler anyway.
 const PEER_WALKS: usize = 4;
 
-pub(crate) struct State {
+/// The observer's process: it owns the HTTP accept loop and the feed's tasks (they end
+/// with it, however it ends), and answers peers' observers.
+pub(crate) struct ObserverServer {
     feed: Arc<feed::Feed>,
     /// Bounds the tasks peers' requests start.
     peer_walks: Arc<Semaphore>,
@@ -224,13 +219,8 @@ pub(crate) struct State {
 /// supervisor is a new incarnation, without the old one's exports.
 const SHARE_EVERY: Duration = Duration::from_secs(5);
 
-impl GenServer for ObserverServer {
-    type Protocol = Self;
-    type Args = ObserverConfig;
-    type State = State;
-    type Info = ();
-
-    async fn init(&self, me: &Context<Self>, config: ObserverConfig) -> Result<State, BoxError> {
+impl Init<ObserverConfig> for ObserverServer {
+    async fn init(config: ObserverConfig, me: &Context<Self>) -> Result<Self, BoxError> {
         let listener = bind(config.listen).await?;
         report::keep(feed::KEPT_REPORTS);
         let address = listener.local_addr()?;
@@ -250,35 +240,34 @@ impl GenServer for ObserverServer {
             tracing::warn!(%address, "the observer listens beyond loopback: the page needs its token to show anything, and travels unencrypted");
         }
         *lock(running_slot()) = Some((address, config.token));
-        Ok(State {
+        Ok(ObserverServer {
             feed,
             peer_walks: Arc::new(Semaphore::new(PEER_WALKS)),
             _tasks: tasks,
         })
     }
+}
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        Request::Snapshot: Request,
-        from: &mut ReplyTo<NodeView>,
-        state: &mut State,
-    ) -> Result<CallResponse<NodeView>, BoxError> {
-        if let Ok(walk) = state.peer_walks.clone().try_acquire_owned() {
+impl GenServer for ObserverServer {
+    type Protocol = Agent;
+
+    async fn handle_call(&mut self, call: AgentCall<'_>, _: &Context<Self>) -> crate::Result {
+        let AgentCall::Snapshot(Snapshot, caller) = call;
+        if let Ok(walk) = self.peer_walks.clone().try_acquire_owned() {
             // Walked by a task of its own: the walk asks this process too.
-            let from = from.take();
-            let feed = state.feed.clone();
+            let caller = caller.take();
+            let feed = self.feed.clone();
             tokio::spawn(async move {
-                from.reply(feed.local().await);
+                caller.reply(feed.local().await);
                 drop(walk);
             });
         }
-        Ok(CallResponse::NoReply)
+        Ok(Flow::Continue)
     }
 
-    async fn terminate(&self, _me: &Context<Self>, _reason: &crate::ExitReason, state: &mut State) {
+    async fn terminate(&mut self, _reason: &crate::ExitReason, _: &Context<Self>) {
         *lock(running_slot()) = None;
-        state.feed.stop_counting();
+        self.feed.stop_counting();
     }
 }
 
@@ -293,7 +282,7 @@ async fn share(share: bool) {
     loop {
         if let Ok(Ok(node)) = tokio::time::timeout(SHARE_EVERY, Node::local()).await {
             let export =
-                node.export_with::<ObserverServer>(AGENT_NAME, ExportOptions { sys: false });
+                node.export_with::<Agent>(AGENT_NAME, ExportOptions { sys: false });
             match tokio::time::timeout(SHARE_EVERY, export).await {
                 Ok(Err(error)) if !std::mem::replace(&mut told, true) => {
                     tracing::warn!(%error, "observer: could not share this node's tree with peers");

@@ -233,7 +233,7 @@ impl<'r> Loader<'r> {
 
 fn nested_spec(id: &str, name: Option<String>, nested: SupervisorSpec) -> ChildSpec {
     ChildSpec::supervisor(id, move |parent| {
-        parent.start_supervisor(name.clone(), nested.clone(), ())
+        parent.start_supervisor(name.clone(), nested.clone())
     })
 }
 

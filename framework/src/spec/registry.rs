@@ -19,15 +19,12 @@ type Build =
 /// before anything starts.
 ///
 /// ```
-/// # use otp::{BoxError, Context, GenServer, Protocol};
-/// # #[derive(Clone)] struct Counter;
-/// # impl Protocol for Counter { type Call = (); type Reply = (); type Cast = (); }
-/// # impl GenServer for Counter {
-/// #     type Protocol = Self; type Args = u64; type State = u64; type Info = ();
-/// #     async fn init(&self, _: &Context<Self>, n: u64) -> Result<u64, BoxError> { Ok(n) }
-/// # }
+/// # use otp::GenServer;
+/// # otp::protocol! { pub Idle; }
+/// struct Counter(u64);
+/// # impl GenServer for Counter { type Protocol = Idle; }
 /// let mut registry = otp::spec::Registry::new();
-/// registry.gen_server("counter", Counter);
+/// registry.gen_server("counter", Counter); // a file's "args": 7 starts Counter(7)
 /// assert_eq!(registry.names().collect::<Vec<_>>(), ["counter"]);
 /// ```
 #[derive(Default)]
@@ -46,21 +43,25 @@ impl Registry {
         Self::default()
     }
 
-    /// Registers a GenServer: `server` is cloned for every start, `args` come from the file.
-    pub fn gen_server<G>(&mut self, start: &str, server: G) -> &mut Self
+    /// Registers a GenServer: `build` makes the server from a file's `args` (deserialized
+    /// into `A`) for its first start and every restart. A tuple struct's name is such a
+    /// function (`registry.gen_server("counter", Counter)` for `struct Counter(u64)`).
+    pub fn gen_server<A, G, F>(&mut self, start: &str, build: F) -> &mut Self
     where
-        G: GenServer + Clone,
-        G::Args: DeserializeOwned + Clone + Sync,
+        A: DeserializeOwned + Clone + Send + Sync + 'static,
+        G: GenServer,
+        F: Fn(A) -> G + Clone + Send + Sync + 'static,
     {
         let build = move |id: &str, args: Value, name: Option<String>| {
-            let args: G::Args = deserialize_args(args)?;
-            let server = server.clone();
+            let args: A = deserialize_args(args)?;
+            let build = build.clone();
             Ok(ChildSpec::worker(id, move |parent| {
-                let (server, args, name) = (server.clone(), args.clone(), name.clone());
+                let server = build(args.clone());
+                let name = name.clone();
                 async move {
                     match name {
-                        Some(name) => parent.start_named(name, server, args).await,
-                        None => parent.start(server, args).await,
+                        Some(name) => parent.start_named(name, server).await,
+                        None => parent.start(server).await,
                     }
                 }
             }))
@@ -68,17 +69,19 @@ impl Registry {
         self.insert(start, ChildType::Worker, Box::new(build))
     }
 
-    /// Registers a supervisor module whose `init` takes `args` from the file.
-    pub fn supervisor<S>(&mut self, start: &str, supervisor: S) -> &mut Self
+    /// Registers a supervisor module: `build` makes it from a file's `args` (deserialized
+    /// into `A`) for every start.
+    pub fn supervisor<A, S, F>(&mut self, start: &str, build: F) -> &mut Self
     where
-        S: Supervisor + Clone,
-        S::Args: DeserializeOwned + Clone + Sync,
+        A: DeserializeOwned + Clone + Send + Sync + 'static,
+        S: Supervisor,
+        F: Fn(A) -> S + Clone + Send + Sync + 'static,
     {
         let build = move |id: &str, args: Value, name: Option<String>| {
-            let args: S::Args = deserialize_args(args)?;
-            let supervisor = supervisor.clone();
+            let args: A = deserialize_args(args)?;
+            let build = build.clone();
             Ok(ChildSpec::supervisor(id, move |parent| {
-                parent.start_supervisor(name.clone(), supervisor.clone(), args.clone())
+                parent.start_supervisor(name.clone(), build(args.clone()))
             }))
         };
         self.insert(start, ChildType::Supervisor, Box::new(build))
@@ -91,19 +94,18 @@ impl Registry {
     ///
     /// ```
     /// # use otp::supervisor::{ChildSpec, ChildType};
-    /// # use otp::{BoxError, Context, GenServer, Protocol};
+    /// # use otp::GenServer;
     /// # use std::net::SocketAddr;
-    /// # #[derive(Clone)] struct Listener;
-    /// # impl Protocol for Listener { type Call = (); type Reply = (); type Cast = (); }
-    /// # impl GenServer for Listener {
-    /// #     type Protocol = Self; type Args = (String, SocketAddr); type State = (); type Info = ();
-    /// #     async fn init(&self, _: &Context<Self>, _: Self::Args) -> Result<(), BoxError> { Ok(()) }
-    /// # }
+    /// # otp::protocol! { pub Idle; }
+    /// struct Listener { banner: String, listen: SocketAddr }
+    /// # impl GenServer for Listener { type Protocol = Idle; }
     /// let banner = String::from("welcome"); // from the command line, say
     /// let mut registry = otp::spec::Registry::new();
     /// registry.child("listener", ChildType::Worker, move |id, listen: SocketAddr, _name| {
     ///     let banner = banner.clone();
-    ///     ChildSpec::worker(id, move |parent| parent.start(Listener, (banner.clone(), listen)))
+    ///     ChildSpec::worker(id, move |parent| {
+    ///         parent.start(Listener { banner: banner.clone(), listen })
+    ///     })
     /// });
     /// ```
     pub fn child<A, F>(&mut self, start: &str, kind: ChildType, build: F) -> &mut Self

@@ -11,7 +11,7 @@ use ractor::ActorCell;
 
 use super::process::{Args, SupervisorProcess};
 use super::{AutoShutdown, DynamicFlags, Supervisor};
-use crate::gen_server::{spawn_with, Gone, Lineage, Linked, StartOptions};
+use crate::gen_server::{spawn_with, Gone, Init, Lineage, Linked, Start, StartOptions};
 use crate::{AnyServer, ExitReason, GenServer, StartError};
 
 /// When a child is restarted (OTP's `restart`).
@@ -68,14 +68,11 @@ type StartFn = dyn Fn(Parent) -> BoxFuture<'static, Result<ChildRef, StartError>
 ///
 /// ```
 /// # use otp::supervisor::{ChildSpec, Restart};
-/// # use otp::{BoxError, Context, GenServer, Protocol};
-/// # #[derive(Clone)] struct Worker;
-/// # impl Protocol for Worker { type Call = (); type Reply = (); type Cast = (); }
-/// # impl GenServer for Worker {
-/// #     type Protocol = Self; type Args = u32; type State = u32; type Info = ();
-/// #     async fn init(&self, _: &Context<Self>, n: u32) -> Result<u32, BoxError> { Ok(n) }
-/// # }
-/// let spec = ChildSpec::worker("worker", |parent| parent.start_named("worker", Worker, 7))
+/// # use otp::GenServer;
+/// # otp::protocol! { pub Idle; }
+/// # struct Worker(u32);
+/// # impl GenServer for Worker { type Protocol = Idle; }
+/// let spec = ChildSpec::worker("worker", |parent| parent.start_named("worker", Worker(7)))
 ///     .restart(Restart::Transient);
 /// assert_eq!(spec.id, "worker");
 /// ```
@@ -84,7 +81,7 @@ pub struct ChildSpec {
     /// Unique among the supervisor's children; names it in reports and control calls.
     pub id: String,
     /// Called for the first start and again for every restart, so each instance starts
-    /// from fresh arguments.
+    /// from a fresh server value.
     start: Arc<StartFn>,
     /// When to restart it.
     pub restart: Restart,
@@ -194,30 +191,27 @@ impl Parent {
     /// Starts a GenServer linked to the supervisor.
     pub fn start<G: GenServer>(
         self,
-        server: G,
-        args: G::Args,
+        server: impl Into<Start<G>>,
     ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        self.spawn(server, args, StartOptions::default())
+        self.spawn(server.into(), StartOptions::default())
     }
 
     /// Starts a GenServer linked to the supervisor and registered under `name`.
     pub fn start_named<G: GenServer>(
         self,
         name: impl Into<String>,
-        server: G,
-        args: G::Args,
+        server: impl Into<Start<G>>,
     ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        self.spawn(server, args, StartOptions::named(name))
+        self.spawn(server.into(), StartOptions::named(name))
     }
 
     /// Starts a GenServer linked to the supervisor, with a name and a start timeout.
     pub fn start_with<G: GenServer>(
         self,
-        server: G,
-        args: G::Args,
+        server: impl Into<Start<G>>,
         options: StartOptions,
     ) -> impl Future<Output = Result<ChildRef, StartError>> + Send + 'static {
-        self.spawn(server, args, options)
+        self.spawn(server.into(), options)
     }
 
     /// Starts a nested supervisor, optionally registered under `name`.
@@ -225,14 +219,13 @@ impl Parent {
         self,
         name: Option<String>,
         supervisor: S,
-        args: S::Args,
     ) -> Result<ChildRef, StartError> {
-        let args = Args::from_init(supervisor, args);
         let options = StartOptions {
             name,
             timeout: None,
         };
-        self.spawn(SupervisorProcess, args, options).await
+        let supervisor = SupervisorProcess::with_args(Args::from_init(supervisor));
+        self.spawn(supervisor, options).await
     }
 
     /// Starts a nested dynamic supervisor, optionally registered under `name`.
@@ -245,17 +238,16 @@ impl Parent {
             name,
             timeout: None,
         };
-        self.spawn(SupervisorProcess, Args::dynamic(flags), options)
+        self.spawn(SupervisorProcess::with_args(Args::dynamic(flags)), options)
     }
 
     async fn spawn<G: GenServer>(
         self,
-        server: G,
-        args: G::Args,
+        server: Start<G>,
         options: StartOptions,
     ) -> Result<ChildRef, StartError> {
         let (parent, gone) = Linked::new(self.cell, self.up);
-        let server = spawn_with(server, args, options, Some(parent)).await?;
+        let server = spawn_with(server, options, Some(parent)).await?;
         Ok(ChildRef {
             server: AnyServer::new(&server),
             gone,

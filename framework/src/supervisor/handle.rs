@@ -2,29 +2,32 @@
 
 use ractor::{ActorCell, ActorId};
 
-use super::process::{Request, SupervisorProcess, Target};
+use super::process::{
+    CountChildren, DeleteChild, GetChildSpec, RestartChild, StartChild, Supervision,
+    SupervisorProcess, Target, TerminateChild, WhichChildren,
+};
 use super::{ChildCounts, ChildInfo, ChildSpec, Overview, SupervisorError};
-use crate::{ExitReason, ReplyTo, ServerRef};
+use crate::{ExitReason, RequestOf, ServerRef};
 
-/// Asks a supervisor; each request has its own answer type. The wait is unbounded, as
-/// OTP's `supervisor` calls are: a child's `init` may take its time, and a supervisor that
-/// dies answers at once with its exit reason.
-async fn ask<P: crate::Protocol<Reply = ()>, T: Send + 'static>(
-    server: &ServerRef<P>,
-    request: impl FnOnce(ReplyTo<T>) -> P::Call,
-) -> Result<T, SupervisorError> {
-    Ok(server.request(request, crate::Timeout::Infinity).await?)
+/// Asks a supervisor. The wait is unbounded, as OTP's `supervisor` calls are: a child's
+/// `init` may take its time, and a supervisor that dies answers at once with its exit
+/// reason.
+async fn ask<R: RequestOf<Supervision>>(
+    server: &ServerRef<Supervision>,
+    request: R,
+) -> Result<R::Reply, SupervisorError> {
+    Ok(server.call_timeout(request, crate::Timeout::Infinity).await?)
 }
 
 /// A running supervisor. A dynamic supervisor is one too (as in OTP, one process type
 /// runs both), so this handle also reaches a dynamic supervisor found by name.
 #[derive(Clone, Debug)]
 pub struct SupervisorRef {
-    server: ServerRef<SupervisorProcess>,
+    server: ServerRef<Supervision>,
 }
 
 impl SupervisorRef {
-    pub(crate) fn new(server: ServerRef<SupervisorProcess>) -> Self {
+    pub(crate) fn new(server: ServerRef<Supervision>) -> Self {
         Self { server }
     }
 
@@ -35,12 +38,12 @@ impl SupervisorRef {
 
     /// Every child in start order: id, process (or restarting / undefined), type.
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        ask(&self.server, Request::WhichChildren).await
+        ask(&self.server, WhichChildren).await
     }
 
     /// Counts of specs, running children, supervisors and workers.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
-        ask(&self.server, Request::CountChildren).await
+        ask(&self.server, CountChildren).await
     }
 
     /// Strategy, restart intensity and its use, and every child, in one answer (what an
@@ -49,7 +52,8 @@ impl SupervisorRef {
     /// answered while the supervisor is suspended too, and it is not counted among the
     /// messages the supervisor handled (so looking does not change the rates shown).
     pub async fn overview(&self) -> Result<Overview, crate::sys::SysError> {
-        crate::sys::with_state::<SupervisorProcess, _>(&self.server, |state| state.overview()).await
+        crate::sys::with_state::<SupervisorProcess, _>(&self.server, |supervisor| supervisor.overview())
+            .await
     }
 
     /// The supervisor running as `server`, if it is one.
@@ -61,7 +65,7 @@ impl SupervisorRef {
     /// returned [`Ignore`](crate::Ignore): its spec is kept, not running (a temporary
     /// one's is not).
     pub async fn start_child(&self, spec: ChildSpec) -> Result<Option<ActorCell>, SupervisorError> {
-        ask(&self.server, |a| Request::StartChild(spec, a)).await?
+        ask(&self.server, StartChild(spec)).await?
     }
 
     /// Stops a child by its shutdown policy; its spec stays (unless temporary), so
@@ -77,12 +81,12 @@ impl SupervisorRef {
     }
 
     async fn terminate(&self, target: Target) -> Result<(), SupervisorError> {
-        ask(&self.server, |a| Request::TerminateChild(target, a)).await?
+        ask(&self.server, TerminateChild(target)).await?
     }
 
     /// Starts a stopped child again; `None` if it ignored its start.
     pub async fn restart_child(&self, id: &str) -> Result<Option<ActorCell>, SupervisorError> {
-        ask(&self.server, |a| Request::RestartChild(id.to_owned(), a)).await?
+        ask(&self.server, RestartChild(id.to_owned())).await?
     }
 
     /// The spec of the child `id` (`supervisor:get_childspec/2`).
@@ -91,12 +95,12 @@ impl SupervisorRef {
     }
 
     async fn spec_of(&self, target: Target) -> Result<ChildSpec, SupervisorError> {
-        ask(&self.server, |a| Request::GetChildSpec(target, a)).await?
+        ask(&self.server, GetChildSpec(target)).await?
     }
 
     /// Removes a stopped child's spec.
     pub async fn delete_child(&self, id: &str) -> Result<(), SupervisorError> {
-        ask(&self.server, |a| Request::DeleteChild(id.to_owned(), a)).await?
+        ask(&self.server, DeleteChild(id.to_owned())).await?
     }
 
     /// Stops the supervisor: its children in reverse start order, each within its budget

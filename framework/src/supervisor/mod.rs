@@ -21,30 +21,17 @@
 //! # Example
 //! ```
 //! use otp::supervisor::{ChildSpec, Flags, Strategy, SupervisorSpec};
-//! use otp::{BoxError, Context, GenServer, Named, Protocol};
+//! use otp::{Context, GenServer, Named};
 //!
-//! #[derive(Clone)]
-//! struct Greeter;
+//! otp::protocol! { pub Greeter; calls GreeterCall { Greet(String) -> String } }
 //!
-//! impl Protocol for Greeter {
-//!     type Call = String;
-//!     type Reply = String;
-//!     type Cast = ();
-//! }
+//! struct GreeterServer;
 //!
-//! impl GenServer for Greeter {
-//!     type Protocol = Self;
-//!     type Args = ();
-//!     type State = ();
-//!     type Info = ();
-//!
-//!     async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
-//!         Ok(())
-//!     }
-//!     async fn handle_call(&self, _me: &Context<Self>, who: String,
-//!                          _from: &mut otp::ReplyTo<String>, _: &mut ())
-//!                          -> Result<otp::CallResponse<String>, BoxError> {
-//!         Ok(otp::CallResponse::Reply(format!("hello, {who}")))
+//! impl GenServer for GreeterServer {
+//!     type Protocol = Greeter;
+//!     async fn handle_call(&mut self, call: GreeterCall<'_>, _: &Context<Self>) -> otp::Result {
+//!         let GreeterCall::Greet(Greet(who), caller) = call;
+//!         Ok(caller.reply(format!("hello, {who}")))
 //!     }
 //! }
 //!
@@ -52,12 +39,12 @@
 //! let tree = SupervisorSpec {
 //!     flags: Flags { strategy: Strategy::OneForOne, ..Flags::default() },
 //!     children: vec![ChildSpec::worker("greeter", |parent| {
-//!         parent.start_named("greeter", Greeter, ())
+//!         parent.start_named("greeter", GreeterServer)
 //!     })],
 //! };
 //! let supervisor = tree.start_named("top").await.unwrap();
 //! let greeter = Named::<Greeter>::new("greeter");
-//! assert_eq!(greeter.call("joe".into()).await.unwrap(), "hello, joe");
+//! assert_eq!(greeter.call(Greet("joe".into())).await.unwrap(), "hello, joe");
 //! supervisor.stop().await.unwrap();
 //! # }
 //! ```
@@ -204,46 +191,38 @@ impl SupervisorSpec {
 /// OTP's supervisor behaviour: `init` returns the flags and child specs. It runs on every
 /// start of the supervisor, restarts by its own parent included, inside the supervisor's
 /// own process (as OTP's `Mod:init/1`): an `init` that panics fails that start with
-/// [`StartError::Init`], as one that returns an error does.
-pub trait Supervisor: Send + Sync + 'static {
-    /// Passed to `init`.
-    type Args: Send + 'static;
-
+/// [`StartError::Init`], as one that returns an error does. What `init` needs (OTP's
+/// `Args`) is the value's own fields.
+pub trait Supervisor: Send + 'static {
     /// The tree to build.
-    fn init(&self, args: Self::Args) -> Result<SupervisorSpec, BoxError>;
+    fn init(&self) -> Result<SupervisorSpec, BoxError>;
 
     /// Starts the supervisor and all its children, in order (`supervisor:start_link/2`).
     /// If a child fails to start, those already started are stopped in reverse order and
     /// this fails with [`StartError::Child`] naming it.
-    fn start(
-        self,
-        args: Self::Args,
-    ) -> impl Future<Output = Result<SupervisorRef, StartError>> + Send
+    fn start(self) -> impl Future<Output = Result<SupervisorRef, StartError>> + Send
     where
         Self: Sized,
     {
-        async move { server_start(process::Args::from_init(self, args), None).await }
+        async move { server_start(process::Args::from_init(self), None).await }
     }
 
     /// Like [`Supervisor::start`], registered under `name`.
     fn start_named(
         self,
         name: impl Into<String>,
-        args: Self::Args,
     ) -> impl Future<Output = Result<SupervisorRef, StartError>> + Send
     where
         Self: Sized,
     {
         let name = name.into();
-        async move { server_start(process::Args::from_init(self, args), Some(name)).await }
+        async move { server_start(process::Args::from_init(self), Some(name)).await }
     }
 }
 
 /// A spec is a supervisor that always builds itself.
 impl Supervisor for SupervisorSpec {
-    type Args = ();
-
-    fn init(&self, _args: ()) -> Result<SupervisorSpec, BoxError> {
+    fn init(&self) -> Result<SupervisorSpec, BoxError> {
         Ok(self.clone())
     }
 }
@@ -253,7 +232,8 @@ async fn server_start(
     args: process::Args,
     name: Option<String>,
 ) -> Result<SupervisorRef, StartError> {
-    let server = crate::gen_server::spawn(process::SupervisorProcess, args, name, None).await?;
+    let supervisor = <process::SupervisorProcess as crate::gen_server::Init<_>>::with_args(args);
+    let server = crate::gen_server::spawn(supervisor, name, None).await?;
     let supervisor = SupervisorRef::new(server);
     let mut roots = lock_roots();
     roots.retain(SupervisorRef::is_alive);

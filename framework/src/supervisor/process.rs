@@ -29,13 +29,24 @@ use super::{
     AutoShutdown, ChildCounts, ChildInfo, ChildProcess, ChildRef, ChildSpec, DynamicFlags, Flags,
     Overview, Parent, Restart, RestartBudget, Strategy, SupervisorError, SupervisorSpec,
 };
-use crate::{
-    BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo,
-    StartError,
-};
+use crate::gen_server::Init;
+use crate::{BoxError, Context, ExitReason, Flow, GenServer, Info, StartError};
 
-/// The GenServer behaviour of every supervisor.
-pub(crate) struct SupervisorProcess;
+crate::protocol! {
+    /// What a supervisor answers: OTP's `supervisor` control functions, each with its own
+    /// answer.
+    pub(crate) Supervision;
+    calls SupervisionCall {
+        WhichChildren -> Vec<ChildInfo>,
+        CountChildren -> ChildCounts,
+        StartChild(ChildSpec) -> Result<Option<ActorCell>, SupervisorError>,
+        TerminateChild(Target) -> Result<(), SupervisorError>,
+        RestartChild(String) -> Result<Option<ActorCell>, SupervisorError>,
+        DeleteChild(String) -> Result<(), SupervisorError>,
+        GetChildSpec(Target) -> Result<ChildSpec, SupervisorError>,
+    }
+    infos RetryRestart;
+}
 
 /// What a supervisor is started with.
 pub(crate) struct Args {
@@ -57,10 +68,10 @@ impl Args {
     }
 
     /// A supervisor built by its `init`.
-    pub fn from_init<S: super::Supervisor>(supervisor: S, args: S::Args) -> Self {
+    pub fn from_init<S: super::Supervisor>(supervisor: S) -> Self {
         Self {
             dynamic: None,
-            build: Box::new(move || supervisor.init(args)),
+            build: Box::new(move || supervisor.init()),
         }
     }
 
@@ -92,20 +103,6 @@ enum Kind {
     Dynamic { max_children: Option<usize> },
 }
 
-/// Control requests (`supervisor:which_children/1`, ...), each with its own typed answer.
-pub(crate) enum Request {
-    WhichChildren(ReplyTo<Vec<ChildInfo>>),
-    CountChildren(ReplyTo<ChildCounts>),
-    StartChild(
-        ChildSpec,
-        ReplyTo<Result<Option<ActorCell>, SupervisorError>>,
-    ),
-    TerminateChild(Target, ReplyTo<Result<(), SupervisorError>>),
-    RestartChild(String, ReplyTo<Result<Option<ActorCell>, SupervisorError>>),
-    DeleteChild(String, ReplyTo<Result<(), SupervisorError>>),
-    GetChildSpec(Target, ReplyTo<Result<ChildSpec, SupervisorError>>),
-}
-
 /// A child named in a request: by id, or by process (dynamic children share ids).
 pub(crate) enum Target {
     Id(String),
@@ -115,7 +112,8 @@ pub(crate) enum Target {
 /// A restart to try again (OTP's `{try_again_restart, Id}`).
 pub(crate) struct RetryRestart(Place);
 
-pub(crate) struct State {
+/// Every supervisor's process: its children and what it decides by.
+pub(crate) struct SupervisorProcess {
     /// Name or id, for reports.
     label: String,
     kind: Kind,
@@ -125,20 +123,8 @@ pub(crate) struct State {
     children: Children,
 }
 
-impl Protocol for SupervisorProcess {
-    type Call = Request;
-    /// Each request carries its own typed answer.
-    type Reply = ();
-    type Cast = ();
-}
-
-impl GenServer for SupervisorProcess {
-    type Protocol = Self;
-    type Args = Args;
-    type State = State;
-    type Info = RetryRestart;
-
-    async fn init(&self, me: &Context<Self>, args: Args) -> Result<State, BoxError> {
+impl Init<Args> for SupervisorProcess {
+    async fn init(args: Args, me: &Context<Self>) -> Result<Self, BoxError> {
         let spec = (args.build)()?;
         let kind = match args.dynamic {
             Some(max_children) => Kind::Dynamic { max_children },
@@ -151,7 +137,7 @@ impl GenServer for SupervisorProcess {
         for child in &spec.children {
             child.check(spec.flags.auto_shutdown)?;
         }
-        let mut state = State {
+        let mut supervisor = SupervisorProcess {
             label: me.name().unwrap_or_else(|| me.id().to_string()),
             kind,
             budget: RestartBudget::new(spec.flags.intensity, spec.flags.period),
@@ -160,73 +146,69 @@ impl GenServer for SupervisorProcess {
         };
         for child in spec.children {
             let id = child.id.clone();
-            if let Err(reason) = state.add(me, child).await {
+            if let Err(reason) = supervisor.add(me, child).await {
                 // OTP: those already started are stopped, and the start fails naming the child.
-                state.stop_everyone().await;
+                supervisor.stop_everyone().await;
                 let reason = Box::new(reason);
                 return Err(Box::new(StartError::Child { id, reason }));
             }
         }
-        Ok(state)
+        Ok(supervisor)
+    }
+}
+
+impl GenServer for SupervisorProcess {
+    type Protocol = Supervision;
+
+    async fn handle_call(&mut self, call: SupervisionCall<'_>, me: &Context<Self>) -> crate::Result {
+        Ok(match call {
+            SupervisionCall::WhichChildren(_, caller) => caller.reply(self.children.infos()),
+            SupervisionCall::CountChildren(_, caller) => caller.reply(self.children.counts()),
+            SupervisionCall::StartChild(StartChild(spec), caller) => {
+                caller.reply(self.start_child(me, spec).await)
+            }
+            SupervisionCall::TerminateChild(TerminateChild(target), caller) => {
+                caller.reply(self.terminate_child(target).await)
+            }
+            SupervisionCall::RestartChild(RestartChild(id), caller) => {
+                caller.reply(self.restart_child(me, &id).await)
+            }
+            SupervisionCall::DeleteChild(DeleteChild(id), caller) => {
+                caller.reply(self.delete_child(&id))
+            }
+            SupervisionCall::GetChildSpec(GetChildSpec(target), caller) => {
+                caller.reply(self.child_spec(&target))
+            }
+        })
     }
 
-    async fn handle_call(
-        &self,
-        me: &Context<Self>,
-        request: Request,
-        _from: &mut ReplyTo<()>,
-        state: &mut State,
-    ) -> Result<CallResponse<()>, BoxError> {
-        match request {
-            Request::WhichChildren(answer) => _ = answer.reply(state.children.infos()),
-            Request::CountChildren(answer) => _ = answer.reply(state.children.counts()),
-            Request::StartChild(spec, answer) => {
-                _ = answer.reply(state.start_child(me, spec).await)
-            }
-            Request::TerminateChild(target, answer) => {
-                _ = answer.reply(state.terminate_child(target).await)
-            }
-            Request::RestartChild(id, answer) => {
-                _ = answer.reply(state.restart_child(me, &id).await)
-            }
-            Request::DeleteChild(id, answer) => _ = answer.reply(state.delete_child(&id)),
-            Request::GetChildSpec(target, answer) => _ = answer.reply(state.child_spec(&target)),
-        }
-        Ok(CallResponse::NoReply)
-    }
-
-    async fn handle_info(
-        &self,
-        me: &Context<Self>,
-        message: Info<RetryRestart>,
-        state: &mut State,
-    ) -> Result<Flow, BoxError> {
-        Ok(match message {
-            Info::Exit(exit) => state.child_exited(me, exit.id, exit.reason).await,
-            Info::Message(RetryRestart(place)) if state.children.is_restarting(place) => {
-                state.restart(me, place).await
+    async fn handle_info(&mut self, info: Info<RetryRestart>, me: &Context<Self>) -> crate::Result {
+        Ok(match info {
+            Info::Exit(exit) => self.child_exited(me, exit.id, exit.reason).await,
+            Info::Message(RetryRestart(place)) if self.children.is_restarting(place) => {
+                self.restart(me, place).await
             }
             _ => Flow::Continue,
         })
     }
 
-    async fn terminate(&self, _me: &Context<Self>, _reason: &ExitReason, state: &mut State) {
-        state.stop_everyone().await;
+    async fn terminate(&mut self, _reason: &ExitReason, _me: &Context<Self>) {
+        self.stop_everyone().await;
     }
 
     /// What `sys::get_status` shows of a supervisor: kind, restart intensity used,
     /// children.
-    fn format_status(&self, state: &State) -> String {
-        let kind = match state.kind {
+    fn format_status(&self) -> String {
+        let kind = match self.kind {
             Kind::Static(Strategy::OneForOne) => "one_for_one",
             Kind::Static(Strategy::OneForAll) => "one_for_all",
             Kind::Static(Strategy::RestForOne) => "rest_for_one",
             Kind::Dynamic { .. } => "dynamic (simple_one_for_one)",
         };
-        let counts = state.children.counts();
+        let counts = self.children.counts();
         format!(
             "{kind}; {}; {} of {} children running",
-            state.budget, counts.active, counts.specs
+            self.budget, counts.active, counts.specs
         )
     }
 }
@@ -257,7 +239,7 @@ async fn start(
     }
 }
 
-impl State {
+impl SupervisorProcess {
     /// Flags, intensity used and children, in one answer.
     pub(crate) fn overview(&self) -> Overview {
         let (strategy, dynamic) = match self.kind {
