@@ -72,14 +72,22 @@ impl Tls {
         server_name: &str,
     ) -> Result<Self, TlsError> {
         let roots = Arc::new(roots);
-        let verifier = WebPkiClientVerifier::builder(roots.clone())
+        // Named, not left to rustls's process default: a program that also builds rustls
+        // with aws-lc (as ractor_cluster's dependencies do, unpatched) has two providers
+        // and no default.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| TlsError(format!("client verifier: {e}")))?;
-        let server = ServerConfig::builder()
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(format!("protocol versions: {e}")))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(|e| TlsError(format!("certificate and key: {e}")))?;
-        let client = ClientConfig::builder()
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(format!("protocol versions: {e}")))?
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key)
             .map_err(|e| TlsError(format!("client certificate: {e}")))?;

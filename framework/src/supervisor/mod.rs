@@ -70,6 +70,7 @@ pub use child::{
 pub use handle::{DynamicSupervisorRef, SupervisorRef};
 pub(crate) use intensity::RestartBudget;
 pub use partition::{partition_spec, start_partitioned, PartitionFlags, PartitionSupervisorRef};
+pub use report::restarted;
 
 use crate::{AnyServer, BoxError, CallError, StartError};
 

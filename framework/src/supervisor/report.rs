@@ -6,11 +6,12 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use ractor::ActorId;
 use tokio::sync::broadcast;
 
-use crate::ExitReason;
+use crate::{CallError, ExitReason, Named, Protocol, ServerRef};
 
 /// How many reports a slow listener may fall behind before it misses some (it is told
 /// how many it missed: `RecvError::Lagged`).
@@ -121,6 +122,55 @@ pub fn kept_and_subscribe() -> (Vec<Report>, broadcast::Receiver<Report>) {
         reports.kept.iter().cloned().collect(),
         reports.live.subscribe(),
     )
+}
+
+/// Waits until a supervisor has started a process other than `old` under `name` (it
+/// restarted the server), at most `within`, and returns it: how a program (or a test)
+/// waits for a restart without polling. Each supervisor report wakes it to look again;
+/// fails with [`CallError::Timeout`] if no new process came in time.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use otp::supervisor::{self, ChildSpec, SupervisorSpec};
+/// # use otp::{GenServer, Named};
+/// # otp::protocol! { pub Idle; }
+/// # struct Worker;
+/// # impl GenServer for Worker { type Protocol = Idle; }
+/// # #[tokio::main] async fn main() {
+/// let tree = SupervisorSpec {
+///     flags: Default::default(),
+///     children: vec![ChildSpec::worker("worker", |parent| parent.start_named("worker", Worker))],
+/// };
+/// let _top = tree.start().await.unwrap();
+/// let worker = Named::<Idle>::new("worker");
+/// let old = worker.resolve().unwrap();
+/// old.kill();
+/// let new = supervisor::restarted(&worker, old.id(), Duration::from_secs(5)).await.unwrap();
+/// assert_ne!(new.id(), old.id());
+/// # }
+/// ```
+pub async fn restarted<P: Protocol>(
+    name: &Named<P>,
+    old: ActorId,
+    within: Duration,
+) -> Result<ServerRef<P>, CallError> {
+    // Listening before looking: a start between the look and the wait is still heard.
+    let mut reports = subscribe();
+    let wait = async {
+        loop {
+            if let Ok(server) = name.resolve() {
+                if server.id() != old && server.is_alive() {
+                    return server;
+                }
+            }
+            // Any report may be the start (a name need not be its child's id); a lagged
+            // listener looks again too. Closed never happens: the sender is static.
+            let _ = reports.recv().await;
+        }
+    };
+    tokio::time::timeout(within, wait)
+        .await
+        .map_err(|_| CallError::Timeout(within))
 }
 
 /// Builds, keeps and sends a report only while someone listens or keeps: supervisors
