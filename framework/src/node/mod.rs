@@ -1,5 +1,6 @@
-//! Distribution: named nodes that connect over TCP, authenticate with a shared cookie, and
-//! call and cast each other's GenServers, on ractor_cluster's protocol.
+//! Distribution (feature `distribution`, on by default): named nodes that connect over
+//! TCP, authenticate with a shared cookie, and call and cast each other's GenServers, on
+//! ractor_cluster's protocol.
 //!
 //! | file | what |
 //! |---|---|
