@@ -199,6 +199,42 @@ pub fn no_calls(calls: Never, _: &mut ReplySlot<Never>) -> Never {
 /// info messages. With `Serialize` and `Deserialize` derived, and serde answers, the
 /// protocol crosses nodes (`Node::export`, `RemoteRef`).
 ///
+/// An answer of another type than the request declares does not compile:
+/// ```compile_fail,E0308
+/// # use otp::{Context, GenServer};
+/// otp::protocol! { pub Counter; calls CounterCall { Get -> u64 } }
+/// struct CounterServer;
+/// impl GenServer for CounterServer {
+///     type Protocol = Counter;
+///     async fn handle_call(&mut self, call: CounterCall<'_>, _: &Context<Self>) -> otp::Result {
+///         let CounterCall::Get(Get, caller) = call;
+///         Ok(caller.reply("forty-two")) // Get answers a u64
+///     }
+/// }
+/// ```
+/// nor does a request of another protocol, nor an info of another type:
+/// ```compile_fail,E0277
+/// # use otp::GenServer;
+/// otp::protocol! { pub Counter; calls CounterCall { Get -> u64 } infos u8; }
+/// otp::protocol! { pub Other; calls OtherCall { Ping -> () } }
+/// # struct CounterServer;
+/// # impl GenServer for CounterServer { type Protocol = Counter; }
+/// # async fn demo() {
+/// let counter = CounterServer.start().await.unwrap();
+/// let _ = counter.call(Ping).await; // not one of Counter's calls
+/// # }
+/// ```
+/// ```compile_fail,E0308
+/// # use otp::GenServer;
+/// otp::protocol! { pub Counter; calls CounterCall { Get -> u64 } infos u8; }
+/// # struct CounterServer;
+/// # impl GenServer for CounterServer { type Protocol = Counter; }
+/// # async fn demo() {
+/// let counter = CounterServer.start().await.unwrap();
+/// counter.send_info("tick"); // Counter's infos are u8
+/// # }
+/// ```
+///
 /// A server that serves a shared protocol and wants infos of its own declares a protocol
 /// that extends it: its handles take the same requests, and remote callers of the shared
 /// one reach it (JSON does not name the Rust type):
