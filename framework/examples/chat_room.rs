@@ -5,23 +5,24 @@
 
 use std::collections::BTreeMap;
 
-use otp::{Context, Flow, GenServer, Info, ServerRef};
+use otp::{Context, Flow, GenServer, Info, Never, ServerRef};
 
 otp::protocol! {
     /// The room.
     pub Room;
     calls RoomCall {
-        /// Joins as `nick`: answers who was there, or refuses a nick in use.
-        Join { nick: String, user: ServerRef<User> } -> Result<Vec<String>, NickTaken>,
+        /// Joins under a nick: answers who was there, or refuses a nick in use.
+        Join(String, ServerRef<User>) -> Result<Vec<String>, NickTaken>,
     }
     casts RoomCast {
-        Say { nick: String, text: String },
+        /// A nick says a line.
+        Say(String, String),
         Leave(String),
     }
 }
 
 otp::protocol! {
-    /// A member, as the room sees it.
+    /// A member, as the room sees it: it keeps what it is told.
     pub User;
     calls UserCall { Transcript -> Vec<String> }
     casts UserCast { Line(String) }
@@ -33,19 +34,17 @@ otp::protocol! {
 pub struct NickTaken(pub String);
 
 #[derive(Default)]
-struct RoomServer {
-    members: BTreeMap<String, ServerRef<User>>,
-}
+struct RoomServer(BTreeMap<String, ServerRef<User>>);
 
 impl RoomServer {
     fn tell_all(&self, line: String) {
-        for member in self.members.values() {
-            member.cast(Line(line.clone()));
-        }
+        self.0
+            .values()
+            .for_each(|user| user.cast(Line(line.clone())));
     }
 
     fn remove(&mut self, nick: &str, why: &str, me: &Context<Self>) {
-        if let Some(user) = self.members.remove(nick) {
+        if let Some(user) = self.0.remove(nick) {
             me.demonitor(&user);
             self.tell_all(format!("* {nick} left{why}"));
         }
@@ -56,28 +55,28 @@ impl GenServer for RoomServer {
     type Protocol = Room;
 
     async fn handle_call(&mut self, call: RoomCall<'_>, me: &Context<Self>) -> otp::Result {
-        let RoomCall::Join(Join { nick, user }, caller) = call;
-        if self.members.contains_key(&nick) {
+        let RoomCall::Join(Join(nick, user), caller) = call;
+        if self.0.contains_key(&nick) {
             return Ok(caller.reply(Err(NickTaken(nick))));
         }
-        let present = self.members.keys().cloned().collect();
+        let present = self.0.keys().cloned().collect();
         self.tell_all(format!("* {nick} joined"));
         me.monitor(&user);
-        self.members.insert(nick, user);
+        self.0.insert(nick, user);
         Ok(caller.reply(Ok(present)))
     }
 
     async fn handle_cast(&mut self, cast: RoomCast, me: &Context<Self>) -> otp::Result {
         match cast {
-            RoomCast::Say(Say { nick, text }) => self.tell_all(format!("<{nick}> {text}")),
+            RoomCast::Say(Say(nick, text)) => self.tell_all(format!("<{nick}> {text}")),
             RoomCast::Leave(Leave(nick)) => self.remove(&nick, "", me),
         }
         Ok(Flow::Continue)
     }
 
-    async fn handle_info(&mut self, info: Info<otp::gen_server::Never>, me: &Context<Self>) -> otp::Result {
+    async fn handle_info(&mut self, info: Info<Never>, me: &Context<Self>) -> otp::Result {
         if let Info::Down(down) = info {
-            let gone = self.members.iter().find(|(_, user)| user.id() == down.id);
+            let gone = self.0.iter().find(|(_, user)| user.id() == down.id);
             if let Some(nick) = gone.map(|(nick, _)| nick.clone()) {
                 self.remove(&nick, &format!(" ({})", down.reason), me);
             }
@@ -86,7 +85,6 @@ impl GenServer for RoomServer {
     }
 }
 
-/// A user keeps what it was told.
 #[derive(Default)]
 struct UserServer(Vec<String>);
 
@@ -109,24 +107,23 @@ impl GenServer for UserServer {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let room = RoomServer::default().start().await?;
     let mut users = BTreeMap::new();
-    for nick in ["alice", "bob", "carol"] {
+    for nick in ["alice", "bob", "carol", "bob"] {
         let user = UserServer::default().start().await?;
-        let join = Join { nick: nick.into(), user: user.clone() };
-        println!("{nick} joins; already there: {:?}", room.call(join).await??);
-        users.insert(nick, user);
+        match room.call(Join(nick.into(), user.clone())).await? {
+            Ok(present) => println!("{nick} joins; already there: {present:?}"),
+            Err(taken) => println!("refused: {taken}"),
+        }
+        users.entry(nick).or_insert(user);
     }
-    let impostor = UserServer::default().start().await?;
-    let refused = room.call(Join { nick: "bob".into(), user: impostor }).await?;
-    println!("a second bob: {refused:?}");
-
-    room.cast(Say { nick: "alice".into(), text: "hello, all".into() });
+    room.cast(Say("alice".into(), "hello, all".into()));
     room.cast(Leave("carol".into()));
     users["bob"].kill(); // bob's process dies: the room's monitor tells it
     users["bob"].wait_exit().await;
 
-    // The room has handled bob's exit before any later message (monitors come first),
-    // and it told alice before it answers this call.
-    room.call(Join { nick: "dave".into(), user: UserServer::default().start().await? }).await??;
+    // A monitor's news comes before any later message, so the room has told alice that
+    // bob left before it answers this call; and alice then has it before our call.
+    let dave = UserServer::default().start().await?;
+    room.call(Join("dave".into(), dave)).await??;
     println!("alice saw:");
     for line in users["alice"].call(Transcript).await? {
         println!("  {line}");

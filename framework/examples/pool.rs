@@ -110,7 +110,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let old = owner.resolve()?;
     old.kill();
     supervisor::restarted(owner, old.id(), Duration::from_secs(5)).await?;
-    println!("after {} crashed: key7 -> {:?}", owner.name(), pool.get("key7").await?);
+    println!(
+        "after {} crashed: key7 -> {:?}",
+        owner.name(),
+        pool.get("key7").await?
+    );
     let kept: usize = {
         let mut kept = 0;
         for worker in &pool.workers {

@@ -48,8 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pending.add(worker.send_request(Square(n)), n);
     }
     let mut sum = 0;
-    while let Collected::Answered(n, square) = pending.wait_response(Duration::from_secs(5)).await
-    {
+    while let Collected::Answered(n, square) = pending.wait_response(Duration::from_secs(5)).await {
         let square = square?;
         println!("{n}² = {square}");
         sum += square;
@@ -59,14 +58,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `sys`: the state as format_status shows it, counts, and the state itself.
     let first = &workers[0];
     let status = sys::get_status(first).await?;
-    println!("status: {} (handled {} messages)", status.state, status.statistics.handled);
+    println!(
+        "status: {} (handled {} messages)",
+        status.state, status.statistics.handled
+    );
     sys::replace_state::<SquarerServer>(first, |server| server.done = 100).await?;
-    println!("state now: {:?}", sys::get_state::<SquarerServer>(first).await?);
+    println!(
+        "state now: {:?}",
+        sys::get_state::<SquarerServer>(first).await?
+    );
 
     // Suspended, it holds calls until resumed, in order.
     sys::suspend(first).await?;
     let held = first.send_request(Square(9));
     sys::resume(first).await?;
-    println!("answered after resume: {}", held.receive_response(Duration::from_secs(5)).await?);
+    println!(
+        "answered after resume: {}",
+        held.receive_response(Duration::from_secs(5)).await?
+    );
     Ok(())
 }
