@@ -3,21 +3,24 @@
 //! ractor_cluster messages carry no sender identity: any node that knows the cookie can
 //! send anything to an exported server. So every request after joining carries a
 //! [`Token`] that the server issued to the *node* the nick joined from (delivered to that
-//! node's message handler only, see [`ToClient::Challenge`]), and that only the server can
-//! mint.
+//! node's message handler only, see [`Challenge`]), and that only the server can mint.
 //!
 //! # Nothing accepted is lost
 //! Each request a client makes has a number ([`Seq`]) in its client session. The server
-//! answers every one: [`ToClient::Ack`] once done (for a line said in a room: once the room
-//! has sent it to every member, with the line's place in the room), or
-//! [`ToClient::Refused`] with the reason. A client keeps what is unanswered and sends it
-//! again after any outage (a lost link, a restarted message server or room), so a line is
-//! never lost between client and room; it may then arrive twice, and receivers drop what
-//! they have already shown ([`ToClient::Said`] carries the sender's session and number).
-//! Rooms number their lines ([`Placed`]); each member reports how much it has read
-//! ([`ServerCast::Delivered`]), which bounds what the server holds for a slow reader.
+//! answers every one: [`Ack`] once done (for a line said in a room: once the room has sent
+//! it to every member, with the line's place in the room), or [`Refused`] with the reason.
+//! A client keeps what is unanswered and sends it again after any outage (a lost link, a
+//! restarted message server or room), so a line is never lost between client and room; it
+//! may then arrive twice, and receivers drop what they have already shown ([`Said`]
+//! carries the sender's session and number). Rooms number their lines ([`Placed`]); each
+//! member reports how much it has read ([`Delivered`]), which bounds what the server holds
+//! for a slow reader.
+//!
+//! # Messages and answers
+//! Each protocol ([`ChatServer`], [`ChatClient`]) is declared with `otp::protocol!`: every
+//! message is a struct of its own ([`Join`], [`Said`], ...), and every call has its own
+//! answer's type (a [`Join`] is answered `Result<(), NotJoined>`, a [`Quit`] `()`).
 
-use otp::Protocol;
 use serde::{Deserialize, Serialize};
 
 use crate::names::{Nick, Room};
@@ -34,28 +37,6 @@ pub const MESSAGE_HANDLER: &str = "message_handler";
 /// window, once): a person never has more than a few lines on their way.
 pub const WINDOW: usize = 8;
 
-/// What the message server answers: all a client needs to reach it (`RemoteRef<ChatServer>`),
-/// without the server's code.
-pub struct ChatServer;
-
-impl Protocol for ChatServer {
-    type Call = ServerCall;
-    type Reply = ServerReply;
-    type Cast = ServerCast;
-}
-
-/// What a client's message handler answers: all the server and its rooms need to reach
-/// it (`RemoteRef<ChatClient>`), without the client's code.
-pub struct ChatClient;
-
-impl Protocol for ChatClient {
-    /// The same messages as casts, for when the server must know they arrived (its
-    /// shutdown notice, sent before its connections close).
-    type Call = ToClient;
-    type Reply = ();
-    type Cast = ToClient;
-}
-
 /// A session's proof of identity: the nick and node it was issued for, and the server's
 /// MAC over both. Anyone may read it; nobody but the server can make one.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,9 +45,9 @@ pub struct Token {
     pub nick: Nick,
     /// The client node the nick joined from: the server delivers to that node only.
     pub node: String,
-    /// The client process's session (see [`ServerCall::Join`]): a message server that
-    /// restores a session from its token after a crash knows it, so the lines it then
-    /// passes on still name their sender's session.
+    /// The client process's session (see [`Join`]): a message server that restores a
+    /// session from its token after a crash knows it, so the lines it then passes on still
+    /// name their sender's session.
     pub session: u64,
     /// HMAC-SHA256 of `nick` and `node` under the server's key, hex.
     pub mac: String,
@@ -99,66 +80,70 @@ pub fn line_cost(from: &Nick, text: &str) -> u64 {
     (from.as_str().len() + text.len() + 48) as u64
 }
 
-/// Calls to the message server.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum ServerCall {
-    /// Join as `nick` from the client node `node`, into `room` (`None`: connected, in no
-    /// room, as after `/leave`). With a valid `resume` token (after a reconnect) the session continues;
-    /// otherwise the server sends a [`ToClient::Challenge`] to `node`'s message handler,
-    /// which answers with [`ServerCast::Confirm`].
-    Join {
-        nick: Nick,
-        node: String,
-        /// Random per client process: with [`Seq`], names each line for receivers to drop
-        /// what they have already shown.
-        session: u64,
-        room: Option<Room>,
-        resume: Option<Token>,
-    },
-    /// Leave the chat for good (`/quit`); answered once the room has been told.
-    Quit { token: Token },
+otp::protocol! {
+    /// What the message server answers: all a client needs to reach it
+    /// (`RemoteRef<ChatServer>`), without the server's code. Its casts are everything a
+    /// joined user does.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub ChatServer;
+    calls ServerCall {
+        /// Join as `nick` from the client node `node`, into `room` (`None`: connected, in
+        /// no room, as after `/leave`). `session` is random per client process: with
+        /// [`Seq`], it names each line for receivers to drop what they have already shown.
+        /// With a valid `resume` token (after a reconnect) the session continues; otherwise
+        /// the server sends a [`Challenge`] to `node`'s message handler, which answers with
+        /// [`Confirm`]. Accepted: a [`Joined`] (or first a challenge) follows.
+        Join {
+            nick: Nick,
+            node: String,
+            session: u64,
+            room: Option<Room>,
+            resume: Option<Token>,
+        } -> Result<(), NotJoined>,
+        /// Leave the chat for good (`/quit`); answered once the room has been told.
+        Quit { token: Token } -> (),
+    }
+    casts ServerCast {
+        /// The answer to a challenge: proves the joining node received the token.
+        Confirm { token: Token },
+        /// Request `seq` from the holder of `token`. `room` is where the client believes it
+        /// is; the server uses it only to restore a session it lost in a restart. `since` is
+        /// the client's oldest request not answered yet when this one was sent: everything
+        /// before it was handled. The server handles a client's requests in order, without
+        /// gaps: one that overtook requests lost in a crash is dropped and the client asked
+        /// to send again from the first missing one ([`Resend`]).
+        Submit {
+            token: Token,
+            room: Option<Room>,
+            seq: Seq,
+            since: Seq,
+            request: Request,
+        },
+        /// The holder of `token` has read `bytes` (by [`line_cost`]) of what `room`'s
+        /// incarnation `epoch` sent it since it entered.
+        Delivered {
+            token: Token,
+            room: Room,
+            epoch: u64,
+            bytes: u64,
+        },
+    }
 }
 
-/// The message server's answers.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum ServerReply {
-    /// Join accepted; a [`ToClient::Joined`] (or first a challenge) follows.
-    Accepted,
+/// Why a [`Join`] was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotJoined {
     /// Refused, and why.
     Refused(Refusal),
     /// This server does not see the joining node as connected yet (the two ends of a new
     /// connection learn of it at slightly different times): try again shortly.
     NotConnectedYet,
-    /// `Quit` done.
-    Bye,
 }
 
-/// Casts to the message server: everything a joined user does.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum ServerCast {
-    /// The answer to a challenge: proves the joining node received the token.
-    Confirm { token: Token },
-    /// A request from the holder of `token`. `room` is where the client believes it is;
-    /// the server uses it only to restore a session it lost in a restart.
-    Request {
-        token: Token,
-        room: Option<Room>,
-        seq: Seq,
-        /// The client's oldest request not answered yet when this one was sent:
-        /// everything before it was handled. The server handles a client's requests in
-        /// order, without gaps: one that overtook requests lost in a crash is dropped and
-        /// the client asked to send again from the first missing one ([`ToClient::Resend`]).
-        since: Seq,
-        request: Request,
-    },
-    /// The holder of `token` has read `bytes` (by [`line_cost`]) of what `room`'s
-    /// incarnation `epoch` sent it since it entered.
-    Delivered {
-        token: Token,
-        room: Room,
-        epoch: u64,
-        bytes: u64,
-    },
+impl From<Refusal> for NotJoined {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
 }
 
 /// What a user asks the server for.
@@ -178,54 +163,63 @@ pub enum Request {
     Rooms,
 }
 
-/// What the server sends a client's message handler.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ToClient {
-    /// Prove you are the node this join came from: send this token back.
-    Challenge { token: Token },
-    /// In `room` now, with these users; lines after `at` are yours to receive.
-    Joined {
-        room: Room,
-        users: Vec<Nick>,
-        at: Placed,
-    },
-    /// `from` said `text` in the room: the room's line `at`, the sender's request `sent`
-    /// in its session `session`.
-    Said {
-        from: Nick,
-        text: String,
-        at: Placed,
-        session: u64,
-        sent: Seq,
-    },
-    /// `from` said `text` to you only (its request `sent` in session `session`).
-    Private {
-        from: Nick,
-        text: String,
-        session: u64,
-        sent: Seq,
-    },
-    /// Request `seq` is done; a line said in a room is `placed` there.
-    Ack { seq: Seq, placed: Option<Placed> },
-    /// A room event (`**alice has joined**`) or an answer (`/users`, `/rooms`), to show.
-    Notice(String),
-    /// A request (`seq`, if it was one) was refused, and why.
-    Refused { seq: Option<Seq>, reason: Refusal },
-    /// The room restarted as incarnation `epoch`, with you in it: lines not acknowledged
-    /// yet may have been lost with its predecessor; send them again.
-    RoomRestarted { room: Room, epoch: u64 },
-    /// Requests from `from` on were lost (a crash) before later ones arrived: send every
-    /// unanswered request again, in order.
-    Resend { from: Seq },
-    /// The join was refused after the challenge (another node confirmed the nick first).
-    JoinRefused(Refusal),
-    /// Out of the room, still connected.
-    Left,
-    /// The server is shutting down.
-    ServerStopping,
-    /// The cluster's servers, where clients reach them (this one first): where to go if
-    /// this one is lost.
-    Servers(Vec<String>),
+otp::protocol! {
+    /// What a client's message handler answers: all the server and its rooms need to reach
+    /// it (`RemoteRef<ChatClient>`), without the client's code.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub ChatClient;
+    calls ClientCall {
+        /// The server is shutting down. A call, so that the server knows the notice
+        /// arrived before its connections close.
+        ServerStopping -> (),
+    }
+    casts ToClient {
+        /// Prove you are the node this join came from: send this token back.
+        Challenge { token: Token },
+        /// In `room` now, with these users; lines after `at` are yours to receive.
+        Joined {
+            room: Room,
+            users: Vec<Nick>,
+            at: Placed,
+        },
+        /// `from` said `text` in the room: the room's line `at`, the sender's request
+        /// `sent` in its session `session`.
+        Said {
+            from: Nick,
+            text: String,
+            at: Placed,
+            session: u64,
+            sent: Seq,
+        },
+        /// `from` said `text` to you only (its request `sent` in session `session`).
+        Private {
+            from: Nick,
+            text: String,
+            session: u64,
+            sent: Seq,
+        },
+        /// Request `seq` is done; a line said in a room is `placed` there.
+        Ack { seq: Seq, placed: Option<Placed> },
+        /// A room event (`**alice has joined**`) or an answer (`/users`, `/rooms`), to
+        /// show.
+        Notice(String),
+        /// A request (`seq`, if it was one) was refused, and why.
+        Refused { seq: Option<Seq>, reason: Refusal },
+        /// The room restarted as incarnation `epoch`, with you in it: lines not
+        /// acknowledged yet may have been lost with its predecessor; send them again.
+        RoomRestarted { room: Room, epoch: u64 },
+        /// Requests from `from` on were lost (a crash) before later ones arrived: send
+        /// every unanswered request again, in order.
+        Resend { from: Seq },
+        /// The join was refused after the challenge (another node confirmed the nick
+        /// first).
+        JoinRefused(Refusal),
+        /// Out of the room, still connected.
+        Left,
+        /// The cluster's servers, where clients reach them (this one first): where to go
+        /// if this one is lost.
+        Servers(Vec<String>),
+    }
 }
 
 /// Why the server refused a join or a request. Programs (and tests) match the variant or

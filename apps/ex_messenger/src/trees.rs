@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use otp::gen_server::Start;
 use otp::node::{Node, NodeConfig};
 use otp::spec::Registry;
 use otp::supervisor::{ChildSpec, ChildType, SupervisorRef};
@@ -18,27 +19,28 @@ pub struct BuiltIn {
     pub path: &'static str,
 }
 
-/// Start names `node` (this process's node, with `config`) and `start` (`server`,
-/// registered as `registered`, started with `args` on every (re)start).
-pub fn registry<G>(
+/// Start names `node` (this process's node, with `config`) and `start` (the server
+/// `server(args)` builds on every (re)start, such as `MessageServer::with_args`,
+/// registered as `registered`).
+pub fn registry<G, A>(
     config: NodeConfig,
     start: &str,
     registered: &'static str,
-    server: G,
-    args: G::Args,
+    server: fn(A) -> Start<G>,
+    args: A,
 ) -> Registry
 where
-    G: GenServer + Clone,
-    G::Args: Clone + Sync,
+    G: GenServer,
+    A: Clone + Send + Sync + 'static,
 {
     let mut registry = Registry::new();
     registry.child("node", ChildType::Worker, move |id, (): (), _name| {
         Node::child_spec(id, config.clone())
     });
     registry.child(start, ChildType::Worker, move |id, (): (), _name| {
-        let (server, args) = (server.clone(), args.clone());
+        let args = args.clone();
         ChildSpec::worker(id, move |parent| {
-            parent.start_named(registered, server.clone(), args.clone())
+            parent.start_named(registered, server(args.clone()))
         })
     });
     registry

@@ -176,7 +176,11 @@ pub fn no_calls(calls: Never, _: &mut ReplySlot<Never>) -> Never {
 ///     }
 ///     casts CacheCast {
 ///         /// Stores a value under a key.
-///         Put { key: String, value: String },
+///         Put {
+///             key: String,
+///             /// Replaces what the key held.
+///             value: String,
+///         },
 ///     }
 /// }
 /// ```
@@ -320,7 +324,7 @@ macro_rules! __protocol_calls {
                 $(#[$meta:meta])*
                 $call:ident
                 $( ( $($field:ty),* $(,)? ) )?
-                $( { $($field_name:ident : $named:ty),* $(,)? } )?
+                $( { $($(#[$field_meta:meta])* $field_name:ident : $named:ty),* $(,)? } )?
                 -> $reply:ty
             ),* $(,)?
         }
@@ -328,7 +332,7 @@ macro_rules! __protocol_calls {
         $(
             $crate::__message! {
                 $derives [$($meta)*]
-                $vis $call $( ( $($field),* ) )? $( { $($field_name : $named),* } )?
+                $vis $call $( ( $($field),* ) )? $( { $($(#[$field_meta])* $field_name : $named),* } )?
             }
         )*
 
@@ -428,14 +432,14 @@ macro_rules! __protocol_casts {
                 $(#[$meta:meta])*
                 $cast:ident
                 $( ( $($field:ty),* $(,)? ) )?
-                $( { $($field_name:ident : $named:ty),* $(,)? } )?
+                $( { $($(#[$field_meta:meta])* $field_name:ident : $named:ty),* $(,)? } )?
             ),* $(,)?
         }
     ) => {
         $(
             $crate::__message! {
                 $derives [$($meta)*]
-                $vis $cast $( ( $($field),* ) )? $( { $($field_name : $named),* } )?
+                $vis $cast $( ( $($field),* ) )? $( { $($(#[$field_meta])* $field_name : $named),* } )?
             }
         )*
 
@@ -468,8 +472,8 @@ macro_rules! __message {
     ($derives:tt [$($meta:meta)*] $vis:vis $name:ident ( $($field:ty),* )) => {
         #[derive $derives] $(#[$meta])* $vis struct $name($(pub $field),*);
     };
-    ($derives:tt [$($meta:meta)*] $vis:vis $name:ident { $($field:ident : $ty:ty),* }) => {
-        #[derive $derives] $(#[$meta])* $vis struct $name { $(pub $field: $ty),* }
+    ($derives:tt [$($meta:meta)*] $vis:vis $name:ident { $($(#[$field_meta:meta])* $field:ident : $ty:ty),* }) => {
+        #[derive $derives] $(#[$meta])* $vis struct $name { $($(#[$field_meta])* pub $field: $ty),* }
     };
 }
 
@@ -477,6 +481,10 @@ macro_rules! __message {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __protocol_or {
-    ($given:ty | $default:ty) => { $given };
-    (| $default:ty) => { $default };
+    ($given:ty | $default:ty) => {
+        $given
+    };
+    (| $default:ty) => {
+        $default
+    };
 }

@@ -261,7 +261,8 @@ impl Init<NodeConfig> for NodeProcess {
             unique: true,
             peers: super::scope::Peers::All,
         };
-        let names = super::scope::ScopeServer::with_args((super::global::GLOBAL.to_owned(), options));
+        let names =
+            super::scope::ScopeServer::with_args((super::global::GLOBAL.to_owned(), options));
         let global = crate::gen_server::spawn(names, Some(global), Some(under_me))
             .await?
             .id();
@@ -301,17 +302,15 @@ impl Init<NodeConfig> for NodeProcess {
             global,
         })
     }
-
 }
 
 impl GenServer for NodeProcess {
     type Protocol = Kernel;
 
     async fn handle_call(&mut self, call: KernelCall<'_>, me: &Context<Self>) -> crate::Result {
-        let state = self;
         match call {
             KernelCall::DialedPeer(DialedPeer(address), answer) => {
-                let peer = state
+                let peer = self
                     .sessions
                     .values()
                     .filter(|s| s.ready && s.dialed == Some(address))
@@ -319,8 +318,8 @@ impl GenServer for NodeProcess {
                 answer.reply(peer);
             }
             KernelCall::ClosedLately(ClosedLately(address), answer) => {
-                let window = state.config.auth_timeout;
-                let lately = state
+                let window = self.config.auth_timeout;
+                let lately = self
                     .closed_lately
                     .get(&address)
                     .is_some_and(|closed| closed.elapsed() < window);
@@ -333,7 +332,7 @@ impl GenServer for NodeProcess {
                     stream,
                     is_server: false,
                 };
-                if state.node_server.cast(opened).is_err() {
+                if self.node_server.cast(opened).is_err() {
                     answer.reply(Err(ConnectError::NodeStopping));
                 } else {
                     let dialing = Dialing {
@@ -341,37 +340,37 @@ impl GenServer for NodeProcess {
                         address,
                         link,
                     };
-                    state.pending.insert(label, dialing);
+                    self.pending.insert(label, dialing);
                 }
             }
-            KernelCall::Peers(_, answer) => _ = answer.reply(state.peers()),
-            KernelCall::Links(_, answer) => _ = answer.reply(state.links()),
+            KernelCall::Peers(_, answer) => _ = answer.reply(self.peers()),
+            KernelCall::Links(_, answer) => _ = answer.reply(self.links()),
             // Answered once the session is ready, so that a link refused as a second one
             // under a connected node's name is never named (and never taken for that node).
             KernelCall::PeerName(PeerName(node_id), answer) => {
-                let session = state.sessions.values().find(|s| s.info.node_id == node_id);
+                let session = self.sessions.values().find(|s| s.info.node_id == node_id);
                 match session {
                     Some(session) if session.ready => {
                         answer.reply(session.peer().map(str::to_owned));
                     }
-                    Some(_) => state.naming.push((node_id, answer.take())),
+                    Some(_) => self.naming.push((node_id, answer.take())),
                     None => _ = answer.reply(None),
                 }
             }
             KernelCall::Whoami(_, answer) => {
-                let config = Box::new(state.config.clone());
-                answer.reply((state.full_name.clone(), state.address, config));
+                let config = Box::new(self.config.clone());
+                answer.reply((self.full_name.clone(), self.address, config));
             }
             // Already exported: the endpoint forwards by name, so it already reaches a
             // restarted server; replacing it would end remote monitors for nothing. With
             // other options it is refused rather than silently kept as it was.
             KernelCall::Export(Export(name, options, _), answer)
-                if state
+                if self
                     .exports
                     .get(&name)
                     .is_some_and(|e| e.endpoint.get_status() < ractor::ActorStatus::Stopping) =>
             {
-                let same = state.exports.get(&name).map(|e| e.options) == Some(options);
+                let same = self.exports.get(&name).map(|e| e.options) == Some(options);
                 answer.reply(if same {
                     Ok(())
                 } else {
@@ -382,7 +381,7 @@ impl GenServer for NodeProcess {
                 let outcome = match start(me.cell()).await {
                     Ok(endpoint) => {
                         let exported = Exported { endpoint, options };
-                        if let Some(old) = state.exports.insert(name, exported) {
+                        if let Some(old) = self.exports.insert(name, exported) {
                             old.endpoint.stop(None);
                         }
                         Ok(())
@@ -393,7 +392,7 @@ impl GenServer for NodeProcess {
             }
             KernelCall::Disconnect(Disconnect(peer), answer) => {
                 let mut found = false;
-                for session in state.sessions.values_mut() {
+                for session in self.sessions.values_mut() {
                     if session.peer() == Some(peer.as_str()) {
                         found = true;
                         session.close(ConnectError::Closed);
@@ -406,8 +405,8 @@ impl GenServer for NodeProcess {
             }
             KernelCall::TakeCensus(_, answer) => {
                 answer.reply(Census {
-                    peers: state.peers().len(),
-                    sessions: state.sessions.len(),
+                    peers: self.peers().len(),
+                    sessions: self.sessions.len(),
                     remote_monitors: super::remote::REMOTE_MONITORS
                         .load(std::sync::atomic::Ordering::Relaxed),
                     links: Link::count(),
@@ -415,10 +414,10 @@ impl GenServer for NodeProcess {
             }
             KernelCall::Watch(Watch(watcher), answer) => {
                 // A new watcher learns which nodes are up now, as if they had just come up.
-                for (peer, _) in state.peers() {
+                for (peer, _) in self.peers() {
                     watcher(NodeEvent::Up(peer));
                 }
-                state.watchers.push(watcher);
+                self.watchers.push(watcher);
                 answer.reply(());
             }
         }
@@ -426,23 +425,22 @@ impl GenServer for NodeProcess {
     }
 
     async fn handle_info(&mut self, message: Info<Event>, me: &Context<Self>) -> crate::Result {
-        let state = self;
         match message {
-            Info::Message(event) => state.session_event(me, event),
-            Info::Exit(exit) if exit.id == state.node_server.get_id() => {
+            Info::Message(event) => self.session_event(me, event),
+            Info::Exit(exit) if exit.id == self.node_server.get_id() => {
                 return Ok(Flow::Stop(ExitReason::error(format!(
                     "the cluster node server exited: {}",
                     exit.reason
                 ))));
             }
-            Info::Exit(exit) if exit.id == state.global => {
+            Info::Exit(exit) if exit.id == self.global => {
                 return Ok(Flow::Stop(ExitReason::error(format!(
                     "the global name table exited: {}",
                     exit.reason
                 ))));
             }
             Info::Exit(exit) => {
-                state.exports.retain(|name, exported| {
+                self.exports.retain(|name, exported| {
                     let gone = exported.endpoint.get_id() == exit.id;
                     if gone {
                         tracing::error!(server = %name, reason = %exit.reason, "remote endpoint exited; no longer exported");
@@ -456,26 +454,25 @@ impl GenServer for NodeProcess {
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _me: &Context<Self>) {
-        let state = self;
-        state.accept.abort();
-        state.admission.flush_log_now();
-        for (name, Exported { endpoint, .. }) in state.exports.drain() {
+        self.accept.abort();
+        self.admission.flush_log_now();
+        for (name, Exported { endpoint, .. }) in self.exports.drain() {
             ractor::pg::leave(super::remote::group_of(&name), vec![endpoint.clone()]);
             endpoint.stop(None);
         }
-        for (_, dialing) in state.pending.drain() {
+        for (_, dialing) in self.pending.drain() {
             dialing.from.reply(Err(ConnectError::NodeStopping));
         }
         // The peers' processes mirrored here. ractor_cluster numbers a node's links from 0,
         // so a node started next in this process gives its mirrors the same ids: these,
         // killed with their links but left to end in their own time, would then take the
         // new ones out of their groups as they go. Waited for, they are gone first.
-        let mirrors: Vec<_> = state
+        let mirrors: Vec<_> = self
             .sessions
             .values()
             .flat_map(|session| session.info.actor.get_children())
             .collect();
-        let _ = state
+        let _ = self
             .node_server
             .stop_and_wait(None, Some(Duration::from_secs(5)))
             .await;
@@ -485,7 +482,7 @@ impl GenServer for NodeProcess {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), ended).await;
-        tracing::info!(node = %state.full_name, %reason, "node stopped");
+        tracing::info!(node = %self.full_name, %reason, "node stopped");
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::gen_server::Start;
 use crate::supervisor::{ChildSpec, ChildType, Supervisor};
 use crate::GenServer;
 
@@ -19,13 +20,22 @@ type Build =
 /// before anything starts.
 ///
 /// ```
-/// # use otp::GenServer;
+/// # use otp::{Context, GenServer};
+/// # use otp::gen_server::Init;
 /// # otp::protocol! { pub Idle; }
 /// struct Counter(u64);
 /// # impl GenServer for Counter { type Protocol = Idle; }
+/// struct Room { name: String }
+/// # impl GenServer for Room { type Protocol = Idle; }
+/// impl Init<String> for Room {
+///     async fn init(name: String, _: &Context<Self>) -> otp::Result<Self> {
+///         Ok(Room { name })
+///     }
+/// }
 /// let mut registry = otp::spec::Registry::new();
 /// registry.gen_server("counter", Counter); // a file's "args": 7 starts Counter(7)
-/// assert_eq!(registry.names().collect::<Vec<_>>(), ["counter"]);
+/// registry.gen_server("room", Room::with_args); // "args": "lobby" builds a Room in its process
+/// assert_eq!(registry.names().collect::<Vec<_>>(), ["counter", "room"]);
 /// ```
 #[derive(Default)]
 pub struct Registry {
@@ -44,19 +54,22 @@ impl Registry {
     }
 
     /// Registers a GenServer: `build` makes the server from a file's `args` (deserialized
-    /// into `A`) for its first start and every restart. A tuple struct's name is such a
-    /// function (`registry.gen_server("counter", Counter)` for `struct Counter(u64)`).
-    pub fn gen_server<A, G, F>(&mut self, start: &str, build: F) -> &mut Self
+    /// into `A`) for its first start and every restart: its value (a tuple struct's name is
+    /// such a function: `registry.gen_server("counter", Counter)` for `struct
+    /// Counter(u64)`), or what its [`Init`](crate::gen_server::Init) builds it from
+    /// (`registry.gen_server("room", Room::with_args)`).
+    pub fn gen_server<A, G, S, F>(&mut self, start: &str, build: F) -> &mut Self
     where
         A: DeserializeOwned + Clone + Send + Sync + 'static,
         G: GenServer,
-        F: Fn(A) -> G + Clone + Send + Sync + 'static,
+        S: Into<Start<G>>,
+        F: Fn(A) -> S + Clone + Send + Sync + 'static,
     {
         let build = move |id: &str, args: Value, name: Option<String>| {
             let args: A = deserialize_args(args)?;
             let build = build.clone();
             Ok(ChildSpec::worker(id, move |parent| {
-                let server = build(args.clone());
+                let server: Start<G> = build(args.clone()).into();
                 let name = name.clone();
                 async move {
                     match name {

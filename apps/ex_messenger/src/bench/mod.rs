@@ -21,9 +21,9 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::cli::{BenchArgs, BenchClientArgs};
-use crate::client::{HandlerArgs, HandlerInfo, Output, Session, Trace};
+use crate::client::{HandlerArgs, HandlerInfo, LocalChatClient, Output, Session, Trace};
 use crate::names::Nick;
-use crate::protocol::{ChatClient, Request, MESSAGE_HANDLER};
+use crate::protocol::{Request, MESSAGE_HANDLER};
 
 /// Clients started at once: below the server's cap on connections still authenticating.
 const WAVE: usize = 32;
@@ -528,7 +528,7 @@ pub async fn client(args: BenchClientArgs) -> anyhow::Result<()> {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while stdin.next_line().await?.as_deref() != Some("GO") {}
 
-    let handler = ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER).context("no handler")?;
+    let handler = ServerRef::<LocalChatClient>::whereis(MESSAGE_HANDLER).context("no handler")?;
     let first_sent = now_nanos();
     let sender = {
         let (messages, rate, size) = (args.messages, args.rate, args.size);

@@ -11,19 +11,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use otp::gen_server::Init;
 use otp::node::{Node, RemoteRef};
-use otp::{
-    ActorId, BoxError, CallError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo,
-};
+use otp::{ActorId, CallError, Context, ExitReason, Flow, GenServer, Info};
 use tokio::sync::{mpsc, oneshot};
 
 use super::inbox::{Channel, Inbox};
 use super::outbox::{Full, Outbox};
 use crate::names::{Nick, Room};
-use crate::protocol::{ChatClient, ChatServer, MESSAGE_HANDLER, MESSAGE_SERVER};
-use crate::protocol::{
-    Placed, Refusal, Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token,
-};
+use crate::protocol::{Ack, Challenge, JoinRefused, Joined, Left, Notice, Private, Refused};
+use crate::protocol::{ChatClient, ChatServer, ClientCall, MESSAGE_HANDLER, MESSAGE_SERVER};
+use crate::protocol::{Confirm, Delivered, Join, NotJoined, Quit, ServerStopping, Submit};
+use crate::protocol::{Placed, Refusal, Request, Seq, Token};
+use crate::protocol::{Resend, RoomRestarted, Said, Servers, ToClient};
 use crate::sanitize::clean;
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
@@ -123,6 +123,13 @@ pub struct HandlerArgs {
     pub trace: Option<mpsc::UnboundedSender<Trace>>,
 }
 
+otp::protocol! {
+    /// The message handler as the client's own processes reach it: what the server sends
+    /// it ([`ChatClient`]), and what the terminal and its own timers tell it
+    /// ([`HandlerInfo`]).
+    pub LocalChatClient: ChatClient { infos HandlerInfo; }
+}
+
 /// Local messages: from the terminal and from the handler's own timers.
 pub enum HandlerInfo {
     /// (Re)connect and join now.
@@ -151,8 +158,8 @@ enum Phase {
     Quitting,
 }
 
-/// The handler's state.
-pub struct HandlerState {
+/// The message handler: the connection, and where it stands.
+pub struct MessageHandler {
     args: HandlerArgs,
     node: Node,
     /// The servers to reach: those given, then those the cluster told of. The one at
@@ -184,19 +191,10 @@ pub struct HandlerState {
     last_answer: Instant,
 }
 
-/// The behaviour.
-#[derive(Clone)]
-pub struct MessageHandler;
-
-impl GenServer for MessageHandler {
-    type Protocol = ChatClient;
-    type Args = HandlerArgs;
-    type State = HandlerState;
-    type Info = HandlerInfo;
-
-    async fn init(&self, me: &Context<Self>, args: HandlerArgs) -> Result<HandlerState, BoxError> {
+impl Init<HandlerArgs> for MessageHandler {
+    async fn init(args: HandlerArgs, me: &Context<Self>) -> otp::Result<Self> {
         let node = Node::local().await?;
-        node.export::<ChatClient>(MESSAGE_HANDLER).await?;
+        node.export::<LocalChatClient>(MESSAGE_HANDLER).await?;
         me.send_info(HandlerInfo::Connect);
         me.send_interval(CHECK_EVERY, || HandlerInfo::Check);
         let servers = args
@@ -205,7 +203,7 @@ impl GenServer for MessageHandler {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect();
-        Ok(HandlerState {
+        Ok(MessageHandler {
             args,
             node,
             servers,
@@ -224,131 +222,117 @@ impl GenServer for MessageHandler {
             last_answer: Instant::now(),
         })
     }
+}
 
-    async fn handle_call(
-        &self,
-        me: &Context<Self>,
-        message: ToClient,
-        _from: &mut ReplyTo<()>,
-        state: &mut HandlerState,
-    ) -> Result<CallResponse<()>, BoxError> {
-        self.handle_cast(me, message, state).await?;
-        Ok(CallResponse::Reply(()))
+impl GenServer for MessageHandler {
+    type Protocol = LocalChatClient;
+
+    async fn handle_call(&mut self, call: ClientCall<'_>, me: &Context<Self>) -> otp::Result {
+        let ClientCall::ServerStopping(ServerStopping, caller) = call;
+        if self.phase != Phase::Quitting {
+            self.lost(me, "the server is shutting down".into());
+        }
+        Ok(caller.reply(()))
     }
 
-    async fn handle_cast(
-        &self,
-        me: &Context<Self>,
-        message: ToClient,
-        state: &mut HandlerState,
-    ) -> Result<Flow, BoxError> {
-        if state.phase == Phase::Quitting {
+    async fn handle_cast(&mut self, cast: ToClient, _me: &Context<Self>) -> otp::Result {
+        if self.phase == Phase::Quitting {
             return Ok(Flow::Continue);
         }
-        match message {
-            ToClient::Challenge { token } => state.challenged(token),
-            ToClient::Joined { room, users, at } => state.joined(room, users, at),
-            ToClient::Said {
-                from,
-                text,
-                at,
-                session,
-                sent,
-            } => state.said(from, text, at, session, sent),
-            ToClient::Private {
+        match cast {
+            ToClient::Challenge(Challenge { token }) => self.challenged(token),
+            ToClient::Joined(Joined { room, users, at }) => self.joined(room, users, at),
+            ToClient::Said(said) => self.said(said),
+            ToClient::Private(Private {
                 from,
                 text,
                 session,
                 sent,
-            } => {
-                if state
+            }) => {
+                if self
                     .session()
                     .inbox
                     .is_new(Channel::Private, &from, session, sent)
                 {
-                    state.show(format!("{} (private): {}", from.as_str(), clean(&text)));
+                    self.show(format!("{} (private): {}", from.as_str(), clean(&text)));
                 }
             }
-            ToClient::Ack { seq, placed } => state.answered(seq, Ok(placed)),
-            ToClient::Refused {
+            ToClient::Ack(Ack { seq, placed }) => self.answered(seq, Ok(placed)),
+            ToClient::Refused(Refused {
                 seq: Some(seq),
                 reason,
-            } => state.answered(seq, Err(reason)),
-            ToClient::Refused { seq: None, reason } => state.show(clean(&reason.to_string())),
-            ToClient::Notice(text) => state.show(clean(&text)),
-            ToClient::Resend { from } => {
-                tracing::info!(from, "the server lost requests; sending again");
-                state.session().outbox.resend();
-                state.pump();
+            }) => self.answered(seq, Err(reason)),
+            ToClient::Refused(Refused { seq: None, reason }) => {
+                self.show(clean(&reason.to_string()))
             }
-            ToClient::RoomRestarted { room, epoch } => {
-                state.trace(Trace::Restarted {
+            ToClient::Notice(Notice(text)) => self.show(clean(&text)),
+            ToClient::Resend(Resend { from }) => {
+                tracing::info!(from, "the server lost requests; sending again");
+                self.session().outbox.resend();
+                self.pump();
+            }
+            ToClient::RoomRestarted(RoomRestarted { room, epoch }) => {
+                self.trace(Trace::Restarted {
                     room: room.clone(),
                     epoch,
                 });
-                let mut session = state.session();
+                let mut session = self.session();
                 session.inbox.entered(&room, epoch);
                 // Lines the old room had not placed yet went with it: send them again.
                 session.outbox.resend();
                 drop(session);
-                state.pump();
+                self.pump();
             }
             // A nick lost when servers that were apart met again ends the session.
-            ToClient::JoinRefused(reason @ Refusal::NickLost { .. }) => {
+            ToClient::JoinRefused(JoinRefused(reason @ Refusal::NickLost { .. })) => {
                 let reason = clean(&reason.to_string());
-                return Ok(state.fatal(format!("Disconnected, reason: {reason}")));
+                return Ok(self.fatal(format!("Disconnected, reason: {reason}")));
             }
-            ToClient::JoinRefused(reason) if state.phase == Phase::Joining => {
+            ToClient::JoinRefused(JoinRefused(reason)) if self.phase == Phase::Joining => {
                 let reason = clean(&reason.to_string());
-                return Ok(state.fatal(format!("Could not join chatroom, reason: {reason}")));
+                return Ok(self.fatal(format!("Could not join chatroom, reason: {reason}")));
             }
             ToClient::JoinRefused(_) => {}
-            ToClient::Left => {
-                state.session().room = None;
-                state.show(
+            ToClient::Left(Left) => {
+                self.session().room = None;
+                self.show(
                     "You have exited the chatroom, you can rejoin with /join or quit with /quit"
                         .into(),
                 );
             }
-            ToClient::ServerStopping => state.lost(me, "the server is shutting down".into()),
-            ToClient::Servers(servers) => state.servers_told(servers),
+            ToClient::Servers(Servers(servers)) => self.servers_told(servers),
         }
         Ok(Flow::Continue)
     }
 
-    async fn handle_info(
-        &self,
-        me: &Context<Self>,
-        info: Info<HandlerInfo>,
-        state: &mut HandlerState,
-    ) -> Result<Flow, BoxError> {
+    async fn handle_info(&mut self, info: Info<HandlerInfo>, me: &Context<Self>) -> otp::Result {
         match info {
-            Info::Message(HandlerInfo::Connect) => return Ok(state.connect(me).await),
+            Info::Message(HandlerInfo::Connect) => return Ok(self.connect(me).await),
             Info::Message(HandlerInfo::JoinTimeout(attempt))
-                if state.phase == Phase::Joining && attempt == state.attempts =>
+                if self.phase == Phase::Joining && attempt == self.attempts =>
             {
                 tracing::info!("join not completed in time; joining again");
-                state.phase = Phase::Connecting;
-                return Ok(state.connect(me).await);
+                self.phase = Phase::Connecting;
+                return Ok(self.connect(me).await);
             }
-            Info::Message(HandlerInfo::Input(request)) => state.input(request),
-            Info::Message(HandlerInfo::Check) => state.check_stuck(),
+            Info::Message(HandlerInfo::Input(request)) => self.input(request),
+            Info::Message(HandlerInfo::Check) => self.check_stuck(),
             Info::Message(HandlerInfo::Quit(done)) => {
-                state.quit().await;
+                self.quit().await;
                 let _ = done.send(());
                 return Ok(Flow::Stop(ExitReason::Normal));
             }
-            Info::Down(exit) if Some(exit.id) == state.watching => {
-                state.watching = None;
+            Info::Down(exit) if Some(exit.id) == self.watching => {
+                self.watching = None;
                 match exit.reason {
                     // The message server crashed or restarted; its node is still there.
                     ExitReason::Error(_) | ExitReason::Killed | ExitReason::NoProc => {
                         tracing::info!(reason = %exit.reason, "message server restarted; rejoining");
-                        state.quiet = state.phase == Phase::Joined;
-                        state.phase = Phase::Connecting;
+                        self.quiet = self.phase == Phase::Joined;
+                        self.phase = Phase::Connecting;
                         me.send_after(Duration::from_millis(20), HandlerInfo::Connect);
                     }
-                    reason => state.lost(me, reason.to_string()),
+                    reason => self.lost(me, reason.to_string()),
                 }
             }
             _ => {}
@@ -357,7 +341,7 @@ impl GenServer for MessageHandler {
     }
 }
 
-impl HandlerState {
+impl MessageHandler {
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {
         self.args.session.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -378,7 +362,7 @@ impl HandlerState {
     }
 
     /// Connects and sends the join; on failure retries with backoff (or gives up).
-    async fn connect(&mut self, me: &Context<MessageHandler>) -> Flow {
+    async fn connect(&mut self, me: &Context<Self>) -> Flow {
         if self.phase != Phase::Connecting {
             return Flow::Continue;
         }
@@ -422,7 +406,7 @@ impl HandlerState {
             let session = self.session();
             (session.room.clone(), session.token.clone())
         };
-        let join = ServerCall::Join {
+        let join = Join {
             nick: self.args.nick.clone(),
             node: self.node.name().to_owned(),
             session: self.session().id,
@@ -430,7 +414,7 @@ impl HandlerState {
             resume,
         };
         match remote.call(join).await {
-            Ok(ServerReply::Accepted) => {
+            Ok(Ok(())) => {
                 self.watching = remote.monitor(me).ok();
                 self.server = Some(remote);
                 self.phase = Phase::Joining;
@@ -439,20 +423,17 @@ impl HandlerState {
                 Flow::Continue
             }
             // Busy is for now: try again, as after any other passing trouble.
-            Ok(ServerReply::Refused(Refusal::ServerBusy)) => {
+            Ok(Err(NotJoined::Refused(Refusal::ServerBusy))) => {
                 self.retry(me, Refusal::ServerBusy.to_string())
             }
-            Ok(ServerReply::Refused(reason)) => self.fatal(format!(
+            Ok(Err(NotJoined::Refused(reason))) => self.fatal(format!(
                 "Could not join chatroom, reason: {}",
                 clean(&reason.to_string())
             )),
-            Ok(ServerReply::NotConnectedYet) => {
+            Ok(Err(NotJoined::NotConnectedYet)) => {
                 // Our end saw the connection complete before the server's end did.
                 me.send_after(Duration::from_millis(20), HandlerInfo::Connect);
                 Flow::Continue
-            }
-            Ok(ServerReply::Bye) => {
-                self.fatal("Could not join chatroom, reason: unexpected answer".into())
             }
             Err(CallError::NoProc) => self.retry(me, "the message server is restarting".into()),
             Err(error) if first => self.fatal(format!("Could not join chatroom, reason: {error}")),
@@ -465,7 +446,7 @@ impl HandlerState {
         self.at = (self.at + 1) % self.servers.len().max(1);
     }
 
-    fn connect_now(&mut self, me: &Context<MessageHandler>) -> Flow {
+    fn connect_now(&mut self, me: &Context<Self>) -> Flow {
         me.send_info(HandlerInfo::Connect);
         Flow::Continue
     }
@@ -483,7 +464,7 @@ impl HandlerState {
     }
 
     /// Tries again later, or gives up once the server has been gone too long.
-    fn retry(&mut self, me: &Context<MessageHandler>, why: String) -> Flow {
+    fn retry(&mut self, me: &Context<Self>, why: String) -> Flow {
         let since = *self.down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.args.give_up_after {
             return self.fatal(format!(
@@ -499,7 +480,7 @@ impl HandlerState {
     }
 
     /// The server went away: say so once, then reconnect.
-    fn lost(&mut self, me: &Context<MessageHandler>, reason: String) {
+    fn lost(&mut self, me: &Context<Self>, reason: String) {
         if self.phase == Phase::Connecting && self.down_since.is_some() {
             return;
         }
@@ -520,7 +501,7 @@ impl HandlerState {
         let (true, Phase::Joining, Some(server)) = (mine, self.phase, self.server.as_ref()) else {
             return tracing::warn!(?token, "unexpected challenge; ignored");
         };
-        server.cast(ServerCast::Confirm {
+        server.cast(Confirm {
             token: token.clone(),
         });
         self.session().token = Some(token);
@@ -616,7 +597,7 @@ impl HandlerState {
         let room = session.room.clone();
         let since = session.outbox.oldest().unwrap_or_default();
         for (seq, request) in session.outbox.take_sendable() {
-            server.cast(ServerCast::Request {
+            server.cast(Submit {
                 token: token.clone(),
                 room: room.clone(),
                 seq,
@@ -671,7 +652,16 @@ impl HandlerState {
     }
 
     /// A room line: shown once, counted, and what has been read reported when due.
-    fn said(&mut self, from: Nick, text: String, at: Placed, sender: u64, sent: Seq) {
+    fn said(
+        &mut self,
+        Said {
+            from,
+            text,
+            at,
+            session: sender,
+            sent,
+        }: Said,
+    ) {
         let (new, report, token) = {
             let mut session = self.session();
             let new = session.inbox.is_new(Channel::Room, &from, sender, sent);
@@ -689,7 +679,7 @@ impl HandlerState {
             self.show(format!("{}: {}", from.as_str(), clean(&text)));
         }
         if let (Some(report), Some(server), Some(token)) = (report, &self.server, token) {
-            server.cast(ServerCast::Delivered {
+            server.cast(Delivered {
                 token,
                 room: report.room,
                 epoch: report.epoch,
@@ -702,7 +692,7 @@ impl HandlerState {
         self.phase = Phase::Quitting;
         let token = self.session().token.clone();
         if let (Some(server), Some(token)) = (&self.server, token) {
-            let bye = server.call_timeout(ServerCall::Quit { token }, Duration::from_secs(2));
+            let bye = server.call_timeout(Quit { token }, Duration::from_secs(2));
             if let Err(error) = bye.await {
                 tracing::info!(%error, "the server did not acknowledge the quit");
             }

@@ -17,18 +17,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use otp::gen_server::Init;
 use otp::node::{Cookie, NodeConfig};
 use otp::spec::Registry;
 use otp::ServerRef;
 use tokio::sync::{mpsc, oneshot};
 
-pub use handler::{HandlerArgs, HandlerInfo, MessageHandler, Output, Session, Trace};
+pub use handler::{
+    HandlerArgs, HandlerInfo, LocalChatClient, MessageHandler, Output, Session, Trace,
+};
 pub use terminal::{Terminal, Typed};
 
 use crate::cli::{ClientArgs, DEFAULT_PORT};
 use crate::command::{Command, HELP};
 use crate::names::Nick;
-use crate::protocol::{ChatClient, MESSAGE_HANDLER};
+use crate::protocol::MESSAGE_HANDLER;
 use crate::trees::BuiltIn;
 
 /// Incoming lines shown at once, at most.
@@ -46,7 +49,7 @@ pub fn registry(config: NodeConfig, args: HandlerArgs) -> Registry {
         config,
         "message_handler",
         MESSAGE_HANDLER,
-        MessageHandler,
+        MessageHandler::with_args,
         args,
     )
 }
@@ -146,7 +149,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                     }
                     Ok(Command::Nothing) => {}
                     Ok(Command::Help) => terminal.print(HELP),
-                    Ok(Command::Send(request)) => match ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER) {
+                    Ok(Command::Send(request)) => match ServerRef::<LocalChatClient>::whereis(MESSAGE_HANDLER) {
                         Some(handler) => handler.send_info(HandlerInfo::Input(request)),
                         None => terminal.print("Not connected right now; try again in a moment"),
                     },
@@ -165,7 +168,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
 
 /// Leaves the chat through the handler, waiting a little for the server to acknowledge.
 async fn quit() {
-    let Some(handler) = ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER) else {
+    let Some(handler) = ServerRef::<LocalChatClient>::whereis(MESSAGE_HANDLER) else {
         return;
     };
     let (done, acknowledged) = oneshot::channel();

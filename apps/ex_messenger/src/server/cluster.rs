@@ -21,7 +21,7 @@
 //! send the relays anything. Servers share a second secret, the *cluster key* (a file
 //! only servers read, `~/.ex_messenger.cluster` by default): a peer counts as a server
 //! once it proves it holds the key, answering a random challenge with a MAC bound to its
-//! own node name ([`PeerCall::Prove`]); the scope and name table take members and names
+//! own node name ([`Prove`]); the scope and name table take members and names
 //! from proven servers only ([`Peers::Admitted`](otp::node::pg::Peers::Admitted)); and every message between relays
 //! carries a MAC under the key ([`Sealed`]). The same key signs session tokens, so a
 //! token is valid on every server of the cluster.
@@ -29,18 +29,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use otp::gen_server::Init;
 use otp::node::global::{Conflict, Global, GlobalError};
 use otp::node::pg::{GroupEvent, Scope};
 use otp::node::{MemberId, Node, NodeEvent};
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo, ServerRef};
+use otp::{BoxError, Context, Flow, GenServer, Info, ServerRef};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
-use super::message_server::ServerInfo;
-use super::room::{registered_name, Relay, RoomCast, RoomServer};
+use super::message_server::{LocalChatServer, ServerInfo};
+use super::room::{registered_name, ChatRoom, Relay, RelayedLine, RelayedNotice};
 use super::roster::Roster;
 use crate::names::{Nick, Room};
-use crate::protocol::{ChatServer, Seq, MESSAGE_SERVER};
+use crate::protocol::{Private, Seq, MESSAGE_SERVER};
 
 /// The registered (and exported) name of every server's relay.
 pub const CLUSTER: &str = "cluster";
@@ -112,32 +113,39 @@ async fn tables() -> Result<(Scope, Global), BoxError> {
     Ok((scope, nicks))
 }
 
-/// What servers' relays answer each other: all a relay needs to reach another.
-pub struct ClusterPeer;
-
-impl Protocol for ClusterPeer {
-    type Call = PeerCall;
-    type Reply = PeerReply;
-    type Cast = Sealed;
+otp::protocol! {
+    /// What servers' relays answer each other: all a relay needs to reach another.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub ClusterPeer;
+    calls PeerCall {
+        /// Prove you hold the cluster key: a MAC over `nonce` and your node name. The
+        /// answer comes back over the link to the node asked, so it is that node's (and it
+        /// counts once that node is proven).
+        Prove { nonce: u64 } -> Proof,
+    }
+    casts PeerCast {
+        /// What a relay hands on, sealed.
+        Tell(Sealed),
+    }
 }
 
-/// Questions between relays. The answer comes back over the link to the node asked, so it
-/// is that node's (and it counts once that node is proven).
-#[derive(Debug, Serialize, Deserialize)]
-pub enum PeerCall {
-    /// Prove you hold the cluster key: a MAC over `nonce` and your node name.
-    Prove { nonce: u64 },
+otp::protocol! {
+    /// The relay as this server's own processes reach it: what other servers' relays send
+    /// it ([`ClusterPeer`]), and its own infos ([`RelayInfo`]).
+    pub LocalClusterPeer: ClusterPeer { infos RelayInfo; }
 }
 
-/// Answers between relays.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum PeerReply {
-    /// The proof, where clients reach this server, and the servers it knows.
-    Proof {
-        mac: String,
-        address: String,
-        servers: Vec<String>,
-    },
+/// The answer to [`Prove`]: the proof, where clients reach this server, and the servers
+/// it knows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proof {
+    /// The MAC under the cluster key over the nonce, the prover's node name, and the rest
+    /// of this answer (see `proof`).
+    pub mac: String,
+    /// Where clients reach the prover.
+    pub address: String,
+    /// The servers the prover knows.
+    pub servers: Vec<String>,
 }
 
 /// A message between relays, with a MAC under the cluster key over its body.
@@ -209,7 +217,7 @@ pub struct Cluster {
     here: String,
     scope: Scope,
     nicks: Global,
-    relay: ServerRef<ClusterPeer>,
+    relay: ServerRef<LocalClusterPeer>,
 }
 
 impl Cluster {
@@ -217,7 +225,7 @@ impl Cluster {
     /// server).
     pub async fn local(key: ClusterKey, roster: Roster) -> Result<Self, BoxError> {
         let (scope, nicks) = tables().await?;
-        let relay = ServerRef::<ClusterPeer>::whereis(CLUSTER)
+        let relay = ServerRef::<LocalClusterPeer>::whereis(CLUSTER)
             .ok_or("the cluster relay is not running (see the server's spec file)")?;
         Ok(Self {
             key,
@@ -241,7 +249,7 @@ impl Cluster {
     pub async fn claim(&self, nick: &Nick) -> Result<(), MemberId> {
         let lost = nick.clone();
         let tell = move |conflict: Conflict| {
-            if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+            if let Some(server) = ServerRef::<LocalChatServer>::whereis(MESSAGE_SERVER) {
                 server.send_info(ServerInfo::NickLost(lost.clone(), conflict.winner));
             }
         };
@@ -293,12 +301,16 @@ impl Cluster {
         // The nick table, or else the roster: a user who entered a room on another server
         // a moment ago is in the roster as soon as their entrance was announced here (both
         // come the same way), while the nick table may still be on its way.
+        // Looked up as `LocalClusterPeer`, the protocol this server's relay holds nicks
+        // with: a nick this server's relay still holds (a user not yet restored after a
+        // restart of the message server) is found too, and the line comes back here as
+        // from another server. A holder elsewhere is taken at its word whatever the type.
         let holder = self
             .nicks
-            .whereis_name::<ClusterPeer>(to.as_str())
+            .whereis_name::<LocalClusterPeer>(to.as_str())
             .or_else(|| {
                 let server = self.roster.server_of(to)?;
-                let relays = self.scope.members::<ClusterPeer>(SERVERS).into_iter();
+                let relays = self.scope.members::<LocalClusterPeer>(SERVERS);
                 relays.into_iter().find(|relay| relay.id().node == server)
             });
         let Some(holder) = holder else {
@@ -313,7 +325,7 @@ impl Cluster {
         };
         match Sealed::seal(&self.key, &relayed) {
             Some(sealed) => {
-                holder.cast(sealed);
+                holder.cast(Tell(sealed));
                 true
             }
             None => false,
@@ -354,7 +366,7 @@ impl Cluster {
         let relays = self.scope.members::<ClusterPeer>(SERVERS).into_iter();
         let theirs = relays.filter(|m| !m.is_local() && node.is_none_or(|n| m.id().node == n));
         for relay in theirs {
-            relay.cast(sealed.clone());
+            relay.cast(Tell(sealed.clone()));
         }
     }
 
@@ -365,7 +377,10 @@ impl Cluster {
             return 0;
         }
         match Sealed::seal(&self.key, relayed) {
-            Some(sealed) => self.scope.broadcast_remote::<ClusterPeer>(SERVERS, &sealed),
+            Some(sealed) => {
+                let tell = Tell(sealed).into();
+                self.scope.broadcast_remote::<ClusterPeer>(SERVERS, &tell)
+            }
             None => 0,
         }
     }
@@ -374,10 +389,6 @@ impl Cluster {
 /// Room lines this server sent to other servers, one per server reached (the server
 /// prints it when it stops; `bench --servers` counts it).
 pub static RELAYED_LINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The relay: this server's member of the cluster's groups, holder of its users' nicks.
-#[derive(Clone)]
-pub struct ClusterRelay;
 
 /// What the relay is started with.
 #[derive(Clone)]
@@ -406,7 +417,8 @@ pub enum RelayInfo {
     Dialed(String),
 }
 
-pub struct RelayState {
+/// The relay: this server's member of the cluster's groups, holder of its users' nicks.
+pub struct ClusterRelay {
     args: RelayArgs,
     node: Node,
     scope: Scope,
@@ -422,7 +434,7 @@ pub struct RelayState {
     dialing: BTreeSet<String>,
 }
 
-impl RelayState {
+impl ClusterRelay {
     /// Every server's address, this one's first.
     fn servers(&self) -> Vec<String> {
         let mut all = vec![self.address.clone()];
@@ -432,7 +444,7 @@ impl RelayState {
 
     /// Tells the message server which servers its users may move to.
     fn announce(&self) {
-        if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+        if let Some(server) = ServerRef::<LocalChatServer>::whereis(MESSAGE_SERVER) {
             server.send_info(ServerInfo::Servers(self.servers()));
         }
     }
@@ -440,7 +452,7 @@ impl RelayState {
     /// Dials the known servers not linked now. Of two servers that know each other, the
     /// one with the smaller address dials, so that they never dial each other at once (a
     /// `--join` target is dialed by the joiner).
-    fn redial(&mut self, me: &Context<ClusterRelay>) {
+    fn redial(&mut self, me: &Context<Self>) {
         let linked: BTreeSet<&String> = self.proven.values().collect();
         for address in &self.known {
             let ours = self.args.join.contains(address) || self.address < *address;
@@ -460,23 +472,18 @@ impl RelayState {
     }
 }
 
-impl GenServer for ClusterRelay {
-    type Protocol = ClusterPeer;
-    type Args = RelayArgs;
-    type State = RelayState;
-    type Info = RelayInfo;
-
-    async fn init(&self, me: &Context<Self>, args: RelayArgs) -> Result<RelayState, BoxError> {
+impl Init<RelayArgs> for ClusterRelay {
+    async fn init(args: RelayArgs, me: &Context<Self>) -> otp::Result<Self> {
         let node = Node::local().await?;
         let (scope, nicks) = tables().await?;
         // What was known of the others before a restart may be stale: they tell again.
         args.roster.clear();
-        node.export::<ClusterPeer>(CLUSTER).await?;
+        node.export::<LocalClusterPeer>(CLUSTER).await?;
         scope.join(SERVERS, me.server()).await?;
         scope.monitor(me, SERVERS, RelayInfo::Group).await?;
         node.monitor_nodes(me, RelayInfo::Node).await?;
         me.send_interval(REDIAL_EVERY, || RelayInfo::Redial);
-        let mut state = RelayState {
+        let mut relay = ClusterRelay {
             address: node.address().to_string(),
             known: args.join.iter().cloned().collect(),
             args,
@@ -486,34 +493,28 @@ impl GenServer for ClusterRelay {
             proven: BTreeMap::new(),
             dialing: BTreeSet::new(),
         };
-        state.redial(me);
-        Ok(state)
+        relay.redial(me);
+        Ok(relay)
     }
+}
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        request: PeerCall,
-        _from: &mut ReplyTo<PeerReply>,
-        state: &mut RelayState,
-    ) -> Result<CallResponse<PeerReply>, BoxError> {
-        let PeerCall::Prove { nonce } = request;
-        let servers = state.servers();
-        let proof = proof(nonce, state.node.name(), &state.address, &servers);
-        Ok(CallResponse::Reply(PeerReply::Proof {
-            mac: state.args.key.sign(&proof),
-            address: state.address.clone(),
+impl GenServer for ClusterRelay {
+    type Protocol = LocalClusterPeer;
+
+    async fn handle_call(&mut self, call: PeerCall<'_>, _me: &Context<Self>) -> otp::Result {
+        let PeerCall::Prove(Prove { nonce }, caller) = call;
+        let servers = self.servers();
+        let proof = proof(nonce, self.node.name(), &self.address, &servers);
+        Ok(caller.reply(Proof {
+            mac: self.args.key.sign(&proof),
+            address: self.address.clone(),
             servers,
         }))
     }
 
-    async fn handle_cast(
-        &self,
-        me: &Context<Self>,
-        sealed: Sealed,
-        state: &mut RelayState,
-    ) -> Result<Flow, BoxError> {
-        let Some(relayed) = sealed.open(&state.args.key) else {
+    async fn handle_cast(&mut self, cast: PeerCast, me: &Context<Self>) -> otp::Result {
+        let PeerCast::Tell(Tell(sealed)) = cast;
+        let Some(relayed) = sealed.open(&self.args.key) else {
             tracing::warn!("a relayed message without a valid cluster MAC; dropped");
             return Ok(Flow::Continue);
         };
@@ -525,8 +526,8 @@ impl GenServer for ClusterRelay {
                 session,
                 sent,
             } => {
-                if let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) {
-                    server.cast(RoomCast::Relayed {
+                if let Some(server) = ServerRef::<ChatRoom>::whereis(&registered_name(&room)) {
+                    server.cast(RelayedLine {
                         from,
                         text,
                         session,
@@ -535,20 +536,20 @@ impl GenServer for ClusterRelay {
                 }
             }
             Relayed::Notice { room, text } => {
-                if let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(&room)) {
-                    server.cast(RoomCast::RelayedNotice(text));
+                if let Some(server) = ServerRef::<ChatRoom>::whereis(&registered_name(&room)) {
+                    server.cast(RelayedNotice(text));
                 }
             }
             Relayed::Servers(servers) => {
-                state.known.extend(servers);
-                state.redial(me);
+                self.known.extend(servers);
+                self.redial(me);
             }
-            Relayed::Seat { server, nick, room } => state.args.roster.seat(&server, nick, room),
+            Relayed::Seat { server, nick, room } => self.args.roster.seat(&server, nick, room),
             // Linked once its users are known here too: from then on, what is said here
             // reaches it, and who is there is known here.
             Relayed::Roster { server, seats } => {
-                state.args.roster.replace(&server, seats);
-                let at = state.proven.get(&server).map_or("?", String::as_str);
+                self.args.roster.replace(&server, seats);
+                let at = self.proven.get(&server).map_or("?", String::as_str);
                 crate::stdout::line(format_args!("Linked to server {server} at {at}"));
             }
             Relayed::Private {
@@ -558,37 +559,32 @@ impl GenServer for ClusterRelay {
                 session,
                 sent,
             } => {
-                if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
-                    server.send_info(ServerInfo::Private {
-                        to,
+                if let Some(server) = ServerRef::<LocalChatServer>::whereis(MESSAGE_SERVER) {
+                    let line = Private {
                         from,
                         text,
                         session,
                         sent,
-                    });
+                    };
+                    server.send_info(ServerInfo::Private { to, line });
                 }
             }
         }
         Ok(Flow::Continue)
     }
 
-    async fn handle_info(
-        &self,
-        me: &Context<Self>,
-        info: Info<RelayInfo>,
-        state: &mut RelayState,
-    ) -> Result<Flow, BoxError> {
+    async fn handle_info(&mut self, info: Info<RelayInfo>, me: &Context<Self>) -> otp::Result {
         let Info::Message(info) = info else {
             return Ok(Flow::Continue);
         };
         match info {
-            RelayInfo::Node(NodeEvent::Up(peer)) => prove(me, &state.node, peer, &state.args.key),
+            RelayInfo::Node(NodeEvent::Up(peer)) => prove(me, &self.node, peer, &self.args.key),
             RelayInfo::Node(NodeEvent::Down(peer)) => {
-                if state.proven.remove(&peer).is_some() {
-                    state.args.roster.forget(&peer);
-                    let _ = state.scope.admit(&peer, false).await;
-                    let _ = state.nicks.admit(&peer, false).await;
-                    state.announce();
+                if self.proven.remove(&peer).is_some() {
+                    self.args.roster.forget(&peer);
+                    let _ = self.scope.admit(&peer, false).await;
+                    let _ = self.nicks.admit(&peer, false).await;
+                    self.announce();
                 }
             }
             RelayInfo::Proven {
@@ -596,43 +592,43 @@ impl GenServer for ClusterRelay {
                 address,
                 servers,
             } => {
-                state.scope.admit(&node, true).await?;
-                state.nicks.admit(&node, true).await?;
-                let new = state.proven.insert(node, address.clone()).is_none();
-                state.known.insert(address);
-                state.known.extend(servers);
-                state.announce();
-                state.redial(me);
+                self.scope.admit(&node, true).await?;
+                self.nicks.admit(&node, true).await?;
+                let new = self.proven.insert(node, address.clone()).is_none();
+                self.known.insert(address);
+                self.known.extend(servers);
+                self.announce();
+                self.redial(me);
                 if new {
                     // The others may not know it yet: every server links to every other.
-                    let known = Relayed::Servers(state.known.iter().cloned().collect());
-                    if let Some(sealed) = Sealed::seal(&state.args.key, &known) {
-                        state
-                            .scope
-                            .broadcast_remote::<ClusterPeer>(SERVERS, &sealed);
+                    let known = Relayed::Servers(self.known.iter().cloned().collect());
+                    if let Some(sealed) = Sealed::seal(&self.args.key, &known) {
+                        let tell = Tell(sealed).into();
+                        self.scope.broadcast_remote::<ClusterPeer>(SERVERS, &tell);
                     }
                 }
             }
             RelayInfo::Group(event) => {
-                let here = state.node.name();
+                let here = self.node.name();
                 for node in event.members.iter().map(|m| &m.node).filter(|n| *n != here) {
                     match event.joined {
                         // It gets this server's users from the message server, which also
                         // sends every change of a seat: one sender keeps them in order.
                         true => {
-                            if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+                            let server = ServerRef::<LocalChatServer>::whereis(MESSAGE_SERVER);
+                            if let Some(server) = server {
                                 server.send_info(ServerInfo::Linked(node.clone()));
                             }
                         }
                         false => {
-                            state.args.roster.forget(node);
+                            self.args.roster.forget(node);
                             crate::stdout::line(format_args!("Lost server {node}"));
                         }
                     }
                 }
             }
-            RelayInfo::Redial => state.redial(me),
-            RelayInfo::Dialed(address) => _ = state.dialing.remove(&address),
+            RelayInfo::Redial => self.redial(me),
+            RelayInfo::Dialed(address) => _ = self.dialing.remove(&address),
         }
         Ok(Flow::Continue)
     }
@@ -658,10 +654,8 @@ fn prove(me: &Context<ClusterRelay>, node: &Node, peer: String, key: &ClusterKey
             return;
         };
         let nonce = crate::random::number();
-        let answer = relay
-            .call_timeout(PeerCall::Prove { nonce }, ASK_TIMEOUT)
-            .await;
-        let Ok(PeerReply::Proof {
+        let answer = relay.call_timeout(Prove { nonce }, ASK_TIMEOUT).await;
+        let Ok(Proof {
             mac,
             address,
             servers,

@@ -11,10 +11,11 @@
 
 use std::collections::HashMap;
 
+use otp::gen_server::Init;
 use otp::supervisor::{ChildSpec, DynamicSupervisorRef, SupervisorError};
 use otp::ServerRef;
 
-use super::room::{registered_name, RoomArgs, RoomServer};
+use super::room::{registered_name, ChatRoom, RoomArgs, RoomServer};
 use crate::names::Room;
 use crate::protocol::Refusal;
 
@@ -24,7 +25,7 @@ pub struct Directory {
     /// Each room's incarnation as last reported started (or found running when this
     /// message server started). One that is no longer alive is being restarted by the
     /// supervisor: a line for it waits, and no other is started meanwhile.
-    known: HashMap<Room, ServerRef<RoomServer>>,
+    known: HashMap<Room, ServerRef<ChatRoom>>,
     /// What every room is started with (its name set per room).
     template: RoomArgs,
 }
@@ -32,7 +33,7 @@ pub struct Directory {
 /// Where a line for a room can go.
 pub enum Lines<'a> {
     /// To this incarnation.
-    To(&'a ServerRef<RoomServer>),
+    To(&'a ServerRef<ChatRoom>),
     /// Nowhere yet: the room is between incarnations, or so new that its start report has
     /// not been handled. Its start asks the senders to send again.
     Wait,
@@ -42,7 +43,7 @@ pub enum Lines<'a> {
 
 /// A room asked for by someone entering it.
 pub enum Opened {
-    Running(ServerRef<RoomServer>),
+    Running(ServerRef<ChatRoom>),
     /// Being restarted by its supervisor; it will read its members when it starts.
     Restarting,
 }
@@ -81,7 +82,7 @@ impl Directory {
 
     /// The incarnation of `room` running now, its start report handled or not: for who
     /// comes and goes, which the membership record keeps right either way.
-    pub fn running(&self, room: &Room) -> Option<ServerRef<RoomServer>> {
+    pub fn running(&self, room: &Room) -> Option<ServerRef<ChatRoom>> {
         match self.known.get(room) {
             Some(server) if server.is_alive() => Some(server.clone()),
             _ => ServerRef::whereis(&registered_name(room)),
@@ -91,7 +92,7 @@ impl Directory {
     /// `room` reports it (re)started as `server`: lines may go to it from now on (the
     /// caller rewinds its members' requests first). False for a report that comes after
     /// the incarnation already stopped again.
-    pub fn started(&mut self, room: Room, server: ServerRef<RoomServer>) -> bool {
+    pub fn started(&mut self, room: Room, server: ServerRef<ChatRoom>) -> bool {
         if !server.is_alive() {
             return false;
         }
@@ -114,7 +115,7 @@ impl Directory {
             ..self.template.clone()
         };
         let spec = ChildSpec::worker(room.as_str(), move |parent| {
-            parent.start_named(name.clone(), RoomServer, args.clone())
+            parent.start_named(name.clone(), RoomServer::with_args(args.clone()))
         });
         let unavailable = || Refusal::RoomUnavailable { room: room.clone() };
         let cell = self

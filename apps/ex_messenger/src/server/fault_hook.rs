@@ -13,10 +13,10 @@ use tokio::io::AsyncBufReadExt;
 
 use otp::ServerRef;
 
-use super::message_server::ServerInfo;
-use super::room::{registered_name, RoomInfo, RoomServer};
+use super::message_server::{LocalChatServer, ServerInfo};
+use super::room::{registered_name, ChatRoom, RoomInfo};
 use crate::names::Room;
-use crate::protocol::{ChatServer, MESSAGE_SERVER};
+use crate::protocol::MESSAGE_SERVER;
 
 /// Reads crash commands from stdin until it closes.
 pub async fn run() {
@@ -25,14 +25,14 @@ pub async fn run() {
         let words: Vec<&str> = line.split_whitespace().collect();
         let outcome = match words.as_slice() {
             ["crash", "message_server"] => {
-                crash(MESSAGE_SERVER.to_owned(), |s: &ServerRef<ChatServer>| {
+                crash(MESSAGE_SERVER.to_owned(), |s: &ServerRef<LocalChatServer>| {
                     s.send_info(ServerInfo::Fault)
                 })
                 .await
             }
             ["crash", "room", name] => match Room::parse(name) {
                 Ok(room) => {
-                    crash(registered_name(&room), |s: &ServerRef<RoomServer>| {
+                    crash(registered_name(&room), |s: &ServerRef<ChatRoom>| {
                         s.send_info(RoomInfo::Fault)
                     })
                     .await
@@ -40,7 +40,7 @@ pub async fn run() {
                 Err(error) => error.to_string(),
             },
             ["kill", "room", name] => match Room::parse(name) {
-                Ok(room) => crash(registered_name(&room), ServerRef::<RoomServer>::kill).await,
+                Ok(room) => crash(registered_name(&room), ServerRef::<ChatRoom>::kill).await,
                 Err(error) => error.to_string(),
             },
             ["stall", "room", name, ms] => match (Room::parse(name), ms.parse()) {
@@ -56,7 +56,7 @@ pub async fn run() {
 
 /// Makes `room` sleep in a handler for `pause`; answers once it has begun.
 async fn stall(room: &Room, pause: std::time::Duration) -> String {
-    let Some(server) = ServerRef::<RoomServer>::whereis(&registered_name(room)) else {
+    let Some(server) = ServerRef::<ChatRoom>::whereis(&registered_name(room)) else {
         return format!("no room {}", room.as_str());
     };
     let (began, stalled) = tokio::sync::oneshot::channel();

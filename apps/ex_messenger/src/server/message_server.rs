@@ -16,21 +16,24 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
+use otp::gen_server::Init;
 use otp::node::{MemberId, Node, NodeEvent, RemoteRef};
 use otp::supervisor::DynamicSupervisorRef;
-use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, ReplyTo, ServerRef};
+use otp::{Context, ExitReason, Flow, GenServer, Info, ServerRef};
 
 use super::cluster::{Cluster, ClusterKey};
 use super::directory::{Directory, Lines, Opened};
 use super::keys::SessionKeys;
 use super::membership::Membership;
 use super::policy;
-use super::room::{RoomArgs, RoomCast, RoomEvent, RoomServer};
+use super::room::{ChatRoom, Enter, Exit, Read, RoomArgs, RoomEvent, Say};
 use super::roster::Roster;
 use super::sessions::{Claim, Order, Pending, Sessions, Turn, User};
 use crate::names::{Nick, Room};
+use crate::protocol::{Ack, Challenge, JoinRefused, Left, Notice, Private, Refused, Resend};
 use crate::protocol::{ChatClient, ChatServer, Refusal, MESSAGE_HANDLER, MESSAGE_SERVER};
-use crate::protocol::{Request, Seq, ServerCall, ServerCast, ServerReply, ToClient, Token};
+use crate::protocol::{Confirm, Delivered, Join, NotJoined, Quit, ServerCall, ServerCast, Submit};
+use crate::protocol::{Request, Seq, ServerStopping, Servers, Token};
 use crate::throttle::Throttle;
 
 /// The registered name of the rooms' dynamic supervisor (see the server's spec file).
@@ -45,10 +48,6 @@ const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often nicks another server still held when their users moved here are claimed
 /// again.
 const CLAIM_AGAIN: Duration = Duration::from_millis(500);
-
-/// The behaviour.
-#[derive(Clone)]
-pub struct MessageServer;
 
 /// What the program gives the message server (the same on every restart).
 #[derive(Clone)]
@@ -70,6 +69,13 @@ pub struct MessageServerArgs {
     pub max_backlog: u64,
 }
 
+otp::protocol! {
+    /// The message server as this server's own processes reach it: what clients send it
+    /// ([`ChatServer`]), and what only the rooms, the relay, its own timers and the fault
+    /// hook tell it ([`ServerInfo`]).
+    pub LocalChatServer: ChatServer { infos ServerInfo; }
+}
+
 /// Local messages (never from the network).
 pub enum ServerInfo {
     /// What a room reported.
@@ -83,13 +89,7 @@ pub enum ServerInfo {
     /// `nick`, a user here, lost their nick to `winner`'s user when a split healed.
     NickLost(Nick, MemberId),
     /// A private message from a user on another server to `to`, a user here.
-    Private {
-        to: Nick,
-        from: Nick,
-        text: String,
-        session: u64,
-        sent: Seq,
-    },
+    Private { to: Nick, line: Private },
     /// Time to claim again the nicks other servers still held.
     ClaimAgain,
     /// A server linked: tell it where this server's users are.
@@ -99,8 +99,8 @@ pub enum ServerInfo {
     Fault,
 }
 
-/// The server's state.
-pub struct State {
+/// The message server: who has joined and where they are, the rooms, the cluster.
+pub struct MessageServer {
     /// The flood limit every user starts with: sustained rate and burst.
     flood: (f64, f64),
     /// For the slow reader's disconnection notice (the rooms enforce it).
@@ -118,22 +118,17 @@ pub struct State {
     unclaimed: HashSet<Nick>,
 }
 
-impl GenServer for MessageServer {
-    type Protocol = ChatServer;
-    type Args = MessageServerArgs;
-    type State = State;
-    type Info = ServerInfo;
-
-    async fn init(&self, me: &Context<Self>, args: MessageServerArgs) -> Result<State, BoxError> {
+impl Init<MessageServerArgs> for MessageServer {
+    async fn init(args: MessageServerArgs, me: &Context<Self>) -> otp::Result<Self> {
         let node = Node::local().await?;
-        node.export::<ChatServer>(MESSAGE_SERVER).await?;
+        node.export::<LocalChatServer>(MESSAGE_SERVER).await?;
         node.monitor_nodes(me, ServerInfo::Node).await?;
         let supervisor = DynamicSupervisorRef::whereis(ROOMS)
             .ok_or("the rooms supervisor is not running (see the server's spec file)")?;
         let cluster = Cluster::local(args.cluster_key.clone(), args.roster.clone()).await?;
         let template = room_template(&args, &cluster);
         me.send_interval(CLAIM_AGAIN, || ServerInfo::ClaimAgain);
-        let mut state = State {
+        let mut server = MessageServer {
             flood: (args.rate, args.burst),
             max_backlog: args.max_backlog,
             servers: vec![node.address().to_string()],
@@ -144,75 +139,55 @@ impl GenServer for MessageServer {
             cluster,
             unclaimed: HashSet::new(),
         };
-        state.recover().await?;
+        server.recover().await?;
         // Started again while linked, the others forgot this server's users when its relay
         // restarted before it (or they never heard of them): tell them all.
-        state.cluster.send_roster(None, state.membership.seats());
-        Ok(state)
+        server.cluster.send_roster(None, server.membership.seats());
+        Ok(server)
     }
+}
+
+impl GenServer for MessageServer {
+    type Protocol = LocalChatServer;
 
     /// What `sys::get_status` (and the observer) shows: counts, never the session key
     /// or anyone's token.
-    fn format_status(&self, state: &State) -> String {
-        let rooms = state.membership.rooms();
+    fn format_status(&self) -> String {
+        let rooms = self.membership.rooms();
         format!(
             "{} users in {} rooms; flood limit {}/s, burst {}",
-            state.sessions.users().count(),
+            self.sessions.users().count(),
             rooms.len(),
-            state.flood.0,
-            state.flood.1
+            self.flood.0,
+            self.flood.1
         )
     }
 
-    async fn handle_call(
-        &self,
-        me: &Context<Self>,
-        request: ServerCall,
-        _from: &mut ReplyTo<ServerReply>,
-        state: &mut State,
-    ) -> Result<CallResponse<ServerReply>, BoxError> {
-        let reply = match request {
-            ServerCall::Join {
-                nick,
-                node,
-                session,
-                room,
-                resume,
-            } => state.join(me, nick, node, session, room, resume).await,
-            ServerCall::Quit { token } => {
-                if let Some(nick) = state.sessions.verified(&token) {
-                    state.remove(&nick, true).await;
+    async fn handle_call(&mut self, call: ServerCall<'_>, me: &Context<Self>) -> otp::Result {
+        Ok(match call {
+            ServerCall::Join(join, caller) => caller.reply(self.join(me, join).await),
+            ServerCall::Quit(Quit { token }, caller) => {
+                if let Some(nick) = self.sessions.verified(&token) {
+                    self.remove(&nick, true).await;
                 }
-                ServerReply::Bye
+                caller.reply(())
             }
-        };
-        Ok(CallResponse::Reply(reply))
+        })
     }
 
-    async fn handle_cast(
-        &self,
-        _me: &Context<Self>,
-        message: ServerCast,
-        state: &mut State,
-    ) -> Result<Flow, BoxError> {
-        match message {
-            ServerCast::Confirm { token } => state.confirm(token).await,
-            ServerCast::Request {
-                token,
-                room,
-                seq,
-                since,
-                request,
-            } => state.request(token, room, (seq, since), request).await,
-            ServerCast::Delivered {
+    async fn handle_cast(&mut self, cast: ServerCast, _me: &Context<Self>) -> otp::Result {
+        match cast {
+            ServerCast::Confirm(Confirm { token }) => self.confirm(token).await,
+            ServerCast::Submit(submit) => self.request(submit).await,
+            ServerCast::Delivered(Delivered {
                 token,
                 room,
                 epoch,
                 bytes,
-            } => {
-                if let Some(nick) = state.sessions.verified(&token) {
-                    if let Lines::To(server) = state.rooms.lines(&room) {
-                        server.cast(RoomCast::Delivered { nick, epoch, bytes });
+            }) => {
+                if let Some(nick) = self.sessions.verified(&token) {
+                    if let Lines::To(server) = self.rooms.lines(&room) {
+                        server.cast(Read { nick, epoch, bytes });
                     }
                 }
             }
@@ -220,51 +195,34 @@ impl GenServer for MessageServer {
         Ok(Flow::Continue)
     }
 
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        info: Info<ServerInfo>,
-        state: &mut State,
-    ) -> Result<Flow, BoxError> {
+    async fn handle_info(&mut self, info: Info<ServerInfo>, _me: &Context<Self>) -> otp::Result {
         match info {
             Info::Message(ServerInfo::Room(RoomEvent::Started { room, server })) => {
-                state.room_started(room, server).await
+                self.room_started(room, server).await
             }
             Info::Message(ServerInfo::Room(RoomEvent::TooSlow { nick, behind })) => {
-                state.too_slow(&nick, behind).await
+                self.too_slow(&nick, behind).await
             }
             Info::Message(ServerInfo::ChallengeExpired(claim, since))
-                if state.sessions.expire(&claim, since) =>
+                if self.sessions.expire(&claim, since) =>
             {
                 let (nick, node) = claim;
                 tracing::info!(nick = nick.as_str(), node, "join not confirmed in time");
             }
-            Info::Message(ServerInfo::Node(NodeEvent::Down(node))) => state.node_down(&node).await,
-            Info::Message(ServerInfo::Servers(servers)) => state.servers_changed(servers),
+            Info::Message(ServerInfo::Node(NodeEvent::Down(node))) => self.node_down(&node).await,
+            Info::Message(ServerInfo::Servers(servers)) => self.servers_changed(servers),
             Info::Message(ServerInfo::NickLost(nick, winner)) => {
-                state.nick_lost(&nick, &winner).await
+                self.nick_lost(&nick, &winner).await
             }
-            Info::Message(ServerInfo::Private {
-                to,
-                from,
-                text,
-                session,
-                sent,
-            }) => {
-                let line = ToClient::Private {
-                    from,
-                    text,
-                    session,
-                    sent,
-                };
-                state.private_from_elsewhere(&to, line);
+            Info::Message(ServerInfo::Private { to, line }) => {
+                self.private_from_elsewhere(&to, line)
             }
             Info::Message(ServerInfo::Linked(node)) => {
-                let seats = state.membership.seats();
-                state.cluster.send_roster(Some(&node), seats);
+                let seats = self.membership.seats();
+                self.cluster.send_roster(Some(&node), seats);
             }
-            Info::Message(ServerInfo::ClaimAgain) if !state.unclaimed.is_empty() => {
-                state.claim_again().await
+            Info::Message(ServerInfo::ClaimAgain) if !self.unclaimed.is_empty() => {
+                self.claim_again().await
             }
             #[cfg(feature = "fault-hook")]
             Info::Message(ServerInfo::Fault) => {
@@ -275,15 +233,15 @@ impl GenServer for MessageServer {
         Ok(Flow::Continue)
     }
 
-    async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, state: &mut State) {
+    async fn terminate(&mut self, reason: &ExitReason, _me: &Context<Self>) {
         // Told by call, concurrently, so the notice is through before the node closes
         // the connections; a client that does not answer within a second is not waited for.
         if reason.is_orderly() {
             let mut notices = tokio::task::JoinSet::new();
-            for (_, user) in state.sessions.users() {
+            for (_, user) in self.sessions.users() {
                 let handler = user.handler.clone();
                 notices.spawn(async move {
-                    let notice = handler.call_timeout(ToClient::ServerStopping, NOTICE_TIMEOUT);
+                    let notice = handler.call_timeout(ServerStopping, NOTICE_TIMEOUT);
                     let _ = notice.await;
                 });
             }
@@ -302,7 +260,7 @@ fn room_template(args: &MessageServerArgs, cluster: &Cluster) -> RoomArgs {
         room: Room::lobby(),
         max_backlog: args.max_backlog,
         report: std::sync::Arc::new(|event| {
-            if let Some(server) = ServerRef::<ChatServer>::whereis(MESSAGE_SERVER) {
+            if let Some(server) = ServerRef::<LocalChatServer>::whereis(MESSAGE_SERVER) {
                 server.send_info(ServerInfo::Room(event));
             }
         }),
@@ -312,7 +270,7 @@ fn room_template(args: &MessageServerArgs, cluster: &Cluster) -> RoomArgs {
     }
 }
 
-impl State {
+impl MessageServer {
     /// After a restart of this server: members whose node went meanwhile are out (nobody
     /// was there to see it go), and every room with members runs again (the lobby always).
     async fn recover(&mut self) -> Result<(), otp::node::Unavailable> {
@@ -337,7 +295,7 @@ impl State {
     }
 
     /// The room `nick` may enter now, opened if need be; or why not.
-    async fn open(&mut self, room: &Room) -> Result<ServerRef<RoomServer>, Refusal> {
+    async fn open(&mut self, room: &Room) -> Result<ServerRef<ChatRoom>, Refusal> {
         match self.rooms.open(room).await? {
             Opened::Running(server) => Ok(server),
             Opened::Restarting => Err(Refusal::RoomUnavailable { room: room.clone() }),
@@ -346,15 +304,17 @@ impl State {
 
     async fn join(
         &mut self,
-        me: &Context<MessageServer>,
-        nick: Nick,
-        node: String,
-        session: u64,
-        room: Option<Room>,
-        resume: Option<Token>,
-    ) -> ServerReply {
+        me: &Context<Self>,
+        Join {
+            nick,
+            node,
+            session,
+            room,
+            resume,
+        }: Join,
+    ) -> Result<(), NotJoined> {
         let Ok(handler) = self.handler_on(&node).await else {
-            return ServerReply::NotConnectedYet;
+            return Err(NotJoined::NotConnectedYet);
         };
         let resuming = resume.is_some_and(|t| {
             t.nick == nick
@@ -363,7 +323,7 @@ impl State {
                 && self.sessions.keys().verify(&t)
         });
         if !self.sessions.nick_free(&nick, &node, resuming) {
-            return ServerReply::Refused(Refusal::NickInUse { nick });
+            return Err(Refusal::NickInUse { nick }.into());
         }
         if resuming {
             // The user may come from another server that still holds the nick: theirs
@@ -371,16 +331,16 @@ impl State {
             tracing::info!(nick = nick.as_str(), %node, "session resumed");
             self.claim_moved(&nick).await;
             self.activate(nick, node, session, handler, room).await;
-            return ServerReply::Accepted;
+            return Ok(());
         }
         if self.cluster.held_elsewhere(&nick) {
-            return ServerReply::Refused(Refusal::NickInUse { nick });
+            return Err(Refusal::NickInUse { nick }.into());
         }
         if self.sessions.pending_full() {
-            return ServerReply::Refused(Refusal::ServerBusy);
+            return Err(Refusal::ServerBusy.into());
         }
         let since = Instant::now();
-        handler.cast(ToClient::Challenge {
+        handler.cast(Challenge {
             token: self.sessions.keys().issue(&nick, &node, session),
         });
         let claim = (nick, node);
@@ -395,7 +355,7 @@ impl State {
             since,
         };
         self.sessions.await_confirmation(claim, pending);
-        ServerReply::Accepted
+        Ok(())
     }
 
     async fn confirm(&mut self, token: Token) {
@@ -411,7 +371,7 @@ impl State {
             || self.cluster.claim(&token.nick).await.is_err();
         if taken {
             let refusal = Refusal::NickInUse { nick: token.nick };
-            return pending.handler.cast(ToClient::JoinRefused(refusal));
+            return pending.handler.cast(JoinRefused(refusal));
         }
         tracing::info!(nick = token.nick.as_str(), node = %token.node, "joined");
         let (nick, node) = claim;
@@ -446,7 +406,7 @@ impl State {
             order: Order::default(),
         };
         self.sessions.insert(nick.clone(), user);
-        handler.cast(ToClient::Servers(self.servers.clone()));
+        handler.cast(Servers(self.servers.clone()));
         let entered = match room {
             Some(room) => match self.open(&room).await {
                 Ok(server) => {
@@ -461,7 +421,7 @@ impl State {
                     true
                 }
                 Err(refusal) => {
-                    handler.cast(ToClient::Refused {
+                    handler.cast(Refused {
                         seq: None,
                         reason: refusal,
                     });
@@ -471,9 +431,9 @@ impl State {
             None => false,
         };
         if !entered {
-            handler.cast(ToClient::Left);
+            handler.cast(Left);
             if let Some(reason) = removal {
-                handler.cast(ToClient::Notice(reason));
+                handler.cast(Notice(reason));
             }
         }
     }
@@ -501,12 +461,12 @@ impl State {
         };
         tracing::info!(nick = nick.as_str(), %winner, "nick lost to an older user on another server");
         let refusal = Refusal::NickLost { nick: nick.clone() };
-        handler.cast(ToClient::JoinRefused(refusal));
+        handler.cast(JoinRefused(refusal));
         self.remove(nick, true).await;
     }
 
     /// A private message from another server's user, for `to` here.
-    fn private_from_elsewhere(&self, to: &Nick, line: ToClient) {
+    fn private_from_elsewhere(&self, to: &Nick, line: Private) {
         if let Some(receiver) = self.sessions.get(to) {
             receiver.handler.cast(line);
         }
@@ -516,7 +476,7 @@ impl State {
     fn servers_changed(&mut self, servers: Vec<String>) {
         self.servers = servers;
         let handlers = self.sessions.users().map(|(_, user)| &user.handler);
-        RemoteRef::cast_all(handlers, &ToClient::Servers(self.servers.clone()));
+        RemoteRef::cast_all(handlers, &Servers(self.servers.clone()).into());
     }
 
     fn fresh_throttle(&self) -> Throttle {
@@ -550,7 +510,7 @@ impl State {
     /// and from now on lines go to the new incarnation. Its members were told by the room;
     /// told here are those who entered it since (with a line waiting for it) and those who
     /// left it with lines unanswered. A room that emptied meanwhile closes.
-    async fn room_started(&mut self, room: Room, server: ServerRef<RoomServer>) {
+    async fn room_started(&mut self, room: Room, server: ServerRef<ChatRoom>) {
         if !self.rooms.started(room.clone(), server) {
             return; // a late report from an incarnation that is gone again
         }
@@ -561,7 +521,7 @@ impl State {
                 false => user.order.departed_room_restarted(&room),
             };
             if let Some(from) = resend {
-                user.handler.cast(ToClient::Resend { from });
+                user.handler.cast(Resend { from });
             }
         }
         if members.is_empty() && room != Room::lobby() {
@@ -571,10 +531,13 @@ impl State {
 
     async fn request(
         &mut self,
-        token: Token,
-        room: Option<Room>,
-        (seq, since): (Seq, Seq),
-        request: Request,
+        Submit {
+            token,
+            room,
+            seq,
+            since,
+            request,
+        }: Submit,
     ) {
         let nick = match self.sessions.verified(&token) {
             Some(nick) => nick,
@@ -606,7 +569,7 @@ impl State {
             }
             Turn::Early(ask) => {
                 if let Some(from) = ask {
-                    handler.cast(ToClient::Resend { from });
+                    handler.cast(Resend { from });
                 }
                 return;
             }
@@ -639,13 +602,13 @@ impl State {
                 }
             },
         };
-        handler.cast(match outcome {
-            Ok(()) => ToClient::Ack { seq, placed: None },
-            Err(reason) => ToClient::Refused {
+        match outcome {
+            Ok(()) => handler.cast(Ack { seq, placed: None }),
+            Err(reason) => handler.cast(Refused {
                 seq: Some(seq),
                 reason,
-            },
-        });
+            }),
+        }
     }
 
     /// A session lost in a restart of this server comes back from its token. The
@@ -681,7 +644,7 @@ impl State {
         };
         match self.open(&room).await {
             Ok(server) => self.enter(&token.nick, &room, &server, handler, false, None),
-            Err(refusal) => handler.cast(ToClient::Refused {
+            Err(refusal) => handler.cast(Refused {
                 seq: None,
                 reason: refusal,
             }),
@@ -711,7 +674,7 @@ impl State {
             Err(refusal) => refusal,
         };
         if let Some(user) = self.sessions.get(nick) {
-            user.handler.cast(ToClient::Refused {
+            user.handler.cast(Refused {
                 seq: Some(seq),
                 reason: refusal,
             });
@@ -724,7 +687,7 @@ impl State {
         else {
             return false;
         };
-        server.cast(RoomCast::Say {
+        server.cast(Say {
             from: nick.clone(),
             text,
             session: user.session,
@@ -741,7 +704,7 @@ impl State {
             return Ok(());
         };
         if let Some(receiver) = self.sessions.get(to) {
-            receiver.handler.cast(ToClient::Private {
+            receiver.handler.cast(Private {
                 from: nick.clone(),
                 text,
                 session: sender.session,
@@ -780,7 +743,7 @@ impl State {
         self.leave_room(nick, true).await;
         match (&room, &new) {
             (Some(room), Some(server)) => self.enter(nick, room, server, handler, true, None),
-            _ => handler.cast(ToClient::Left),
+            _ => handler.cast(Left),
         }
         Ok(())
     }
@@ -795,10 +758,7 @@ impl State {
         nicks.sort();
         nicks.dedup();
         let nicks: Vec<String> = nicks.iter().map(Nick::to_string).collect();
-        handler.cast(ToClient::Notice(format!(
-            "**Users in room: {}**",
-            nicks.join(", ")
-        )));
+        handler.cast(Notice(format!("**Users in room: {}**", nicks.join(", "))));
         Ok(())
     }
 
@@ -809,7 +769,7 @@ impl State {
             *counts.entry(room).or_default() += users;
         }
         let rooms: Vec<String> = counts.iter().map(|(r, n)| format!("{r} ({n})")).collect();
-        handler.cast(ToClient::Notice(format!("**Rooms: {}**", rooms.join(", "))));
+        handler.cast(Notice(format!("**Rooms: {}**", rooms.join(", "))));
     }
 
     /// A client node went: its users and pending joins with it (and seats of users this
@@ -835,14 +795,14 @@ impl State {
         &self,
         nick: &Nick,
         room: &Room,
-        server: &ServerRef<RoomServer>,
+        server: &ServerRef<ChatRoom>,
         handler: RemoteRef<ChatClient>,
         greet: bool,
         then: Option<String>,
     ) {
         self.membership.seat(nick, room, handler.clone());
         self.cluster.seated(nick, Some(room));
-        server.cast(RoomCast::Enter {
+        server.cast(Enter {
             nick: nick.clone(),
             handler,
             greet,
@@ -858,7 +818,7 @@ impl State {
         };
         self.cluster.seated(nick, None);
         if let Some(server) = self.rooms.running(&room) {
-            server.cast(RoomCast::Exit {
+            server.cast(Exit {
                 nick: nick.clone(),
                 announce,
             });

@@ -36,6 +36,7 @@ pub mod room;
 mod roster;
 mod sessions;
 
+use otp::gen_server::Init;
 use otp::node::global::Global;
 use otp::node::pg::{Peers, Scope};
 use otp::node::{Cookie, Node, NodeConfig};
@@ -68,7 +69,7 @@ pub fn registry(config: NodeConfig, args: MessageServerArgs, join: Vec<String>) 
         config,
         "message_server",
         MESSAGE_SERVER,
-        MessageServer,
+        MessageServer::with_args,
         args,
     );
     registry.child("scope", ChildType::Worker, |id, (): (), _name| {
@@ -80,7 +81,10 @@ pub fn registry(config: NodeConfig, args: MessageServerArgs, join: Vec<String>) 
     registry.child("cluster", ChildType::Worker, move |id, (): (), _name| {
         let relay = relay.clone();
         ChildSpec::worker(id, move |parent| {
-            parent.start_named(cluster::CLUSTER, cluster::ClusterRelay, relay.clone())
+            parent.start_named(
+                cluster::CLUSTER,
+                cluster::ClusterRelay::with_args(relay.clone()),
+            )
         })
     });
     registry

@@ -8,22 +8,24 @@
 //! tells them, so that they send again what its predecessor never placed.
 //!
 //! # Slow readers
-//! The room counts what it sent each member and what each reported reading
-//! ([`RoomCast::Delivered`]). A member more than [`RoomArgs::max_backlog`] bytes behind, or
-//! more than half of that for [`SLOW_GRACE`], is dropped: the message server
-//! disconnects it and tells it why when it comes back. So a reader that stopped reading
-//! costs the server a bounded amount of memory and nobody else any delay. When many
-//! members fall behind at once the server itself is the bottleneck: the room then holds
-//! back its acknowledgements, which slows every sender to what the readers take.
+//! The room counts what it sent each member and what each reported reading ([`Read`]). A
+//! member more than [`RoomArgs::max_backlog`] bytes behind, or more than half of that for
+//! [`SLOW_GRACE`], is dropped: the message server disconnects it and tells it why when it
+//! comes back. So a reader that stopped reading costs the server a bounded amount of
+//! memory and nobody else any delay. When many members fall behind at once the server
+//! itself is the bottleneck: the room then holds back its acknowledgements, which slows
+//! every sender to what the readers take.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use otp::gen_server::Init;
 use otp::node::RemoteRef;
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo, ServerRef};
+use otp::{Context, Flow, GenServer, Info, ServerRef};
 
 use crate::names::{Nick, Room};
-use crate::protocol::{line_cost, ChatClient, Placed, Seq, ToClient, WINDOW};
+use crate::protocol::{line_cost, Ack, ChatClient, Joined, Notice, Placed, RoomRestarted, Said};
+use crate::protocol::{Seq, ToClient, WINDOW};
 
 /// How long a member may stay more than half the bound behind before it is dropped: a
 /// pause (a terminal scrolled back, a busy machine) is forgiven, a stall is not.
@@ -36,9 +38,6 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 pub fn registered_name(room: &Room) -> String {
     format!("ex_messenger.room/{}", room.as_str())
 }
-
-/// The room behaviour.
-pub struct RoomServer;
 
 /// What a room is started with.
 #[derive(Clone)]
@@ -84,7 +83,7 @@ pub enum RoomEvent {
     /// The room (re)started as `server`, with its members from [`RoomArgs::members`].
     Started {
         room: Room,
-        server: ServerRef<RoomServer>,
+        server: ServerRef<ChatRoom>,
     },
     /// The room dropped `nick`, `behind` bytes behind: disconnect them.
     TooSlow { nick: Nick, behind: u64 },
@@ -107,41 +106,51 @@ impl RoomArgs {
 /// A member as the message server hands it over: who, and where their lines go.
 pub type Entrant = (Nick, RemoteRef<ChatClient>);
 
-/// Casts from the message server.
-pub enum RoomCast {
-    /// `nick` is in the room now. `greet`: tell them `Joined` with the user list and tell
-    /// the others; a silent enter restores a member after a restart. `then`: a notice for
-    /// them, after `Joined`.
-    Enter {
-        nick: Nick,
-        handler: RemoteRef<ChatClient>,
-        greet: bool,
-        then: Option<String>,
-    },
-    /// `nick` is out; `announce` tells the others.
-    Exit { nick: Nick, announce: bool },
-    /// `from` says `text` (already checked and cleaned): request `sent` of session
-    /// `session`, acknowledged to `handler` once placed.
-    Say {
-        from: Nick,
-        text: String,
-        session: u64,
-        sent: Seq,
-        handler: RemoteRef<ChatClient>,
-    },
-    /// `nick` has read `bytes` of incarnation `epoch`.
-    Delivered { nick: Nick, epoch: u64, bytes: u64 },
-    /// `from`, a member on another server, said `text` (already checked there): placed
-    /// here among this room's lines and sent to every member here, acknowledged by that
-    /// server's room.
-    Relayed {
-        from: Nick,
-        text: String,
-        session: u64,
-        sent: Seq,
-    },
-    /// A notice from the room on another server, for every member here.
-    RelayedNotice(String),
+otp::protocol! {
+    /// What a room answers: the message server's casts (who comes and goes, what they say
+    /// and read), the relay's (what the same room on other servers said), and the room's
+    /// own infos. Rooms are not exported: only this server's processes reach them.
+    pub ChatRoom;
+    calls RoomCall {
+        /// The members' nicks.
+        Nicks -> Vec<Nick>,
+    }
+    casts RoomCast {
+        /// `nick` is in the room now. `greet`: tell them `Joined` with the user list and
+        /// tell the others; a silent enter restores a member after a restart. `then`: a
+        /// notice for them, after `Joined`.
+        Enter {
+            nick: Nick,
+            handler: RemoteRef<ChatClient>,
+            greet: bool,
+            then: Option<String>,
+        },
+        /// `nick` is out; `announce` tells the others.
+        Exit { nick: Nick, announce: bool },
+        /// `from` says `text` (already checked and cleaned): request `sent` of session
+        /// `session`, acknowledged to `handler` once placed.
+        Say {
+            from: Nick,
+            text: String,
+            session: u64,
+            sent: Seq,
+            handler: RemoteRef<ChatClient>,
+        },
+        /// `nick` has read `bytes` of incarnation `epoch`.
+        Read { nick: Nick, epoch: u64, bytes: u64 },
+        /// `from`, a member on another server, said `text` (already checked there): placed
+        /// here among this room's lines and sent to every member here, acknowledged by
+        /// that server's room.
+        RelayedLine {
+            from: Nick,
+            text: String,
+            session: u64,
+            sent: Seq,
+        },
+        /// A notice from the room on another server, for every member here.
+        RelayedNotice(String),
+    }
+    infos RoomInfo;
 }
 
 /// The room's own messages.
@@ -189,8 +198,8 @@ impl Member {
     }
 }
 
-/// A room's state.
-pub struct RoomState {
+/// A room: its members, the numbering of its lines, the acknowledgements it holds back.
+pub struct RoomServer {
     args: RoomArgs,
     /// This incarnation, random: members tell a restarted room's lines from its
     /// predecessor's.
@@ -216,14 +225,14 @@ struct HeldAck {
 
 impl HeldAck {
     fn send(self) {
-        self.handler.cast(ToClient::Ack {
+        self.handler.cast(Ack {
             seq: self.seq,
             placed: Some(self.at),
         });
     }
 }
 
-impl RoomState {
+impl RoomServer {
     fn nicks(&self) -> Vec<Nick> {
         self.members.keys().cloned().collect()
     }
@@ -241,7 +250,7 @@ impl RoomState {
             room: self.args.room.clone(),
             text: text.clone(),
         });
-        self.tell_others(except, ToClient::Notice(text));
+        self.tell_others(except, Notice(text).into());
     }
 
     /// Places a line a member on another server said, and sends it to every member here.
@@ -252,7 +261,7 @@ impl RoomState {
         for member in self.members.values_mut().filter(|m| !m.dropped) {
             member.sent += cost;
         }
-        let line = ToClient::Said {
+        let line = Said {
             from,
             text,
             at,
@@ -260,7 +269,7 @@ impl RoomState {
             sent,
         };
         let live = self.members.values().filter(|m| !m.dropped);
-        RemoteRef::cast_all(live.map(|m| &m.handler), &line);
+        RemoteRef::cast_all(live.map(|m| &m.handler), &line.into());
         self.check();
     }
 
@@ -277,11 +286,13 @@ impl RoomState {
     /// acknowledgement back while readers are behind).
     fn say(
         &mut self,
-        from: Nick,
-        text: String,
-        session: u64,
-        sent: Seq,
-        sender: RemoteRef<ChatClient>,
+        Say {
+            from,
+            text,
+            session,
+            sent,
+            handler: sender,
+        }: Say,
     ) {
         self.last += 1;
         let at = self.here();
@@ -298,14 +309,14 @@ impl RoomState {
             session,
             sent,
         });
-        let line = ToClient::Said {
+        let line = Said {
             from: from.clone(),
             text,
             at,
             session,
             sent,
         };
-        self.tell_others(&from, line);
+        self.tell_others(&from, line.into());
         let theirs = self.held_by.entry(from.clone()).or_default();
         *theirs += 1;
         if *theirs > WINDOW {
@@ -374,15 +385,56 @@ impl RoomState {
         let behind = live.clone().filter(|m| m.behind() > soft).count();
         behind >= 2 && behind * 4 > live.count()
     }
+}
 
-    fn handle(&mut self, message: RoomCast) {
-        match message {
-            RoomCast::Enter {
+impl Init<RoomArgs> for RoomServer {
+    async fn init(args: RoomArgs, me: &Context<Self>) -> otp::Result<Self> {
+        // Reported first: the message server must have rewound the members' requests
+        // before their resends (asked for below) reach it, and its mailbox keeps order.
+        (args.report)(RoomEvent::Started {
+            room: args.room.clone(),
+            server: me.server().clone(),
+        });
+        me.send_interval(CHECK_EVERY, || RoomInfo::Check);
+        let members: BTreeMap<Nick, Member> = (args.members)(&args.room)
+            .into_iter()
+            .map(|(nick, handler)| (nick, Member::new(handler)))
+            .collect();
+        let epoch = crate::random::number();
+        // Members already here were in the room's predecessor: what it had not placed
+        // went with it, so they send again every line not acknowledged yet.
+        let restarted = RoomRestarted {
+            room: args.room.clone(),
+            epoch,
+        };
+        RemoteRef::cast_all(members.values().map(|m| &m.handler), &restarted.into());
+        Ok(RoomServer {
+            args,
+            epoch,
+            last: 0,
+            members,
+            held: VecDeque::new(),
+            held_by: HashMap::new(),
+        })
+    }
+}
+
+impl GenServer for RoomServer {
+    type Protocol = ChatRoom;
+
+    async fn handle_call(&mut self, call: RoomCall<'_>, _me: &Context<Self>) -> otp::Result {
+        let RoomCall::Nicks(Nicks, caller) = call;
+        Ok(caller.reply(self.nicks()))
+    }
+
+    async fn handle_cast(&mut self, cast: RoomCast, _me: &Context<Self>) -> otp::Result {
+        match cast {
+            RoomCast::Enter(Enter {
                 nick,
                 handler,
                 greet,
                 then,
-            } => {
+            }) => {
                 let new = match self.members.get_mut(&nick) {
                     Some(member) if !greet => {
                         member.handler = handler.clone();
@@ -398,7 +450,7 @@ impl RoomState {
                     users.extend((self.args.elsewhere)(&self.args.room));
                     users.sort();
                     users.dedup();
-                    handler.cast(ToClient::Joined {
+                    handler.cast(Joined {
                         room: self.args.room.clone(),
                         users,
                         at: self.here(),
@@ -408,10 +460,10 @@ impl RoomState {
                     }
                 }
                 if let Some(notice) = then {
-                    handler.cast(ToClient::Notice(notice));
+                    handler.cast(Notice(notice));
                 }
             }
-            RoomCast::Exit { nick, announce } => {
+            RoomCast::Exit(Exit { nick, announce }) => {
                 if self.members.remove(&nick).is_some() && announce {
                     self.announce(&nick, format!("**{} has left**", nick.as_str()));
                 }
@@ -425,24 +477,18 @@ impl RoomState {
                 leaver.into_iter().for_each(HeldAck::send);
                 self.check();
             }
-            RoomCast::Say {
+            RoomCast::Say(say) => self.say(say),
+            RoomCast::RelayedLine(RelayedLine {
                 from,
                 text,
                 session,
                 sent,
-                handler,
-            } => self.say(from, text, session, sent, handler),
-            RoomCast::Relayed {
-                from,
-                text,
-                session,
-                sent,
-            } => self.place_relayed(from, text, session, sent),
-            RoomCast::RelayedNotice(text) => {
+            }) => self.place_relayed(from, text, session, sent),
+            RoomCast::RelayedNotice(RelayedNotice(text)) => {
                 let live = self.members.values().filter(|m| !m.dropped);
-                RemoteRef::cast_all(live.map(|m| &m.handler), &ToClient::Notice(text));
+                RemoteRef::cast_all(live.map(|m| &m.handler), &Notice(text).into());
             }
-            RoomCast::Delivered { nick, epoch, bytes } => {
+            RoomCast::Read(Read { nick, epoch, bytes }) => {
                 if let (Some(member), true) = (self.members.get_mut(&nick), epoch == self.epoch) {
                     // Nobody reads more than was sent: a forged report cannot hide a backlog.
                     let read = bytes.min(member.sent);
@@ -454,78 +500,10 @@ impl RoomState {
                 self.check();
             }
         }
-    }
-}
-
-impl Protocol for RoomServer {
-    type Call = ();
-    /// The members' nicks.
-    type Reply = Vec<Nick>;
-    type Cast = RoomCast;
-}
-
-impl GenServer for RoomServer {
-    type Protocol = Self;
-    type Args = RoomArgs;
-    type State = RoomState;
-    type Info = RoomInfo;
-
-    async fn init(&self, me: &Context<Self>, args: RoomArgs) -> Result<RoomState, BoxError> {
-        // Reported first: the message server must have rewound the members' requests
-        // before their resends (asked for below) reach it, and its mailbox keeps order.
-        (args.report)(RoomEvent::Started {
-            room: args.room.clone(),
-            server: me.server().clone(),
-        });
-        me.send_interval(CHECK_EVERY, || RoomInfo::Check);
-        let members: BTreeMap<Nick, Member> = (args.members)(&args.room)
-            .into_iter()
-            .map(|(nick, handler)| (nick, Member::new(handler)))
-            .collect();
-        let epoch = crate::random::number();
-        // Members already here were in the room's predecessor: what it had not placed
-        // went with it, so they send again every line not acknowledged yet.
-        let restarted = ToClient::RoomRestarted {
-            room: args.room.clone(),
-            epoch,
-        };
-        RemoteRef::cast_all(members.values().map(|m| &m.handler), &restarted);
-        Ok(RoomState {
-            args,
-            epoch,
-            last: 0,
-            members,
-            held: VecDeque::new(),
-            held_by: HashMap::new(),
-        })
-    }
-
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        _request: (),
-        _from: &mut ReplyTo<Vec<Nick>>,
-        state: &mut RoomState,
-    ) -> Result<CallResponse<Vec<Nick>>, BoxError> {
-        Ok(CallResponse::Reply(state.nicks()))
-    }
-
-    async fn handle_cast(
-        &self,
-        _me: &Context<Self>,
-        message: RoomCast,
-        state: &mut RoomState,
-    ) -> Result<Flow, BoxError> {
-        state.handle(message);
         Ok(Flow::Continue)
     }
 
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        info: Info<RoomInfo>,
-        state: &mut RoomState,
-    ) -> Result<Flow, BoxError> {
+    async fn handle_info(&mut self, info: Info<RoomInfo>, _me: &Context<Self>) -> otp::Result {
         match info {
             #[cfg(feature = "fault-hook")]
             Info::Message(RoomInfo::Fault) => Err("fault injected (room)".into()),
@@ -536,7 +514,7 @@ impl GenServer for RoomServer {
                 Ok(Flow::Continue)
             }
             Info::Message(RoomInfo::Check) => {
-                state.check();
+                self.check();
                 Ok(Flow::Continue)
             }
             _ => Ok(Flow::Continue),

@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 
 use super::ledger::{End, Receipts};
 use crate::cli::SoakClientArgs;
-use crate::client::{HandlerArgs, HandlerInfo, Output, Session, Trace};
+use crate::client::{HandlerArgs, HandlerInfo, LocalChatClient, Output, Session, Trace};
 use crate::names::Nick;
-use crate::protocol::{ChatClient, Request, MESSAGE_HANDLER};
+use crate::protocol::{Request, MESSAGE_HANDLER};
 
 /// How long a stopped client waits for its last answers.
 const DRAIN: Duration = Duration::from_secs(60);
@@ -167,7 +167,7 @@ pub async fn run(args: SoakClientArgs) -> anyhow::Result<()> {
                 Some(_) => {}
             },
             _ = tokio::time::sleep_until(next_line), if sending => {
-                let handler = ServerRef::<ChatClient>::whereis(MESSAGE_HANDLER)
+                let handler = ServerRef::<LocalChatClient>::whereis(MESSAGE_HANDLER)
                     .context("no message handler")?;
                 let (gap, burst) = next_gap(args.rate);
                 for _ in 0..burst {
