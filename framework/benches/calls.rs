@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use otp::{GenServer, ServerRef, Timeout};
 use ractor::{Actor, ActorRef};
-use support::{Counter, RawCounter, RawMsg};
+use support::{Add, AddGet, Counter, CounterServer, RawCounter, RawMsg};
 use tokio::runtime::Runtime;
 
 fn runtime() -> Runtime {
@@ -43,7 +43,7 @@ fn calls(c: &mut Criterion) {
     let runtime = runtime();
     let (raw, ours): (ActorRef<RawMsg>, ServerRef<Counter>) = runtime.block_on(async {
         let raw = Actor::spawn(None, RawCounter, ()).await.expect("raw").0;
-        (raw, Counter.start(()).await.expect("otp"))
+        (raw, CounterServer::default().start().await.expect("otp"))
     });
     for (label, timeout) in [
         ("no timeout", Timeout::Infinity),
@@ -70,7 +70,7 @@ fn calls(c: &mut Criterion) {
                 let ours = ours.clone();
                 timed(&runtime, iters, move |iters| async move {
                     for _ in 0..iters {
-                        let _ = ours.call_timeout(1, timeout).await;
+                        let _ = ours.call_timeout(AddGet(1), timeout).await;
                     }
                 })
             })
@@ -96,9 +96,9 @@ fn calls(c: &mut Criterion) {
             let ours = ours.clone();
             timed(&runtime, iters, move |iters| async move {
                 for _ in 0..iters {
-                    ours.cast(1);
+                    ours.cast(Add(1));
                 }
-                let _ = ours.call_timeout(0, Timeout::Infinity).await;
+                let _ = ours.call_timeout(AddGet(0), Timeout::Infinity).await;
             })
         })
     });

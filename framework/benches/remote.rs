@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use otp::node::pg::Scope;
 use otp::node::{Cookie, Node, NodeConfig, RemoteRef};
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Protocol, ReplyTo, Timeout};
+use otp::{Context, Flow, GenServer, Timeout};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
@@ -73,51 +73,40 @@ fn raw_group(n: usize) -> String {
 
 // ---------- ours ----------
 
-#[derive(Serialize, Deserialize)]
-enum Request {
-    Echo(String),
-    Count,
+otp::protocol! {
+    /// The counter's messages: every answer is text, as the cast's payload is. A scope's
+    /// members' casts are `Clone`.
+    #[derive(Clone, Serialize, Deserialize)]
+    pub Counter;
+    calls CounterCall {
+        /// Answers its payload.
+        Echo(String) -> String,
+        /// Answers the casts counted so far.
+        Count -> String,
+    }
+    casts CounterCast {
+        /// Counted; its payload is dropped.
+        Note(String),
+    }
 }
 
-#[derive(Clone)]
-struct Counter;
-
-impl Protocol for Counter {
-    type Call = Request;
-    type Reply = String;
-    type Cast = String;
+#[derive(Default)]
+struct CounterServer {
+    count: u64,
 }
 
-impl GenServer for Counter {
-    type Protocol = Self;
-    type Args = ();
-    type State = u64;
-    type Info = ();
+impl GenServer for CounterServer {
+    type Protocol = Counter;
 
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<u64, BoxError> {
-        Ok(0)
+    async fn handle_call(&mut self, call: CounterCall<'_>, _me: &Context<Self>) -> otp::Result {
+        Ok(match call {
+            CounterCall::Echo(Echo(text), caller) => caller.reply(text),
+            CounterCall::Count(Count, caller) => caller.reply(self.count.to_string()),
+        })
     }
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        request: Request,
-        _from: &mut ReplyTo<String>,
-        count: &mut u64,
-    ) -> Result<CallResponse<String>, BoxError> {
-        Ok(CallResponse::Reply(match request {
-            Request::Echo(text) => text,
-            Request::Count => count.to_string(),
-        }))
-    }
-
-    async fn handle_cast(
-        &self,
-        _me: &Context<Self>,
-        _: String,
-        count: &mut u64,
-    ) -> Result<Flow, BoxError> {
-        *count += 1;
+    async fn handle_cast(&mut self, _: CounterCast, _me: &Context<Self>) -> otp::Result {
+        self.count += 1;
         Ok(Flow::Continue)
     }
 }
@@ -189,7 +178,10 @@ async fn serve_ours() {
     let node = Node::start(config).await.expect("otp node");
     let scope = Scope::start(SCOPE).await.expect("scope");
     for n in 0..FANOUT {
-        let counter = Counter.start_named(our_name(n), ()).await.expect("counter");
+        let counter = CounterServer::default()
+            .start_named(our_name(n))
+            .await
+            .expect("counter");
         node.export::<Counter>(&our_name(n)).await.expect("export");
         scope.join(GROUP, &counter).await.expect("join");
     }
@@ -222,7 +214,7 @@ fn count(base: usize) -> usize {
 
 /// The casts a counter has counted.
 async fn counted(member: &otp::node::Member<Counter>) -> u64 {
-    let count = member.call(Request::Count).await.expect("count");
+    let count = member.call(Count).await.expect("count");
     count.parse().expect("a number")
 }
 
@@ -313,7 +305,7 @@ async fn measure() {
         let started = Instant::now();
         for _ in 0..calls {
             ours[0]
-                .call_timeout(Request::Echo(text.clone()), Timeout::Infinity)
+                .call_timeout(Echo(text.clone()), Timeout::Infinity)
                 .await
                 .expect("call");
         }
@@ -333,13 +325,13 @@ async fn measure() {
         for (targets, into) in [(1, &mut our_cast), (FANOUT, &mut our_fan)] {
             let started = Instant::now();
             for i in 0..casts {
-                ours[i % targets].cast(text.clone());
+                ours[i % targets].cast(Note(text.clone()));
                 our_sent[i % targets] += 1;
             }
             for (n, remote) in ours.iter().enumerate().take(targets) {
                 loop {
                     let count: u64 = remote
-                        .call(Request::Count)
+                        .call(Count)
                         .await
                         .expect("count")
                         .parse()
@@ -361,9 +353,11 @@ async fn measure() {
             for member in &members {
                 expected.push(counted(member).await + rounds as u64);
             }
+            // Built once, as the text was: the loop measures only the broadcasts.
+            let note = CounterCast::Note(Note(text.clone()));
             let started = Instant::now();
             for _ in 0..rounds {
-                scope.broadcast::<Counter>(GROUP, &text);
+                scope.broadcast::<Counter>(GROUP, &note);
             }
             for (member, expected) in members.iter().zip(expected) {
                 while counted(member).await < expected {}

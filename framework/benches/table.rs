@@ -18,7 +18,7 @@ use otp::supervisor::{
 };
 use otp::{GenServer, Named, ServerRef, Timeout};
 use ractor::{Actor, ActorCell, ActorRef};
-use support::{rss_bytes, Counter, RawCounter, RawMsg, RawRespawner};
+use support::{rss_bytes, Add, AddGet, Counter, CounterServer, RawCounter, RawMsg, RawRespawner};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -86,7 +86,7 @@ async fn run() {
     let mut rows = Vec::new();
 
     let raw = Actor::spawn(None, RawCounter, ()).await.expect("raw").0;
-    let ours = Counter.start(()).await.expect("otp");
+    let ours = CounterServer::default().start().await.expect("otp");
 
     for callers in [1, 8, 64] {
         let total = count(if callers == 1 { 200_000 } else { 400_000 });
@@ -122,9 +122,9 @@ async fn run() {
         base.push(per_op(casts, started.elapsed()));
         let started = Instant::now();
         for _ in 0..casts {
-            ours.cast(1);
+            ours.cast(Add(1));
         }
-        let _ = ours.call(0).await;
+        let _ = ours.call(AddGet(0)).await;
         mine.push(per_op(casts, started.elapsed()));
     }
     rows.push(row(
@@ -249,7 +249,7 @@ fn our_caller(
         let ours = ours.clone();
         Box::pin(async move {
             for _ in 0..calls {
-                let _ = ours.call_timeout(1, timeout).await;
+                let _ = ours.call_timeout(AddGet(1), timeout).await;
             }
         })
     }
@@ -314,7 +314,7 @@ async fn restart_latencies(n: usize) -> (Vec<Duration>, Vec<Duration>) {
             ..Flags::default()
         },
         children: vec![ChildSpec::worker("child", move |parent| {
-            parent.start_named(name, Counter, ())
+            parent.start_named(name, CounterServer::default())
         })],
     };
     let supervisor = tree.start().await.expect("otp supervisor");
@@ -326,7 +326,7 @@ async fn restart_latencies(n: usize) -> (Vec<Duration>, Vec<Duration>) {
         old.kill();
         loop {
             if let Ok(current) = by_name.resolve() {
-                if current.id() != old.id() && current.call(0).await.is_ok() {
+                if current.id() != old.id() && current.call(AddGet(0)).await.is_ok() {
                     break;
                 }
             }
@@ -395,7 +395,13 @@ async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
         vec![tokio::spawn(async move {
             let mut cells = Vec::with_capacity(each);
             for _ in 0..each {
-                cells.push(Counter.start(()).await.expect("server").cell());
+                cells.push(
+                    CounterServer::default()
+                        .start()
+                        .await
+                        .expect("server")
+                        .cell(),
+                );
             }
             cells
         })]
@@ -408,7 +414,7 @@ async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
         let partitioned = start_partitioned(flags, "bench-partitioned")
             .await
             .expect("partition supervisor");
-        let spec = ChildSpec::worker("child", |parent| parent.start(Counter, ()))
+        let spec = ChildSpec::worker("child", |parent| parent.start(CounterServer::default()))
             .restart(Restart::Temporary);
         (0..starters)
             .map(|starter| {
@@ -432,7 +438,7 @@ async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
         let supervisor = start_dynamic(DynamicFlags::default(), None)
             .await
             .expect("dynamic");
-        let spec = ChildSpec::worker("child", |parent| parent.start(Counter, ()))
+        let spec = ChildSpec::worker("child", |parent| parent.start(CounterServer::default()))
             .restart(Restart::Temporary);
         (0..starters)
             .map(|_| {
@@ -464,7 +470,7 @@ async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
             } else {
                 let child = ServerRef::<Counter>::from_cell(cell).expect("a counter");
                 child
-                    .call_timeout(0, Timeout::Infinity)
+                    .call_timeout(AddGet(0), Timeout::Infinity)
                     .await
                     .expect("child answers");
             }

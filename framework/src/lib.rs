@@ -75,8 +75,8 @@ pub use error::{BoxError, CallError, Ignore, StartError};
 pub use exit::ExitReason;
 pub use gen_server::sys;
 pub use gen_server::{
-    AnyServer, Caller, Context, Flow, GenServer, Info, Named, Never, ProcessExit, Protocol,
-    ReplyTo, Request, RequestOf, ServerRef, StartOptions, Timeout, Timer,
+    AnyServer, Caller, Context, Flow, GenServer, Info, Init, Named, Never, ProcessExit, Protocol,
+    ReplyTo, Request, RequestOf, ServerRef, Start, StartOptions, Timeout, Timer,
 };
 pub use ractor::{ActorCell, ActorId};
 

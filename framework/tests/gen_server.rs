@@ -4,20 +4,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{next, probe, Behaviour, Call, Cast, Event};
-use otp::{
-    BoxError, CallError, CallResponse, Context, ExitReason, GenServer, Named, Protocol, ReplyTo,
-    ServerRef, StartError,
+use common::{
+    next, probe, Add, Behaviour, Defer, Echo, Event, Fail, Get, Monitor, Panic, ReleaseDeferred,
+    Slow, Stop, StopReplying, StopWith, TickAfter,
 };
+use otp::gen_server::Init;
+use otp::{CallError, Context, ExitReason, GenServer, Named, ServerRef, StartError, Timeout};
 
 #[tokio::test]
 async fn call_cast_and_state() {
     let (server, mut events) = probe("a");
-    let server = server.start(1).await.unwrap();
+    let server = server.with_value(1).start().await.unwrap();
     assert_eq!(next(&mut events).await, Event::Started("a".into()));
-    server.cast(Cast::Add(41));
-    assert_eq!(server.call(Call::Get).await, Ok(42));
-    assert_eq!(server.call(Call::Echo(7)).await, Ok(7));
+    server.cast(Add(41));
+    assert_eq!(server.call(Get).await, Ok(42));
+    assert_eq!(server.call(Echo(7)).await, Ok(7));
 }
 
 #[tokio::test]
@@ -25,7 +26,8 @@ async fn init_error_fails_start_and_frees_the_name() {
     let (server, _events) = probe("first");
     let err = server
         .behaving(Behaviour::FailInit)
-        .start_named("init-fails", 0)
+        .with_value(0)
+        .start_named("init-fails")
         .await
         .unwrap_err();
     assert!(
@@ -33,75 +35,76 @@ async fn init_error_fails_start_and_frees_the_name() {
         "{err}"
     );
     let (server, _events) = probe("second");
-    let server = server.start_named("init-fails", 0).await.unwrap();
+    let server = server
+        .with_value(0)
+        .start_named("init-fails")
+        .await
+        .unwrap();
     assert_eq!(server.name().as_deref(), Some("init-fails"));
 }
 
 #[tokio::test]
 async fn deferred_reply_answers_later_from_another_message() {
     let (server, _events) = probe("deferred");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     let caller = {
         let server = server.clone();
-        tokio::spawn(async move { server.call(Call::Defer).await })
+        tokio::spawn(async move { server.call(Defer).await })
     };
     // The server keeps serving while the deferred caller waits.
-    assert_eq!(server.call(Call::Echo(1)).await, Ok(1));
+    assert_eq!(server.call(Echo(1)).await, Ok(1));
     // The deferred call is queued before this call, so by the time `Get` returns it is held.
-    assert_eq!(server.call(Call::Get).await, Ok(0));
-    server.cast(Cast::ReleaseDeferred(99));
+    assert_eq!(server.call(Get).await, Ok(0));
+    server.cast(ReleaseDeferred(99));
     assert_eq!(caller.await.unwrap(), Ok(99));
 }
 
 #[tokio::test]
 async fn call_timeout_then_late_reply_is_dropped() {
     let (server, _events) = probe("slow");
-    let server = server.start(5).await.unwrap();
+    let server = server.with_value(5).start().await.unwrap();
     let result = server
-        .call_timeout(
-            Call::Slow(Duration::from_millis(300)),
-            Duration::from_millis(20),
-        )
+        .call_timeout(Slow(Duration::from_millis(300)), Duration::from_millis(20))
         .await;
     assert_eq!(result, Err(CallError::Timeout(Duration::from_millis(20))));
     // The next call gets its own answer, not the late one.
-    assert_eq!(server.call(Call::Echo(3)).await, Ok(3));
+    assert_eq!(server.call(Echo(3)).await, Ok(3));
 }
 
 #[tokio::test]
 async fn call_to_a_dead_server_is_noproc() {
     let (server, _events) = probe("dead");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     server.stop(ExitReason::Normal).await.unwrap();
-    assert_eq!(server.call(Call::Get).await, Err(CallError::NoProc));
+    assert_eq!(server.call(Get).await, Err(CallError::NoProc));
     assert_eq!(
         server.stop(ExitReason::Normal).await,
         Err(CallError::NoProc)
     );
     assert_eq!(
         Named::<common::Probe>::new("never-registered")
-            .call(Call::Get)
+            .call(Get)
             .await,
         Err(CallError::NoProc)
     );
     // A cast to a dead server is silently dropped, as in OTP.
-    server.cast(Cast::Add(1));
+    server.cast(Add(1));
 }
 
 #[tokio::test]
 async fn stop_from_call_tells_the_caller_and_queued_callers_the_reason() {
     let (server, mut events) = probe("stopper");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     assert_eq!(next(&mut events).await, Event::Started("stopper".into()));
     let reason = ExitReason::ShutdownWith("done".into());
     let queued = {
         let server = server.clone();
         // Deferred first so the stop request below is queued behind a call that waits.
-        tokio::spawn(async move { server.call(Call::Defer).await })
+        tokio::spawn(async move { server.call(Defer).await })
     };
-    assert_eq!(server.call(Call::Get).await, Ok(0));
+    assert_eq!(server.call(Get).await, Ok(0));
     assert_eq!(
-        server.call(Call::StopWith(reason.clone())).await,
+        server.call(StopWith(reason.clone())).await,
         Err(CallError::Exited(reason.clone()))
     );
     assert_eq!(
@@ -116,10 +119,10 @@ async fn stop_from_call_tells_the_caller_and_queued_callers_the_reason() {
 #[tokio::test]
 async fn stop_with_reply_replies_then_terminates() {
     let (server, mut events) = probe("reply-stop");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     next(&mut events).await;
     assert_eq!(
-        server.call(Call::StopReplying(ExitReason::Normal, 8)).await,
+        server.call(StopReplying(ExitReason::Normal, 8)).await,
         Ok(8)
     );
     assert_eq!(
@@ -131,17 +134,17 @@ async fn stop_with_reply_replies_then_terminates() {
 #[tokio::test]
 async fn calls_queued_behind_a_stop_get_the_exit_reason() {
     let (server, mut events) = probe("queue");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     next(&mut events).await;
     // Park the server in a slow call so the next messages queue up behind it.
     let slow = {
         let server = server.clone();
-        tokio::spawn(async move { server.call(Call::Slow(Duration::from_millis(100))).await })
+        tokio::spawn(async move { server.call(Slow(Duration::from_millis(100))).await })
     };
     assert_eq!(next(&mut events).await, Event::Busy);
     let reason = ExitReason::error("boom");
-    server.cast(Cast::Stop(reason.clone()));
-    let queued = server.call(Call::Get).await;
+    server.cast(Stop(reason.clone()));
+    let queued = server.call(Get).await;
     assert_eq!(slow.await.unwrap(), Ok(0));
     assert_eq!(queued, Err(CallError::Exited(reason)));
 }
@@ -149,9 +152,9 @@ async fn calls_queued_behind_a_stop_get_the_exit_reason() {
 #[tokio::test]
 async fn panic_and_error_in_callbacks_crash_with_the_message_after_terminate() {
     let (server, mut events) = probe("panics");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     next(&mut events).await;
-    let result = server.call(Call::Panic).await;
+    let result = server.call(Panic).await;
     assert!(
         matches!(&result, Err(CallError::Exited(ExitReason::Error(m))) if m.contains("asked to panic")),
         "{result:?}"
@@ -162,11 +165,11 @@ async fn panic_and_error_in_callbacks_crash_with_the_message_after_terminate() {
     ));
 
     let (server, mut events) = probe("fails");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     next(&mut events).await;
     let expected = ExitReason::error("asked to fail");
     assert_eq!(
-        server.call(Call::Fail).await,
+        server.call(Fail).await,
         Err(CallError::Exited(expected.clone()))
     );
     assert_eq!(
@@ -178,7 +181,7 @@ async fn panic_and_error_in_callbacks_crash_with_the_message_after_terminate() {
 #[tokio::test]
 async fn terminate_runs_on_stop_but_not_on_kill() {
     let (server, mut events) = probe("stopped");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     next(&mut events).await;
     server.stop(ExitReason::Shutdown).await.unwrap();
     assert_eq!(
@@ -187,7 +190,7 @@ async fn terminate_runs_on_stop_but_not_on_kill() {
     );
 
     let (server, mut events) = probe("killed");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     next(&mut events).await;
     server.kill();
     server.wait_exit().await;
@@ -199,9 +202,9 @@ async fn terminate_runs_on_stop_but_not_on_kill() {
 #[tokio::test]
 async fn name_clash_returns_the_running_server_and_the_name_is_reused_after_exit() {
     let (first, _e1) = probe("first");
-    let first = first.start_named("clash", 1).await.unwrap();
+    let first = first.with_value(1).start_named("clash").await.unwrap();
     let (second, _e2) = probe("second");
-    match second.start_named("clash", 2).await {
+    match second.with_value(2).start_named("clash").await {
         Err(StartError::AlreadyStarted { name, existing }) => {
             assert_eq!(name, "clash");
             let existing = ServerRef::<common::Probe>::from_cell(existing.unwrap()).unwrap();
@@ -210,18 +213,22 @@ async fn name_clash_returns_the_running_server_and_the_name_is_reused_after_exit
         other => panic!("expected AlreadyStarted, got {other:?}"),
     }
     let by_name = Named::<common::Probe>::new("clash");
-    assert_eq!(by_name.call(Call::Get).await, Ok(1));
+    assert_eq!(by_name.call(Get).await, Ok(1));
     first.stop(ExitReason::Normal).await.unwrap();
-    assert_eq!(by_name.call(Call::Get).await, Err(CallError::NoProc));
+    assert_eq!(by_name.call(Get).await, Err(CallError::NoProc));
     let (third, _e3) = probe("third");
-    third.start_named("clash", 3).await.unwrap();
-    assert_eq!(by_name.call(Call::Get).await, Ok(3));
+    third.with_value(3).start_named("clash").await.unwrap();
+    assert_eq!(by_name.call(Get).await, Ok(3));
 }
 
 #[tokio::test]
 async fn whereis_is_typed() {
     let (server, _events) = probe("typed");
-    let _server = server.start_named("typed-name", 0).await.unwrap();
+    let _server = server
+        .with_value(0)
+        .start_named("typed-name")
+        .await
+        .unwrap();
     assert!(ServerRef::<common::Probe>::whereis("typed-name").is_some());
     assert!(ServerRef::<Other>::whereis("typed-name").is_none());
 }
@@ -229,23 +236,23 @@ async fn whereis_is_typed() {
 #[tokio::test]
 async fn monitor_delivers_down_with_the_reason_once() {
     let (watcher, mut events) = probe("watcher");
-    let watcher = watcher.start(0).await.unwrap();
+    let watcher = watcher.with_value(0).start().await.unwrap();
     next(&mut events).await;
     let (target, _target_events) = probe("target");
-    let target = target.start(0).await.unwrap();
-    watcher.cast(Cast::Monitor(target.cell()));
+    let target = target.with_value(0).start().await.unwrap();
+    watcher.cast(Monitor(target.cell()));
     // A call after the cast guarantees the monitor is in place.
-    assert_eq!(watcher.call(Call::Get).await, Ok(0));
-    target.cast(Cast::Stop(ExitReason::error("crashed")));
+    assert_eq!(watcher.call(Get).await, Ok(0));
+    target.cast(Stop(ExitReason::error("crashed")));
     assert_eq!(
         next(&mut events).await,
         Event::Down(ExitReason::error("crashed"))
     );
 
     let (killed, _killed_events) = probe("killed-target");
-    let killed = killed.start(0).await.unwrap();
-    watcher.cast(Cast::Monitor(killed.cell()));
-    assert_eq!(watcher.call(Call::Get).await, Ok(0));
+    let killed = killed.with_value(0).start().await.unwrap();
+    watcher.cast(Monitor(killed.cell()));
+    assert_eq!(watcher.call(Get).await, Ok(0));
     killed.kill();
     assert_eq!(next(&mut events).await, Event::Down(ExitReason::Killed));
 }
@@ -253,24 +260,24 @@ async fn monitor_delivers_down_with_the_reason_once() {
 #[tokio::test]
 async fn monitoring_a_dead_process_delivers_noproc() {
     let (watcher, mut events) = probe("watcher2");
-    let watcher = watcher.start(0).await.unwrap();
+    let watcher = watcher.with_value(0).start().await.unwrap();
     next(&mut events).await;
     let (target, _target_events) = probe("gone");
-    let target = target.start(0).await.unwrap();
+    let target = target.with_value(0).start().await.unwrap();
     target.stop(ExitReason::Normal).await.unwrap();
-    watcher.cast(Cast::Monitor(target.cell()));
+    watcher.cast(Monitor(target.cell()));
     assert_eq!(next(&mut events).await, Event::Down(ExitReason::NoProc));
     // Exactly one DOWN: the next event is the tick we ask for now.
-    watcher.cast(Cast::TickAfter(Duration::from_millis(1)));
+    watcher.cast(TickAfter(Duration::from_millis(1)));
     assert_eq!(next(&mut events).await, Event::Tick);
 }
 
 #[tokio::test]
 async fn send_after_delivers_an_info() {
     let (server, mut events) = probe("timer");
-    let server = server.start(0).await.unwrap();
+    let server = server.with_value(0).start().await.unwrap();
     next(&mut events).await;
-    server.cast(Cast::TickAfter(Duration::from_millis(5)));
+    server.cast(TickAfter(Duration::from_millis(5)));
     assert_eq!(next(&mut events).await, Event::Tick);
     let timer = server.send_after(Duration::from_secs(3600), Event::Tick);
     timer.cancel();
@@ -280,157 +287,100 @@ async fn send_after_delivers_an_info() {
     ticks.cancel();
 }
 
-/// A second server type, to check that names are typed.
-struct Other;
-
-impl Protocol for Other {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
+otp::protocol! {
+    /// A second protocol, to check that names are typed.
+    pub Other;
 }
 
-impl GenServer for Other {
-    type Protocol = Self;
-    type Args = ();
-    type State = ();
-    type Info = ();
-
-    async fn init(&self, _me: &otp::Context<Self>, _args: ()) -> Result<(), otp::BoxError> {
-        Ok(())
+otp::protocol! {
+    /// A protocol with two implementations below.
+    pub Greeting;
+    calls GreetingCall {
+        Greet(String) -> String,
     }
-}
-
-/// A protocol with two implementations below.
-struct Greeting;
-
-impl Protocol for Greeting {
-    type Call = String;
-    type Reply = String;
-    type Cast = ();
 }
 
 struct English;
 
 impl GenServer for English {
     type Protocol = Greeting;
-    type Args = ();
-    type State = ();
-    type Info = ();
 
-    async fn init(&self, _me: &otp::Context<Self>, _: ()) -> Result<(), otp::BoxError> {
-        Ok(())
-    }
-
-    async fn handle_call(
-        &self,
-        _me: &otp::Context<Self>,
-        who: String,
-        _from: &mut otp::ReplyTo<String>,
-        _: &mut (),
-    ) -> Result<otp::CallResponse<String>, otp::BoxError> {
-        Ok(otp::CallResponse::Reply(format!("hello, {who}")))
+    async fn handle_call(&mut self, call: GreetingCall<'_>, _me: &Context<Self>) -> otp::Result {
+        let GreetingCall::Greet(Greet(who), caller) = call;
+        Ok(caller.reply(format!("hello, {who}")))
     }
 }
 
 /// Greets in French and counts whom it greeted: another state, the same protocol.
-struct French;
+struct French {
+    greeted: u32,
+}
 
 impl GenServer for French {
     type Protocol = Greeting;
-    type Args = ();
-    type State = u32;
-    type Info = ();
 
-    async fn init(&self, _me: &otp::Context<Self>, _: ()) -> Result<u32, otp::BoxError> {
-        Ok(0)
-    }
-
-    async fn handle_call(
-        &self,
-        _me: &otp::Context<Self>,
-        who: String,
-        _from: &mut otp::ReplyTo<String>,
-        greeted: &mut u32,
-    ) -> Result<otp::CallResponse<String>, otp::BoxError> {
-        *greeted += 1;
-        Ok(otp::CallResponse::Reply(format!(
-            "bonjour {who} (#{greeted})"
-        )))
+    async fn handle_call(&mut self, call: GreetingCall<'_>, _me: &Context<Self>) -> otp::Result {
+        let GreetingCall::Greet(Greet(who), caller) = call;
+        self.greeted += 1;
+        Ok(caller.reply(format!("bonjour {who} (#{})", self.greeted)))
     }
 }
 
 #[tokio::test]
 async fn two_implementations_of_one_protocol_are_interchangeable_behind_one_name() {
     let greeter = Named::<Greeting>::new("greeter");
-    let english = English.start_named("greeter", ()).await.unwrap();
-    assert_eq!(greeter.call("joe".into()).await.unwrap(), "hello, joe");
-    english.stop(ExitReason::Normal).await.unwrap();
-    French.start_named("greeter", ()).await.unwrap();
+    let english = English.start_named("greeter").await.unwrap();
     assert_eq!(
-        greeter.call("joe".into()).await.unwrap(),
+        greeter.call(Greet("joe".into())).await.unwrap(),
+        "hello, joe"
+    );
+    english.stop(ExitReason::Normal).await.unwrap();
+    French { greeted: 0 }.start_named("greeter").await.unwrap();
+    assert_eq!(
+        greeter.call(Greet("joe".into())).await.unwrap(),
         "bonjour joe (#1)"
     );
     // Looked up by its protocol, whichever server runs under the name.
     let found: ServerRef<Greeting> = ServerRef::whereis("greeter").unwrap();
     assert_eq!(
-        found.call("mike".into()).await.unwrap(),
+        found.call(Greet("mike".into())).await.unwrap(),
         "bonjour mike (#2)"
     );
 }
 
-/// Requests that carry their own typed answer ([`ServerRef::request`]).
-enum Ask {
-    Length(String, otp::ReplyTo<usize>),
-    Upper(String, otp::ReplyTo<String>),
-    Crash(otp::ReplyTo<()>),
-}
-
-struct Asked;
-
-impl Protocol for Asked {
-    type Call = Ask;
-    type Reply = ();
-    type Cast = ();
-}
-
-impl GenServer for Asked {
-    type Protocol = Self;
-    type Args = ();
-    type State = ();
-    type Info = ();
-
-    async fn init(&self, _me: &otp::Context<Self>, _: ()) -> Result<(), otp::BoxError> {
-        Ok(())
+otp::protocol! {
+    /// Requests each with its own answer type.
+    pub Asked;
+    calls Ask {
+        Length(String) -> usize,
+        Upper(String) -> String,
+        Crash -> (),
     }
+}
 
-    async fn handle_call(
-        &self,
-        _me: &otp::Context<Self>,
-        request: Ask,
-        _from: &mut otp::ReplyTo<()>,
-        _: &mut (),
-    ) -> Result<otp::CallResponse<()>, otp::BoxError> {
-        match request {
-            Ask::Length(text, answer) => _ = answer.reply(text.len()),
-            Ask::Upper(text, answer) => _ = answer.reply(text.to_uppercase()),
-            Ask::Crash(unanswered) => {
-                drop(unanswered);
-                return Err("asked to crash".into());
-            }
-        }
-        Ok(otp::CallResponse::NoReply)
+struct AskedServer;
+
+impl GenServer for AskedServer {
+    type Protocol = Asked;
+
+    async fn handle_call(&mut self, call: Ask<'_>, _me: &Context<Self>) -> otp::Result {
+        Ok(match call {
+            Ask::Length(Length(text), caller) => caller.reply(text.len()),
+            Ask::Upper(Upper(text), caller) => caller.reply(text.to_uppercase()),
+            Ask::Crash(Crash, _unanswered) => return Err("asked to crash".into()),
+        })
     }
 }
 
 #[tokio::test]
 async fn each_request_can_have_its_own_reply_type() {
-    let server = Asked.start(()).await.unwrap();
-    let length = server.request(|r| Ask::Length("four".into(), r), otp::Timeout::Infinity);
+    let server = AskedServer.start().await.unwrap();
+    let length = server.call_timeout(Length("four".into()), Timeout::Infinity);
     assert_eq!(length.await, Ok(4));
-    let upper = server.request(|r| Ask::Upper("four".into(), r), otp::Timeout::Infinity);
+    let upper = server.call_timeout(Upper("four".into()), Timeout::Infinity);
     assert_eq!(upper.await.as_deref(), Ok("FOUR"));
-    // A server that exits instead of answering tells the caller why, as for `call`.
-    let crashed = server.request(Ask::Crash, otp::Timeout::Infinity).await;
+    // A server that exits instead of answering tells the caller why, as for any call.
+    let crashed = server.call_timeout(Crash, Timeout::Infinity).await;
     assert!(
         matches!(&crashed, Err(CallError::Exited(ExitReason::Error(why))) if why.contains("asked to crash")),
         "{crashed:?}"
@@ -451,74 +401,60 @@ impl std::error::Error for DiskFull {}
 
 struct NeedsDisk;
 
-impl GenServer for NeedsDisk {
-    type Protocol = Greeting;
-    type Args = ();
-    type State = ();
-    type Info = ();
-
-    async fn init(&self, _me: &otp::Context<Self>, _: ()) -> Result<(), otp::BoxError> {
+impl Init<()> for NeedsDisk {
+    async fn init((): (), _me: &Context<Self>) -> otp::Result<Self> {
         Err(Box::new(DiskFull))
     }
 }
 
+impl GenServer for NeedsDisk {
+    type Protocol = Greeting;
+}
+
 #[tokio::test]
 async fn an_init_error_keeps_its_cause() {
-    let error = NeedsDisk.start(()).await.unwrap_err();
+    let error = NeedsDisk::with_args(()).start().await.unwrap_err();
     assert_eq!(error.to_string(), "init failed: disk full");
     let cause = std::error::Error::source(&error).expect("the init error is the source");
     assert!(cause.downcast_ref::<DiskFull>().is_some(), "{cause:?}");
 }
 
+otp::protocol! {
+    /// What [`SelfCaller`] answers: both calls with what a call gave.
+    pub SelfCalling;
+    calls SelfCall {
+        /// Call yourself with `Value`, and answer what that call gave.
+        CallYourself -> Result<u64, CallError>,
+        Value -> Result<u64, CallError>,
+    }
+}
+
 /// A server that, asked to, calls itself from its own `handle_call`.
 struct SelfCaller;
 
-enum SelfCall {
-    /// Call yourself with `Value`, and answer what that call gave.
-    CallYourself,
-    Value,
-}
-
-impl Protocol for SelfCaller {
-    type Call = SelfCall;
-    type Reply = Result<u64, CallError>;
-    type Cast = ();
-}
-
 impl GenServer for SelfCaller {
-    type Protocol = Self;
-    type Args = ();
-    type State = ();
-    type Info = ();
+    type Protocol = SelfCalling;
 
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    async fn handle_call(
-        &self,
-        me: &Context<Self>,
-        request: SelfCall,
-        _from: &mut ReplyTo<Result<u64, CallError>>,
-        _: &mut (),
-    ) -> Result<CallResponse<Result<u64, CallError>>, BoxError> {
-        Ok(CallResponse::Reply(match request {
+    async fn handle_call(&mut self, call: SelfCall<'_>, me: &Context<Self>) -> otp::Result {
+        Ok(match call {
             // Through the timeout's worth of waiting this would be a Timeout.
-            SelfCall::CallYourself => me.call(SelfCall::Value).await.and_then(|inner| inner),
-            SelfCall::Value => Ok(7),
-        }))
+            SelfCall::CallYourself(CallYourself, caller) => {
+                caller.reply(me.call(Value).await.and_then(|inner| inner))
+            }
+            SelfCall::Value(Value, caller) => caller.reply(Ok(7)),
+        })
     }
 }
 
 #[tokio::test]
 async fn a_call_to_itself_from_a_callback_fails_at_once_with_calling_self() {
-    let server = SelfCaller.start(()).await.unwrap();
+    let server = SelfCaller.start().await.unwrap();
     assert_eq!(
-        server.call(SelfCall::CallYourself).await,
+        server.call(CallYourself).await,
         Ok(Err(CallError::CallingSelf))
     );
     // From outside, the same call is answered as usual.
-    assert_eq!(server.call(SelfCall::Value).await, Ok(Ok(7)));
+    assert_eq!(server.call(Value).await, Ok(Ok(7)));
 }
 
 #[tokio::test]
@@ -526,14 +462,15 @@ async fn a_crash_in_terminate_becomes_the_exit_reason() {
     let (server, mut events) = probe("crashy");
     let server = server
         .behaving(Behaviour::PanicInTerminate)
-        .start(0)
+        .with_value(0)
+        .start()
         .await
         .unwrap();
     assert_eq!(next(&mut events).await, Event::Started("crashy".into()));
     let (watcher, mut watched) = probe("watcher");
-    let watcher = watcher.start(0).await.unwrap();
-    watcher.cast(Cast::Monitor(server.cell()));
-    watcher.call(Call::Get).await.unwrap(); // the monitor is in place
+    let watcher = watcher.with_value(0).start().await.unwrap();
+    watcher.cast(Monitor(server.cell()));
+    watcher.call(Get).await.unwrap(); // the monitor is in place
     let stopped = server.stop(ExitReason::Normal).await;
     assert!(
         matches!(&stopped, Err(CallError::Exited(ExitReason::Error(why))) if why.contains("terminate fails")),

@@ -4,20 +4,42 @@
 
 use std::time::Duration;
 
-use otp::gen_server::{Collected, RequestIds, StartOptions};
-use otp::{
-    BoxError, CallError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol,
-    ReplyTo, ServerRef, StartError,
-};
+use otp::gen_server::{Collected, Init, RequestIds, Start, StartOptions};
+use otp::{CallError, Context, ExitReason, Flow, GenServer, Info, ServerRef, StartError};
 use tokio::sync::mpsc;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A server that writes what happens to it in a journal, and tells the test about idle
-/// timeouts as they come.
+otp::protocol! {
+    /// What a journal serves: its journal, echoes, and notes; its continuations are infos.
+    pub Journal;
+    calls JournalCall {
+        Read -> Vec<String>,
+        /// Answers `n` after `wait`.
+        Echo(u64, Duration) -> Vec<String>,
+    }
+    casts JournalCast {
+        Note(&'static str),
+        NoteThenContinue(&'static str, &'static str),
+        NoteThenIdle(&'static str, Duration),
+        /// The next `terminate` never ends.
+        HangOnStop,
+    }
+    infos &'static str;
+}
+
+/// Where a journal tells the test about idle timeouts as they come: what a test starts one
+/// with, beside a [`Setup`].
 #[derive(Clone)]
-struct Journal {
+struct Teller {
     timeouts: mpsc::UnboundedSender<()>,
+}
+
+impl Teller {
+    /// A journal telling here, ready to start: its `init` runs in its own process.
+    fn with(self, setup: Setup) -> Start<JournalServer> {
+        JournalServer::with_args((self, setup))
+    }
 }
 
 #[derive(Default)]
@@ -30,38 +52,16 @@ struct Setup {
     slow: Option<Duration>,
 }
 
-enum Call {
-    Read,
-    /// Answers `n` after `wait`.
-    Echo(u64, Duration),
-}
-
-enum Cast {
-    Note(&'static str),
-    NoteThenContinue(&'static str, &'static str),
-    NoteThenIdle(&'static str, Duration),
-    /// The next `terminate` never ends.
-    HangOnStop,
-}
-
-struct State {
+/// A server that writes what happens to it in a journal, and tells the test about idle
+/// timeouts as they come.
+struct JournalServer {
+    timeouts: mpsc::UnboundedSender<()>,
     journal: Vec<String>,
     hang_on_stop: bool,
 }
 
-impl Protocol for Journal {
-    type Call = Call;
-    type Reply = Vec<String>;
-    type Cast = Cast;
-}
-
-impl GenServer for Journal {
-    type Protocol = Self;
-    type Args = Setup;
-    type State = State;
-    type Info = &'static str;
-
-    async fn init(&self, me: &Context<Self>, setup: Setup) -> Result<State, BoxError> {
+impl Init<(Teller, Setup)> for JournalServer {
+    async fn init((teller, setup): (Teller, Setup), me: &Context<Self>) -> otp::Result<Self> {
         if let Some(slow) = setup.slow {
             tokio::time::sleep(slow).await;
         }
@@ -71,86 +71,70 @@ impl GenServer for Journal {
         if let Some(idle) = setup.idle {
             me.idle_timeout(idle);
         }
-        Ok(State {
+        Ok(JournalServer {
+            timeouts: teller.timeouts,
             journal: vec!["init".into()],
             hang_on_stop: false,
         })
     }
+}
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        request: Call,
-        _from: &mut ReplyTo<Vec<String>>,
-        state: &mut State,
-    ) -> Result<CallResponse<Vec<String>>, BoxError> {
-        match request {
-            Call::Read => Ok(CallResponse::Reply(state.journal.clone())),
-            Call::Echo(n, wait) => {
+impl GenServer for JournalServer {
+    type Protocol = Journal;
+
+    async fn handle_call(&mut self, call: JournalCall<'_>, _me: &Context<Self>) -> otp::Result {
+        Ok(match call {
+            JournalCall::Read(Read, caller) => caller.reply(self.journal.clone()),
+            JournalCall::Echo(Echo(n, wait), caller) => {
                 tokio::time::sleep(wait).await;
-                Ok(CallResponse::Reply(vec![n.to_string()]))
+                caller.reply(vec![n.to_string()])
             }
-        }
+        })
     }
 
-    async fn handle_cast(
-        &self,
-        me: &Context<Self>,
-        message: Cast,
-        state: &mut State,
-    ) -> Result<Flow, BoxError> {
-        match message {
-            Cast::Note(note) => state.journal.push(note.into()),
-            Cast::NoteThenContinue(note, work) => {
-                state.journal.push(note.into());
+    async fn handle_cast(&mut self, cast: JournalCast, me: &Context<Self>) -> otp::Result {
+        match cast {
+            JournalCast::Note(Note(note)) => self.journal.push(note.into()),
+            JournalCast::NoteThenContinue(NoteThenContinue(note, work)) => {
+                self.journal.push(note.into());
                 me.continue_with(work);
             }
-            Cast::NoteThenIdle(note, idle) => {
-                state.journal.push(note.into());
+            JournalCast::NoteThenIdle(NoteThenIdle(note, idle)) => {
+                self.journal.push(note.into());
                 me.idle_timeout(idle);
             }
-            Cast::HangOnStop => state.hang_on_stop = true,
+            JournalCast::HangOnStop(HangOnStop) => self.hang_on_stop = true,
         }
         Ok(Flow::Continue)
     }
 
-    async fn handle_continue(
-        &self,
-        _me: &Context<Self>,
-        work: &'static str,
-        state: &mut State,
-    ) -> Result<Flow, BoxError> {
-        state.journal.push(format!("continued {work}"));
+    async fn handle_continue(&mut self, work: &'static str, _me: &Context<Self>) -> otp::Result {
+        self.journal.push(format!("continued {work}"));
         Ok(Flow::Continue)
     }
 
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        message: Info<&'static str>,
-        state: &mut State,
-    ) -> Result<Flow, BoxError> {
-        if let Info::Timeout = message {
-            state.journal.push("timeout".into());
+    async fn handle_info(&mut self, info: Info<&'static str>, _me: &Context<Self>) -> otp::Result {
+        if let Info::Timeout = info {
+            self.journal.push("timeout".into());
             let _ = self.timeouts.send(());
         }
         Ok(Flow::Continue)
     }
 
-    async fn terminate(&self, _me: &Context<Self>, _reason: &ExitReason, state: &mut State) {
-        if state.hang_on_stop {
+    async fn terminate(&mut self, _reason: &ExitReason, _me: &Context<Self>) {
+        if self.hang_on_stop {
             std::future::pending::<()>().await;
         }
     }
 }
 
-fn journal() -> (Journal, mpsc::UnboundedReceiver<()>) {
+fn journal() -> (Teller, mpsc::UnboundedReceiver<()>) {
     let (timeouts, receiver) = mpsc::unbounded_channel();
-    (Journal { timeouts }, receiver)
+    (Teller { timeouts }, receiver)
 }
 
 async fn read(server: &ServerRef<Journal>) -> Vec<String> {
-    server.call(Call::Read).await.unwrap()
+    server.call(Read).await.unwrap()
 }
 
 async fn next_timeout(timeouts: &mut mpsc::UnboundedReceiver<()>) {
@@ -169,17 +153,17 @@ async fn a_continuation_asked_by_init_runs_before_any_message() {
         continue_with: Some("setup"),
         ..Setup::default()
     };
-    let server = server.start(setup).await.unwrap();
+    let server = server.with(setup).start().await.unwrap();
     assert_eq!(read(&server).await, ["init", "continued setup"]);
 }
 
 #[tokio::test]
 async fn a_continuation_runs_before_the_messages_queued_behind_its_callback() {
     let (server, _timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
+    let server = server.with(Setup::default()).start().await.unwrap();
     // Both casts are queued before the server handles the first.
-    server.cast(Cast::NoteThenContinue("first", "work"));
-    server.cast(Cast::Note("second"));
+    server.cast(NoteThenContinue("first", "work"));
+    server.cast(Note("second"));
     assert_eq!(
         read(&server).await,
         ["init", "first", "continued work", "second"]
@@ -193,9 +177,9 @@ async fn an_idle_server_gets_a_timeout_info() {
         idle: Some(Duration::from_millis(10)),
         ..Setup::default()
     };
-    let server = server.start(setup).await.unwrap();
+    let server = server.with(setup).start().await.unwrap();
     next_timeout(&mut timeouts).await;
-    server.cast(Cast::NoteThenIdle("again", Duration::from_millis(10)));
+    server.cast(NoteThenIdle("again", Duration::from_millis(10)));
     next_timeout(&mut timeouts).await;
     assert_eq!(read(&server).await, ["init", "timeout", "again", "timeout"]);
 }
@@ -206,10 +190,10 @@ async fn an_idle_server_gets_a_timeout_info() {
 #[tokio::test(start_paused = true)]
 async fn any_message_cancels_the_idle_timeout() {
     let (server, _timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
+    let server = server.with(Setup::default()).start().await.unwrap();
     // Queued together: the second arrives before the first's timeout can run out.
-    server.cast(Cast::NoteThenIdle("armed", Duration::from_millis(10)));
-    server.cast(Cast::Note("cancels"));
+    server.cast(NoteThenIdle("armed", Duration::from_millis(10)));
+    server.cast(Note("cancels"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(read(&server).await, ["init", "armed", "cancels"]);
 }
@@ -218,8 +202,8 @@ async fn any_message_cancels_the_idle_timeout() {
 #[tokio::test]
 async fn stop_with_a_timeout_answers_timeout_when_terminate_hangs() {
     let (server, _timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
-    server.cast(Cast::HangOnStop);
+    let server = server.with(Setup::default()).start().await.unwrap();
+    server.cast(HangOnStop);
     let limit = Duration::from_millis(20);
     assert_eq!(
         server.stop_timeout(ExitReason::Normal, limit).await,
@@ -228,7 +212,7 @@ async fn stop_with_a_timeout_answers_timeout_when_terminate_hangs() {
     server.kill();
     server.wait_exit().await;
     let (server, _timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
+    let server = server.with(Setup::default()).start().await.unwrap();
     assert_eq!(
         server.stop_timeout(ExitReason::Normal, PATIENCE).await,
         Ok(())
@@ -248,13 +232,17 @@ async fn a_start_timeout_abandons_a_slow_init_and_frees_the_name() {
         name: Some("slow-journal".into()),
         timeout: Some(Duration::from_secs(1)),
     };
-    let started = server.clone().start_with(setup, options.clone()).await;
+    let started = server.clone().with(setup).start_with(options.clone()).await;
     assert!(
         matches!(started, Err(StartError::Timeout(limit)) if limit == Duration::from_secs(1)),
         "{started:?}"
     );
     assert!(ServerRef::<Journal>::whereis("slow-journal").is_none());
-    let quick = server.start_with(Setup::default(), options).await.unwrap();
+    let quick = server
+        .with(Setup::default())
+        .start_with(options)
+        .await
+        .unwrap();
     assert_eq!(quick.name().as_deref(), Some("slow-journal"));
 }
 
@@ -264,9 +252,9 @@ async fn a_start_timeout_abandons_a_slow_init_and_frees_the_name() {
 #[tokio::test(start_paused = true)]
 async fn a_request_in_flight_is_collected_later() {
     let (server, _timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
-    let mut slow = server.send_request(Call::Echo(1, Duration::from_millis(50)));
-    let quick = server.send_request(Call::Echo(2, Duration::ZERO));
+    let server = server.with(Setup::default()).start().await.unwrap();
+    let mut slow = server.send_request(Echo(1, Duration::from_millis(50)));
+    let quick = server.send_request(Echo(2, Duration::ZERO));
     // The server takes requests in order: the first is not answered yet.
     assert_eq!(slow.check_response(), None);
     assert_eq!(
@@ -283,9 +271,9 @@ async fn a_request_in_flight_is_collected_later() {
 #[tokio::test]
 async fn a_request_to_a_server_that_is_gone_answers_noproc() {
     let (server, _timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
+    let server = server.with(Setup::default()).start().await.unwrap();
     server.stop(ExitReason::Normal).await.unwrap();
-    let request = server.send_request(Call::Read);
+    let request = server.send_request(Read);
     assert_eq!(
         request.receive_response(PATIENCE).await,
         Err(CallError::NoProc)
@@ -300,10 +288,10 @@ async fn a_collection_gathers_answers_from_many_servers_by_label() {
     let mut servers = Vec::new();
     for n in 0..4u64 {
         let (server, _timeouts) = journal();
-        let server = server.start(Setup::default()).await.unwrap();
+        let server = server.with(Setup::default()).start().await.unwrap();
         // The first is the slowest: answers do not come in the order sent.
         let wait = Duration::from_millis(10 * (3 - n));
-        pending.add(server.send_request(Call::Echo(n, wait)), n);
+        pending.add(server.send_request(Echo(n, wait)), n);
         servers.push(server);
     }
     assert_eq!(pending.len(), 4);
@@ -328,12 +316,9 @@ async fn a_collection_gathers_answers_from_many_servers_by_label() {
 #[tokio::test(start_paused = true)]
 async fn receive_response_abandons_the_rest_at_its_timeout_and_wait_response_does_not() {
     let (server, _timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
+    let server = server.with(Setup::default()).start().await.unwrap();
     let mut pending = RequestIds::new();
-    pending.add(
-        server.send_request(Call::Echo(1, Duration::from_millis(50))),
-        "a",
-    );
+    pending.add(server.send_request(Echo(1, Duration::from_millis(50))), "a");
     let short = Duration::from_millis(1);
     assert!(matches!(
         pending.wait_response(short).await,
@@ -355,11 +340,11 @@ async fn receive_response_abandons_the_rest_at_its_timeout_and_wait_response_doe
 #[tokio::test(start_paused = true)]
 async fn a_suspension_pauses_the_idle_timeout_and_a_waiting_message_ends_it() {
     let (server, _timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
-    server.cast(Cast::NoteThenIdle("armed", Duration::from_millis(30)));
+    let server = server.with(Setup::default()).start().await.unwrap();
+    server.cast(NoteThenIdle("armed", Duration::from_millis(30)));
     otp::sys::suspend(&server).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    server.cast(Cast::Note("waited"));
+    server.cast(Note("waited"));
     otp::sys::resume(&server).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(read(&server).await, ["init", "armed", "waited"]);
@@ -368,8 +353,8 @@ async fn a_suspension_pauses_the_idle_timeout_and_a_waiting_message_ends_it() {
 #[tokio::test(start_paused = true)]
 async fn a_system_message_starts_the_idle_timeout_again() {
     let (server, mut timeouts) = journal();
-    let server = server.start(Setup::default()).await.unwrap();
-    server.cast(Cast::NoteThenIdle("armed", Duration::from_millis(30)));
+    let server = server.with(Setup::default()).start().await.unwrap();
+    server.cast(NoteThenIdle("armed", Duration::from_millis(30)));
     otp::sys::get_status(&server).await.unwrap();
     next_timeout(&mut timeouts).await;
     assert_eq!(read(&server).await, ["init", "armed", "timeout"]);

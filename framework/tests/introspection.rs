@@ -45,7 +45,7 @@ async fn roots_are_the_running_supervisors_without_a_parent() {
     let first = tree(vec![probe_spec("a", &sender)]).start().await.unwrap();
     let nested = SupervisorSpec {
         children: vec![otp::supervisor::ChildSpec::supervisor("inner", |parent| {
-            parent.start_supervisor(None, tree(vec![]), ())
+            parent.start_supervisor(None, tree(vec![]))
         })],
         ..tree(vec![])
     };

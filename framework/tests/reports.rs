@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{child_of, next, probe_spec, probe_spec_behaving, Behaviour, Captured, Cast, Event};
+use common::{child_of, next, probe_spec, probe_spec_behaving, Behaviour, Captured, Event, Stop};
 use otp::supervisor::{Flags, Shutdown, Strategy, SupervisorSpec};
 use otp::ExitReason;
 
@@ -36,7 +36,7 @@ async fn supervisor_reports_use_otp_names() {
     for round in 1..=2 {
         let child = child_of(&supervisor, "worker").await;
         let reason = ExitReason::error(format!("crash {round}"));
-        child.cast(Cast::Stop(reason.clone()));
+        child.cast(Stop(reason.clone()));
         assert_eq!(
             next(&mut events).await,
             Event::Terminated("worker".into(), reason)

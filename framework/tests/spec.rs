@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{next, probe_into, probe_spec, Call, Event};
+use common::{next, probe_into, probe_spec, Event, Get};
 use otp::spec::{self, Registry, SpecError};
 use otp::supervisor::{
     AutoShutdown, ChildSpec, ChildType, Flags, Restart, Shutdown, Strategy, SupervisorRef,
@@ -21,7 +21,8 @@ fn specs_dir() -> PathBuf {
 
 fn registry(events: &mpsc::UnboundedSender<Event>) -> Registry {
     let mut registry = Registry::new();
-    registry.gen_server("probe", probe_into("from-file", events));
+    let probe = probe_into("from-file", events);
+    registry.gen_server("probe", move |value: u64| probe.clone().with_value(value));
     registry
 }
 
@@ -68,9 +69,7 @@ async fn the_example_file_builds_the_same_tree_as_code_and_runs() {
         assert_eq!(next(&mut events).await, Event::Started("from-file".into()));
     }
     assert_eq!(
-        Named::<common::Probe>::new("example_first")
-            .call(Call::Get)
-            .await,
+        Named::<common::Probe>::new("example_first").call(Get).await,
         Ok(1)
     );
     let children = supervisor.which_children().await.unwrap();
@@ -378,7 +377,7 @@ async fn custom_children_get_their_args_and_the_programs_context() {
         ChildType::Worker,
         move |id, label: String, _name| {
             let probe = probe_into(&label, &context);
-            ChildSpec::worker(id, move |parent| parent.start(probe.clone(), 7))
+            ChildSpec::worker(id, move |parent| parent.start(probe.clone().with_value(7)))
         },
     );
     let tree = spec::parse(

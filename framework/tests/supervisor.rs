@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{
-    child_of, next, probe_into, probe_spec, probe_spec_behaving, running_ids, watch, Behaviour,
-    Call, Cast, Event,
+    child_of, next, probe_into, probe_spec, probe_spec_behaving, running_ids, watch, Add,
+    Behaviour, Event, Get, Stop,
 };
+use otp::gen_server::Init;
 use otp::supervisor::{
     start_dynamic, ChildProcess, ChildSpec, DynamicFlags, Flags, Restart, Shutdown, Strategy,
     SupervisorError, SupervisorRef, SupervisorSpec,
@@ -49,7 +50,7 @@ async fn start(spec: SupervisorSpec, events: &mut Events) -> SupervisorRef {
 /// handled before messages).
 async fn exit_child(supervisor: &SupervisorRef, id: &str, reason: ExitReason, events: &mut Events) {
     let child = child_of(supervisor, id).await;
-    child.cast(Cast::Stop(reason.clone()));
+    child.cast(Stop(reason.clone()));
     assert_eq!(next(events).await, Event::Terminated(id.into(), reason));
     child.wait_exit().await;
 }
@@ -252,7 +253,7 @@ async fn restarts_older_than_the_period_are_forgotten() {
 fn nested(sender: &mpsc::UnboundedSender<Event>, top: u32) -> SupervisorSpec {
     let sub = tree(Strategy::OneForOne, 0, vec![probe_spec("leaf", sender)]);
     let sub_spec = ChildSpec::supervisor("sub", move |parent| {
-        parent.start_supervisor(Some("escalation-sub".into()), sub.clone(), ())
+        parent.start_supervisor(Some("escalation-sub".into()), sub.clone())
     });
     tree(Strategy::OneForOne, top, vec![sub_spec])
 }
@@ -373,18 +374,18 @@ async fn a_restarted_named_child_answers_under_its_name_at_once() {
         Strategy::OneForOne,
         100,
         vec![ChildSpec::worker("named", move |parent| {
-            parent.start_named("restart-by-name", probe.clone(), 0)
+            parent.start_named("restart-by-name", probe.clone().with_value(0))
         })],
     );
     let supervisor = start(spec, &mut events).await;
     let by_name = Named::<common::Probe>::new("restart-by-name");
     for round in 0..20u64 {
         let old = by_name.resolve().unwrap();
-        old.cast(Cast::Add(round + 1));
+        old.cast(Add(round + 1));
         old.kill();
         assert_eq!(next(&mut events).await, Event::Started("named".into()));
         // Fresh state: the kill's instance had a non-zero value.
-        assert_eq!(by_name.call(Call::Get).await, Ok(0));
+        assert_eq!(by_name.call(Get).await, Ok(0));
         assert_ne!(by_name.resolve().unwrap().id(), old.id());
     }
     supervisor.stop().await.unwrap();
@@ -520,12 +521,12 @@ async fn dynamic_supervisor_starts_restarts_and_limits_children() {
     ));
 
     let permanent = otp::ServerRef::<common::Probe>::from_cell(permanent).unwrap();
-    permanent.cast(Cast::Stop(ExitReason::Normal));
+    permanent.cast(Stop(ExitReason::Normal));
     next(&mut events).await;
     assert_eq!(next(&mut events).await, Event::Started("p".into()));
 
     let transient = otp::ServerRef::<common::Probe>::from_cell(transient).unwrap();
-    transient.cast(Cast::Stop(ExitReason::Normal));
+    transient.cast(Stop(ExitReason::Normal));
     next(&mut events).await;
     transient.wait_exit().await;
     let counts = supervisor.count_children().await.unwrap();
@@ -622,7 +623,8 @@ fn starts_once(
     let broken = probe_into(id, events).behaving(Behaviour::FailInit);
     let spec = ChildSpec::worker(id, move |parent| {
         let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
-        parent.start(if first { ok.clone() } else { broken.clone() }, 0)
+        let probe = if first { ok.clone() } else { broken.clone() };
+        parent.start(probe.with_value(0))
     });
     (spec, starts)
 }
@@ -709,33 +711,34 @@ async fn every_strategy_restart_type_and_exit_kind() {
     }
 }
 
-/// Holds a listening socket on a fixed port in its state.
-struct PortHolder {
+otp::protocol! {
+    /// Nothing to ask of a port holder: it only holds.
+    pub Holding;
+}
+
+/// Which port a [`PortHolder`] binds, and whom it tells once bound.
+struct HoldArgs {
     port: u16,
     started: mpsc::UnboundedSender<()>,
 }
 
-impl otp::Protocol for PortHolder {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
+/// Holds a listening socket on a fixed port in its state.
+struct PortHolder {
+    _listener: std::net::TcpListener,
+}
+
+impl Init<HoldArgs> for PortHolder {
+    async fn init(args: HoldArgs, _me: &otp::Context<Self>) -> otp::Result<Self> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", args.port))?;
+        let _ = args.started.send(());
+        Ok(PortHolder {
+            _listener: listener,
+        })
+    }
 }
 
 impl otp::GenServer for PortHolder {
-    type Protocol = Self;
-    type Args = ();
-    type State = std::net::TcpListener;
-    type Info = ();
-
-    async fn init(
-        &self,
-        _me: &otp::Context<Self>,
-        _: (),
-    ) -> Result<std::net::TcpListener, otp::BoxError> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))?;
-        let _ = self.started.send(());
-        Ok(listener)
-    }
+    type Protocol = Holding;
 }
 
 #[tokio::test]
@@ -747,13 +750,10 @@ async fn a_killed_childs_resources_are_freed_before_its_restart() {
         .port();
     let (started, mut starts) = mpsc::unbounded_channel();
     let spec = ChildSpec::worker("holder", move |parent| {
-        parent.start(
-            PortHolder {
-                port,
-                started: started.clone(),
-            },
-            (),
-        )
+        parent.start(PortHolder::with_args(HoldArgs {
+            port,
+            started: started.clone(),
+        }))
     });
     // Intensity 1: a restart that failed to bind would be retried once, then end the
     // supervisor.
@@ -779,9 +779,7 @@ async fn a_killed_childs_resources_are_freed_before_its_restart() {
 struct Panicking;
 
 impl otp::supervisor::Supervisor for Panicking {
-    type Args = ();
-
-    fn init(&self, _: ()) -> Result<SupervisorSpec, otp::BoxError> {
+    fn init(&self) -> Result<SupervisorSpec, otp::BoxError> {
         panic!("no tree today")
     }
 }
@@ -789,7 +787,7 @@ impl otp::supervisor::Supervisor for Panicking {
 #[tokio::test]
 async fn a_supervisor_whose_init_panics_fails_its_start_and_spares_its_parent() {
     use otp::supervisor::Supervisor;
-    let error = Panicking.start(()).await.unwrap_err();
+    let error = Panicking.start().await.unwrap_err();
     assert!(
         matches!(&error, StartError::Init(reason) if reason.to_string().contains("no tree today")),
         "{error}"
@@ -801,9 +799,7 @@ async fn a_supervisor_whose_init_panics_fails_its_start_and_spares_its_parent() 
         &mut events,
     )
     .await;
-    let nested = ChildSpec::supervisor("nested", |parent| {
-        parent.start_supervisor(None, Panicking, ())
-    });
+    let nested = ChildSpec::supervisor("nested", |parent| parent.start_supervisor(None, Panicking));
     assert!(matches!(
         parent.start_child(nested).await,
         Err(SupervisorError::Start(StartError::Init(_)))
@@ -850,7 +846,7 @@ async fn a_transient_child_that_stops_normal_but_crashes_in_terminate_is_restart
     let supervisor = start(tree(Strategy::OneForOne, 3, vec![crashy]), &mut events).await;
     child_of(&supervisor, "t")
         .await
-        .cast(Cast::Stop(ExitReason::Normal));
+        .cast(Stop(ExitReason::Normal));
     assert_eq!(
         next(&mut events).await,
         Event::Terminated("t".into(), ExitReason::Normal)
@@ -870,14 +866,14 @@ async fn killing_a_middle_supervisor_restarts_it_and_registers_its_worker_again(
         Strategy::OneForAll,
         3,
         vec![ChildSpec::worker("child", move |parent| {
-            parent.start_named("server-9212", worker.clone(), 0)
+            parent.start_named("server-9212", worker.clone().with_value(0))
         })],
     );
     let top = tree(
         Strategy::OneForAll,
         3,
         vec![ChildSpec::supervisor("middle", move |parent| {
-            parent.start_supervisor(Some("sup2-9212".into()), middle.clone(), ())
+            parent.start_supervisor(Some("sup2-9212".into()), middle.clone())
         })],
     )
     .start()
@@ -914,14 +910,14 @@ async fn killing_a_supervisor_restarts_its_whole_subtree_with_the_names() {
         Strategy::OneForOne,
         3,
         vec![ChildSpec::worker("worker", move |parent| {
-            parent.start_named("deep-worker", worker.clone(), 0)
+            parent.start_named("deep-worker", worker.clone().with_value(0))
         })],
     );
     let middle = tree(
         Strategy::OneForOne,
         3,
         vec![ChildSpec::supervisor("inner", move |parent| {
-            parent.start_supervisor(Some("deep-inner".into()), inner.clone(), ())
+            parent.start_supervisor(Some("deep-inner".into()), inner.clone())
         })],
     );
     let rounds = 5;
@@ -929,7 +925,7 @@ async fn killing_a_supervisor_restarts_its_whole_subtree_with_the_names() {
         Strategy::OneForOne,
         rounds,
         vec![ChildSpec::supervisor("middle", move |parent| {
-            parent.start_supervisor(Some("deep-middle".into()), middle.clone(), ())
+            parent.start_supervisor(Some("deep-middle".into()), middle.clone())
         })],
     )
     .start()

@@ -7,14 +7,14 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    child_of, next, probe, probe_spec, probe_spec_behaving, running_ids, watch, Behaviour, Cast,
-    Event,
+    child_of, next, probe, probe_spec, probe_spec_behaving, running_ids, watch, Behaviour, Event,
+    Stop,
 };
 use otp::supervisor::{
     start_dynamic, AutoShutdown, ChildProcess, ChildSpec, DynamicFlags, Flags, Restart, Shutdown,
     Strategy, SupervisorError, SupervisorRef, SupervisorSpec,
 };
-use otp::{ExitReason, GenServer, StartError};
+use otp::{ExitReason, StartError};
 use tokio::sync::mpsc;
 
 type Events = mpsc::UnboundedReceiver<Event>;
@@ -44,17 +44,17 @@ async fn counts(supervisor: &SupervisorRef) -> (usize, usize, usize, usize) {
 
 /// Makes the running child `id` exit with `reason` (not through the supervisor).
 async fn exit_on_its_own(supervisor: &SupervisorRef, id: &str, reason: ExitReason) {
-    child_of(supervisor, id).await.cast(Cast::Stop(reason));
+    child_of(supervisor, id).await.cast(Stop(reason));
 }
 
 #[tokio::test]
 async fn a_server_whose_init_ignores_starts_nothing_and_frees_its_name() {
     let (ignoring, _events) = probe("ignoring");
     let ignoring = ignoring.behaving(Behaviour::IgnoreInit);
-    let started = ignoring.start_named("ignoring", 0).await;
+    let started = ignoring.with_value(0).start_named("ignoring").await;
     assert!(matches!(started, Err(StartError::Ignored)), "{started:?}");
     let (probe, mut events) = probe("ignoring");
-    probe.start_named("ignoring", 0).await.unwrap();
+    probe.with_value(0).start_named("ignoring").await.unwrap();
     assert_eq!(next(&mut events).await, Event::Started("ignoring".into()));
 }
 
@@ -62,9 +62,7 @@ async fn a_server_whose_init_ignores_starts_nothing_and_frees_its_name() {
 struct Ignoring;
 
 impl otp::supervisor::Supervisor for Ignoring {
-    type Args = ();
-
-    fn init(&self, _: ()) -> Result<SupervisorSpec, otp::BoxError> {
+    fn init(&self) -> Result<SupervisorSpec, otp::BoxError> {
         Err(otp::Ignore.into())
     }
 }
@@ -73,7 +71,7 @@ impl otp::supervisor::Supervisor for Ignoring {
 #[tokio::test]
 async fn a_supervisor_whose_init_ignores_starts_nothing() {
     use otp::supervisor::Supervisor;
-    let started = Ignoring.start_named("ignoring-supervisor", ()).await;
+    let started = Ignoring.start_named("ignoring-supervisor").await;
     assert!(matches!(started, Err(StartError::Ignored)), "{started:?}");
     assert!(SupervisorRef::whereis("ignoring-supervisor").is_none());
 }
@@ -380,7 +378,7 @@ async fn auto_shutdown_climbs_through_significant_supervisors() {
             .significant(true)],
     );
     let inner = ChildSpec::supervisor("inner", move |parent| {
-        parent.start_supervisor(Some("significant-inner".into()), inner.clone(), ())
+        parent.start_supervisor(Some("significant-inner".into()), inner.clone())
     })
     .restart(Restart::Transient)
     .significant(true);

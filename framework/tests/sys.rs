@@ -5,89 +5,89 @@ mod common;
 
 use std::time::Duration;
 
-use common::{next, probe, probe_spec, Call, Captured, Cast, Event};
+use common::{next, probe, probe_spec, Add, Captured, Event, Get, Slow};
 use otp::supervisor::{Flags, Strategy, SupervisorSpec};
 use otp::sys::{self, SysError};
-use otp::{BoxError, CallError, Context, ExitReason, Flow, GenServer, Protocol, ServerRef};
+use otp::{CallError, Context, ExitReason, Flow, GenServer, ServerRef};
+
+otp::protocol! {
+    /// What a vault serves: deposits, counted.
+    pub Vault;
+    casts VaultCast {
+        Deposit(u64),
+    }
+}
 
 /// A server with a plain, cloneable state and a secret it never shows.
-#[derive(Clone)]
-struct Vault;
-
 #[derive(Clone, Debug, PartialEq)]
-struct Contents {
+struct VaultServer {
     count: u64,
     secret: String,
 }
 
-impl Protocol for Vault {
-    type Call = ();
-    type Reply = ();
-    type Cast = u64;
-}
-
-impl GenServer for Vault {
-    type Protocol = Self;
-    type Args = ();
-    type State = Contents;
-    type Info = ();
-
-    async fn init(&self, _: &Context<Self>, _: ()) -> Result<Contents, BoxError> {
-        Ok(Contents {
+impl VaultServer {
+    fn new() -> Self {
+        VaultServer {
             count: 0,
             secret: "hunter2".into(),
-        })
+        }
     }
+}
 
-    async fn handle_cast(
-        &self,
-        _: &Context<Self>,
-        add: u64,
-        state: &mut Contents,
-    ) -> Result<Flow, BoxError> {
-        state.count += add;
+impl GenServer for VaultServer {
+    type Protocol = Vault;
+
+    async fn handle_cast(&mut self, cast: VaultCast, _: &Context<Self>) -> otp::Result {
+        let VaultCast::Deposit(Deposit(add)) = cast;
+        self.count += add;
         Ok(Flow::Continue)
     }
 
-    fn format_status(&self, state: &Contents) -> String {
-        format!("count {}, secret hidden", state.count)
+    fn format_status(&self) -> String {
+        format!("count {}, secret hidden", self.count)
     }
 }
 
 #[tokio::test]
 async fn get_state_and_replace_state_reach_the_state_between_messages() {
-    let vault = Vault.start(()).await.unwrap();
-    vault.cast(2);
-    let state = sys::get_state::<Vault>(&vault).await.unwrap();
+    let vault = VaultServer::new().start().await.unwrap();
+    vault.cast(Deposit(2));
+    let state = sys::get_state::<VaultServer>(&vault).await.unwrap();
     assert_eq!(state.count, 2);
-    sys::replace_state::<Vault>(&vault, |state| state.count = 40)
+    sys::replace_state::<VaultServer>(&vault, |state| state.count = 40)
         .await
         .unwrap();
-    vault.cast(2);
-    assert_eq!(sys::get_state::<Vault>(&vault).await.unwrap().count, 42);
+    vault.cast(Deposit(2));
+    assert_eq!(
+        sys::get_state::<VaultServer>(&vault).await.unwrap().count,
+        42
+    );
 }
 
 /// As OTP's `replace_state` leaves a crash of its function to the caller: the server goes on.
 #[tokio::test]
 async fn a_state_function_that_panics_leaves_the_server_running() {
-    let vault = Vault.start(()).await.unwrap();
-    vault.cast(1);
-    let outcome = sys::replace_state::<Vault>(&vault, |_| panic!("bad change")).await;
+    let vault = VaultServer::new().start().await.unwrap();
+    vault.cast(Deposit(1));
+    let outcome = sys::replace_state::<VaultServer>(&vault, |_| panic!("bad change")).await;
     assert_eq!(outcome, Err(SysError::Call(CallError::NoReply)));
-    vault.cast(1);
-    assert_eq!(sys::get_state::<Vault>(&vault).await.unwrap().count, 2);
+    vault.cast(Deposit(1));
+    assert_eq!(
+        sys::get_state::<VaultServer>(&vault).await.unwrap().count,
+        2
+    );
 }
 
 #[tokio::test]
 async fn asking_for_the_state_of_another_type_is_refused() {
     let (probe, mut events) = probe("probe");
-    let probe = probe.start(0).await.unwrap();
+    let probe = probe.with_value(0).start().await.unwrap();
     next(&mut events).await;
     // A handle of the vault's protocol, on a process that is not a vault: only by cell.
     let cell = probe.cell();
     assert!(ServerRef::<Vault>::from_cell(cell).is_none());
     // Through the right protocol but the wrong server type, the state is refused.
-    let vault = Vault.start(()).await.unwrap();
+    let vault = VaultServer::new().start().await.unwrap();
     let outcome = sys::get_state::<OtherVault>(&vault).await;
     assert!(
         matches!(outcome, Err(SysError::WrongType { .. })),
@@ -95,30 +95,28 @@ async fn asking_for_the_state_of_another_type_is_refused() {
     );
 }
 
-/// Serves the vault's protocol with another state type.
+/// Serves the vault's protocol as another server type (its state).
+#[derive(Clone, Debug)]
 struct OtherVault;
 
 impl GenServer for OtherVault {
     type Protocol = Vault;
-    type Args = ();
-    type State = String;
-    type Info = ();
-
-    async fn init(&self, _: &Context<Self>, _: ()) -> Result<String, BoxError> {
-        Ok(String::new())
-    }
 }
 
 #[tokio::test]
 async fn get_status_shows_the_state_through_format_status_only() {
-    let vault = Vault.start_named("sys-vault", ()).await.unwrap();
-    vault.cast(3);
+    let vault = VaultServer::new().start_named("sys-vault").await.unwrap();
+    vault.cast(Deposit(3));
     let status = sys::get_status(&vault).await.unwrap();
     assert_eq!(status.state, "count 3, secret hidden");
     assert!(!format!("{status:?}").contains("hunter2"));
     assert_eq!(status.name.as_deref(), Some("sys-vault"));
     assert_eq!(status.pid, vault.id().to_string());
-    assert!(status.behaviour.ends_with("Vault"), "{}", status.behaviour);
+    assert!(
+        status.behaviour.ends_with("VaultServer"),
+        "{}",
+        status.behaviour
+    );
     assert!(!status.suspended);
     // The cast; system messages such as this request do not count.
     assert_eq!(status.statistics.handled, 1);
@@ -159,12 +157,12 @@ async fn a_supervisors_status_shows_its_strategy_intensity_and_children() {
 #[tokio::test]
 async fn a_suspended_server_answers_only_system_messages_until_resumed() {
     let (probe, mut events) = probe("suspended");
-    let server = probe.start(0).await.unwrap();
+    let server = probe.with_value(0).start().await.unwrap();
     next(&mut events).await;
     sys::suspend(&server).await.unwrap();
-    server.cast(Cast::Add(1));
-    let mut waiting = server.send_request(Call::Get);
-    server.cast(Cast::Add(10));
+    server.cast(Add(1));
+    let mut waiting = server.send_request(Get);
+    server.cast(Add(10));
     // Still answers system messages, and says it is suspended.
     let status = sys::get_status(&server).await.unwrap();
     assert!(status.suspended);
@@ -173,16 +171,16 @@ async fn a_suspended_server_answers_only_system_messages_until_resumed() {
     sys::resume(&server).await.unwrap();
     // Handled in the order they came: the call sees the first cast only.
     assert_eq!(waiting.receive_response(common::PATIENCE).await, Ok(1));
-    assert_eq!(server.call(Call::Get).await, Ok(11));
+    assert_eq!(server.call(Get).await, Ok(11));
 }
 
 #[tokio::test]
 async fn a_suspended_server_still_stops_when_told() {
     let (probe, mut events) = probe("stopped-suspended");
-    let server = probe.start(0).await.unwrap();
+    let server = probe.with_value(0).start().await.unwrap();
     next(&mut events).await;
     sys::suspend(&server).await.unwrap();
-    let waiting = server.send_request(Call::Get);
+    let waiting = server.send_request(Get);
     server.stop(ExitReason::Shutdown).await.unwrap();
     assert_eq!(
         next(&mut events).await,
@@ -199,17 +197,17 @@ async fn a_suspended_server_still_stops_when_told() {
 #[tokio::test(start_paused = true)]
 async fn statistics_count_handled_and_queued_messages() {
     let (probe, mut events) = probe("busy");
-    let server = probe.start(0).await.unwrap();
+    let server = probe.with_value(0).start().await.unwrap();
     next(&mut events).await;
     assert_eq!(sys::queued(&server), None);
     sys::statistics(&server, true).await.unwrap();
     let busy = {
         let server = server.clone();
-        tokio::spawn(async move { server.call(Call::Slow(Duration::from_secs(3))).await })
+        tokio::spawn(async move { server.call(Slow(Duration::from_secs(3))).await })
     };
     assert_eq!(next(&mut events).await, Event::Busy);
     for n in 0..3 {
-        server.cast(Cast::Add(n));
+        server.cast(Add(n));
     }
     assert_eq!(sys::queued(&server), Some(3));
     busy.await.unwrap().unwrap();
@@ -225,12 +223,15 @@ async fn statistics_count_handled_and_queued_messages() {
 #[tokio::test]
 async fn trace_logs_each_event_while_on() {
     let (captured, _guard) = Captured::install();
-    let vault = Vault.start_named("traced-vault", ()).await.unwrap();
+    let vault = VaultServer::new()
+        .start_named("traced-vault")
+        .await
+        .unwrap();
     sys::trace(&vault, true).await.unwrap();
-    vault.cast(1);
+    vault.cast(Deposit(1));
     sys::trace(&vault, false).await.unwrap();
-    vault.cast(1);
-    sys::get_state::<Vault>(&vault).await.unwrap();
+    vault.cast(Deposit(1));
+    sys::get_state::<VaultServer>(&vault).await.unwrap();
     let text = captured.text();
     let traced: Vec<&str> = text
         .lines()

@@ -3,7 +3,7 @@
 //! `../shared/ANCHORS.md` measured).
 #![allow(dead_code)]
 
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Protocol, ReplyTo};
+use otp::{Context, Flow, GenServer};
 
 /// With the `bench-jemalloc` feature the benchmarks run on jemalloc, as the chat's
 /// binary does.
@@ -59,44 +59,37 @@ impl Actor for RawCounter {
     }
 }
 
-/// The same counter as a GenServer.
-#[derive(Clone)]
-pub struct Counter;
-
-impl Protocol for Counter {
-    type Call = u64;
-    type Reply = u64;
-    type Cast = u64;
+otp::protocol! {
+    /// The same counter's messages, for the GenServer.
+    pub Counter;
+    calls CounterCall {
+        /// Adds `n` and answers the count.
+        AddGet(u64) -> u64,
+    }
+    casts CounterCast {
+        /// Adds `n`.
+        Add(u64),
+    }
 }
 
-impl GenServer for Counter {
-    type Protocol = Self;
-    type Args = ();
-    type State = u64;
-    type Info = ();
+/// The same counter as a GenServer.
+#[derive(Default)]
+pub struct CounterServer {
+    count: u64,
+}
 
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<u64, BoxError> {
-        Ok(0)
+impl GenServer for CounterServer {
+    type Protocol = Counter;
+
+    async fn handle_call(&mut self, call: CounterCall<'_>, _me: &Context<Self>) -> otp::Result {
+        let CounterCall::AddGet(AddGet(n), caller) = call;
+        self.count += n;
+        Ok(caller.reply(self.count))
     }
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        n: u64,
-        _from: &mut ReplyTo<u64>,
-        count: &mut u64,
-    ) -> Result<CallResponse<u64>, BoxError> {
-        *count += n;
-        Ok(CallResponse::Reply(*count))
-    }
-
-    async fn handle_cast(
-        &self,
-        _me: &Context<Self>,
-        n: u64,
-        count: &mut u64,
-    ) -> Result<Flow, BoxError> {
-        *count += n;
+    async fn handle_cast(&mut self, cast: CounterCast, _me: &Context<Self>) -> otp::Result {
+        let CounterCast::Add(Add(n)) = cast;
+        self.count += n;
         Ok(Flow::Continue)
     }
 }

@@ -155,8 +155,10 @@ async fn ask<T>(
     }
 }
 
-/// Runs `with` on the server, if it is a `G`.
-pub(crate) async fn with_state<G: GenServer, T: Send + 'static>(
+/// Runs `with` on the server, between two of its messages, if it is a `G`, and answers
+/// what `with` returns: to read part of a state that is not `Clone` as a whole, or to
+/// change it and say how.
+pub async fn with_state<G: GenServer, T: Send + 'static>(
     server: &ServerRef<G::Protocol>,
     with: impl FnOnce(&mut G) -> T + Send + 'static,
 ) -> Result<T, SysError> {

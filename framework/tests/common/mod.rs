@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use otp::{BoxError, CallResponse, Context, ExitReason, Flow, GenServer, Info, Protocol, ReplyTo};
+use otp::gen_server::{Init, Start};
+use otp::{Context, ExitReason, Flow, GenServer, Info, ReplyTo};
 use tokio::sync::mpsc;
 
 /// Upper bound for waiting on any event in tests: generous, since CI machines are slow;
 /// tests never sleep for a fixed time, they wait for the event with this bound.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// What a [`Probe`] reports to its test.
+/// What a [`ProbeServer`] reports to its test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Started(String),
@@ -21,9 +22,40 @@ pub enum Event {
     Busy,
 }
 
-/// A server whose behaviour the test chooses message by message.
+otp::protocol! {
+    /// What a probe serves: calls that all answer a `u64`, casts, and its own events as
+    /// infos.
+    pub Probe;
+    calls ProbeCall {
+        Get -> u64,
+        Echo(u64) -> u64,
+        /// Defer: keep the caller; answered by a later `ReleaseDeferred` cast.
+        Defer -> u64,
+        /// Stop without reply.
+        StopWith(ExitReason) -> u64,
+        /// Stop after replying.
+        StopReplying(ExitReason, u64) -> u64,
+        Panic -> u64,
+        Fail -> u64,
+        /// Wait this long before replying (to test timeouts).
+        Slow(Duration) -> u64,
+    }
+    casts ProbeCast {
+        Add(u64),
+        ReleaseDeferred(u64),
+        Stop(ExitReason),
+        /// Panics in `handle_cast`.
+        PanicInCast,
+        Monitor(ractor::ActorCell),
+        TickAfter(Duration),
+    }
+    infos Event;
+}
+
+/// A probe as a test builds it, whose behaviour the test chooses message by message; it
+/// starts from a value ([`ProbeConfig::with_value`]).
 #[derive(Clone)]
-pub struct Probe {
+pub struct ProbeConfig {
     pub label: String,
     pub events: mpsc::UnboundedSender<Event>,
     pub behaviour: Behaviour,
@@ -44,146 +76,106 @@ pub enum Behaviour {
     IgnoreInit,
 }
 
-impl Probe {
+impl ProbeConfig {
     /// This probe, behaving so.
     pub fn behaving(self, behaviour: Behaviour) -> Self {
         Self { behaviour, ..self }
     }
+
+    /// This probe, ready to start holding `value`: its `init` runs in its own process.
+    pub fn with_value(self, value: u64) -> Start<ProbeServer> {
+        ProbeServer::with_args((self, value))
+    }
 }
 
-pub enum Call {
-    Get,
-    Echo(u64),
-    /// Defer: keep the caller; answered by a later `ReleaseDeferred` cast.
-    Defer,
-    /// Stop without reply.
-    StopWith(ExitReason),
-    /// Stop after replying.
-    StopReplying(ExitReason, u64),
-    Panic,
-    Fail,
-    /// Wait this long before replying (to test timeouts).
-    Slow(Duration),
-}
-
-pub enum Cast {
-    Add(u64),
-    ReleaseDeferred(u64),
-    Stop(ExitReason),
-    Panic,
-    Monitor(ractor::ActorCell),
-    TickAfter(Duration),
-}
-
-pub struct State {
+/// A running probe: how it was built, and its state.
+pub struct ProbeServer {
+    pub probe: ProbeConfig,
     pub value: u64,
-    pub deferred: Vec<ReplyTo<u64>>,
+    pub deferred: Vec<ReplyTo<Defer>>,
 }
 
-impl Protocol for Probe {
-    type Call = Call;
-    type Reply = u64;
-    type Cast = Cast;
-}
-
-impl GenServer for Probe {
-    type Protocol = Self;
-    type Args = u64;
-    type State = State;
-    type Info = Event;
-
-    async fn init(&self, _me: &Context<Self>, value: u64) -> Result<State, BoxError> {
-        match self.behaviour {
+impl Init<(ProbeConfig, u64)> for ProbeServer {
+    async fn init((probe, value): (ProbeConfig, u64), _me: &Context<Self>) -> otp::Result<Self> {
+        match probe.behaviour {
             Behaviour::FailInit => return Err("refusing to start".into()),
             Behaviour::IgnoreInit => return Err(otp::Ignore.into()),
             _ => {}
         }
-        let _ = self.events.send(Event::Started(self.label.clone()));
-        Ok(State {
+        let _ = probe.events.send(Event::Started(probe.label.clone()));
+        Ok(ProbeServer {
+            probe,
             value,
             deferred: Vec::new(),
         })
     }
+}
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        request: Call,
-        from: &mut ReplyTo<u64>,
-        state: &mut State,
-    ) -> Result<CallResponse<u64>, BoxError> {
-        Ok(match request {
-            Call::Get => CallResponse::Reply(state.value),
-            Call::Echo(value) => CallResponse::Reply(value),
-            Call::Defer => {
-                state.deferred.push(from.take());
-                CallResponse::NoReply
+impl GenServer for ProbeServer {
+    type Protocol = Probe;
+
+    async fn handle_call(&mut self, call: ProbeCall<'_>, _me: &Context<Self>) -> otp::Result {
+        Ok(match call {
+            ProbeCall::Get(Get, caller) => caller.reply(self.value),
+            ProbeCall::Echo(Echo(value), caller) => caller.reply(value),
+            ProbeCall::Defer(Defer, caller) => {
+                self.deferred.push(caller.take());
+                Flow::Continue
             }
-            Call::StopWith(reason) => CallResponse::Stop {
-                reason,
-                reply: None,
-            },
-            Call::StopReplying(reason, value) => CallResponse::Stop {
-                reason,
-                reply: Some(value),
-            },
-            Call::Panic => panic!("asked to panic"),
-            Call::Fail => return Err("asked to fail".into()),
-            Call::Slow(delay) => {
-                let _ = self.events.send(Event::Busy);
+            // Unanswered: the caller gets the exit reason.
+            ProbeCall::StopWith(StopWith(reason), _caller) => Flow::Stop(reason),
+            ProbeCall::StopReplying(StopReplying(reason, value), caller) => {
+                caller.reply(value);
+                Flow::Stop(reason)
+            }
+            ProbeCall::Panic(Panic, _caller) => panic!("asked to panic"),
+            ProbeCall::Fail(Fail, _caller) => return Err("asked to fail".into()),
+            ProbeCall::Slow(Slow(delay), caller) => {
+                let _ = self.probe.events.send(Event::Busy);
                 tokio::time::sleep(delay).await;
-                CallResponse::Reply(state.value)
+                caller.reply(self.value)
             }
         })
     }
 
-    async fn handle_cast(
-        &self,
-        me: &Context<Self>,
-        message: Cast,
-        state: &mut State,
-    ) -> Result<Flow, BoxError> {
-        match message {
-            Cast::Add(n) => state.value += n,
-            Cast::ReleaseDeferred(value) => {
-                for from in state.deferred.drain(..) {
+    async fn handle_cast(&mut self, cast: ProbeCast, me: &Context<Self>) -> otp::Result {
+        match cast {
+            ProbeCast::Add(Add(n)) => self.value += n,
+            ProbeCast::ReleaseDeferred(ReleaseDeferred(value)) => {
+                for from in self.deferred.drain(..) {
                     from.reply(value);
                 }
             }
-            Cast::Stop(reason) => return Ok(Flow::Stop(reason)),
-            Cast::Panic => panic!("cast panic"),
-            Cast::Monitor(target) => me.monitor(target),
-            Cast::TickAfter(delay) => {
+            ProbeCast::Stop(Stop(reason)) => return Ok(Flow::Stop(reason)),
+            ProbeCast::PanicInCast(PanicInCast) => panic!("cast panic"),
+            ProbeCast::Monitor(Monitor(target)) => me.monitor(target),
+            ProbeCast::TickAfter(TickAfter(delay)) => {
                 me.send_after(delay, Event::Tick);
             }
         }
         Ok(Flow::Continue)
     }
 
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        message: Info<Event>,
-        _state: &mut State,
-    ) -> Result<Flow, BoxError> {
-        let event = match message {
+    async fn handle_info(&mut self, info: Info<Event>, _me: &Context<Self>) -> otp::Result {
+        let event = match info {
             Info::Message(event) => event,
             Info::Down(down) => Event::Down(down.reason),
             _ => return Ok(Flow::Continue),
         };
-        let _ = self.events.send(event);
+        let _ = self.probe.events.send(event);
         Ok(Flow::Continue)
     }
 
-    fn format_status(&self, state: &State) -> String {
-        format!("value {}", state.value)
+    fn format_status(&self) -> String {
+        format!("value {}", self.value)
     }
 
-    async fn terminate(&self, _me: &Context<Self>, reason: &ExitReason, _state: &mut State) {
+    async fn terminate(&mut self, reason: &ExitReason, _me: &Context<Self>) {
         let _ = self
+            .probe
             .events
-            .send(Event::Terminated(self.label.clone(), reason.clone()));
-        match self.behaviour {
+            .send(Event::Terminated(self.probe.label.clone(), reason.clone()));
+        match self.probe.behaviour {
             Behaviour::HangInTerminate => std::future::pending::<()>().await,
             Behaviour::PanicInTerminate => panic!("terminate fails"),
             _ => {}
@@ -192,10 +184,10 @@ impl GenServer for Probe {
 }
 
 /// A probe and the receiving end of its events.
-pub fn probe(label: &str) -> (Probe, mpsc::UnboundedReceiver<Event>) {
+pub fn probe(label: &str) -> (ProbeConfig, mpsc::UnboundedReceiver<Event>) {
     let (events, receiver) = mpsc::unbounded_channel();
     (
-        Probe {
+        ProbeConfig {
             label: label.to_owned(),
             events,
             behaviour: Behaviour::Normal,
@@ -205,8 +197,8 @@ pub fn probe(label: &str) -> (Probe, mpsc::UnboundedReceiver<Event>) {
 }
 
 /// A probe reporting into an existing channel (several probes, one ordered event log).
-pub fn probe_into(label: &str, events: &mpsc::UnboundedSender<Event>) -> Probe {
-    Probe {
+pub fn probe_into(label: &str, events: &mpsc::UnboundedSender<Event>) -> ProbeConfig {
+    ProbeConfig {
         label: label.to_owned(),
         events: events.clone(),
         behaviour: Behaviour::Normal,
@@ -247,7 +239,7 @@ pub fn probe_spec_behaving(
     behaviour: Behaviour,
 ) -> otp::supervisor::ChildSpec {
     let probe = probe_into(id, events).behaving(behaviour);
-    otp::supervisor::ChildSpec::worker(id, move |parent| parent.start(probe.clone(), 0))
+    otp::supervisor::ChildSpec::worker(id, move |parent| parent.start(probe.clone().with_value(0)))
 }
 
 /// The running probe under `id` in a supervisor.
@@ -287,11 +279,11 @@ pub async fn no_more_events(mut events: mpsc::UnboundedReceiver<Event>) {
 /// A probe outside any tree that monitors `target` and reports its DOWN.
 pub async fn watch(target: ractor::ActorCell) -> mpsc::UnboundedReceiver<Event> {
     let (watcher, mut events) = probe("watcher");
-    let watcher = GenServer::start(watcher, 0).await.unwrap();
+    let watcher = watcher.with_value(0).start().await.unwrap();
     next(&mut events).await;
-    watcher.cast(Cast::Monitor(target));
+    watcher.cast(Monitor(target));
     // The call returns after the cast was handled: the monitor is in place.
-    watcher.call(Call::Get).await.unwrap();
+    watcher.call(Get).await.unwrap();
     events
 }
 
