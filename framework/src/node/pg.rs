@@ -32,7 +32,10 @@
 //!
 //! Unlike OTP, one group holds servers of one protocol on each node (a server of another
 //! is refused with [`PgError::OtherProtocol`]): a broadcast is encoded once and decoded
-//! once per node.
+//! once per node. A local member is found by the protocol it joined under: a server whose
+//! protocol extends a shared one (`protocol! { pub Local: Shared { infos T; } }`) is one
+//! of `Scope::members::<Local>` here and of `members::<Shared>` on other nodes (JSON does
+//! not name the Rust type), since a handle of `Shared` cannot carry `Local`'s infos.
 
 use std::sync::Arc;
 
