@@ -1,5 +1,6 @@
 //! What pages are shown: snapshots of this node and of the peers that share theirs, taken
-//! once a second while at least one page watches, and the supervisor reports of late.
+//! once a second while at least one page watches, each with a sample of the node for the
+//! charts (kept in [`history`](super::history)), and the supervisor reports of late.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,11 +10,12 @@ use ractor::ActorId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::history::{self, Meter, NodeHistory, NodeSample};
 use super::snapshot::{self, Index, NodeView, Sampler, ANSWER_WITHIN};
 use super::{Agent, Snapshot, AGENT_NAME};
 use crate::node::Node;
 
-/// How often pages get a new snapshot.
+/// How often pages get a new snapshot (and the node is sampled for the charts).
 const EVERY: Duration = Duration::from_secs(1);
 
 /// A snapshot younger than this is answered again rather than taken anew (a page and a
@@ -58,6 +60,10 @@ pub struct Page {
     pub local: NodeView,
     /// Each linked peer.
     pub peers: Vec<PeerView>,
+    /// This node's numbers for the charts, taken with this snapshot (the page adds it to
+    /// the history it was sent as it connected).
+    #[serde(default)]
+    pub sample: NodeSample,
 }
 
 /// A peer's tree, or why it is not shown.
@@ -123,13 +129,21 @@ impl Feed {
         view
     }
 
-    /// Sends pages a snapshot each [`EVERY`], while any page watches.
+    /// The node's samples of the last five minutes, for a page that connects now.
+    pub(crate) fn history(&self) -> NodeHistory {
+        history::recent(EVERY)
+    }
+
+    /// Sends pages a snapshot each [`EVERY`], with a sample of the node (kept for pages
+    /// opened later), while any page watches.
     pub(crate) async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut meter = Meter::default();
         loop {
             tick.tick().await;
             if self.snapshots.receiver_count() == 0 {
+                meter.pause();
                 // A page opened later must not be shown this old one first.
                 self.snapshots
                     .send_if_modified(|json| !std::mem::replace(json, Arc::from("")).is_empty());
@@ -141,11 +155,19 @@ impl Feed {
             let node = tokio::time::timeout(ANSWER_WITHIN, Node::local()).await;
             let node = node.ok().and_then(Result::ok);
             let local = self.local_with(node.as_ref()).await;
+            if let Some(sample) = meter.sample(&local) {
+                history::keep(sample);
+            }
+            let sample = meter.last().cloned().unwrap_or_default();
             let peers = match &node {
                 Some(node) => peers(node, &local).await,
                 None => Vec::new(),
             };
-            match serde_json::to_string(&Page { local, peers }) {
+            match serde_json::to_string(&Page {
+                local,
+                peers,
+                sample,
+            }) {
                 Ok(json) => _ = self.snapshots.send(Arc::from(json)),
                 Err(error) => tracing::warn!(%error, "observer: a snapshot did not encode"),
             }

@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /`, `/app.js`, `/style.css` | the page, embedded in the binary |
-//! | `GET /events` | server-sent events: `report` (backlog, then live), `snapshot` each second |
+//! | `GET /events` | server-sent events: `history` (the node's last 5 minutes, once), `report` (backlog, then live), `snapshot` each second |
 //! | `GET /api/process/{pid}` | one process's `sys` status (its `format_status`) |
 //! | `POST /api/action` | an [`Action`], with `Authorization: Bearer <token>` |
 
@@ -184,7 +184,8 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The live feed: the reports kept so far, then each new report and each snapshot.
+/// The live feed: the node's samples of the last five minutes, the reports kept so far,
+/// then each new report and each snapshot (with its sample).
 async fn events(
     State(shared): State<Shared>,
     Query(query): Query<TokenQuery>,
@@ -197,6 +198,12 @@ async fn events(
     let (backlog, live) = report::kept_and_subscribe();
     let mut snapshots = shared.feed.watch();
     snapshots.mark_changed();
+    // After subscribing: a sample taken meanwhile comes with the next snapshot (the page
+    // drops one it has already).
+    let history = serde_json::to_string(&shared.feed.history()).unwrap_or_default();
+    let history = stream::once(async move {
+        Ok::<_, Infallible>(Event::default().event("history").data(history))
+    });
     let backlog = stream::iter(backlog).map(|report| report_event(&report));
     let reports = stream::unfold(live, |mut live| async move {
         loop {
@@ -220,7 +227,7 @@ async fn events(
         }
     });
     let live = stream::select(reports, snapshots);
-    Ok(Sse::new(backlog.chain(live)).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(history.chain(backlog).chain(live)).keep_alive(KeepAlive::default()))
 }
 
 fn report_event(report: &report::Report) -> Result<Event, Infallible> {
@@ -367,4 +374,105 @@ async fn linger_then_close(mut stream: TcpStream) {
         while let Ok(1..) = stream.read(&mut sink).await {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    use crate::observer::{serve, NodeHistory, Page};
+
+    /// Opens the live feed, as a page does.
+    async fn open_feed(address: std::net::SocketAddr) -> BufReader<TcpStream> {
+        let mut stream = TcpStream::connect(address).await.expect("connect");
+        stream
+            .write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("send");
+        BufReader::new(stream)
+    }
+
+    /// The next event's kind and data (the feed comes chunked: the chunks' sizes are
+    /// lines of their own, neither `event:` nor `data:`).
+    async fn next_event(feed: &mut BufReader<TcpStream>) -> (String, String) {
+        let read = async {
+            let mut kind = None;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                assert!(
+                    feed.read_line(&mut line).await.expect("read") > 0,
+                    "the feed ended"
+                );
+                let line = line.trim_end();
+                if let Some(name) = line.strip_prefix("event: ") {
+                    kind = Some(name.to_owned());
+                } else if let (Some(kind), Some(data)) = (&kind, line.strip_prefix("data: ")) {
+                    return (kind.clone(), data.to_owned());
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("an event within 10 s")
+    }
+
+    async fn next_snapshot(feed: &mut BufReader<TcpStream>) -> Page {
+        loop {
+            let (kind, data) = next_event(feed).await;
+            if kind == "snapshot" {
+                return serde_json::from_str(&data).expect("a page");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_is_sent_the_nodes_history_first_then_a_sample_with_each_snapshot() {
+        let observer = serve("127.0.0.1:0".parse().expect("an address"))
+            .await
+            .expect("an observer");
+        let mut first_page = open_feed(observer.address()).await;
+        let (kind, data) = next_event(&mut first_page).await;
+        assert_eq!(kind, "history", "the history comes before anything else");
+        let history: NodeHistory = serde_json::from_str(&data).expect("a history");
+        assert_eq!((history.every_ms, history.span_ms), (1000, 300_000));
+        assert!(history
+            .samples
+            .iter()
+            .all(|sample| sample.at_ms <= history.now_ms));
+
+        let one = next_snapshot(&mut first_page).await;
+        let two = next_snapshot(&mut first_page).await;
+        assert!(one.sample.at_ms > 0, "{:?}", one.sample);
+        assert!(
+            two.sample.at_ms > one.sample.at_ms,
+            "a new sample each second"
+        );
+        assert!(!two.sample.after_gap, "sampled without a break");
+        assert!(
+            two.sample.tasks > 0 && two.sample.workers == 2,
+            "{:?}",
+            two.sample
+        );
+        drop(first_page);
+
+        // A page opened later is sent what the first one saw.
+        let mut later_page = open_feed(observer.address()).await;
+        let (kind, data) = next_event(&mut later_page).await;
+        assert_eq!(kind, "history");
+        let history: NodeHistory = serde_json::from_str(&data).expect("a history");
+        let kept: Vec<u64> = history.samples.iter().map(|sample| sample.at_ms).collect();
+        assert!(
+            kept.contains(&one.sample.at_ms) && kept.contains(&two.sample.at_ms),
+            "{kept:?}"
+        );
+        assert!(
+            kept.windows(2).all(|pair| pair[0] < pair[1]),
+            "oldest first"
+        );
+        observer.stop().await.expect("the observer stops");
+    }
 }

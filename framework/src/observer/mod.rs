@@ -1,15 +1,19 @@
 //! The observer (feature `observer`): a live page of the running program, in a browser, as
 //! Erlang's `observer` shows a node: its supervision trees (each supervisor's strategy and
 //! restart intensity used; each child's protocol, state, restarts, mailbox and messages
-//! per second), a timeline of supervisor reports, the node's links, and a process's
-//! `sys` status. It can act: kill a process, terminate or restart a child, suspend,
-//! resume, trace, with the access token it makes at start.
+//! per second), charts of the node's last five minutes (messages handled per second,
+//! memory, how busy the runtime's workers are, its tasks) and of the selected process's
+//! (messages per second, mailbox), the busiest processes, a timeline of supervisor
+//! reports, the node's links, and a process's `sys` status. It can act: kill a process,
+//! terminate or restart a child, suspend, resume, trace, with the access token it makes
+//! at start.
 //!
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | [`serve`], [`child_spec`], [`ObserverConfig`]; the observer's own process |
 //! | `snapshot.rs` | one look at the node: [`NodeView`], walked from [`supervisor::roots`] |
 //! | `feed.rs` | snapshots once a second while a page watches; peers' snapshots; reports kept |
+//! | `history.rs` | the node's samples for the charts: [`NodeSample`], the last 5 minutes kept |
 //! | `actions.rs` | [`Action`]: what the page may do, and how |
 //! | `http.rs` | the accept loop, its limits, the routes |
 //! | `assets/` | the page: one HTML file, one script, one style sheet, served from the binary |
@@ -20,7 +24,10 @@
 //! [`sys::statistics`]) until nothing has looked for a minute (counting makes every send
 //! in the program look its target up). Supervisor reports are kept (the last 200) from
 //! the first start of an observer on, so that a page shows what came before it, the
-//! observer's own restart included.
+//! observer's own restart included; so are the node's samples of the last five minutes
+//! (one a second, taken only while a page of this observer watches: the charts show the
+//! time nobody watched as a gap). The selected process's charts are drawn from the
+//! snapshots the page itself received.
 //!
 //! **In a cluster**, each node's observer shares its snapshot with its peers'
 //! observers if its owner lets it ([`ObserverConfig::share`], exported as
@@ -45,6 +52,7 @@
 
 mod actions;
 mod feed;
+mod history;
 mod http;
 mod snapshot;
 
@@ -57,12 +65,13 @@ use tokio::sync::Semaphore;
 
 pub use actions::{Action, ActionError};
 pub use feed::{Page, PeerView};
+pub use history::{NodeHistory, NodeSample};
 pub use snapshot::{NodeView, ProcessView, RunState, SupervisorView};
 
+use crate::gen_server::Init;
 use crate::node::{ExportOptions, Node};
 use crate::supervisor::{report, ChildSpec};
 use crate::tasks::{bind, AbortOnDrop};
-use crate::gen_server::Init;
 use crate::{BoxError, Context, Flow, GenServer, ServerRef, StartError};
 
 /// The name the observer is registered and exported under: a peer's observer asks it for
@@ -281,8 +290,7 @@ async fn share(share: bool) {
     let mut told = false;
     loop {
         if let Ok(Ok(node)) = tokio::time::timeout(SHARE_EVERY, Node::local()).await {
-            let export =
-                node.export_with::<Agent>(AGENT_NAME, ExportOptions { sys: false });
+            let export = node.export_with::<Agent>(AGENT_NAME, ExportOptions { sys: false });
             match tokio::time::timeout(SHARE_EVERY, export).await {
                 Ok(Err(error)) if !std::mem::replace(&mut told, true) => {
                     tracing::warn!(%error, "observer: could not share this node's tree with peers");
