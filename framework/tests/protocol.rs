@@ -181,9 +181,13 @@ async fn init_refusing_fails_the_start_with_its_reason() {
 
 #[tokio::test]
 async fn init_ignoring_starts_nothing() {
-    let started = Countdown::with_args(0).start_named("countdown.ignored").await;
+    let started = Countdown::with_args(0)
+        .start_named("countdown.ignored")
+        .await;
     assert!(matches!(started, Err(StartError::Ignored)), "{started:?}");
-    assert!(Named::<Remaining>::new("countdown.ignored").resolve().is_err());
+    assert!(Named::<Remaining>::new("countdown.ignored")
+        .resolve()
+        .is_err());
 }
 
 otp::protocol! { pub Idle; }
@@ -219,7 +223,9 @@ async fn restarted_returns_the_process_the_supervisor_started_again() {
     let cache = Named::<Cache>::new("restarted.cache");
     let old = cache.resolve().unwrap();
     old.kill();
-    let new = supervisor::restarted(&cache, old.id(), PATIENCE).await.unwrap();
+    let new = supervisor::restarted(&cache, old.id(), PATIENCE)
+        .await
+        .unwrap();
     assert_ne!(new.id(), old.id());
     assert_eq!(new.call(Len).await.unwrap(), 0);
     top.stop().await.unwrap();
@@ -227,8 +233,14 @@ async fn restarted_returns_the_process_the_supervisor_started_again() {
 
 #[tokio::test(start_paused = true)]
 async fn restarted_gives_up_after_its_bound_when_nothing_restarts() {
-    let cache = CacheServer::default().start_named("restarted.none").await.unwrap();
+    let cache = CacheServer::default()
+        .start_named("restarted.none")
+        .await
+        .unwrap();
     let named = Named::<Cache>::new("restarted.none");
     let waited = supervisor::restarted(&named, cache.id(), Duration::from_secs(1)).await;
-    assert_eq!(waited.unwrap_err(), CallError::Timeout(Duration::from_secs(1)));
+    assert_eq!(
+        waited.unwrap_err(),
+        CallError::Timeout(Duration::from_secs(1))
+    );
 }

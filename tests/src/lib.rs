@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use otp::node::NodeEvent;
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Protocol, ReplyTo};
+use otp::{Context, Flow, GenServer, Info, Init, ReplyTo};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -26,131 +26,110 @@ pub const ECHO_SYS: &str = "echo-sys";
 /// The DNS name in the test cluster's node certificates.
 pub const TLS_SERVER_NAME: &str = "otp-node";
 
-/// Requests to the fixture's server.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum EchoCall {
-    /// Answer with the text.
-    Echo(String),
-    /// Answer only when a `Release` cast arrives.
-    Defer,
-    /// Answer after this many milliseconds.
-    Slow(u64),
-    /// How many casts arrived so far.
-    Casts,
-}
-
-/// Casts to the fixture's server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum EchoCast {
-    /// Count one cast.
-    Count,
-    /// Answer every deferred call with this text.
-    Release(String),
-    /// Stop with an error carrying this text.
-    Exit(String),
+otp::protocol! {
+    /// The fixture's server, as every node knows it.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub Echo;
+    calls EchoCall {
+        /// Answers with the text (after the server's prefix).
+        Say(String) -> String,
+        /// Answered only when a `Release` cast arrives.
+        Defer -> String,
+        /// Answered after this many milliseconds.
+        Slow(u64) -> String,
+        /// How many casts arrived so far, as text.
+        Casts -> String,
+        /// How many casts arrived so far, as a number: an answer of another type from the
+        /// same server.
+        CastCount -> u64,
+    }
+    casts EchoCast {
+        /// Count one cast.
+        Count,
+        /// Answer every deferred call with this text.
+        Release(String),
+        /// Stop with an error carrying this text.
+        Exit(String),
+    }
 }
 
 /// The fixture's server; its replies start with `prefix`, which tells nodes apart.
-#[derive(Clone, Default)]
-pub struct Echo {
+#[derive(Default)]
+pub struct EchoServer {
     /// Put before every echoed text.
     pub prefix: String,
-}
-
-/// Its state.
-#[derive(Default)]
-pub struct EchoState {
     casts: u64,
-    deferred: Vec<ReplyTo<String>>,
+    deferred: Vec<ReplyTo<Defer>>,
 }
 
-impl Protocol for Echo {
-    type Call = EchoCall;
-    type Reply = String;
-    type Cast = EchoCast;
+impl EchoServer {
+    /// An echo whose answers start with `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            ..Self::default()
+        }
+    }
 }
 
-impl GenServer for Echo {
-    type Protocol = Self;
-    type Args = ();
-    type State = EchoState;
-    type Info = ();
+impl GenServer for EchoServer {
+    type Protocol = Echo;
 
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<EchoState, BoxError> {
-        Ok(EchoState::default())
+    fn format_status(&self) -> String {
+        format!("{} casts counted", self.casts)
     }
 
-    fn format_status(&self, state: &EchoState) -> String {
-        format!("{} casts counted", state.casts)
-    }
-
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        request: EchoCall,
-        from: &mut ReplyTo<String>,
-        state: &mut EchoState,
-    ) -> Result<CallResponse<String>, BoxError> {
-        Ok(match request {
-            EchoCall::Echo(text) => CallResponse::Reply(format!("{}{text}", self.prefix)),
-            EchoCall::Defer => {
-                state.deferred.push(from.take());
-                CallResponse::NoReply
+    async fn handle_call(&mut self, call: EchoCall<'_>, _: &Context<Self>) -> otp::Result {
+        Ok(match call {
+            EchoCall::Say(Say(text), caller) => caller.reply(format!("{}{text}", self.prefix)),
+            EchoCall::Defer(Defer, caller) => {
+                self.deferred.push(caller.take());
+                Flow::Continue
             }
-            EchoCall::Slow(ms) => {
+            EchoCall::Slow(Slow(ms), caller) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                CallResponse::Reply(format!("slept {ms}"))
+                caller.reply(format!("slept {ms}"))
             }
-            EchoCall::Casts => CallResponse::Reply(state.casts.to_string()),
+            EchoCall::Casts(Casts, caller) => caller.reply(self.casts.to_string()),
+            EchoCall::CastCount(CastCount, caller) => caller.reply(self.casts),
         })
     }
 
-    async fn handle_cast(
-        &self,
-        _me: &Context<Self>,
-        message: EchoCast,
-        state: &mut EchoState,
-    ) -> Result<Flow, BoxError> {
-        match message {
-            EchoCast::Count => state.casts += 1,
-            EchoCast::Release(text) => {
-                for from in state.deferred.drain(..) {
-                    from.reply(text.clone());
+    async fn handle_cast(&mut self, cast: EchoCast, _: &Context<Self>) -> otp::Result {
+        match cast {
+            EchoCast::Count(Count) => self.casts += 1,
+            EchoCast::Release(Release(text)) => {
+                for later in self.deferred.drain(..) {
+                    later.reply(text.clone());
                 }
             }
-            EchoCast::Exit(text) => return Ok(Flow::Stop(otp::ExitReason::Error(text))),
+            EchoCast::Exit(Exit(text)) => return Ok(Flow::Stop(otp::ExitReason::Error(text))),
         }
         Ok(Flow::Continue)
     }
 }
 
-/// Another implementation of the [`Echo`] protocol: it answers `Echo` in capitals and
+/// Another implementation of the [`Echo`] protocol: it answers `Say` in capitals and
 /// nothing else. Callers holding a `ServerRef<Echo>`, `Named<Echo>` or `RemoteRef<Echo>`
-/// reach it as they reach an `Echo`.
+/// reach it as they reach an [`EchoServer`].
 pub struct Shouter;
 
 impl GenServer for Shouter {
     type Protocol = Echo;
-    type Args = ();
-    type State = ();
-    type Info = ();
 
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
+    async fn handle_call(&mut self, call: EchoCall<'_>, _: &Context<Self>) -> otp::Result {
+        Ok(match call {
+            EchoCall::Say(Say(text), caller) => caller.reply(text.to_uppercase()),
+            EchoCall::CastCount(_, caller) => caller.reply(0),
+            EchoCall::Defer(_, caller) => caller.reply(unsupported("Defer")),
+            EchoCall::Slow(_, caller) => caller.reply(unsupported("Slow")),
+            EchoCall::Casts(_, caller) => caller.reply(unsupported("Casts")),
+        })
     }
+}
 
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        request: EchoCall,
-        _from: &mut ReplyTo<String>,
-        _: &mut (),
-    ) -> Result<CallResponse<String>, BoxError> {
-        Ok(CallResponse::Reply(match request {
-            EchoCall::Echo(text) => text.to_uppercase(),
-            other => format!("NOT SUPPORTED: {other:?}"),
-        }))
-    }
+fn unsupported(request: &str) -> String {
+    format!("NOT SUPPORTED: {request}")
 }
 
 /// A fixture node running as a child process; killed when dropped.
@@ -236,33 +215,48 @@ impl FixtureNode {
     }
 }
 
-/// A server that subscribes to the node events of the node it is started with
-/// (`Node::monitor_nodes`) and forwards them to a test.
-pub struct NodeWatcher(pub tokio::sync::mpsc::UnboundedSender<NodeEvent>);
-
-impl Protocol for NodeWatcher {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
+otp::protocol! {
+    /// What a [`NodeWatcher`] is sent: node events.
+    pub NodeWatcher;
+    infos NodeEvent;
 }
 
-impl GenServer for NodeWatcher {
-    type Protocol = Self;
-    type Args = otp::node::Node;
-    type State = ();
-    type Info = NodeEvent;
+/// A server that subscribes to the node events of the node it is started with
+/// (`Node::monitor_nodes`) and forwards them to a test.
+pub struct NodeWatcherServer(tokio::sync::mpsc::UnboundedSender<NodeEvent>);
 
-    async fn init(&self, me: &Context<Self>, node: otp::node::Node) -> Result<(), BoxError> {
-        node.monitor_nodes(me, |event| event).await?;
-        Ok(())
+impl NodeWatcher {
+    /// Starts a watcher of `node`'s events that forwards them to `events`.
+    pub async fn watch(
+        events: tokio::sync::mpsc::UnboundedSender<NodeEvent>,
+        node: otp::node::Node,
+    ) -> Result<otp::ServerRef<NodeWatcher>, otp::StartError> {
+        NodeWatcherServer::with_args((events, node)).start().await
     }
+}
 
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        info: Info<NodeEvent>,
-        _: &mut (),
-    ) -> Result<Flow, BoxError> {
+impl
+    Init<(
+        tokio::sync::mpsc::UnboundedSender<NodeEvent>,
+        otp::node::Node,
+    )> for NodeWatcherServer
+{
+    async fn init(
+        (events, node): (
+            tokio::sync::mpsc::UnboundedSender<NodeEvent>,
+            otp::node::Node,
+        ),
+        me: &Context<Self>,
+    ) -> otp::Result<Self> {
+        node.monitor_nodes(me, |event| event).await?;
+        Ok(Self(events))
+    }
+}
+
+impl GenServer for NodeWatcherServer {
+    type Protocol = NodeWatcher;
+
+    async fn handle_info(&mut self, info: Info<NodeEvent>, _: &Context<Self>) -> otp::Result {
         if let Info::Message(event) = info {
             let _ = self.0.send(event);
         }
@@ -288,32 +282,46 @@ pub async fn census_settles_to(node: &otp::node::Node, expected: otp::node::Cens
     .await
 }
 
-/// Monitors the process it is started with and forwards its exit reason to a test.
-pub struct Down(pub tokio::sync::mpsc::UnboundedSender<otp::ExitReason>);
-
-impl Protocol for Down {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
+otp::protocol! {
+    /// A [`DownServer`] takes no messages.
+    pub Down;
 }
 
-impl GenServer for Down {
-    type Protocol = Self;
-    type Args = otp::ActorCell;
-    type State = ();
-    type Info = ();
-
-    async fn init(&self, me: &Context<Self>, target: otp::ActorCell) -> Result<(), BoxError> {
-        me.monitor(target);
-        Ok(())
+impl Down {
+    /// Starts a server that monitors `target` and forwards its exit reason to `exits`.
+    pub async fn watch(
+        exits: tokio::sync::mpsc::UnboundedSender<otp::ExitReason>,
+        target: otp::ActorCell,
+    ) -> Result<otp::ServerRef<Down>, otp::StartError> {
+        DownServer::with_args((exits, target)).start().await
     }
+}
 
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        info: Info<()>,
-        _: &mut (),
-    ) -> Result<Flow, BoxError> {
+/// Monitors the process it is started with and forwards its exit reason to a test.
+pub struct DownServer(tokio::sync::mpsc::UnboundedSender<otp::ExitReason>);
+
+impl
+    Init<(
+        tokio::sync::mpsc::UnboundedSender<otp::ExitReason>,
+        otp::ActorCell,
+    )> for DownServer
+{
+    async fn init(
+        (exits, target): (
+            tokio::sync::mpsc::UnboundedSender<otp::ExitReason>,
+            otp::ActorCell,
+        ),
+        me: &Context<Self>,
+    ) -> otp::Result<Self> {
+        me.monitor(target);
+        Ok(Self(exits))
+    }
+}
+
+impl GenServer for DownServer {
+    type Protocol = Down;
+
+    async fn handle_info(&mut self, info: Info<otp::Never>, _: &Context<Self>) -> otp::Result {
         if let Info::Down(exit) = info {
             let _ = self.0.send(exit.reason);
         }

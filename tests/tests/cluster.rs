@@ -8,9 +8,9 @@
 use otp::node::global::{Conflict, GlobalError};
 use otp::node::pg::{GroupEvent, Peers, Scope};
 use otp::node::{Cookie, Member, Node, NodeConfig};
-use otp::{BoxError, Context, ExitReason, Flow, GenServer, Info, Protocol, ServerRef};
+use otp::{Context, ExitReason, Flow, GenServer, Info, Init, ServerRef};
 use otp_tests::wait::{self, run};
-use otp_tests::{Echo, EchoCall, EchoCast, FixtureNode};
+use otp_tests::{Casts, Count, Echo, EchoCast, EchoServer, FixtureNode, Say};
 use rusty_fork::rusty_fork_test;
 use tokio::sync::mpsc;
 
@@ -20,32 +20,29 @@ const COOKIE: &str = "cluster-test-cookie";
 const SCOPE: &str = "test";
 const GROUP: &str = "g";
 
-/// Forwards a group's join and leave notices to a test.
-struct GroupWatcher(mpsc::UnboundedSender<GroupEvent>);
-
-impl Protocol for GroupWatcher {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
+otp::protocol! {
+    /// What a [`GroupWatcherServer`] is sent: a group's notices.
+    pub GroupWatcher;
+    infos GroupEvent;
 }
 
-impl GenServer for GroupWatcher {
-    type Protocol = Self;
-    type Args = Scope;
-    type State = ();
-    type Info = GroupEvent;
+/// Forwards a group's join and leave notices to a test.
+struct GroupWatcherServer(mpsc::UnboundedSender<GroupEvent>);
 
-    async fn init(&self, me: &Context<Self>, scope: Scope) -> Result<(), BoxError> {
+impl Init<(mpsc::UnboundedSender<GroupEvent>, Scope)> for GroupWatcherServer {
+    async fn init(
+        (events, scope): (mpsc::UnboundedSender<GroupEvent>, Scope),
+        me: &Context<Self>,
+    ) -> otp::Result<Self> {
         scope.monitor(me, GROUP, |event| event).await?;
-        Ok(())
+        Ok(Self(events))
     }
+}
 
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        info: Info<GroupEvent>,
-        _: &mut (),
-    ) -> Result<Flow, BoxError> {
+impl GenServer for GroupWatcherServer {
+    type Protocol = GroupWatcher;
+
+    async fn handle_info(&mut self, info: Info<GroupEvent>, _: &Context<Self>) -> otp::Result {
         if let Info::Message(event) = info {
             let _ = self.0.send(event);
         }
@@ -80,7 +77,10 @@ impl Tester {
             .await
             .expect("the scope starts");
         let (sender, events) = mpsc::unbounded_channel();
-        let watcher = GroupWatcher(sender).start(scope.clone()).await.unwrap();
+        let watcher = GroupWatcherServer::with_args((sender, scope.clone()))
+            .start()
+            .await
+            .unwrap();
         Tester {
             node,
             scope,
@@ -136,7 +136,7 @@ fn signal(pid: i32, signal: &str) {
 /// A member's answer to an echo call.
 async fn echo(member: &Member<Echo>, text: &str) -> String {
     member
-        .call(EchoCall::Echo(text.into()))
+        .call(Say(text.into()))
         .await
         .expect("the member answers")
 }
@@ -197,12 +197,7 @@ async fn groups_span_nodes_case() {
         .command(&format!("join {GROUP}"))
         .await
         .starts_with("JOINED "));
-    let local = Echo {
-        prefix: "local:".into(),
-    }
-    .start(())
-    .await
-    .unwrap();
+    let local = EchoServer::new("local:").start().await.unwrap();
     tester.scope.join(GROUP, &local).await.unwrap();
     tester.members_reach(4).await;
     assert_eq!(tester.scope.local_members::<Echo>(GROUP).len(), 1);
@@ -218,9 +213,14 @@ async fn groups_span_nodes_case() {
 
     // One broadcast: this node and two others, every member once. A call from here to a
     // member travels behind it, through the same scope process.
-    assert_eq!(tester.scope.broadcast::<Echo>(GROUP, &EchoCast::Count), 3);
+    assert_eq!(
+        tester
+            .scope
+            .broadcast::<Echo>(GROUP, &EchoCast::Count(Count)),
+        3
+    );
     for member in tester.scope.members::<Echo>(GROUP) {
-        let casts = member.call(EchoCall::Casts).await;
+        let casts = member.call(Casts).await;
         assert_eq!(casts.as_deref(), Ok("1"), "{member:?}");
     }
 
@@ -230,7 +230,7 @@ async fn groups_span_nodes_case() {
     wait::eventually(
         "the local member to count the fixture's broadcast",
         || async {
-            match local.call(EchoCall::Casts).await.as_deref() {
+            match local.call(Casts).await.as_deref() {
                 Ok("2") => Ok(()),
                 other => Err(format!("{other:?}")),
             }
@@ -261,7 +261,7 @@ async fn members_leave_case() {
     assert!(tester.scope.members::<Echo>(GROUP).is_empty());
 
     // A local member leaves on its exit, and can leave only as often as it joined.
-    let local = Echo::default().start(()).await.unwrap();
+    let local = EchoServer::default().start().await.unwrap();
     tester.scope.join(GROUP, &local).await.unwrap();
     assert!(tester.scope.leave(GROUP, &local).await.unwrap());
     assert!(!tester.scope.leave(GROUP, &local).await.unwrap());
@@ -279,31 +279,23 @@ async fn members_leave_case() {
     assert!(tester.scope.which_groups().is_empty());
 }
 
-/// A server of another protocol than `Echo`.
-struct Other;
-
-impl Protocol for Other {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
+otp::protocol! {
+    /// Another protocol than `Echo`.
+    pub Other;
 }
 
-impl GenServer for Other {
-    type Protocol = Self;
-    type Args = ();
-    type State = ();
-    type Info = ();
+/// A server of another protocol than `Echo`.
+struct OtherServer;
 
-    async fn init(&self, _: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
-    }
+impl GenServer for OtherServer {
+    type Protocol = Other;
 }
 
 async fn one_protocol_case() {
     let tester = Tester::start().await;
-    let echo = Echo::default().start(()).await.unwrap();
+    let echo = EchoServer::default().start().await.unwrap();
     tester.scope.join(GROUP, &echo).await.unwrap();
-    let other = Other.start(()).await.unwrap();
+    let other = OtherServer.start().await.unwrap();
     let refused = tester.scope.join(GROUP, &other).await;
     assert_eq!(
         refused,
@@ -379,7 +371,7 @@ async fn global_names_case() {
     assert_eq!(global.registered_names(), vec!["leader".to_owned()]);
 
     // Taken, from here and from another fixture.
-    let mine = Echo::default().start(()).await.unwrap();
+    let mine = EchoServer::default().start().await.unwrap();
     assert_eq!(
         global.register_name("leader", &mine).await,
         Err(GlobalError::Taken {
@@ -428,7 +420,7 @@ async fn split_notify_case() {
     let tester = Tester::start().await;
     // Two nodes apart register the same name; this one first.
     let (sender, mut conflicts) = mpsc::unbounded_channel();
-    let mine = Echo::default().start(()).await.unwrap();
+    let mine = EchoServer::default().start().await.unwrap();
     let global = tester.node.global().clone();
     let tell = move |conflict: Conflict| _ = sender.send(conflict);
     global
@@ -463,11 +455,11 @@ async fn split_exit_case() {
     let mut alpha = tester.fixture("alpha").await;
     assert_eq!(alpha.command("register-exit leader").await, "REGISTERED");
     // Registered later, apart: this one loses when they meet, and stops.
-    let mine = Echo::default().start(()).await.unwrap();
+    let mine = EchoServer::default().start().await.unwrap();
     let global = tester.node.global().clone();
     global.register_name("leader", &mine).await.unwrap();
     let (sender, mut downs) = mpsc::unbounded_channel();
-    otp_tests::Down(sender).start(mine.cell()).await.unwrap();
+    otp_tests::Down::watch(sender, mine.cell()).await.unwrap();
     tester.node.connect(&alpha.address).await.unwrap();
     let reason = wait::next("the loser's exit", &mut downs).await;
     assert_eq!(

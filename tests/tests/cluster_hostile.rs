@@ -2,12 +2,13 @@
 //! server of the cluster: to take a nick, and to hand the servers a line. One test: a
 //! process runs one node.
 
-use ex_messenger::server::cluster::{ClusterPeer, PeerCall, PeerReply, Sealed, CLUSTER, NICKS};
+use ex_messenger::server::cluster::{ClusterPeer, PeerCall, Proof, Prove, Sealed, Tell};
+use ex_messenger::server::cluster::{CLUSTER, NICKS};
 use ex_messenger::server::cluster::{SCOPE, SERVERS};
 use otp::node::global::Global;
 use otp::node::pg::{Peers, Scope};
 use otp::node::{Cookie, Node, NodeConfig};
-use otp::{BoxError, CallResponse, Context, GenServer, ReplyTo};
+use otp::{Context, GenServer};
 use otp_tests::chat::Chat;
 
 const COOKIE: &str = "cluster-hostile-cookie";
@@ -17,22 +18,10 @@ struct Impostor;
 
 impl GenServer for Impostor {
     type Protocol = ClusterPeer;
-    type Args = ();
-    type State = ();
-    type Info = ();
 
-    async fn init(&self, _: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    async fn handle_call(
-        &self,
-        _: &Context<Self>,
-        _: PeerCall,
-        _: &mut ReplyTo<PeerReply>,
-        _: &mut (),
-    ) -> Result<CallResponse<PeerReply>, BoxError> {
-        Ok(CallResponse::Reply(PeerReply::Proof {
+    async fn handle_call(&mut self, call: PeerCall<'_>, _: &Context<Self>) -> otp::Result {
+        let PeerCall::Prove(_, caller) = call;
+        Ok(caller.reply(Proof {
             mac: "00".repeat(32),
             address: "127.0.0.1:1".into(),
             servers: Vec::new(),
@@ -59,7 +48,7 @@ async fn a_node_without_the_cluster_key_cannot_take_a_nick_or_speak_for_a_server
     let node = Node::start(config).await.unwrap();
     let scope = Scope::start_with(SCOPE, Peers::All).await.unwrap();
     let nicks = Global::start(NICKS, Peers::All).await.unwrap();
-    let impostor = Impostor.start_named(CLUSTER, ()).await.unwrap();
+    let impostor = Impostor.start_named(CLUSTER).await.unwrap();
     node.export::<ClusterPeer>(CLUSTER).await.unwrap();
     scope.join(SERVERS, &impostor).await.unwrap();
     nicks.register_name("mallory", &impostor).await.unwrap();
@@ -84,11 +73,8 @@ async fn a_node_without_the_cluster_key_cannot_take_a_nick_or_speak_for_a_server
         "mac": "00".repeat(32),
     }))
     .unwrap();
-    relay.cast(forged);
-    assert!(matches!(
-        relay.call(PeerCall::Prove { nonce: 1 }).await,
-        Ok(PeerReply::Proof { .. })
-    ));
+    relay.cast(Tell(forged));
+    assert!(relay.call(Prove { nonce: 1 }).await.is_ok());
     mallory.send("after the forgery").await;
     bob.expect_before("mallory: after the forgery", &["forged"])
         .await;

@@ -14,10 +14,13 @@
 use std::time::Duration;
 
 use otp::node::{ConnectError, Cookie, ExportError, ExportOptions, Node, NodeConfig, NodeEvent};
-use otp::{BoxError, CallError, Context, Flow, GenServer, Info, Protocol};
+use otp::{CallError, Context, Flow, GenServer, Info};
 use otp_tests::tcp::{closed, still_open};
 use otp_tests::wait::{self, run};
-use otp_tests::{next_event, Echo, EchoCall, EchoCast, FixtureNode, NodeWatcher, ECHO, ECHO_SYS};
+use otp_tests::{
+    next_event, CastCount, Casts, Count, Defer, Echo, EchoServer, Exit, FixtureNode, NodeWatcher,
+    Release, Say, Slow, ECHO, ECHO_SYS,
+};
 use rusty_fork::rusty_fork_test;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -53,7 +56,7 @@ impl Tester {
         config.max_unauthenticated = UNAUTHENTICATED;
         let node = Node::start(config).await.expect("local node starts");
         let (sender, events) = mpsc::unbounded_channel();
-        let watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
+        let watcher = NodeWatcher::watch(sender, node.clone()).await.unwrap();
         Tester {
             node,
             events,
@@ -78,7 +81,7 @@ impl Tester {
     async fn still_serves(&mut self) {
         let peer = self.connected("witness").await;
         let echo = self.node.remote::<Echo>(&peer.name, ECHO).await.unwrap();
-        let answer = echo.call(EchoCall::Echo("still here".into())).await;
+        let answer = echo.call(Say("still here".into())).await;
         assert_eq!(answer.as_deref(), Ok("still here"));
     }
 }
@@ -92,6 +95,11 @@ rusty_fork_test! {
     #[test]
     fn remote_calls_and_casts() {
         run(remote_calls_and_casts_case());
+    }
+
+    #[test]
+    fn each_remote_call_answers_its_own_type() {
+        run(typed_answers_case());
     }
 
     #[test]
@@ -155,20 +163,20 @@ async fn remote_sys_case() {
     let fixture = tester.connected("inspected").await;
     let node = tester.node.clone();
     let open = node.remote::<Echo>(&fixture.name, ECHO_SYS).await.unwrap();
-    open.cast(EchoCast::Count);
+    open.cast(Count);
     let status = open.sys_get_status().await.unwrap();
     assert_eq!(status.state, "1 casts counted");
     assert_eq!(status.name.as_deref(), Some(ECHO_SYS));
     // Suspended, it answers no call until resumed.
     open.sys_suspend().await.unwrap();
-    let call = open.call_timeout(EchoCall::Echo("held".into()), Duration::from_millis(50));
+    let call = open.call_timeout(Say("held".into()), Duration::from_millis(50));
     assert_eq!(
         call.await,
         Err(CallError::Timeout(Duration::from_millis(50)))
     );
     assert!(open.sys_get_status().await.unwrap().suspended);
     open.sys_resume().await.unwrap();
-    let answered = open.call(EchoCall::Echo("free".into())).await;
+    let answered = open.call(Say("free".into())).await;
     assert_eq!(answered.as_deref(), Ok("free"));
     open.sys_statistics(true).await.unwrap();
     let statistics = open.sys_get_statistics().await.unwrap();
@@ -180,14 +188,14 @@ async fn remote_sys_case() {
     assert_eq!(refused, otp::sys::SysError::NotAllowed);
     assert!(refused.to_string().contains("ExportOptions"), "{refused}");
     assert!(closed.sys_suspend().await.is_err());
-    let still = closed.call(EchoCall::Echo("served".into())).await;
+    let still = closed.call(Say("served".into())).await;
     assert_eq!(still.as_deref(), Ok("served"));
 
     // Options are given once: exporting again with others is refused, not ignored.
-    let local = Echo {
-        prefix: String::new(),
-    };
-    local.start_named("local-echo", ()).await.unwrap();
+    EchoServer::default()
+        .start_named("local-echo")
+        .await
+        .unwrap();
     node.export::<Echo>("local-echo").await.unwrap();
     node.export::<Echo>("local-echo").await.unwrap();
     let reopened = node
@@ -220,7 +228,7 @@ async fn links_case() {
         .unwrap();
     let text = "x".repeat(1000);
     for _ in 0..10 {
-        let answer = echo.call(EchoCall::Echo(text.clone())).await;
+        let answer = echo.call(Say(text.clone())).await;
         assert_eq!(answer.as_deref(), Ok(text.as_str()));
     }
     let after = tester.node.links().await.unwrap()[0].traffic.unwrap();
@@ -256,41 +264,58 @@ async fn remote_calls_and_casts_case() {
     assert_eq!(node.peers().await.unwrap(), vec![fixture.name.clone()]);
 
     let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
-    assert_eq!(
-        echo.call(EchoCall::Echo("hello".into())).await.as_deref(),
-        Ok("hello")
-    );
+    assert_eq!(echo.call(Say("hello".into())).await.as_deref(), Ok("hello"));
     for _ in 0..3 {
-        echo.cast(EchoCast::Count);
+        echo.cast(Count);
     }
     // Casts and calls from one node to another arrive in order.
-    assert_eq!(echo.call(EchoCall::Casts).await.as_deref(), Ok("3"));
+    assert_eq!(echo.call(Casts).await.as_deref(), Ok("3"));
 
     // Deferred reply across nodes: the first poll sends the call, then a cast releases it.
-    let deferred = in_flight(echo.call(EchoCall::Defer)).await;
-    echo.cast(EchoCast::Release("later".into()));
+    let deferred = in_flight(echo.call(Defer)).await;
+    echo.cast(Release("later".into()));
     assert_eq!(deferred.await.as_deref(), Ok("later"));
 
     let timeout = Duration::from_millis(100);
     assert_eq!(
-        echo.call_timeout(EchoCall::Slow(1000), timeout).await,
+        echo.call_timeout(Slow(1000), timeout).await,
         Err(CallError::Timeout(timeout))
     );
     // The late reply is dropped: the next call gets its own answer.
-    assert_eq!(
-        echo.call(EchoCall::Echo("next".into())).await.as_deref(),
-        Ok("next")
-    );
+    assert_eq!(echo.call(Say("next".into())).await.as_deref(), Ok("next"));
 
     let missing = node
         .remote::<Echo>(&fixture.name, "no-such-server")
         .await
         .unwrap();
-    assert_eq!(missing.call(EchoCall::Casts).await, Err(CallError::NoProc));
+    assert_eq!(missing.call(Casts).await, Err(CallError::NoProc));
     assert!(matches!(
         node.remote::<Echo>("nobody@127.0.0.1", ECHO).await,
         Err(otp::node::LookupError::UnknownNode(_))
     ));
+}
+
+/// One remote server, calls of three answer types, each decoded as its own: a `String`
+/// and a `u64` from the same handle, and a deferred answer that keeps its type.
+async fn typed_answers_case() {
+    let mut tester = Tester::start().await;
+    let node = tester.node.clone();
+    let fixture = tester.connected("alpha").await;
+    let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
+    echo.cast(Count);
+    echo.cast(Count);
+    let as_text: String = echo.call(Casts).await.unwrap();
+    let as_number: u64 = echo.call(CastCount).await.unwrap();
+    assert_eq!((as_text.as_str(), as_number), ("2", 2));
+    let deferred = in_flight(echo.call(Defer)).await;
+    assert_eq!(
+        echo.call(CastCount).await,
+        Ok(2),
+        "answered while the other waits"
+    );
+    echo.cast(Release("released".into()));
+    let released: String = deferred.await.unwrap();
+    assert_eq!(released, "released");
 }
 
 async fn disconnecting_case() {
@@ -314,10 +339,7 @@ async fn disconnecting_case() {
         NodeEvent::Up(fixture.name.clone())
     );
     let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
-    assert_eq!(
-        echo.call(EchoCall::Echo("back".into())).await.as_deref(),
-        Ok("back")
-    );
+    assert_eq!(echo.call(Say("back".into())).await.as_deref(), Ok("back"));
 }
 
 async fn hostile_peers_case() {
@@ -344,15 +366,12 @@ async fn hostile_peers_case() {
     );
     let hijacker = node.remote::<Echo>(&mallory.name, ECHO).await.unwrap();
     assert_eq!(
-        hijacker.call(EchoCall::Echo("x".into())).await.as_deref(),
+        hijacker.call(Say("x".into())).await.as_deref(),
         Ok("HIJACKED:x")
     );
     let echo = node.remote::<Echo>(&alpha.name, ECHO).await.unwrap();
     for _ in 0..20 {
-        assert_eq!(
-            echo.call(EchoCall::Echo("x".into())).await.as_deref(),
-            Ok("x")
-        );
+        assert_eq!(echo.call(Say("x".into())).await.as_deref(), Ok("x"));
     }
 
     // A peer announcing more processes than allowed (each a local proxy) is cut off.
@@ -446,29 +465,12 @@ async fn unauthenticated_cap_case() {
     }
     tester.still_serves().await;
 }
-/// The same server as another build might see it: a call variant `Echo` does not know.
-struct SkewedEcho;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-enum SkewedCall {
-    Shout(String),
-}
-
-impl Protocol for SkewedEcho {
-    type Call = SkewedCall;
-    type Reply = String;
-    type Cast = SkewedCall;
-}
-
-impl GenServer for SkewedEcho {
-    type Protocol = Self;
-    type Args = ();
-    type State = ();
-    type Info = ();
-
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
-    }
+otp::protocol! {
+    /// The echo as another build might see it: a call and a cast `Echo` does not know.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub SkewedEcho;
+    calls SkewedCall { Shout(String) -> String }
+    casts SkewedCast { Yell(String) }
 }
 
 async fn mismatched_types_case() {
@@ -476,54 +478,37 @@ async fn mismatched_types_case() {
     let node = tester.node.clone();
     let alpha = tester.connected("alpha").await;
     let skewed = node.remote::<SkewedEcho>(&alpha.name, ECHO).await.unwrap();
-    match skewed.call(SkewedCall::Shout("hey".into())).await {
+    match skewed.call(Shout("hey".into())).await {
         Err(CallError::BadRequest(why)) => assert!(why.contains("unknown variant"), "{why}"),
         other => panic!("expected a bad request, got {other:?}"),
     }
     // A cast that does not decode is dropped; the server and the link live on.
-    skewed.cast(SkewedCall::Shout("hey".into()));
+    skewed.cast(Yell("hey".into()));
     let echo = node.remote::<Echo>(&alpha.name, ECHO).await.unwrap();
-    assert_eq!(
-        echo.call(EchoCall::Echo("fine".into())).await.as_deref(),
-        Ok("fine")
-    );
+    assert_eq!(echo.call(Say("fine".into())).await.as_deref(), Ok("fine"));
+}
+
+otp::protocol! {
+    /// Asks a [`RemoteWatchServer`] to monitor a remote server.
+    pub RemoteWatch;
+    calls RemoteWatchCall {
+        /// Monitors it; answers the id its DOWN will carry.
+        Watch(otp::node::RemoteRef<Echo>) -> Result<otp::ActorId, CallError>,
+    }
 }
 
 /// Monitors remote servers on request and reports their DOWN reasons.
-struct RemoteWatch(mpsc::UnboundedSender<otp::ExitReason>);
+struct RemoteWatchServer(mpsc::UnboundedSender<otp::ExitReason>);
 
-impl Protocol for RemoteWatch {
-    type Call = otp::node::RemoteRef<Echo>;
-    type Reply = Result<otp::ActorId, CallError>;
-    type Cast = ();
-}
+impl GenServer for RemoteWatchServer {
+    type Protocol = RemoteWatch;
 
-impl GenServer for RemoteWatch {
-    type Protocol = Self;
-    type Args = ();
-    type State = ();
-    type Info = ();
-
-    async fn init(&self, _me: &Context<Self>, _: ()) -> Result<(), BoxError> {
-        Ok(())
+    async fn handle_call(&mut self, call: RemoteWatchCall<'_>, me: &Context<Self>) -> otp::Result {
+        let RemoteWatchCall::Watch(Watch(target), caller) = call;
+        Ok(caller.reply(target.monitor(me)))
     }
 
-    async fn handle_call(
-        &self,
-        me: &Context<Self>,
-        target: otp::node::RemoteRef<Echo>,
-        _from: &mut otp::ReplyTo<Result<otp::ActorId, CallError>>,
-        _: &mut (),
-    ) -> Result<otp::CallResponse<Result<otp::ActorId, CallError>>, BoxError> {
-        Ok(otp::CallResponse::Reply(target.monitor(me)))
-    }
-
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        info: Info<()>,
-        _: &mut (),
-    ) -> Result<Flow, BoxError> {
+    async fn handle_info(&mut self, info: Info<otp::Never>, _: &Context<Self>) -> otp::Result {
         if let Info::Down(down) = info {
             let _ = self.0.send(down.reason);
         }
@@ -535,23 +520,23 @@ async fn remote_monitors_case() {
     let mut tester = Tester::start().await;
     let node = tester.node.clone();
     let (sender, mut downs) = mpsc::unbounded_channel();
-    let watch = RemoteWatch(sender).start(()).await.unwrap();
+    let watch = RemoteWatchServer(sender).start().await.unwrap();
     let mortal = tester.connected("mortal").await;
     let mut lost = tester.connected("lost").await;
     // The server exits: DOWN with its reason.
     let echo = node.remote::<Echo>(&mortal.name, ECHO).await.unwrap();
-    watch.call(echo.clone()).await.unwrap().unwrap();
+    watch.call(Watch(echo.clone())).await.unwrap().unwrap();
     // A deferred call is pending when the server exits: it fails at once, as locally
     // (no reply, not its own 60 s timeout).
-    let deferred = in_flight(echo.call_timeout(EchoCall::Defer, Duration::from_secs(60))).await;
-    echo.cast(EchoCast::Exit("bye".into()));
+    let deferred = in_flight(echo.call_timeout(Defer, Duration::from_secs(60))).await;
+    echo.cast(Exit("bye".into()));
     assert_eq!(
         wait::next("a DOWN", &mut downs).await,
         otp::ExitReason::error("bye")
     );
     assert_eq!(deferred.await, Err(CallError::NoReply));
     // Now nothing runs under the name: monitoring it again reports noproc.
-    watch.call(echo.clone()).await.unwrap().unwrap();
+    watch.call(Watch(echo.clone())).await.unwrap().unwrap();
     assert_eq!(
         wait::next("a DOWN", &mut downs).await,
         otp::ExitReason::NoProc
@@ -559,7 +544,7 @@ async fn remote_monitors_case() {
 
     // The node dies: DOWN with noconnection.
     let far = node.remote::<Echo>(&lost.name, ECHO).await.unwrap();
-    watch.call(far).await.unwrap().unwrap();
+    watch.call(Watch(far)).await.unwrap().unwrap();
     lost.child.start_kill().unwrap();
     assert_eq!(
         wait::next("a DOWN", &mut downs).await,
@@ -575,7 +560,10 @@ async fn remote_monitors_case() {
         .remote::<Echo>(&mortal.name, "nothing-here")
         .await
         .unwrap();
-    assert_eq!(watch.call(missing).await.unwrap(), Err(CallError::NoProc));
+    assert_eq!(
+        watch.call(Watch(missing)).await.unwrap(),
+        Err(CallError::NoProc)
+    );
 }
 
 async fn killed_peer_case() {
@@ -586,8 +574,7 @@ async fn killed_peer_case() {
         .remote::<Echo>(&doomed.name, ECHO)
         .await
         .unwrap();
-    let pending =
-        in_flight(echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60))).await;
+    let pending = in_flight(echo.call_timeout(Slow(60_000), Duration::from_secs(60))).await;
     doomed.child.start_kill().unwrap();
     // The node's loss ends the call, not the call's own 60 s timeout.
     let result = wait::within("the call to end", pending).await;
@@ -617,12 +604,10 @@ async fn frozen_peer_case() {
     // Busy is not dead: a call that takes longer than the liveness timeout is answered.
     let busy = (LIVENESS * 3 / 2).as_millis() as u64;
     assert_eq!(
-        echo.call_timeout(EchoCall::Slow(busy), Duration::from_secs(60))
-            .await,
+        echo.call_timeout(Slow(busy), Duration::from_secs(60)).await,
         Ok(format!("slept {busy}"))
     );
-    let pending =
-        in_flight(echo.call_timeout(EchoCall::Slow(60_000), Duration::from_secs(60))).await;
+    let pending = in_flight(echo.call_timeout(Slow(60_000), Duration::from_secs(60))).await;
     // Frozen, its kernel still answers TCP keepalives: only heartbeats can tell.
     signal(frozen.pid(), "-STOP");
     let result = wait::within("the call to end", pending).await;

@@ -3,42 +3,29 @@
 
 use ex_messenger::names::{Nick, Room};
 use ex_messenger::protocol::{
-    ChatServer, Request, ServerCall, ServerCast, ServerReply, ToClient, Token, MESSAGE_HANDLER,
-    MESSAGE_SERVER,
+    Challenge, ChatClient, ChatServer, ClientCall, Confirm, Join, NotJoined, Quit, Refused,
+    Request, Submit, ToClient, Token, MESSAGE_HANDLER, MESSAGE_SERVER,
 };
 use otp::node::{Cookie, Node, NodeConfig};
-use otp::{BoxError, Context, Flow, GenServer, Protocol};
+use otp::{Context, Flow, GenServer};
 use otp_tests::chat::Chat;
 use tokio::sync::mpsc;
 
 const COOKIE: &str = "hostile-test-cookie";
 
-/// A fake message handler: whatever the server sends it lands in a channel.
-struct Spy;
-
-impl Protocol for Spy {
-    type Call = ();
-    type Reply = ();
-    type Cast = ToClient;
-}
+/// A fake message handler: whatever the server casts it lands in a channel.
+struct Spy(mpsc::UnboundedSender<ToClient>);
 
 impl GenServer for Spy {
-    type Protocol = Self;
-    type Args = mpsc::UnboundedSender<ToClient>;
-    type State = mpsc::UnboundedSender<ToClient>;
-    type Info = ();
+    type Protocol = ChatClient;
 
-    async fn init(&self, _me: &Context<Self>, out: Self::Args) -> Result<Self::State, BoxError> {
-        Ok(out)
+    async fn handle_call(&mut self, call: ClientCall<'_>, _: &Context<Self>) -> otp::Result {
+        let ClientCall::ServerStopping(_, caller) = call;
+        Ok(caller.reply(()))
     }
 
-    async fn handle_cast(
-        &self,
-        _me: &Context<Self>,
-        message: ToClient,
-        out: &mut Self::State,
-    ) -> Result<Flow, BoxError> {
-        let _ = out.send(message);
+    async fn handle_cast(&mut self, message: ToClient, _: &Context<Self>) -> otp::Result {
+        let _ = self.0.send(message);
         Ok(Flow::Continue)
     }
 }
@@ -81,8 +68,8 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     .await
     .unwrap();
     let (spy_out, mut inbox) = mpsc::unbounded_channel();
-    Spy.start_named(MESSAGE_HANDLER, spy_out).await.unwrap();
-    node.export::<Spy>(MESSAGE_HANDLER).await.unwrap();
+    Spy(spy_out).start_named(MESSAGE_HANDLER).await.unwrap();
+    node.export::<ChatClient>(MESSAGE_HANDLER).await.unwrap();
     let server_node = node.connect(address.as_str()).await.unwrap();
     let server = node
         .remote::<ChatServer>(&server_node, MESSAGE_SERVER)
@@ -97,7 +84,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     };
 
     // Speaking as alice with a forged token: nobody hears it.
-    server.cast(ServerCast::Request {
+    server.cast(Submit {
         token: forged.clone(),
         room: lobby.clone(),
         seq: 1,
@@ -107,16 +94,13 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
         },
     });
     // Making alice quit, or leave: nothing happens to her.
-    assert_eq!(
-        server
-            .call(ServerCall::Quit {
-                token: forged.clone()
-            })
-            .await
-            .unwrap(),
-        ServerReply::Bye
-    );
-    server.cast(ServerCast::Request {
+    server
+        .call(Quit {
+            token: forged.clone(),
+        })
+        .await
+        .unwrap();
+    server.cast(Submit {
         token: forged.clone(),
         room: lobby.clone(),
         seq: 1,
@@ -125,7 +109,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     });
     // Joining as alice, from her node or ours: her nick is in use.
     for from in [alice_node.clone(), node.name().to_owned()] {
-        let join = ServerCall::Join {
+        let join = Join {
             nick: nick("alice"),
             node: from,
             session: 1,
@@ -133,21 +117,23 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
             resume: None,
         };
         match server.call(join).await.unwrap() {
-            ServerReply::Refused(reason) => assert_eq!(reason.code(), "nick_in_use", "{reason}"),
+            Err(NotJoined::Refused(reason)) => {
+                assert_eq!(reason.code(), "nick_in_use", "{reason}")
+            }
             other => panic!("joined as alice: {other:?}"),
         }
     }
     // Joining as mallory but claiming alice's node: the token goes to alice's node, whose
     // handler ignores it; a guessed confirmation is refused.
-    let join = ServerCall::Join {
+    let join = Join {
         nick: nick("mallory"),
         node: alice_node.clone(),
         session: 1,
         room: lobby.clone(),
         resume: None,
     };
-    assert_eq!(server.call(join).await.unwrap(), ServerReply::Accepted);
-    server.cast(ServerCast::Confirm {
+    assert_eq!(server.call(join).await.unwrap(), Ok(()));
+    server.cast(Confirm {
         token: Token {
             nick: nick("mallory"),
             node: alice_node.clone(),
@@ -158,39 +144,39 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
 
     // A join that cannot be confirmed holds no nick: claiming "carol" from alice's node
     // does not keep the real carol out.
-    let squat = ServerCall::Join {
+    let squat = Join {
         nick: nick("carol"),
         node: alice_node.clone(),
         session: 1,
         room: lobby.clone(),
         resume: None,
     };
-    assert_eq!(server.call(squat).await.unwrap(), ServerReply::Accepted);
+    assert_eq!(server.call(squat).await.unwrap(), Ok(()));
     let _carol = Chat::joined(&address, "carol", COOKIE).await;
     bob.expect("**carol has joined**").await;
 
     // An honest join from our own node gets a real token: it speaks as eve only.
-    let join = ServerCall::Join {
+    let join = Join {
         nick: nick("eve"),
         node: node.name().to_owned(),
         session: 1,
         room: lobby.clone(),
         resume: None,
     };
-    assert_eq!(server.call(join).await.unwrap(), ServerReply::Accepted);
-    let ToClient::Challenge { token } = next(&mut inbox).await else {
+    assert_eq!(server.call(join).await.unwrap(), Ok(()));
+    let ToClient::Challenge(Challenge { token }) = next(&mut inbox).await else {
         panic!("a challenge first")
     };
     assert_eq!(token.nick, nick("eve"));
-    server.cast(ServerCast::Confirm {
+    server.cast(Confirm {
         token: token.clone(),
     });
-    assert!(matches!(next(&mut inbox).await, ToClient::Joined { .. }));
+    assert!(matches!(next(&mut inbox).await, ToClient::Joined(_)));
     bob.expect("**eve has joined**").await;
     // A valid MAC does not transfer to another nick.
     let mut stolen = token.clone();
     stolen.nick = nick("alice");
-    server.cast(ServerCast::Request {
+    server.cast(Submit {
         token: stolen,
         room: lobby.clone(),
         seq: 1,
@@ -201,7 +187,7 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     });
     // Raw oversized and escape-laden text, past any client-side check.
     // Numbered in order, as the server handles a client's requests.
-    let say = |seq, text: String| ServerCast::Request {
+    let say = |seq, text: String| Submit {
         token: token.clone(),
         room: lobby.clone(),
         seq,
@@ -210,10 +196,10 @@ async fn a_hand_made_client_cannot_speak_or_act_as_another_nick() {
     };
     server.cast(say(1, "y".repeat(5000)));
     match next(&mut inbox).await {
-        ToClient::Refused {
+        ToClient::Refused(Refused {
             seq: Some(1),
             reason,
-        } => {
+        }) => {
             assert_eq!(reason.code(), "message_too_long", "{reason}")
         }
         other => panic!("oversized text accepted: {other:?}"),

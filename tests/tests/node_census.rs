@@ -3,7 +3,7 @@
 
 use otp::node::{Cookie, Node, NodeConfig, NodeEvent};
 use otp::GenServer;
-use otp_tests::{wait, Echo, FixtureNode, NodeWatcher, ECHO, PATIENCE};
+use otp_tests::{wait, Echo, EchoServer, FixtureNode, NodeWatcher, ECHO, PATIENCE};
 use tokio::sync::mpsc;
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_node_fixture");
@@ -21,10 +21,10 @@ async fn a_node_holds_nothing_for_peers_that_came_and_went() {
         Cookie::new(COOKIE).unwrap(),
     );
     let node = Node::start(config).await.expect("local node starts");
-    Echo::default().start_named(ECHO, ()).await.unwrap();
+    EchoServer::default().start_named(ECHO).await.unwrap();
     node.export::<Echo>(ECHO).await.unwrap();
     let (sender, mut events) = mpsc::unbounded_channel();
-    let _watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
+    let _watcher = NodeWatcher::watch(sender, node.clone()).await.unwrap();
     let address = node.address().to_string();
     let baseline = node.census().await.unwrap();
     let tasks = tokio::runtime::Handle::current()

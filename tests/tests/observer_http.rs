@@ -11,7 +11,7 @@ use otp::supervisor::{ChildProcess, ChildSpec, Shutdown, SupervisorRef, Supervis
 use otp::{sys, ServerRef};
 use otp_tests::observer_page::{action, exchange, next_event, open_page, request, status_line};
 use otp_tests::wait::{self, run};
-use otp_tests::{Echo, EchoCall};
+use otp_tests::{Echo, EchoServer, Say};
 use rusty_fork::rusty_fork_test;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -41,7 +41,7 @@ async fn observed_with(listen: &str, shutdown: Shutdown) -> Observer {
         flags: Default::default(),
         children: vec![
             ChildSpec::worker("echo", |parent| {
-                parent.start_named("echo", Echo::default(), ())
+                parent.start_named("echo", EchoServer::default())
             }),
             observer::child_spec("observer", config).shutdown(shutdown),
         ],
@@ -74,7 +74,7 @@ async fn restarted(before: &str) {
 /// The echo server still answers: the node was not disturbed.
 async fn echo_answers() {
     let echo = ServerRef::<Echo>::whereis("echo").expect("echo is registered");
-    let answer = echo.call(EchoCall::Echo("still here".into())).await;
+    let answer = echo.call(Say("still here".into())).await;
     assert_eq!(answer.expect("echo answers"), "still here");
 }
 

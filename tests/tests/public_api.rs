@@ -2,60 +2,52 @@
 //! file on disk, a bad file refused in one line, and a by-name call after a restart.
 
 use otp::spec::{self, Registry};
-use otp::{BoxError, CallResponse, Context, Flow, GenServer, Info, Named, Protocol, ReplyTo};
+use otp::{Context, Flow, GenServer, Init, Named};
 use tokio::sync::mpsc;
 
+otp::protocol! {
+    /// A counter: `Get` reads it, `Add` adds to it.
+    pub Counter;
+    calls CounterCall { Get -> u64 }
+    casts CounterCast { Add(u64) }
+}
+
 /// A counter that reports each start, so the test can wait for restarts.
-#[derive(Clone)]
-struct Counter {
-    started: mpsc::UnboundedSender<()>,
+struct CounterServer(u64);
+
+impl Init<(mpsc::UnboundedSender<()>, u64)> for CounterServer {
+    async fn init(
+        (started, start): (mpsc::UnboundedSender<()>, u64),
+        _: &Context<Self>,
+    ) -> otp::Result<Self> {
+        let _ = started.send(());
+        Ok(CounterServer(start))
+    }
 }
 
-impl Protocol for Counter {
-    type Call = ();
-    type Reply = u64;
-    type Cast = u64;
+impl GenServer for CounterServer {
+    type Protocol = Counter;
+
+    async fn handle_call(&mut self, call: CounterCall<'_>, _: &Context<Self>) -> otp::Result {
+        let CounterCall::Get(Get, caller) = call;
+        Ok(caller.reply(self.0))
+    }
+
+    async fn handle_cast(&mut self, cast: CounterCast, _: &Context<Self>) -> otp::Result {
+        let CounterCast::Add(Add(n)) = cast;
+        self.0 += n;
+        Ok(Flow::Continue)
+    }
 }
 
-impl GenServer for Counter {
-    type Protocol = Self;
-    type Args = u64;
-    type State = u64;
-    type Info = ();
-
-    async fn init(&self, _me: &Context<Self>, start: u64) -> Result<u64, BoxError> {
-        let _ = self.started.send(());
-        Ok(start)
-    }
-
-    async fn handle_call(
-        &self,
-        _me: &Context<Self>,
-        _request: (),
-        _from: &mut ReplyTo<u64>,
-        count: &mut u64,
-    ) -> Result<CallResponse<u64>, BoxError> {
-        Ok(CallResponse::Reply(*count))
-    }
-
-    async fn handle_cast(
-        &self,
-        _me: &Context<Self>,
-        add: u64,
-        count: &mut u64,
-    ) -> Result<Flow, BoxError> {
-        *count += add;
-        Ok(Flow::Continue)
-    }
-
-    async fn handle_info(
-        &self,
-        _me: &Context<Self>,
-        _info: Info<()>,
-        _count: &mut u64,
-    ) -> Result<Flow, BoxError> {
-        Ok(Flow::Continue)
-    }
+/// The registry that maps the files' `"start": "counter"` to the counter, started from
+/// the file's `"args"`.
+fn registry(started: mpsc::UnboundedSender<()>) -> Registry {
+    let mut registry = Registry::new();
+    registry.gen_server("counter", move |start: u64| {
+        CounterServer::with_args((started.clone(), start))
+    });
+    registry
 }
 
 fn write(name: &str, text: &str) -> std::path::PathBuf {
@@ -69,8 +61,7 @@ fn write(name: &str, text: &str) -> std::path::PathBuf {
 #[tokio::test]
 async fn a_tree_from_a_file_restarts_a_named_counter() {
     let (started, mut starts) = mpsc::unbounded_channel();
-    let mut registry = Registry::new();
-    registry.gen_server("counter", Counter { started });
+    let registry = registry(started);
     let path = write(
         "counter.json",
         r#"{ "strategy": "one_for_one", "intensity": 3, "period": 5,
@@ -80,12 +71,12 @@ async fn a_tree_from_a_file_restarts_a_named_counter() {
     otp_tests::wait::next("the counter to start", &mut starts).await;
 
     let counter = Named::<Counter>::new("api_counter");
-    counter.cast(2);
-    assert_eq!(counter.call(()).await, Ok(7));
+    counter.cast(Add(2));
+    assert_eq!(counter.call(Get).await, Ok(7));
     counter.resolve().unwrap().kill();
     otp_tests::wait::next("the counter to start", &mut starts).await;
     assert_eq!(
-        counter.call(()).await,
+        counter.call(Get).await,
         Ok(5),
         "the restarted counter starts from its args"
     );
@@ -95,8 +86,7 @@ async fn a_tree_from_a_file_restarts_a_named_counter() {
 #[test]
 fn a_bad_file_is_refused_in_one_line() {
     let (started, _starts) = mpsc::unbounded_channel();
-    let mut registry = Registry::new();
-    registry.gen_server("counter", Counter { started });
+    let registry = registry(started);
     let path = write(
         "bad.json",
         r#"{ "children": [ { "id": "counter", "start": "counter", "args": 0, "restart": "always" } ] }"#,

@@ -2,7 +2,7 @@
 //! nodes, answer one `RemoteRef` type behind one name. One test: a process runs one node.
 
 use otp::node::{Cookie, Node, NodeConfig};
-use otp_tests::{Echo, EchoCall, FixtureNode, ECHO};
+use otp_tests::{Echo, FixtureNode, Say, ECHO};
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_node_fixture");
 const COOKIE: &str = "remote-protocol-cookie";
@@ -23,7 +23,7 @@ async fn two_implementations_of_one_protocol_answer_behind_one_name_across_nodes
         let peer = node.connect(fixture.address.as_str()).await.unwrap();
         // The same type for both: the caller knows the protocol, not which server runs.
         let echo = node.remote::<Echo>(&peer, ECHO).await.unwrap();
-        answers.push(echo.call(EchoCall::Echo("hello".into())).await.unwrap());
+        answers.push(echo.call(Say("hello".into())).await.unwrap());
     }
     assert_eq!(answers, ["echo: hello", "HELLO"]);
 }

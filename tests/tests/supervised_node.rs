@@ -4,7 +4,7 @@
 use otp::node::{Cookie, Node, NodeConfig};
 use otp::supervisor::{SupervisorRef, SupervisorSpec};
 use otp::ActorCell;
-use otp_tests::{wait, Echo, EchoCall, FixtureNode, ECHO};
+use otp_tests::{wait, Echo, FixtureNode, Say, ECHO};
 
 const COOKIE: &str = "supervised-node-cookie";
 
@@ -52,19 +52,13 @@ async fn a_killed_node_is_restarted_by_its_supervisor() {
     let (node, process) = running_node(&supervisor, None).await;
     node.connect(&fixture.address).await.unwrap();
     let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
-    assert_eq!(
-        echo.call(EchoCall::Echo("one".into())).await.as_deref(),
-        Ok("one")
-    );
+    assert_eq!(echo.call(Say("one".into())).await.as_deref(), Ok("one"));
 
     process.kill();
     let (node, _) = running_node(&supervisor, Some(&process)).await;
     assert_eq!(node.address(), listen, "same port after the restart");
     node.connect(&fixture.address).await.unwrap();
     let echo = node.remote::<Echo>(&fixture.name, ECHO).await.unwrap();
-    assert_eq!(
-        echo.call(EchoCall::Echo("two".into())).await.as_deref(),
-        Ok("two")
-    );
+    assert_eq!(echo.call(Say("two".into())).await.as_deref(), Ok("two"));
     supervisor.stop().await.unwrap();
 }

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use otp::node::{ConnectError, Cookie, Node, NodeConfig, NodeEvent, Tls};
-use otp::GenServer;
 use otp_tests::tcp::still_open;
 use otp_tests::wait::run;
-use otp_tests::{next_event, Echo, EchoCall, FixtureNode, NodeWatcher, ECHO, TLS_SERVER_NAME};
+use otp_tests::{next_event, Echo, FixtureNode, NodeWatcher, Say, ECHO, TLS_SERVER_NAME};
 use rusty_fork::rusty_fork_test;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -77,7 +76,7 @@ impl SecureTester {
         config.max_connections = MAX_CONNECTIONS;
         let node = Node::start(config).await.unwrap();
         let (sender, events) = mpsc::unbounded_channel();
-        let watcher = NodeWatcher(sender).start(node.clone()).await.unwrap();
+        let watcher = NodeWatcher::watch(sender, node.clone()).await.unwrap();
         SecureTester {
             here: node.address().to_string(),
             node,
@@ -151,7 +150,7 @@ async fn member_case() {
         .await
         .unwrap();
     assert_eq!(
-        echo.call(EchoCall::Echo("sealed".into())).await.as_deref(),
+        echo.call(Say("sealed".into())).await.as_deref(),
         Ok("sealed")
     );
     assert_eq!(

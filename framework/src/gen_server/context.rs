@@ -111,7 +111,10 @@ impl<G: GenServer> Context<G> {
     /// `calling_self`. (Through another handle to itself, a `Named` or a kept `ServerRef`,
     /// it is not caught and waits for its timeout: catching that would cost every message;
     /// see the README, "Where we differ".)
-    pub async fn call<R: RequestOf<G::Protocol>>(&self, _request: R) -> Result<R::Reply, CallError> {
+    pub async fn call<R: RequestOf<G::Protocol>>(
+        &self,
+        _request: R,
+    ) -> Result<R::Reply, CallError> {
         Err(CallError::CallingSelf)
     }
 
@@ -124,7 +127,7 @@ impl<G: GenServer> Context<G> {
         Err(CallError::CallingSelf)
     }
 
-        /// Monitors `target` (`erlang:monitor(process, Target)`): when it exits, this server gets
+    /// Monitors `target` (`erlang:monitor(process, Target)`): when it exits, this server gets
     /// [`Info::Down`](crate::Info::Down) with the reason, once. Monitoring a process that is
     /// already gone delivers a DOWN with [`ExitReason::NoProc`](crate::ExitReason::NoProc).
     pub fn monitor(&self, target: impl Into<ActorCell>) {

@@ -72,8 +72,8 @@ pub use reply::ReplySlot;
 pub use reply::ReplyTo;
 pub use request::{Collected, RequestId, RequestIds};
 pub use server_ref::{Named, ServerRef, Timeout, Timer, DEFAULT_CALL_TIMEOUT};
-pub use start::{Init, Start, StartOptions};
 pub(crate) use start::Starting;
+pub use start::{Init, Start, StartOptions};
 
 use crate::{ExitReason, StartError};
 

@@ -16,8 +16,8 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::marker::PhantomData;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -27,8 +27,8 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, 
 use tokio::sync::oneshot;
 
 use super::mailbox::Counter;
-use super::sys::{Statistics, Status, SysRequest};
 use super::reply::ReplySlot;
+use super::sys::{Statistics, Status, SysRequest};
 use super::{
     Context, Flow, GenServer, Gone, Info, Lineage, ProcessExit, Protocol, ServerRef, Start,
     Starting,
@@ -322,7 +322,9 @@ impl<G: GenServer> Process<G> {
                     behaviour: std::any::type_name::<G>().to_owned(),
                     suspended: run.suspended.is_some(),
                     tracing: run.tracing,
-                    state: std::panic::catch_unwind(AssertUnwindSafe(|| run.server.format_status()))
+                    state: std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        run.server.format_status()
+                    }))
                     .unwrap_or_else(|panic| format!("(format_status {})", panic_message(panic))),
                     statistics: run.statistics(),
                 };

@@ -59,7 +59,9 @@ pub trait Init<A: Send + 'static>: GenServer {
     /// Start it ([`Start::start`]), or hand it to a supervisor's
     /// [`Parent`](crate::supervisor::Parent).
     fn with_args(args: A) -> Start<Self> {
-        Start(Starting::Built(Box::new(move |me| Self::init(args, me).boxed())))
+        Start(Starting::Built(Box::new(move |me| {
+            Self::init(args, me).boxed()
+        })))
     }
 }
 

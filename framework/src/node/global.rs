@@ -46,8 +46,8 @@ use std::sync::Arc;
 use super::member::{find, Member};
 use super::scope::{self, Handle, Loser, Options, Refusal};
 pub use super::scope::{Conflict, MemberId, Peers};
-use crate::supervisor::ChildSpec;
 use super::RemoteProtocol;
+use crate::supervisor::ChildSpec;
 use crate::{Protocol, ServerRef, StartError};
 
 fn options(peers: Peers) -> Options {

@@ -55,8 +55,8 @@ pub use remote::{RemoteProtocol, RemoteRef};
 pub use scope::MemberId;
 pub use tls::{Tls, TlsError};
 
+use crate::gen_server::{InfoOf, Init};
 use crate::supervisor::ChildSpec;
-use crate::gen_server::{Init, InfoOf};
 use crate::{Context, GenServer, RequestOf, ServerRef, StartError, Timeout};
 
 /// The registered name of the node process: one node per OS process, as in Erlang.

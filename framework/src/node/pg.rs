@@ -42,9 +42,9 @@ use std::sync::Arc;
 use super::member::{local_members_of, members_of, Member};
 use super::scope::{self, Handle, Local, Options, Refusal, ScopeMsg};
 pub use super::scope::{GroupEvent, MemberId, Peers};
-use crate::supervisor::ChildSpec;
 use super::RemoteProtocol;
 use crate::gen_server::InfoOf;
+use crate::supervisor::ChildSpec;
 use crate::{Context, GenServer, Protocol, ServerRef, StartError};
 
 fn options(peers: Peers) -> Options {

@@ -411,19 +411,22 @@ pub(crate) fn deliver_call<P: RemoteProtocol>(
         send::<()>(reply, Answer::NoProc);
         return;
     };
-    let from = ReplySlot::forward(move |answer: Option<Result<P::Replies, ExitReason>>| {
-        match answer {
+    let from = ReplySlot::forward(
+        move |answer: Option<Result<P::Replies, ExitReason>>| match answer {
             Some(Ok(replies)) => match P::encode_answer(&replies) {
                 Ok(bytes) => reply.send(bytes).is_ok(),
                 Err(error) => {
                     tracing::error!(%error, "a remote answer does not encode; the caller is told");
-                    send::<()>(reply, Answer::BadRequest(format!("undecodable reply: {error}")))
+                    send::<()>(
+                        reply,
+                        Answer::BadRequest(format!("undecodable reply: {error}")),
+                    )
                 }
             },
             Some(Err(reason)) => send::<()>(reply, Answer::Exited(reason.encode())),
             None => send::<()>(reply, Answer::NoReply),
-        }
-    });
+        },
+    );
     if let Err(Some(from)) = target.send_call(request, from) {
         // The server went away between lookup and send: answer for it.
         from.exited(ExitReason::NoProc);

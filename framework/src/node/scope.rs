@@ -1319,7 +1319,10 @@ pub(crate) async fn start(name: &str, options: Options) -> Result<Handle, crate:
     let server = ScopeServer::with_args((name.to_owned(), options))
         .start_named(server_name(name))
         .await?;
-    server.call(GetHandle).await.map_err(crate::StartError::init)
+    server
+        .call(GetHandle)
+        .await
+        .map_err(crate::StartError::init)
 }
 
 /// A child spec that runs the scope `name` under a supervisor.
@@ -1345,7 +1348,10 @@ crate::protocol! {
 
 /// The scope's name, and how it runs.
 impl Init<(String, Options)> for ScopeServer {
-    async fn init((name, options): (String, Options), me: &Context<Self>) -> Result<Self, BoxError> {
+    async fn init(
+        (name, options): (String, Options),
+        me: &Context<Self>,
+    ) -> Result<Self, BoxError> {
         let table = Arc::default();
         let process = ScopeProcess {
             name: name.clone(),

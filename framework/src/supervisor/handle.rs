@@ -16,7 +16,9 @@ async fn ask<R: RequestOf<Supervision>>(
     server: &ServerRef<Supervision>,
     request: R,
 ) -> Result<R::Reply, SupervisorError> {
-    Ok(server.call_timeout(request, crate::Timeout::Infinity).await?)
+    Ok(server
+        .call_timeout(request, crate::Timeout::Infinity)
+        .await?)
 }
 
 /// A running supervisor. A dynamic supervisor is one too (as in OTP, one process type
@@ -52,8 +54,10 @@ impl SupervisorRef {
     /// answered while the supervisor is suspended too, and it is not counted among the
     /// messages the supervisor handled (so looking does not change the rates shown).
     pub async fn overview(&self) -> Result<Overview, crate::sys::SysError> {
-        crate::sys::with_state::<SupervisorProcess, _>(&self.server, |supervisor| supervisor.overview())
-            .await
+        crate::sys::with_state::<SupervisorProcess, _>(&self.server, |supervisor| {
+            supervisor.overview()
+        })
+        .await
     }
 
     /// The supervisor running as `server`, if it is one.

@@ -160,7 +160,11 @@ impl Init<Args> for SupervisorProcess {
 impl GenServer for SupervisorProcess {
     type Protocol = Supervision;
 
-    async fn handle_call(&mut self, call: SupervisionCall<'_>, me: &Context<Self>) -> crate::Result {
+    async fn handle_call(
+        &mut self,
+        call: SupervisionCall<'_>,
+        me: &Context<Self>,
+    ) -> crate::Result {
         Ok(match call {
             SupervisionCall::WhichChildren(_, caller) => caller.reply(self.children.infos()),
             SupervisionCall::CountChildren(_, caller) => caller.reply(self.children.counts()),

@@ -24,30 +24,28 @@
 use std::time::{Duration, Instant};
 
 use otp::node::{Cookie, ExportOptions, Node, NodeConfig, RemoteRef, Tls};
-use otp::{BoxError, Context, GenServer, Protocol};
-use otp_tests::{Echo, EchoCall, Shouter, ECHO, ECHO_SYS};
+use otp::{Context, GenServer, Init};
+use otp_tests::{Echo, EchoServer, Say, Shouter, ECHO, ECHO_SYS};
 
 mod script;
 
-/// Holds a remote monitor on the `echo` of the node it is given.
-struct RemoteWatcher;
-
-impl Protocol for RemoteWatcher {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
+otp::protocol! {
+    /// A [`RemoteWatcherServer`] takes no messages.
+    pub RemoteWatcher;
 }
 
-impl GenServer for RemoteWatcher {
-    type Protocol = Self;
-    type Args = RemoteRef<Echo>;
-    type State = ();
-    type Info = ();
+/// Holds a remote monitor on the `echo` of the node it is given.
+struct RemoteWatcherServer;
 
-    async fn init(&self, me: &Context<Self>, echo: RemoteRef<Echo>) -> Result<(), BoxError> {
+impl Init<RemoteRef<Echo>> for RemoteWatcherServer {
+    async fn init(echo: RemoteRef<Echo>, me: &Context<Self>) -> otp::Result<Self> {
         echo.monitor(me)?;
-        Ok(())
+        Ok(RemoteWatcherServer)
     }
+}
+
+impl GenServer for RemoteWatcherServer {
+    type Protocol = RemoteWatcher;
 }
 
 /// Connects `node` to `address`, monitors its `echo`, and waits until the monitor is in
@@ -55,8 +53,8 @@ impl GenServer for RemoteWatcher {
 async fn monitor_echo(node: &Node, address: &str) -> anyhow::Result<()> {
     let peer = node.connect(address).await?;
     let echo = node.remote::<Echo>(&peer, ECHO).await?;
-    RemoteWatcher.start(echo.clone()).await?;
-    echo.call(EchoCall::Echo("monitoring".into())).await?;
+    RemoteWatcherServer::with_args(echo.clone()).start().await?;
+    echo.call(Say("monitoring".into())).await?;
     Ok(())
 }
 
@@ -114,15 +112,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let node = Node::start(config).await?;
     match shout {
-        true => Shouter.start_named(ECHO, ()).await?,
-        false => Echo { prefix }.start_named(ECHO, ()).await?,
+        true => Shouter.start_named(ECHO).await?,
+        false => EchoServer::new(prefix).start_named(ECHO).await?,
     };
     node.export::<Echo>(ECHO).await?;
-    Echo {
-        prefix: String::new(),
-    }
-    .start_named(ECHO_SYS, ())
-    .await?;
+    EchoServer::default().start_named(ECHO_SYS).await?;
     node.export_with::<Echo>(ECHO_SYS, ExportOptions { sys: true })
         .await?;
     println!("READY {} {}", node.name(), node.address());

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use otp::node::pg::Scope;
 use otp::node::Node;
 use otp::{GenServer, ServerRef};
-use otp_tests::{Echo, EchoCall, EchoCast};
+use otp_tests::{Casts, Count, Echo, EchoCast, EchoServer, Say};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The process-group scope of the cluster tests.
@@ -39,16 +39,14 @@ pub async fn run(node: Node) -> anyhow::Result<()> {
             words.next().unwrap_or_default(),
         );
         let rest = words.next().unwrap_or_default();
-        let echo = || Echo {
-            prefix: format!("{short}:"),
-        };
+        let echo = || EchoServer::new(format!("{short}:"));
         let answer = match command {
             "connect" => match node.connect(arg).await {
                 Ok(peer) => format!("CONNECTED {peer}"),
                 Err(error) => format!("ERROR {error}"),
             },
             "join" => {
-                let member = echo().start(()).await?;
+                let member = echo().start().await?;
                 scope.join(arg, &member).await?;
                 let pid = member.id().pid();
                 groups.entry(arg.to_owned()).or_default().push(member);
@@ -76,13 +74,16 @@ pub async fn run(node: Node) -> anyhow::Result<()> {
             "casts" => {
                 let mut sum = 0;
                 for member in scope.local_members::<Echo>(arg) {
-                    sum += member.call(EchoCall::Casts).await?.parse::<u64>()?;
+                    sum += member.call(Casts).await?.parse::<u64>()?;
                 }
                 format!("CASTS {sum}")
             }
-            "broadcast" => format!("SENT {}", scope.broadcast::<Echo>(arg, &EchoCast::Count)),
+            "broadcast" => format!(
+                "SENT {}",
+                scope.broadcast::<Echo>(arg, &EchoCast::Count(Count))
+            ),
             "register" | "register-exit" => {
-                let holder = echo().start(()).await?;
+                let holder = echo().start().await?;
                 let name = arg.to_owned();
                 let registered = if command == "register" {
                     let tell = move |conflict: otp::node::global::Conflict| {
@@ -105,7 +106,7 @@ pub async fn run(node: Node) -> anyhow::Result<()> {
                 None => "NONE".to_owned(),
             },
             "call" => match node.global().whereis_name::<Echo>(arg) {
-                Some(holder) => match holder.call(EchoCall::Echo(rest.to_owned())).await {
+                Some(holder) => match holder.call(Say(rest.to_owned())).await {
                     Ok(reply) => format!("REPLY {reply}"),
                     Err(error) => format!("ERROR {error}"),
                 },
