@@ -231,6 +231,126 @@ async fn the_page_shows_the_tree_and_a_killed_room_comes_back_while_clients_chat
     scene.server.close_input();
 }
 
+impl Browser {
+    /// A number attribute of the element matching `css` (0 when absent or empty).
+    async fn number(&self, css: &str, attribute: &str) -> f64 {
+        let element = self.find(css).await;
+        let value = element.attr(attribute).await.ok().flatten();
+        value.and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    }
+
+    /// Waits for the page's next snapshot (once a second).
+    async fn next_snapshot(&self) {
+        let before = self.taken().await;
+        wait::eventually("the page's next snapshot", || async {
+            let now = self.taken().await;
+            if now != before {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        })
+        .await;
+    }
+}
+
+impl Scene {
+    /// Lines go around, and the page gets a snapshot after them, until `charted` holds of
+    /// what the page then shows (it fails past [`PATIENCE`] with what it saw last).
+    async fn chat_until<T: std::fmt::Debug>(
+        &mut self,
+        browser: &Browser,
+        what: &str,
+        charted: impl AsyncFn(&Browser) -> Result<(), T>,
+    ) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        for round in 1.. {
+            self.chat_goes_on(&format!("{what} {round}")).await;
+            browser.next_snapshot().await;
+            match charted(browser).await {
+                Ok(()) => return,
+                Err(seen) => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out waiting for {what}; last seen: {seen:?}"
+                ),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_charts_move_while_the_chat_runs_and_the_busiest_sort() {
+    let mut scene = Scene::start().await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser
+        .client
+        .goto(&scene.url)
+        .await
+        .expect("open the page");
+    browser
+        .find("#trees tr[data-id='message_server'][data-state='running']")
+        .await;
+
+    // The node's chart of messages handled grows, and shows traffic, as lines go around.
+    let points = browser.number("#chart-messages", "data-points").await;
+    let end = browser.number("#chart-messages", "data-end").await;
+    let moved = async |browser: &Browser| {
+        let now = (
+            browser.number("#chart-messages", "data-points").await,
+            browser.number("#chart-messages", "data-end").await,
+            browser.number("#chart-messages", "data-last").await,
+        );
+        match now {
+            (p, e, last) if p > points && e > end && last > 0.0 => Ok(()),
+            other => Err(other),
+        }
+    };
+    scene.chat_until(&browser, "the messages chart", moved).await;
+    assert!(browser.number("#chart-memory", "data-last").await > 0.0);
+
+    // The selected process's chart shows its own rate.
+    browser
+        .find("#trees tr[data-id='message_server']")
+        .await
+        .click()
+        .await
+        .expect("select the message server");
+    let charted = async |browser: &Browser| {
+        let now = (
+            browser.number("#chart-process-rate", "data-points").await,
+            browser.number("#chart-process-rate", "data-last").await,
+        );
+        match now {
+            (points, last) if points >= 2.0 && last > 0.0 => Ok(()),
+            other => Err(other),
+        }
+    };
+    scene.chat_until(&browser, "the server's rate chart", charted).await;
+
+    // The busiest processes: at most 15, in the order of the column clicked, descending.
+    browser
+        .find("#busiest th[data-sort='mailbox']")
+        .await
+        .click()
+        .await
+        .expect("sort by mailbox");
+    browser.find("#busiest[data-sort='mailbox']").await;
+    // Read in one go: the table is drawn anew each second.
+    let read = "return [...document.querySelectorAll('#busiest tbody tr')]\
+                .map(row => Number(row.dataset.mailbox))";
+    let mailboxes = browser.client.execute(read, Vec::new()).await.expect("rows");
+    let mailboxes: Vec<f64> = serde_json::from_value(mailboxes).expect("numbers");
+    assert!((1..=15).contains(&mailboxes.len()), "{mailboxes:?}");
+    assert!(
+        mailboxes.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{mailboxes:?}"
+    );
+    browser.client.close().await.expect("close the browser");
+    scene.server.close_input();
+}
+
 #[tokio::test]
 async fn an_action_without_the_token_is_refused_on_the_page() {
     let mut scene = Scene::start().await;

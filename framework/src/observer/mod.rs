@@ -307,3 +307,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The page finds the observer in the trees by its protocol's name (`OBSERVER_PROTOCOL`
+    /// in `assets/app.js`), to ask before an action that may take it down.
+    #[test]
+    fn the_page_knows_the_observer_by_its_protocol_name() {
+        assert_eq!(std::any::type_name::<super::Agent>(), "otp::observer::Agent");
+        let script = include_str!("assets/app.js");
+        assert!(script.contains("const OBSERVER_PROTOCOL = 'otp::observer::Agent';"));
+    }
+}

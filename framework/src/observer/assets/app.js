@@ -685,11 +685,14 @@ async function showSelected() {
  * together (one_for_all; rest_for_one, if it comes first). Also when the observer is
  * not on the page (its supervisor did not answer): then nobody knows.
  */
+/** The observer's own protocol, as `sys` names it (`otp::observer::Agent`). */
+const OBSERVER_PROTOCOL = 'otp::observer::Agent';
+
 function holdsThisPage() {
   if (!selected.local) return false;
   const observer = [...document.querySelectorAll('#trees tr')]
     .find((row) => row.place && row.place.local
-      && (row.place.process.protocol || '').endsWith('::ObserverServer'));
+      && row.place.process.protocol === OBSERVER_PROTOCOL);
   if (!observer) return true;
   const mine = observer.place.path;
   const target = selected.path;
