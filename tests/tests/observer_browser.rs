@@ -307,7 +307,9 @@ async fn the_charts_move_while_the_chat_runs_and_the_busiest_sort() {
             other => Err(other),
         }
     };
-    scene.chat_until(&browser, "the messages chart", moved).await;
+    scene
+        .chat_until(&browser, "the messages chart", moved)
+        .await;
     assert!(browser.number("#chart-memory", "data-last").await > 0.0);
 
     // The selected process's chart shows its own rate.
@@ -327,7 +329,9 @@ async fn the_charts_move_while_the_chat_runs_and_the_busiest_sort() {
             other => Err(other),
         }
     };
-    scene.chat_until(&browser, "the server's rate chart", charted).await;
+    scene
+        .chat_until(&browser, "the server's rate chart", charted)
+        .await;
 
     // The busiest processes: at most 15, in the order of the column clicked, descending.
     browser
@@ -340,7 +344,11 @@ async fn the_charts_move_while_the_chat_runs_and_the_busiest_sort() {
     // Read in one go: the table is drawn anew each second.
     let read = "return [...document.querySelectorAll('#busiest tbody tr')]\
                 .map(row => Number(row.dataset.mailbox))";
-    let mailboxes = browser.client.execute(read, Vec::new()).await.expect("rows");
+    let mailboxes = browser
+        .client
+        .execute(read, Vec::new())
+        .await
+        .expect("rows");
     let mailboxes: Vec<f64> = serde_json::from_value(mailboxes).expect("numbers");
     assert!((1..=15).contains(&mailboxes.len()), "{mailboxes:?}");
     assert!(

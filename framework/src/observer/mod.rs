@@ -314,7 +314,10 @@ mod tests {
     /// in `assets/app.js`), to ask before an action that may take it down.
     #[test]
     fn the_page_knows_the_observer_by_its_protocol_name() {
-        assert_eq!(std::any::type_name::<super::Agent>(), "otp::observer::Agent");
+        assert_eq!(
+            std::any::type_name::<super::Agent>(),
+            "otp::observer::Agent"
+        );
         let script = include_str!("assets/app.js");
         assert!(script.contains("const OBSERVER_PROTOCOL = 'otp::observer::Agent';"));
     }
