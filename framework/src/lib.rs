@@ -11,7 +11,7 @@
 //!    of its answer, the casts, the server's own infos. Then `impl GenServer`: one `match`
 //!    in `handle_call`, where each call comes with its [`Caller`], which takes only that
 //!    call's answer type. The server value is its state; a state that its own process must
-//!    build is built by [`Init`](gen_server::Init) (OTP's `init/1`). See [`gen_server`].
+//!    build is built by [`Init`] (OTP's `init/1`). See [`gen_server`].
 //! 2. **Callers** hold a [`ServerRef`] (a process) or a [`Named`] (whatever process holds a
 //!    name now), typed by the protocol, never by the server: `server.call(Get(key))`
 //!    answers what `Get` declares. Calls in flight: [`ServerRef::send_request`].
