@@ -155,6 +155,22 @@ impl Scene {
         }
     }
 
+    /// The scene, and a browser on its observer's page once the page shows the message
+    /// server running; `None` when no driver is installed and none is required.
+    async fn watched() -> Option<(Scene, Browser)> {
+        let scene = Scene::start().await;
+        let browser = Browser::start().await?;
+        browser
+            .client
+            .goto(&scene.url)
+            .await
+            .expect("open the page");
+        browser
+            .find("#trees tr[data-id='message_server'][data-state='running']")
+            .await;
+        Some((scene, browser))
+    }
+
     /// Lines still go around both rooms.
     async fn chat_goes_on(&mut self, tag: &str) {
         self.alice.send(&format!("lobby {tag}")).await;
@@ -166,19 +182,9 @@ impl Scene {
 
 #[tokio::test]
 async fn the_page_shows_the_tree_and_a_killed_room_comes_back_while_clients_chat() {
-    let mut scene = Scene::start().await;
-    let Some(browser) = Browser::start().await else {
+    let Some((mut scene, browser)) = Scene::watched().await else {
         return;
     };
-    browser
-        .client
-        .goto(&scene.url)
-        .await
-        .expect("open the page");
-
-    browser
-        .find("#trees tr[data-id='message_server'][data-state='running']")
-        .await;
     browser
         .find("#trees tr[data-id='games'][data-state='running']")
         .await;
@@ -280,18 +286,9 @@ impl Scene {
 
 #[tokio::test]
 async fn the_charts_move_while_the_chat_runs_and_the_busiest_sort() {
-    let mut scene = Scene::start().await;
-    let Some(browser) = Browser::start().await else {
+    let Some((mut scene, browser)) = Scene::watched().await else {
         return;
     };
-    browser
-        .client
-        .goto(&scene.url)
-        .await
-        .expect("open the page");
-    browser
-        .find("#trees tr[data-id='message_server'][data-state='running']")
-        .await;
 
     // The node's chart of messages handled grows, and shows traffic, as lines go around.
     let points = browser.number("#chart-messages", "data-points").await;
