@@ -1,16 +1,19 @@
-//! `cargo bench -p otp --bench table`: our GenServer and Supervisor against raw ractor,
-//! measured in the same run and printed as a Markdown table of ratios.
+//! `cargo bench -p otp --bench table`: our GenServer and Supervisor against raw ractor and
+//! against kameo, measured in the same run and printed as a Markdown table of ratios.
 //!
 //! ractor's local figures are bimodal on 2 cores (caller and server on one worker or two),
-//! so every metric runs `REPS` times, baseline and ours interleaved, and the medians are
-//! compared. Memory per child is measured in a fresh process per variant, so that one
+//! so every metric runs `REPS` times, raw ractor, kameo and ours interleaved, and the
+//! medians are compared. Memory per child is measured in a fresh process per variant, so that one
 //! variant's freed pages cannot flatter the other.
 //!
 //! Environment: `BENCH_REPS` (default 5), `BENCH_SCALE` (default 1.0: multiplies counts).
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
 
 use otp::supervisor::{
     start_dynamic, start_partitioned, ChildSpec, DynamicFlags, Flags, PartitionFlags, Restart,
@@ -18,6 +21,7 @@ use otp::supervisor::{
 };
 use otp::{GenServer, Named, ServerRef, Timeout};
 use ractor::{Actor, ActorCell, ActorRef};
+use support::kameo::{self, AskAdd, KameoCounter, TellAdd, WhichInstance};
 use support::{rss_bytes, Add, AddGet, Counter, CounterServer, RawCounter, RawMsg, RawRespawner};
 
 fn main() {
@@ -72,10 +76,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// One row: time per operation, baseline and ours (lower is better).
+/// One row: time per operation, baseline, kameo and ours (lower is better).
 struct Row {
     metric: String,
     baseline: f64,
+    kameo: Option<f64>,
     ours: f64,
     unit: &'static str,
     target: &'static str,
@@ -86,16 +91,21 @@ async fn run() {
     let mut rows = Vec::new();
 
     let raw = Actor::spawn(None, RawCounter, ()).await.expect("raw").0;
+    let peer = kameo::spawn_counter();
     let ours = CounterServer::default().start().await.expect("otp");
 
     for callers in [1, 8, 64] {
         let total = count(if callers == 1 { 200_000 } else { 400_000 });
         for timeout in [Timeout::Infinity, Timeout::After(Duration::from_secs(5))] {
-            let (mut base, mut mine) = (vec![], vec![]);
+            let (mut base, mut theirs, mut mine) = (vec![], vec![], vec![]);
             for _ in 0..reps {
                 base.push(per_op(
                     total,
                     callers_run(callers, total, raw_caller(&raw, timeout)).await,
+                ));
+                theirs.push(per_op(
+                    total,
+                    callers_run(callers, total, kameo_caller(&peer, timeout)).await,
                 ));
                 mine.push(per_op(
                     total,
@@ -107,12 +117,12 @@ async fn run() {
                 Timeout::After(_) => "5 s timeout",
             };
             let metric = format!("call round-trip, {callers} caller(s), {waits}");
-            rows.push(row(&metric, &base, &mine, "ns/call", "≤ 1.1x"));
+            rows.push(row(&metric, &base, &theirs, &mine, "ns/call", "≤ 1.05x"));
         }
     }
 
     let casts = count(1_000_000);
-    let (mut base, mut mine) = (vec![], vec![]);
+    let (mut base, mut theirs, mut mine) = (vec![], vec![], vec![]);
     for _ in 0..reps {
         let started = Instant::now();
         for _ in 0..casts {
@@ -120,6 +130,12 @@ async fn run() {
         }
         let _ = raw.call(|port| RawMsg::Call(0, port), None).await;
         base.push(per_op(casts, started.elapsed()));
+        let started = Instant::now();
+        for _ in 0..casts {
+            let _ = peer.tell(TellAdd(1)).try_send();
+        }
+        let _ = peer.ask(AskAdd(0)).await;
+        theirs.push(per_op(casts, started.elapsed()));
         let started = Instant::now();
         for _ in 0..casts {
             ours.cast(Add(1));
@@ -130,85 +146,110 @@ async fn run() {
     rows.push(row(
         "cast throughput (casts, then one call)",
         &base,
+        &theirs,
         &mine,
         "ns/cast",
-        "≤ 1.1x",
+        "≤ 1.05x",
     ));
 
     let restarts = count(2_000);
-    let (raw_latencies, our_latencies) = restart_latencies(restarts).await;
+    let latencies = restart_latencies(restarts).await;
     for (label, p) in [("median", 0.5), ("p99", 0.99)] {
+        let at = |sorted: &[Duration]| percentile(sorted, p).as_nanos() as f64;
         rows.push(Row {
             metric: format!("restart latency {label} (kill named child → call by name answers)"),
-            baseline: percentile(&raw_latencies, p).as_nanos() as f64,
-            ours: percentile(&our_latencies, p).as_nanos() as f64,
+            baseline: at(&latencies.raw),
+            kameo: Some(at(&latencies.kameo)),
+            ours: at(&latencies.ours),
             unit: "ns",
-            target: if p == 0.5 { "≤ 15 µs" } else { "≤ 50 µs" },
+            target: if p == 0.5 {
+                "≤ 1.5x raw, ≤ kameo"
+            } else {
+                "≤ 2x raw"
+            },
         });
     }
 
-    let (raw_spawn, raw_bytes) = spawn_in_fresh_process("raw");
-    let (our_spawn, our_bytes) = spawn_in_fresh_process("otp");
+    let n = count(100_000);
+    let raw = spawn_in_fresh_process("raw");
+    let peer = spawn_in_fresh_process("kameo");
+    let ours = spawn_in_fresh_process("otp");
     rows.push(Row {
-        metric: format!(
-            "spawn {} dynamic children until each answers a call, per child",
-            count(100_000)
-        ),
-        baseline: raw_spawn,
-        ours: our_spawn,
+        metric: format!("spawn {n} dynamic children until each answers a call, per child"),
+        baseline: raw.per_child,
+        kameo: Some(peer.per_child),
+        ours: ours.per_child,
         unit: "ns",
-        target: "≤ 1.2x raw",
+        target: "≤ 1.2x raw, ≤ kameo",
     });
-    let (direct_spawn, _) = spawn_in_fresh_process("gs");
+    let raw_direct = spawn_in_fresh_process("rawdirect");
+    let peer_direct = spawn_in_fresh_process("kameodirect");
+    let direct = spawn_in_fresh_process("gs");
     rows.push(Row {
-        metric: format!(
-            "start {} GenServers directly (no supervisor), per child",
-            count(100_000)
-        ),
-        baseline: raw_spawn,
-        ours: direct_spawn,
+        metric: format!("start {n} servers directly (no supervisor), per child"),
+        baseline: raw_direct.per_child,
+        kameo: Some(peer_direct.per_child),
+        ours: direct.per_child,
         unit: "ns",
         target: "(where the supervisor's cost begins)",
     });
-    let (raw_spawn8, _) = spawn_in_fresh_process("raw8");
-    let (our_spawn8, _) = spawn_in_fresh_process("otp8");
+    let raw8 = spawn_in_fresh_process("raw8");
+    let peer8 = spawn_in_fresh_process("kameo8");
+    let ours8 = spawn_in_fresh_process("otp8");
     rows.push(Row {
         metric: format!(
-            "spawn {} dynamic children until each answers, 8 concurrent starters, per child",
-            count(100_000)
+            "spawn {n} dynamic children until each answers, 8 concurrent starters, per child"
         ),
-        baseline: raw_spawn8,
-        ours: our_spawn8,
+        baseline: raw8.per_child,
+        kameo: Some(peer8.per_child),
+        ours: ours8.per_child,
         unit: "ns",
-        target: "≤ 7 µs",
+        target: "≤ 1.2x raw, ≤ kameo",
     });
-    let (part_spawn8, _) = spawn_in_fresh_process("part8");
+    let part8 = spawn_in_fresh_process("part8");
     rows.push(Row {
         metric: format!(
-            "spawn {} children through a partition supervisor ({} partitions), 8 concurrent starters, per child (vs raw, 8 starters)",
-            count(100_000),
+            "spawn {n} children through a partition supervisor ({} partitions), 8 concurrent starters, per child",
             workers()
         ),
-        baseline: raw_spawn8,
-        ours: part_spawn8,
+        baseline: raw8.per_child,
+        kameo: Some(peer8.per_child),
+        ours: part8.per_child,
         unit: "ns",
-        target: "≤ 1.2x raw",
+        target: "≤ 1.2x raw, ≤ kameo",
     });
     rows.push(Row {
         metric: "memory per dynamic child (RSS growth)".into(),
-        baseline: raw_bytes,
-        ours: our_bytes,
+        baseline: raw.bytes,
+        kameo: Some(peer.bytes),
+        ours: ours.bytes,
         unit: "bytes",
-        target: "≤ 12 KiB",
+        target: "≤ raw + 0.5 KiB",
+    });
+    rows.push(Row {
+        metric: "memory per process started directly (RSS growth)".into(),
+        baseline: raw_direct.bytes,
+        kameo: Some(peer_direct.bytes),
+        ours: direct.bytes,
+        unit: "bytes",
+        target: "≤ raw + 0.5 KiB",
     });
 
     print_table(&rows, reps);
 }
 
-fn row(metric: &str, base: &[f64], mine: &[f64], unit: &'static str, target: &'static str) -> Row {
+fn row(
+    metric: &str,
+    base: &[f64],
+    theirs: &[f64],
+    mine: &[f64],
+    unit: &'static str,
+    target: &'static str,
+) -> Row {
     Row {
         metric: metric.into(),
         baseline: median(base.to_vec()),
+        kameo: Some(median(theirs.to_vec())),
         ours: median(mine.to_vec()),
         unit,
         target,
@@ -234,6 +275,25 @@ fn raw_caller(
         Box::pin(async move {
             for _ in 0..calls {
                 let _ = raw.call(|port| RawMsg::Call(1, port), timeout).await;
+            }
+        })
+    }
+}
+
+/// A caller task body: `calls` sequential kameo asks.
+fn kameo_caller(
+    peer: &::kameo::actor::ActorRef<KameoCounter>,
+    timeout: Timeout,
+) -> impl Fn(usize) -> futures::future::BoxFuture<'static, ()> + Clone {
+    let peer = peer.clone();
+    move |calls| {
+        let peer = peer.clone();
+        Box::pin(async move {
+            for _ in 0..calls {
+                match timeout {
+                    Timeout::Infinity => _ = peer.ask(AskAdd(1)).await,
+                    Timeout::After(after) => _ = peer.ask(AskAdd(1)).reply_timeout(after).await,
+                }
             }
         })
     }
@@ -271,9 +331,17 @@ async fn callers_run(
     started.elapsed()
 }
 
+/// Restart latencies, each sorted.
+struct Restarts {
+    raw: Vec<Duration>,
+    kameo: Vec<Duration>,
+    ours: Vec<Duration>,
+}
+
 /// Kill the registered child `n` times each way; each latency runs from the kill to the
-/// first successful call through the name on the new instance.
-async fn restart_latencies(n: usize) -> (Vec<Duration>, Vec<Duration>) {
+/// first successful call through the name on the new instance (for kameo, through the
+/// instance that announced itself: see `support/kameo.rs`).
+async fn restart_latencies(n: usize) -> Restarts {
     let raw_name = "bench-raw-child";
     let parent = Actor::spawn(
         None,
@@ -304,6 +372,37 @@ async fn restart_latencies(n: usize) -> (Vec<Duration>, Vec<Duration>) {
         raw.push(started.elapsed());
     }
     parent.stop(None);
+
+    let supervisor = kameo::spawn_supervisor();
+    kameo::supervised(&supervisor, true).await;
+    let current = || {
+        kameo::CURRENT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    };
+    let mut peer = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (old, instance) = loop {
+            // The first instance announces itself in its `on_start`, after `spawn` returned.
+            match current() {
+                Some((number, instance)) => break (number, instance),
+                None => tokio::task::yield_now().await,
+            }
+        };
+        let started = Instant::now();
+        instance.kill();
+        loop {
+            if let Some((number, current)) = current() {
+                if number != old && current.ask(WhichInstance).await.ok() == Some(number) {
+                    break;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        peer.push(started.elapsed());
+    }
+    supervisor.kill();
 
     let name = "bench-otp-child";
     let tree = SupervisorSpec {
@@ -336,12 +435,23 @@ async fn restart_latencies(n: usize) -> (Vec<Duration>, Vec<Duration>) {
     }
     let _ = supervisor.stop().await;
     raw.sort();
+    peer.sort();
     ours.sort();
-    (raw, ours)
+    Restarts {
+        raw,
+        kameo: peer,
+        ours,
+    }
+}
+
+/// What one spawn variant measured, in its own process.
+struct Spawned {
+    per_child: f64,
+    bytes: f64,
 }
 
 /// Runs this binary again with `--spawn=<variant>` and reads its two numbers.
-fn spawn_in_fresh_process(variant: &str) -> (f64, f64) {
+fn spawn_in_fresh_process(variant: &str) -> Spawned {
     let output = std::process::Command::new(std::env::current_exe().expect("own path"))
         .arg(format!("--spawn={variant}"))
         .output()
@@ -350,135 +460,149 @@ fn spawn_in_fresh_process(variant: &str) -> (f64, f64) {
     let mut numbers = text
         .split_whitespace()
         .map(|n| n.parse::<f64>().unwrap_or(f64::NAN));
-    (
-        numbers.next().unwrap_or(f64::NAN),
-        numbers.next().unwrap_or(f64::NAN),
-    )
+    Spawned {
+        per_child: numbers.next().unwrap_or(f64::NAN),
+        bytes: numbers.next().unwrap_or(f64::NAN),
+    }
 }
 
-/// Starts `n` children under a supervisor from `starters` concurrent tasks, then calls each
-/// once; returns time and RSS growth per child. The first call makes the measure end when
-/// every child is running: ractor defers an actor's loop set-up (and about 1.5 KiB of its
-/// memory) to the actor's first turn, which a spawning loop that never yields would leave
-/// out of the measurement. Variants: `raw`, `otp` (one starter), `raw8`, `otp8` (eight),
-/// `part8` (eight, through a partition supervisor), `gs` (one starter, no supervisor).
+/// Starts `n` children from `starters` concurrent tasks, then calls each once; returns
+/// time and RSS growth per child. The first call makes the measure end when every child is
+/// running: ractor defers an actor's loop set-up (and about 1.5 KiB of its memory) to the
+/// actor's first turn, and kameo's `spawn` returns before `on_start`, which a spawning loop
+/// that never yields would leave out of the measurement.
+///
+/// Variants: `raw`, `kameo`, `otp` (under a supervisor, one starter), the same with `8`
+/// (eight starters), `part8` (eight, through a partition supervisor), and `rawdirect`,
+/// `kameodirect`, `gs` (one starter, no supervisor).
 async fn spawn_children(variant: &str, n: usize) -> (Duration, f64) {
     let starters = if variant.ends_with('8') { 8 } else { 1 };
     let each = n / starters;
     let before = rss_bytes();
     let started = Instant::now();
-    let raw = variant.starts_with("raw");
-    let tasks: Vec<tokio::task::JoinHandle<Vec<ActorCell>>> = if raw {
-        let name = format!("bench-spawn-{variant}");
-        let parent = Actor::spawn(None, RawRespawner { child_name: name }, ())
-            .await
-            .expect("raw parent")
-            .0;
-        (0..starters)
-            .map(|_| {
-                let parent = parent.get_cell();
-                tokio::spawn(async move {
-                    let mut cells = Vec::with_capacity(each);
-                    for _ in 0..each {
-                        let (child, _) = Actor::spawn_linked(None, RawCounter, (), parent.clone())
-                            .await
-                            .expect("raw child");
-                        cells.push(child.get_cell());
-                    }
-                    cells
-                })
+    let start = starter(variant.trim_end_matches('8')).await;
+    let tasks: Vec<_> = (0..starters)
+        .map(|key| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                let mut children = Vec::with_capacity(each);
+                for _ in 0..each {
+                    children.push(start(key).await);
+                }
+                children
             })
-            .collect()
-    } else if variant == "gs" {
-        // GenServers started directly, no supervisor: what the supervisor itself adds is
-        // `otp` minus this.
-        vec![tokio::spawn(async move {
-            let mut cells = Vec::with_capacity(each);
-            for _ in 0..each {
-                cells.push(
-                    CounterServer::default()
-                        .start()
-                        .await
-                        .expect("server")
-                        .cell(),
-                );
-            }
-            cells
-        })]
-    } else if variant.starts_with("part") {
-        // One partition per tokio worker; starter `t` routes its children by key `t`.
-        let flags = PartitionFlags {
-            partitions: workers(),
-            ..PartitionFlags::default()
-        };
-        let partitioned = start_partitioned(flags, "bench-partitioned")
-            .await
-            .expect("partition supervisor");
-        let spec = ChildSpec::worker("child", |parent| parent.start(CounterServer::default()))
-            .restart(Restart::Temporary);
-        (0..starters)
-            .map(|starter| {
-                let (partitioned, spec) = (partitioned.clone(), spec.clone());
-                tokio::spawn(async move {
-                    let mut cells = Vec::with_capacity(each);
-                    for _ in 0..each {
-                        cells.push(
-                            partitioned
-                                .start_child(&starter, spec.clone())
-                                .await
-                                .expect("child")
-                                .expect("started"),
-                        );
-                    }
-                    cells
-                })
-            })
-            .collect()
-    } else {
-        let supervisor = start_dynamic(DynamicFlags::default(), None)
-            .await
-            .expect("dynamic");
-        let spec = ChildSpec::worker("child", |parent| parent.start(CounterServer::default()))
-            .restart(Restart::Temporary);
-        (0..starters)
-            .map(|_| {
-                let (supervisor, spec) = (supervisor.clone(), spec.clone());
-                tokio::spawn(async move {
-                    let mut cells = Vec::with_capacity(each);
-                    for _ in 0..each {
-                        cells.push(
-                            supervisor
-                                .start_child(spec.clone())
-                                .await
-                                .expect("child")
-                                .expect("started"),
-                        );
-                    }
-                    cells
-                })
-            })
-            .collect()
-    };
+        })
+        .collect();
     for task in tasks {
-        for cell in task.await.expect("starter task") {
-            if raw {
-                let child: ActorRef<RawMsg> = cell.into();
-                child
-                    .call(|port| RawMsg::Call(0, port), None)
-                    .await
-                    .expect("raw child answers");
-            } else {
-                let child = ServerRef::<Counter>::from_cell(cell).expect("a counter");
-                child
-                    .call_timeout(AddGet(0), Timeout::Infinity)
-                    .await
-                    .expect("child answers");
-            }
+        for child in task.await.expect("starter task") {
+            child.answers().await;
         }
     }
     let elapsed = started.elapsed();
     let grown = rss_bytes().saturating_sub(before) as f64 / n as f64;
     (elapsed / n as u32, grown)
+}
+
+/// A started child, to call once.
+enum Child {
+    Raw(ActorRef<RawMsg>),
+    Kameo(::kameo::actor::ActorRef<KameoCounter>),
+    Ours(ServerRef<Counter>),
+}
+
+impl Child {
+    async fn answers(&self) {
+        let answered = match self {
+            Child::Raw(child) => child.call(|port| RawMsg::Call(0, port), None).await.is_ok(),
+            Child::Kameo(child) => child.ask(AskAdd(0)).await.is_ok(),
+            Child::Ours(child) => child
+                .call_timeout(AddGet(0), Timeout::Infinity)
+                .await
+                .is_ok(),
+        };
+        assert!(answered, "a started child answers");
+    }
+}
+
+/// Starts one child; its argument is the starter's number (the partition key).
+type StartOne = Arc<dyn Fn(usize) -> BoxFuture<'static, Child> + Send + Sync>;
+
+/// How a variant starts each child, with its supervisor set up.
+async fn starter(variant: &str) -> StartOne {
+    match variant {
+        "raw" => {
+            let name = format!("bench-spawn-{variant}");
+            let parent = Actor::spawn(None, RawRespawner { child_name: name }, ())
+                .await
+                .expect("raw parent")
+                .0
+                .get_cell();
+            Arc::new(move |_| {
+                let parent = parent.clone();
+                Box::pin(async move {
+                    let spawned = Actor::spawn_linked(None, RawCounter, (), parent).await;
+                    Child::Raw(spawned.expect("raw child").0)
+                })
+            })
+        }
+        "rawdirect" => Arc::new(|_| {
+            Box::pin(async {
+                let spawned = Actor::spawn(None, RawCounter, ()).await;
+                Child::Raw(spawned.expect("raw child").0)
+            })
+        }),
+        "kameo" => {
+            let supervisor = kameo::spawn_supervisor();
+            Arc::new(move |_| {
+                let supervisor = supervisor.clone();
+                Box::pin(async move { Child::Kameo(kameo::supervised(&supervisor, false).await) })
+            })
+        }
+        "kameodirect" => Arc::new(|_| Box::pin(async { Child::Kameo(kameo::spawn_counter()) })),
+        "gs" => Arc::new(|_| {
+            Box::pin(async {
+                let started = CounterServer::default().start().await;
+                Child::Ours(started.expect("server"))
+            })
+        }),
+        "part" => {
+            // One partition per tokio worker; starter `t` routes its children by key `t`.
+            let flags = PartitionFlags {
+                partitions: workers(),
+                ..PartitionFlags::default()
+            };
+            let partitioned = start_partitioned(flags, "bench-partitioned")
+                .await
+                .expect("partition supervisor");
+            let spec = ChildSpec::worker("child", |parent| parent.start(CounterServer::default()))
+                .restart(Restart::Temporary);
+            Arc::new(move |key| {
+                let (partitioned, spec) = (partitioned.clone(), spec.clone());
+                Box::pin(async move {
+                    let started = partitioned.start_child(&key, spec).await;
+                    Child::Ours(our_child(started))
+                })
+            })
+        }
+        "otp" => {
+            let supervisor = start_dynamic(DynamicFlags::default(), None)
+                .await
+                .expect("dynamic");
+            let spec = ChildSpec::worker("child", |parent| parent.start(CounterServer::default()))
+                .restart(Restart::Temporary);
+            Arc::new(move |_| {
+                let (supervisor, spec) = (supervisor.clone(), spec.clone());
+                Box::pin(async move { Child::Ours(our_child(supervisor.start_child(spec).await)) })
+            })
+        }
+        other => panic!("unknown spawn variant {other}"),
+    }
+}
+
+/// The counter a supervisor started.
+fn our_child<E: std::fmt::Debug>(started: Result<Option<ActorCell>, E>) -> ServerRef<Counter> {
+    let cell = started.expect("child").expect("started");
+    ServerRef::from_cell(cell).expect("a counter")
 }
 
 fn print_table(rows: &[Row], reps: usize) {
@@ -492,11 +616,15 @@ fn print_table(rows: &[Row], reps: usize) {
         workers(),
         support::ALLOCATOR_NAME
     );
-    println!("| metric | raw ractor | otp | otp / raw | target |");
-    println!("|---|---:|---:|---:|---|");
+    println!("| metric | raw ractor | kameo | otp | otp / raw | otp / kameo | target |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
     for row in rows {
+        let (kameo, versus_kameo) = match row.kameo {
+            Some(kameo) => (show(kameo, row.unit), format!("{:.2}x", row.ours / kameo)),
+            None => ("–".to_owned(), "–".to_owned()),
+        };
         println!(
-            "| {} | {} | {} | {:.2}x | {} |",
+            "| {} | {} | {kameo} | {} | {:.2}x | {versus_kameo} | {} |",
             row.metric,
             show(row.baseline, row.unit),
             show(row.ours, row.unit),

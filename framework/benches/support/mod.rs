@@ -5,6 +5,8 @@
 
 use otp::{Context, Flow, GenServer};
 
+pub mod kameo;
+
 /// With the `bench-jemalloc` feature the benchmarks run on jemalloc, as the chat's
 /// binary does.
 #[cfg(feature = "bench-jemalloc")]
