@@ -2,7 +2,7 @@
 //!
 //! OTP semantics that ractor does not have, and how they are made here:
 //! - *terminate on every orderly stop and crash*: callbacks run under `catch_unwind`, and every
-//!   way to stop goes through [`Process::begin_exit`], which calls `terminate` exactly once.
+//!   way to stop goes through [`Running::begin_exit`], which calls `terminate` exactly once.
 //! - *callers learn the exit reason*: after deciding to stop, the server does not vanish at
 //!   once (ractor would drop its mailbox and every queued caller with it). It enqueues an
 //!   [`Envelope::Exit`] marker to itself and, until the marker comes round, answers each
@@ -19,9 +19,11 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::future::Either;
 use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 use tokio::sync::oneshot;
@@ -219,202 +221,239 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-impl<G: GenServer> Process<G> {
+impl<G: GenServer> Running<G> {
     /// The one way a server stops: `terminate` once, then drain callers until the marker.
     /// A crash in `terminate` becomes the exit reason, as in OTP (so a transient child that
     /// stops `normal` but crashes on the way out is restarted). Returns the exit reason.
-    async fn begin_exit(&self, run: &mut Running<G>, reason: ExitReason) -> ExitReason {
-        let terminated = AssertUnwindSafe(run.server.terminate(&reason, &run.me))
+    async fn begin_exit(&mut self, reason: ExitReason) -> ExitReason {
+        let terminated = AssertUnwindSafe(self.server.terminate(&reason, &self.me))
             .catch_unwind()
             .await;
         let reason = match terminated {
             Ok(()) => reason,
             Err(panic) => {
                 let crash = ExitReason::Error(panic_message(panic));
-                tracing::error!(server = %run.me.id(), %reason, %crash, "terminate crashed");
+                tracing::error!(server = %self.me.id(), %reason, %crash, "terminate crashed");
                 crash
             }
         };
         if !reason.is_orderly() {
-            tracing::error!(server = %run.me.id(), name = ?run.me.name(), %reason, "server terminating");
+            tracing::error!(server = %self.me.id(), name = ?self.me.name(), %reason, "server terminating");
         }
-        run.cancel_idle();
-        if run.me.actor().send_message(Envelope::Exit).is_err() {
-            run.me.actor().stop(Some(reason.encode()));
+        self.cancel_idle();
+        if self.me.actor().send_message(Envelope::Exit).is_err() {
+            self.me.actor().stop(Some(reason.encode()));
         }
-        run.me.drop_monitors();
-        run.exiting = Some(reason.clone());
+        self.me.drop_monitors();
+        self.exiting = Some(reason.clone());
         // What waited while suspended is answered as what comes after the stop.
-        let myself = run.me.actor().clone();
-        for deferred in run.suspended.take().unwrap_or_default() {
+        let myself = self.me.actor().clone();
+        for deferred in self.suspended.take().unwrap_or_default() {
             if let Deferred::Message(message) = deferred {
-                run.after_exit(message, &myself);
+                self.after_exit(message, &myself);
             }
         }
         reason
     }
 
-    /// Handles one message of a running, unsuspended server.
-    async fn step(&self, message: Envelope<G::Protocol>, run: &mut Running<G>) {
-        run.took(&message);
-        run.handled += 1;
-        if run.tracing {
-            trace_event(run, message.kind());
+    /// Handles one message of a running, unsuspended server, then what its callback asked
+    /// for after it: its work is chosen before its future is made.
+    ///
+    /// A process's task is as large as the largest future it awaits, for its whole life
+    /// (twice over: ractor moves each message's future into a select with its signals).
+    /// So the common messages get a future that holds only what they need, their
+    /// callback's own future; stops, monitors' downs and idle timeouts are boxed, paid
+    /// for when they happen.
+    fn serve<'a>(
+        &'a mut self,
+        message: Envelope<G::Protocol>,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        self.serving(&message);
+        match message {
+            Envelope::Call(request, from) => Either::Left(Either::Left(self.call(request, from))),
+            Envelope::Cast(message) => Either::Left(Either::Right(self.cast(message))),
+            Envelope::Info(message) => Either::Right(Either::Left(self.info_message(message))),
+            other => Either::Right(Either::Right(Box::pin(self.serve_rare(other)))),
         }
-        if !matches!(message, Envelope::Idle(_)) {
-            run.cancel_idle();
+    }
+
+    async fn call(
+        &mut self,
+        request: <G::Protocol as Protocol>::Calls,
+        mut from: ReplySlot<<G::Protocol as Protocol>::Replies>,
+    ) {
+        let call = <G::Protocol as Protocol>::bind(request, &mut from);
+        let stop = flow(guarded(self.server.handle_call(call, &self.me)).await);
+        // Neither answered nor taken: the caller learns why the server stopped, or that
+        // it got no answer (the slot dropped here).
+        if let Some(reason) = &stop {
+            from.exited(reason.clone());
         }
-        let (reason, waiter) = match message {
-            Envelope::Stop(reason, waiter) => (reason, waiter),
-            message => match self.serve(message, run).await {
-                Some(reason) => (reason, None),
-                // Most callbacks ask for nothing after them: one load, no call.
-                None if !run.me.asked_after() => return,
-                None => match Box::pin(self.settle(run)).await {
-                    Some(reason) => (reason, None),
-                    None => return,
-                },
-            },
+        self.after(stop).await;
+    }
+
+    async fn cast(&mut self, message: <G::Protocol as Protocol>::Cast) {
+        let stop = flow(guarded(self.server.handle_cast(message, &self.me)).await);
+        self.after(stop).await;
+    }
+
+    async fn info_message(&mut self, message: super::InfoOf<G>) {
+        let stop = self.info(Info::Message(message)).await;
+        self.after(stop).await;
+    }
+
+    /// After a callback: most ask for nothing after them (one load, no call).
+    async fn after(&mut self, stop: Option<ExitReason>) {
+        if stop.is_some() || self.me.asked_after() {
+            Box::pin(self.settle_or_exit(stop)).await;
+        }
+    }
+
+    /// [`serve`](Self::serve)'s other messages: stops, downs, idle timeouts.
+    async fn serve_rare(&mut self, message: Envelope<G::Protocol>) {
+        let stop = match message {
+            Envelope::Stop(reason, waiter) => {
+                let exited = self.begin_exit(reason).await;
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(exited);
+                }
+                return;
+            }
+            Envelope::Down(id, reason) => {
+                if !self.me.forget_monitor(id) {
+                    return;
+                }
+                self.info(Info::Down(ProcessExit { id, reason })).await
+            }
+            Envelope::Idle(generation) => {
+                if self.idle.is_none() || generation != self.idle_generation {
+                    return;
+                }
+                self.idle = None;
+                self.idle_for = None;
+                self.info(Info::Timeout).await
+            }
+            // Calls, casts and infos are served by `serve`, system messages by `handle`.
+            // The marker arrives here only if someone forged it; ignoring it keeps the
+            // server alive.
+            Envelope::Call(..)
+            | Envelope::Cast(_)
+            | Envelope::Info(_)
+            | Envelope::Exit
+            | Envelope::Sys(_) => return,
         };
-        let exited = self.begin_exit(run, reason).await;
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(exited);
+        self.settle_or_exit(stop).await;
+    }
+
+    /// After a callback: exits if it stopped, else does what it asked for (and exits if a
+    /// continuation stopped).
+    async fn settle_or_exit(&mut self, stop: Option<ExitReason>) {
+        let stop = match stop {
+            Some(reason) => Some(reason),
+            None => self.settle().await,
+        };
+        if let Some(reason) = stop {
+            self.begin_exit(reason).await;
         }
     }
 
     /// A linked or monitored process exited: `Info::Exit` or `Info::Down`.
-    async fn exit_event(&self, id: ActorId, reason: ExitReason, run: &mut Running<G>) {
-        run.handled += 1;
-        if run.tracing {
-            trace_event(run, "exit of a linked or monitored process");
+    async fn exit_event(&mut self, id: ActorId, reason: ExitReason) {
+        self.handled += 1;
+        if self.tracing {
+            trace_event(self, "exit of a linked or monitored process");
         }
-        run.cancel_idle();
+        self.cancel_idle();
         let exit = ProcessExit { id, reason };
-        let info = if run.me.forget_monitor(exit.id) {
+        let info = if self.me.forget_monitor(exit.id) {
             Info::Down(exit)
         } else {
             Info::Exit(exit)
         };
-        let stop = match self.info(info, run).await {
-            Some(reason) => Some(reason),
-            None => Box::pin(self.settle(run)).await,
-        };
-        if let Some(reason) = stop {
-            self.begin_exit(run, reason).await;
-        }
+        let stop = self.info(info).await;
+        self.settle_or_exit(stop).await;
     }
 
-    /// Answers a system message (`sys`); a resume replays what waited, in order.
-    async fn system(&self, request: SysRequest, run: &mut Running<G>) {
+    /// Answers a system message (`sys`); a resume replays what waited, in order. The idle
+    /// timer stops meanwhile and starts again after (see [`Context::idle_timeout`]).
+    async fn system(&mut self, request: SysRequest) {
+        if let Some(counter) = &self.counter {
+            counter.handled();
+        }
+        self.pause_idle();
         match request {
             SysRequest::WithState(with) => {
                 // A panicking function leaves the server running (its caller gets
                 // `NoReply`), as OTP's `replace_state` leaves a crash to the caller.
-                let state: &mut dyn Any = &mut run.server;
+                let state: &mut dyn Any = &mut self.server;
                 if std::panic::catch_unwind(AssertUnwindSafe(|| with(state))).is_err() {
-                    tracing::error!(server = %run.me.id(), "a sys state function panicked; the server goes on");
+                    tracing::error!(server = %self.me.id(), "a sys state function panicked; the server goes on");
                 }
             }
             SysRequest::GetStatus(answer) => {
                 let status = Status {
-                    pid: run.me.id().to_string(),
-                    name: run.me.name(),
+                    pid: self.me.id().to_string(),
+                    name: self.me.name(),
                     behaviour: std::any::type_name::<G>().to_owned(),
-                    suspended: run.suspended.is_some(),
-                    tracing: run.tracing,
+                    suspended: self.suspended.is_some(),
+                    tracing: self.tracing,
                     state: std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        run.server.format_status()
+                        self.server.format_status()
                     }))
                     .unwrap_or_else(|panic| format!("(format_status {})", panic_message(panic))),
-                    statistics: run.statistics(),
+                    statistics: self.statistics(),
                 };
                 let _ = answer.send(status);
             }
             SysRequest::Suspend(answer) => {
-                run.suspended.get_or_insert_with(VecDeque::new);
+                self.suspended.get_or_insert_with(VecDeque::new);
                 let _ = answer.send(());
             }
             SysRequest::Resume(answer) => {
-                let waited = run.suspended.take().unwrap_or_default();
+                let waited = self.suspended.take().unwrap_or_default();
                 let _ = answer.send(());
-                let myself = run.me.actor().clone();
+                let myself = self.me.actor().clone();
                 for deferred in waited {
                     match deferred {
-                        Deferred::Message(message) if run.exiting.is_some() => {
-                            run.after_exit(message, &myself)
+                        Deferred::Message(message) if self.exiting.is_some() => {
+                            self.after_exit(message, &myself)
                         }
-                        Deferred::Message(message) => self.step(message, run).await,
-                        Deferred::Exit(_, _) if run.exiting.is_some() => {}
-                        Deferred::Exit(id, reason) => self.exit_event(id, reason, run).await,
+                        Deferred::Message(message) => self.serve(message).await,
+                        Deferred::Exit(_, _) if self.exiting.is_some() => {}
+                        Deferred::Exit(id, reason) => self.exit_event(id, reason).await,
                     }
                 }
             }
             SysRequest::Count(on, answer) => {
-                run.counter = on.then(|| {
-                    run.counter
+                self.counter = on.then(|| {
+                    self.counter
                         .take()
-                        .unwrap_or_else(|| Counter::start(run.me.id()))
+                        .unwrap_or_else(|| Counter::start(self.me.id()))
                 });
                 let _ = answer.send(());
             }
-            SysRequest::Statistics(answer) => _ = answer.send(run.statistics()),
+            SysRequest::Statistics(answer) => _ = answer.send(self.statistics()),
             SysRequest::Trace(on, answer) => {
-                run.tracing = on;
+                self.tracing = on;
                 let _ = answer.send(());
             }
         }
-    }
-
-    async fn serve(
-        &self,
-        message: Envelope<G::Protocol>,
-        run: &mut Running<G>,
-    ) -> Option<ExitReason> {
-        let Running { server, me, .. } = run;
-        match message {
-            Envelope::Call(request, mut from) => {
-                let call = <G::Protocol as Protocol>::bind(request, &mut from);
-                let stop = flow(guarded(server.handle_call(call, me)).await);
-                // Neither answered nor taken: the caller learns why the server stopped,
-                // or that it got no answer (the slot dropped here).
-                if let Some(reason) = &stop {
-                    from.exited(reason.clone());
-                }
-                stop
-            }
-            Envelope::Cast(message) => flow(guarded(server.handle_cast(message, me)).await),
-            Envelope::Info(message) => self.info(Info::Message(message), run).await,
-            Envelope::Down(id, reason) => {
-                if !me.forget_monitor(id) {
-                    return None;
-                }
-                self.info(Info::Down(ProcessExit { id, reason }), run).await
-            }
-            Envelope::Idle(generation) => {
-                if run.idle.is_none() || generation != run.idle_generation {
-                    return None;
-                }
-                run.idle = None;
-                run.idle_for = None;
-                self.info(Info::Timeout, run).await
-            }
-            // A stop is taken by `step` before serving, and system messages by `handle`.
-            // The marker arrives here only if someone forged it; ignoring it keeps the
-            // server alive.
-            Envelope::Stop(..) | Envelope::Exit | Envelope::Sys(_) => None,
+        let waiting = self.suspended.is_none() && self.exiting.is_none();
+        if let (true, None, Some(after)) = (waiting, &self.idle, self.idle_for) {
+            self.arm_idle(after);
         }
     }
 
-    async fn info(&self, info: Info<super::InfoOf<G>>, run: &mut Running<G>) -> Option<ExitReason> {
-        flow(guarded(run.server.handle_info(info, &run.me)).await)
+    async fn info(&mut self, info: Info<super::InfoOf<G>>) -> Option<ExitReason> {
+        flow(guarded(self.server.handle_info(info, &self.me)).await)
     }
 
     /// Does what the callback that just returned asked for: `handle_continue` first (it
     /// may ask for more), then the last idle timeout asked for. Returns a stop reason if a
     /// continuation decided to stop.
-    async fn settle(&self, run: &mut Running<G>) -> Option<ExitReason> {
+    async fn settle(&mut self) -> Option<ExitReason> {
         let mut idle = None;
-        while let Some(after) = run.me.take_after() {
+        while let Some(after) = self.me.take_after() {
             idle = after.idle;
             let Some(work) = after.continuation else {
                 break;
@@ -422,13 +461,13 @@ impl<G: GenServer> Process<G> {
             // As in OTP, a callback continues or times out; the continuation's own
             // return decides the timeout.
             idle = None;
-            let continued = guarded(run.server.handle_continue(work, &run.me));
+            let continued = guarded(self.server.handle_continue(work, &self.me));
             if let Some(reason) = flow(continued.await) {
                 return Some(reason);
             }
         }
         if let Some(after) = idle {
-            run.arm_idle(after);
+            self.arm_idle(after);
         }
         None
     }
@@ -447,6 +486,20 @@ impl<G: GenServer> Running<G> {
             Envelope::Stop(_, Some(waiter)) => _ = waiter.send(reason.clone()),
             Envelope::Exit => myself.stop(Some(reason.encode())),
             _ => {}
+        }
+    }
+
+    /// Bookkeeping before serving a message: `sys` statistics and trace, and the end of
+    /// an idle wait (except by the idle timeout itself).
+    #[inline]
+    fn serving(&mut self, message: &Envelope<G::Protocol>) {
+        self.took(message);
+        self.handled += 1;
+        if self.tracing {
+            trace_event(self, message.kind());
+        }
+        if !matches!(message, Envelope::Idle(_)) {
+            self.cancel_idle();
         }
     }
 
@@ -552,44 +605,39 @@ impl<G: GenServer> Actor for Process<G> {
         _myself: ActorRef<Envelope<G::Protocol>>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(reason) = Box::pin(self.settle(run)).await {
-            self.begin_exit(run, reason).await;
+        if let Some(reason) = Box::pin(run.settle()).await {
+            run.begin_exit(reason).await;
         }
         Ok(())
     }
 
-    async fn handle(
+    /// Not an `async fn`: what to do is chosen before the future is made, so that the
+    /// future holds only that (see [`Running::serve`]).
+    fn handle(
         &self,
         myself: ActorRef<Envelope<G::Protocol>>,
         message: Envelope<G::Protocol>,
         run: &mut Running<G>,
-    ) -> Result<(), ActorProcessingErr> {
-        match message {
-            message if run.exiting.is_some() => run.after_exit(message, &myself),
+    ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
+        let done: Pin<Box<dyn Future<Output = ()> + Send + '_>> = match message {
+            message if run.exiting.is_some() => {
+                run.after_exit(message, &myself);
+                Box::pin(std::future::ready(()))
+            }
             // Suspended: only system messages and an orderly stop get through; the rest
             // still counts as queued.
             message
                 if run.suspended.is_some()
                     && !matches!(message, Envelope::Sys(_) | Envelope::Stop(..)) =>
             {
-                run.defer(Deferred::Message(message))
+                run.defer(Deferred::Message(message));
+                Box::pin(std::future::ready(()))
             }
-            Envelope::Sys(request) => {
-                if let Some(counter) = &run.counter {
-                    counter.handled();
-                }
-                run.pause_idle();
-                // Boxed, as `settle` above: rare paths must not grow every actor's
-                // task, which is as large as its largest future.
-                Box::pin(self.system(request, run)).await;
-                let waiting = run.suspended.is_none() && run.exiting.is_none();
-                if let (true, None, Some(after)) = (waiting, &run.idle, run.idle_for) {
-                    run.arm_idle(after);
-                }
-            }
-            message => self.step(message, run).await,
-        }
-        Ok(())
+            // Boxed, as the rare messages of `serve`.
+            Envelope::Sys(request) => Box::pin(run.system(request)),
+            message => return Either::Left(run.serve(message).map(Ok)),
+        };
+        Either::Right(done.map(Ok))
     }
 
     async fn handle_supervisor_evt(
@@ -612,7 +660,8 @@ impl<G: GenServer> Actor for Process<G> {
         if run.suspended.is_some() {
             run.defer(Deferred::Exit(id, reason));
         } else {
-            self.exit_event(id, reason, run).await;
+            // Boxed, as `step`'s rare paths: see there.
+            Box::pin(run.exit_event(id, reason)).await;
         }
         Ok(())
     }
