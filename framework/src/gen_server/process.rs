@@ -98,6 +98,16 @@ pub(crate) struct Running<G: GenServer> {
     /// Set once the server has decided to stop: it then only answers callers with this
     /// reason until its exit marker arrives.
     exiting: Option<ExitReason>,
+    /// For `sys` statistics: when it started, how many messages it handled.
+    started: SystemTime,
+    handled: u64,
+    /// What only some servers use, made on first use: the others pay a pointer, and one
+    /// load per message.
+    extras: Option<Box<Extras<G::Protocol>>>,
+}
+
+/// An idle timeout and `sys`'s counting, tracing and suspension.
+struct Extras<P: Protocol> {
     /// The armed idle timer, cancelled by the next message; `idle_generation` tells its
     /// expiry from a stale one that was already queued when it was cancelled.
     idle: Option<tokio::task::JoinHandle<()>>,
@@ -106,15 +116,34 @@ pub(crate) struct Running<G: GenServer> {
     /// for as long as it lasts) and the full timeout starts again after it, as OTP's
     /// `system_continue` does; a message ends the wait.
     idle_for: Option<Duration>,
-    /// For `sys` statistics: when it started, how many messages it handled.
-    started: SystemTime,
-    handled: u64,
     /// Counts its queued messages, while `sys::statistics(.., true)` says so.
     counter: Option<Counter>,
     /// `sys::trace` is on: each event is logged.
     tracing: bool,
     /// `sys::suspend`ed: what arrived meanwhile, to handle in order on resume.
-    suspended: Option<VecDeque<Deferred<G::Protocol>>>,
+    suspended: Option<VecDeque<Deferred<P>>>,
+}
+
+impl<P: Protocol> Default for Extras<P> {
+    fn default() -> Self {
+        Self {
+            idle: None,
+            idle_generation: 0,
+            idle_for: None,
+            counter: None,
+            tracing: false,
+            suspended: None,
+        }
+    }
+}
+
+impl<P: Protocol> Extras<P> {
+    /// Stops the idle timer, keeping its duration to start again after a system message.
+    fn pause_idle(&mut self) {
+        if let Some(timer) = self.idle.take() {
+            timer.abort();
+        }
+    }
 }
 
 /// What a suspended server keeps for later.
@@ -248,7 +277,7 @@ impl<G: GenServer> Running<G> {
         self.exiting = Some(reason.clone());
         // What waited while suspended is answered as what comes after the stop.
         let myself = self.me.actor().clone();
-        for deferred in self.suspended.take().unwrap_or_default() {
+        for deferred in self.take_suspended() {
             if let Deferred::Message(message) = deferred {
                 self.after_exit(message, &myself);
             }
@@ -326,11 +355,14 @@ impl<G: GenServer> Running<G> {
                 self.info(Info::Down(ProcessExit { id, reason })).await
             }
             Envelope::Idle(generation) => {
-                if self.idle.is_none() || generation != self.idle_generation {
+                let current = |extras: &&mut Box<Extras<_>>| {
+                    extras.idle.is_some() && extras.idle_generation == generation
+                };
+                let Some(extras) = self.extras.as_mut().filter(current) else {
                     return;
-                }
-                self.idle = None;
-                self.idle_for = None;
+                };
+                extras.idle = None;
+                extras.idle_for = None;
                 self.info(Info::Timeout).await
             }
             // Calls, casts and infos are served by `serve`, system messages by `handle`.
@@ -360,7 +392,7 @@ impl<G: GenServer> Running<G> {
     /// A linked or monitored process exited: `Info::Exit` or `Info::Down`.
     async fn exit_event(&mut self, id: ActorId, reason: ExitReason) {
         self.handled += 1;
-        if self.tracing {
+        if self.tracing() {
             trace_event(self, "exit of a linked or monitored process");
         }
         self.cancel_idle();
@@ -377,10 +409,12 @@ impl<G: GenServer> Running<G> {
     /// Answers a system message (`sys`); a resume replays what waited, in order. The idle
     /// timer stops meanwhile and starts again after (see [`Context::idle_timeout`]).
     async fn system(&mut self, request: SysRequest) {
-        if let Some(counter) = &self.counter {
+        if let Some(counter) = self.counter() {
             counter.handled();
         }
-        self.pause_idle();
+        if let Some(extras) = &mut self.extras {
+            extras.pause_idle();
+        }
         match request {
             SysRequest::WithState(with) => {
                 // A panicking function leaves the server running (its caller gets
@@ -395,8 +429,8 @@ impl<G: GenServer> Running<G> {
                     pid: self.me.id().to_string(),
                     name: self.me.name(),
                     behaviour: std::any::type_name::<G>().to_owned(),
-                    suspended: self.suspended.is_some(),
-                    tracing: self.tracing,
+                    suspended: self.is_suspended(),
+                    tracing: self.tracing(),
                     state: std::panic::catch_unwind(AssertUnwindSafe(|| {
                         self.server.format_status()
                     }))
@@ -406,11 +440,11 @@ impl<G: GenServer> Running<G> {
                 let _ = answer.send(status);
             }
             SysRequest::Suspend(answer) => {
-                self.suspended.get_or_insert_with(VecDeque::new);
+                self.extras().suspended.get_or_insert_with(VecDeque::new);
                 let _ = answer.send(());
             }
             SysRequest::Resume(answer) => {
-                let waited = self.suspended.take().unwrap_or_default();
+                let waited = self.take_suspended();
                 let _ = answer.send(());
                 let myself = self.me.actor().clone();
                 for deferred in waited {
@@ -425,21 +459,21 @@ impl<G: GenServer> Running<G> {
                 }
             }
             SysRequest::Count(on, answer) => {
-                self.counter = on.then(|| {
-                    self.counter
-                        .take()
-                        .unwrap_or_else(|| Counter::start(self.me.id()))
-                });
+                let id = self.me.id();
+                let extras = self.extras();
+                let counting = extras.counter.take();
+                extras.counter = on.then(|| counting.unwrap_or_else(|| Counter::start(id)));
                 let _ = answer.send(());
             }
             SysRequest::Statistics(answer) => _ = answer.send(self.statistics()),
             SysRequest::Trace(on, answer) => {
-                self.tracing = on;
+                self.extras().tracing = on;
                 let _ = answer.send(());
             }
         }
-        let waiting = self.suspended.is_none() && self.exiting.is_none();
-        if let (true, None, Some(after)) = (waiting, &self.idle, self.idle_for) {
+        let waiting = !self.is_suspended() && self.exiting.is_none();
+        let paused = self.extras.as_ref().filter(|extras| extras.idle.is_none());
+        if let (true, Some(after)) = (waiting, paused.and_then(|extras| extras.idle_for)) {
             self.arm_idle(after);
         }
     }
@@ -493,9 +527,12 @@ impl<G: GenServer> Running<G> {
     /// an idle wait (except by the idle timeout itself).
     #[inline]
     fn serving(&mut self, message: &Envelope<G::Protocol>) {
-        self.took(message);
         self.handled += 1;
-        if self.tracing {
+        if self.extras.is_none() {
+            return;
+        }
+        self.took(message);
+        if self.tracing() {
             trace_event(self, message.kind());
         }
         if !matches!(message, Envelope::Idle(_)) {
@@ -503,12 +540,40 @@ impl<G: GenServer> Running<G> {
         }
     }
 
+    /// The extras, made now if this is their first use.
+    fn extras(&mut self) -> &mut Extras<G::Protocol> {
+        self.extras.get_or_insert_with(Default::default)
+    }
+
+    fn counter(&self) -> Option<&Counter> {
+        self.extras.as_ref()?.counter.as_ref()
+    }
+
+    fn tracing(&self) -> bool {
+        self.extras.as_ref().is_some_and(|extras| extras.tracing)
+    }
+
+    fn is_suspended(&self) -> bool {
+        self.extras
+            .as_ref()
+            .is_some_and(|extras| extras.suspended.is_some())
+    }
+
+    /// Ends a suspension: what waited meanwhile, in order.
+    fn take_suspended(&mut self) -> VecDeque<Deferred<G::Protocol>> {
+        let waited = self
+            .extras
+            .as_mut()
+            .and_then(|extras| extras.suspended.take());
+        waited.unwrap_or_default()
+    }
+
     /// A message left the mailbox, or the queue of a suspended server, to be handled (for
     /// the queued count of `sys` statistics). The exit marker and idle timeouts come from
     /// the process itself and were never counted.
     #[inline]
     fn took(&self, message: &Envelope<G::Protocol>) {
-        if let Some(counter) = &self.counter {
+        if let Some(counter) = self.counter() {
             if !matches!(message, Envelope::Exit | Envelope::Idle(_)) {
                 counter.handled();
             }
@@ -516,7 +581,11 @@ impl<G: GenServer> Running<G> {
     }
 
     fn defer(&mut self, deferred: Deferred<G::Protocol>) {
-        if let Some(waiting) = &mut self.suspended {
+        let suspended = self
+            .extras
+            .as_mut()
+            .and_then(|extras| extras.suspended.as_mut());
+        if let Some(waiting) = suspended {
             waiting.push_back(deferred);
         }
     }
@@ -525,34 +594,29 @@ impl<G: GenServer> Running<G> {
         Statistics {
             started_at_ms: super::sys::unix_ms(self.started),
             handled: self.handled,
-            queued: self.counter.as_ref().map(Counter::queued),
+            queued: self.counter().map(Counter::queued),
         }
     }
 
     /// Any message ends the wait for the idle timeout.
     #[inline]
     fn cancel_idle(&mut self) {
-        self.pause_idle();
-        self.idle_for = None;
-    }
-
-    /// Stops the idle timer, keeping its duration to start again after a system message.
-    #[inline]
-    fn pause_idle(&mut self) {
-        if let Some(timer) = self.idle.take() {
-            timer.abort();
+        if let Some(extras) = &mut self.extras {
+            extras.pause_idle();
+            extras.idle_for = None;
         }
     }
 
     fn arm_idle(&mut self, after: Duration) {
-        self.idle_generation += 1;
-        let generation = self.idle_generation;
         let me = self.me.actor().clone();
-        self.idle = Some(tokio::spawn(async move {
+        let extras = self.extras();
+        extras.idle_generation += 1;
+        let generation = extras.idle_generation;
+        extras.idle = Some(tokio::spawn(async move {
             tokio::time::sleep(after).await;
             let _ = me.send_message(Envelope::Idle(generation));
         }));
-        self.idle_for = Some(after);
+        extras.idle_for = Some(after);
     }
 }
 
@@ -588,14 +652,9 @@ impl<G: GenServer> Actor for Process<G> {
             server,
             me,
             exiting: None,
-            idle: None,
-            idle_generation: 0,
-            idle_for: None,
             started: SystemTime::now(),
             handled: 0,
-            counter: None,
-            tracing: false,
-            suspended: None,
+            extras: None,
         })
     }
 
@@ -627,7 +686,7 @@ impl<G: GenServer> Actor for Process<G> {
             // Suspended: only system messages and an orderly stop get through; the rest
             // still counts as queued.
             message
-                if run.suspended.is_some()
+                if run.is_suspended()
                     && !matches!(message, Envelope::Sys(_) | Envelope::Stop(..)) =>
             {
                 run.defer(Deferred::Message(message));
@@ -657,7 +716,7 @@ impl<G: GenServer> Actor for Process<G> {
         if run.exiting.is_some() {
             return Ok(());
         }
-        if run.suspended.is_some() {
+        if run.is_suspended() {
             run.defer(Deferred::Exit(id, reason));
         } else {
             // Boxed, as `step`'s rare paths: see there.
