@@ -171,9 +171,9 @@ async fn run() {
     }
 
     let n = count(100_000);
-    let raw = spawn_in_fresh_process("raw");
-    let peer = spawn_in_fresh_process("kameo");
-    let ours = spawn_in_fresh_process("otp");
+    let spawned = spawn_medians(reps);
+    let [raw, peer, ours, raw_direct, peer_direct, direct, raw8, peer8, ours8, part8] =
+        SPAWN_VARIANTS.map(|variant| &spawned[variant]);
     rows.push(Row {
         metric: format!("spawn {n} dynamic children until each answers a call, per child"),
         baseline: raw.per_child,
@@ -182,9 +182,6 @@ async fn run() {
         unit: "ns",
         target: "≤ 1.2x raw, ≤ kameo",
     });
-    let raw_direct = spawn_in_fresh_process("rawdirect");
-    let peer_direct = spawn_in_fresh_process("kameodirect");
-    let direct = spawn_in_fresh_process("gs");
     rows.push(Row {
         metric: format!("start {n} servers directly (no supervisor), per child"),
         baseline: raw_direct.per_child,
@@ -193,9 +190,6 @@ async fn run() {
         unit: "ns",
         target: "(where the supervisor's cost begins)",
     });
-    let raw8 = spawn_in_fresh_process("raw8");
-    let peer8 = spawn_in_fresh_process("kameo8");
-    let ours8 = spawn_in_fresh_process("otp8");
     rows.push(Row {
         metric: format!(
             "spawn {n} dynamic children until each answers, 8 concurrent starters, per child"
@@ -206,7 +200,6 @@ async fn run() {
         unit: "ns",
         target: "≤ 1.2x raw, ≤ kameo",
     });
-    let part8 = spawn_in_fresh_process("part8");
     rows.push(Row {
         metric: format!(
             "spawn {n} children through a partition supervisor ({} partitions), 8 concurrent starters, per child",
@@ -442,6 +435,40 @@ async fn restart_latencies(n: usize) -> Restarts {
         kameo: peer,
         ours,
     }
+}
+
+/// The spawn variants, in the order `run` reads them.
+const SPAWN_VARIANTS: [&str; 10] = [
+    "raw",
+    "kameo",
+    "otp",
+    "rawdirect",
+    "kameodirect",
+    "gs",
+    "raw8",
+    "kameo8",
+    "otp8",
+    "part8",
+];
+
+/// Each spawn variant `reps` times, each run in a fresh process, the variants interleaved;
+/// the medians.
+fn spawn_medians(reps: usize) -> std::collections::HashMap<&'static str, Spawned> {
+    let mut runs: Vec<Vec<Spawned>> = SPAWN_VARIANTS.iter().map(|_| Vec::new()).collect();
+    for _ in 0..reps {
+        for (variant, runs) in SPAWN_VARIANTS.iter().zip(&mut runs) {
+            runs.push(spawn_in_fresh_process(variant));
+        }
+    }
+    SPAWN_VARIANTS
+        .iter()
+        .zip(runs)
+        .map(|(variant, runs)| {
+            let per_child = median(runs.iter().map(|run| run.per_child).collect());
+            let bytes = median(runs.iter().map(|run| run.bytes).collect());
+            (*variant, Spawned { per_child, bytes })
+        })
+        .collect()
 }
 
 /// What one spawn variant measured, in its own process.
