@@ -1,13 +1,18 @@
 //! Handles to running supervisors: the `supervisor` module's control functions.
 
+use std::sync::Arc;
+
 use ractor::{ActorCell, ActorId};
 
+use super::adoption::{self, Adoptions};
 use super::process::{
-    CountChildren, DeleteChild, GetChildSpec, RestartChild, StartChild, Supervision,
+    CountChildren, DeleteChild, GetChildSpec, Internal, RestartChild, StartChild, Supervision,
     SupervisorProcess, Target, TerminateChild, WhichChildren,
 };
-use super::{ChildCounts, ChildInfo, ChildSpec, Overview, SupervisorError};
-use crate::{ExitReason, RequestOf, ServerRef};
+use super::{
+    report, AutoShutdown, ChildCounts, ChildInfo, ChildSpec, Overview, Parent, SupervisorError,
+};
+use crate::{CallError, ExitReason, RequestOf, ServerRef, StartError};
 
 /// Asks a supervisor. The wait is unbounded, as OTP's `supervisor` calls are: a child's
 /// `init` may take its time, and a supervisor that dies answers at once with its exit
@@ -165,11 +170,18 @@ impl crate::sys::SysTarget for DynamicSupervisorRef {}
 #[derive(Clone, Debug)]
 pub struct DynamicSupervisorRef {
     supervisor: SupervisorRef,
+    /// Where the children this handle starts wait for adoption; `None` for a supervisor
+    /// that starts them itself (with `max_children`, or a static one found by name).
+    adoptions: Option<Arc<Adoptions>>,
 }
 
 impl DynamicSupervisorRef {
     pub(crate) fn new(supervisor: SupervisorRef) -> Self {
-        Self { supervisor }
+        let adoptions = adoption::find(supervisor.server.id());
+        Self {
+            supervisor,
+            adoptions,
+        }
     }
 
     /// The supervisor registered under `name`, if any (a static one too: its calls by
@@ -180,8 +192,56 @@ impl DynamicSupervisorRef {
 
     /// Starts a child and returns its process; `None` if it ignored its start (then
     /// nothing is kept).
+    ///
+    /// Unlike OTP, the child's `init` runs in the caller's task, not in the supervisor's,
+    /// unless the supervisor has `max_children`: the child starts linked to the supervisor,
+    /// which adopts it before it handles anything else, so that every later request sees
+    /// it. Starts from many tasks run their `init`s side by side, and none waits for the
+    /// supervisor (busy restarting another child, say). Await the start to its end: a
+    /// start dropped while its child's start function runs may leave that child linked
+    /// but unknown to the supervisor.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<Option<ActorCell>, SupervisorError> {
-        self.supervisor.start_child(spec).await
+        match &self.adoptions {
+            Some(adoptions) => self.start_adopted(adoptions, spec).await,
+            None => self.supervisor.start_child(spec).await,
+        }
+    }
+
+    /// Starts the child here, linked to the supervisor, and leaves it for adoption (see
+    /// `adoption.rs`). A supervisor shutting down refuses as one that is gone.
+    async fn start_adopted(
+        &self,
+        adoptions: &Adoptions,
+        spec: ChildSpec,
+    ) -> Result<Option<ActorCell>, SupervisorError> {
+        spec.check(AutoShutdown::Never)?;
+        let wake = || self.supervisor.server.send_info(Internal::Adopt);
+        let start = adoptions
+            .begin(wake)
+            .await
+            .map_err(|_| SupervisorError::Call(CallError::NoProc))?;
+        let parent = Parent {
+            cell: self.supervisor.cell(),
+            up: adoptions.up.upgrade(),
+        };
+        match spec.start(parent).await {
+            Ok(child) => {
+                let cell = child.cell().clone();
+                report::started(&adoptions.label, &spec.id, cell.get_id());
+                if start.started(spec, child) {
+                    self.supervisor.server.send_info(Internal::Adopt);
+                }
+                Ok(Some(cell))
+            }
+            Err(StartError::Ignored) => {
+                report::ignored(&adoptions.label, &spec.id);
+                Ok(None)
+            }
+            Err(failed) => {
+                report::start_failed(&adoptions.label, &spec.id, &failed);
+                Err(failed.into())
+            }
+        }
     }
 
     /// Stops a child by its process id; dynamic children are not kept once stopped.

@@ -49,6 +49,7 @@
 //! # }
 //! ```
 
+mod adoption;
 mod child;
 mod children;
 mod handle;

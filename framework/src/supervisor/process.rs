@@ -20,8 +20,11 @@
 //! concerns, whether a stopped child's spec is kept, whether ids must be unique, and
 //! whether children are stopped one by one in reverse order or all at once.
 
+use std::sync::{Arc, Weak};
+
 use ractor::{ActorCell, ActorId};
 
+use super::adoption::{self, Adoptions};
 use super::children::{Children, Place};
 use super::report;
 use super::shutdown::{stop_all, stop_child, subtree_gone};
@@ -30,7 +33,7 @@ use super::{
     Overview, Parent, Restart, RestartBudget, Strategy, SupervisorError, SupervisorSpec,
 };
 use crate::gen_server::Init;
-use crate::{BoxError, Context, ExitReason, Flow, GenServer, Info, StartError};
+use crate::{BoxError, Context, ExitReason, Flow, GenServer, Info, ServerRef, StartError};
 
 crate::protocol! {
     /// What a supervisor answers: OTP's `supervisor` control functions, each with its own
@@ -45,7 +48,7 @@ crate::protocol! {
         DeleteChild(String) -> Result<(), SupervisorError>,
         GetChildSpec(Target) -> Result<ChildSpec, SupervisorError>,
     }
-    infos RetryRestart;
+    infos Internal;
 }
 
 /// What a supervisor is started with.
@@ -109,8 +112,22 @@ pub(crate) enum Target {
     Process(ActorId),
 }
 
-/// A restart to try again (OTP's `{try_again_restart, Id}`).
-pub(crate) struct RetryRestart(Place);
+/// What a supervisor sends itself.
+pub(crate) enum Internal {
+    /// A restart to try again (OTP's `{try_again_restart, Id}`).
+    RetryRestart(Place),
+    /// Children wait for adoption, one of them already gone (see `adoption.rs`).
+    Adopt,
+    /// An adopted child had exited before its adoption: its exit, handled in turn.
+    ExitedEarly(ActorId, ExitReason),
+}
+
+/// A dynamic supervisor's children started by their callers (see `adoption.rs`).
+struct Adopting {
+    adoptions: Arc<Adoptions>,
+    /// Its own handle, to hand itself the exits that came before an adoption.
+    me: ServerRef<Supervision>,
+}
 
 /// Every supervisor's process: its children and what it decides by.
 pub(crate) struct SupervisorProcess {
@@ -121,6 +138,8 @@ pub(crate) struct SupervisorProcess {
     /// When significant children's end is this supervisor's end.
     auto_shutdown: AutoShutdown,
     children: Children,
+    /// A dynamic supervisor without `max_children` adopts the children its handles start.
+    adopting: Option<Adopting>,
 }
 
 impl Init<Args> for SupervisorProcess {
@@ -137,12 +156,23 @@ impl Init<Args> for SupervisorProcess {
         for child in &spec.children {
             child.check(spec.flags.auto_shutdown)?;
         }
+        let label = me.name().unwrap_or_else(|| me.id().to_string());
+        let adopting = matches!(kind, Kind::Dynamic { max_children: None }).then(|| {
+            let up = me.lineage().as_ref().map_or_else(Weak::new, Arc::downgrade);
+            let adoptions = Arc::new(Adoptions::new(label.clone(), up));
+            adoption::register(me.id(), &adoptions);
+            Adopting {
+                adoptions,
+                me: me.server().clone(),
+            }
+        });
         let mut supervisor = SupervisorProcess {
-            label: me.name().unwrap_or_else(|| me.id().to_string()),
+            label,
             kind,
             budget: RestartBudget::new(spec.flags.intensity, spec.flags.period),
             auto_shutdown: spec.flags.auto_shutdown,
             children: Children::default(),
+            adopting,
         };
         for child in spec.children {
             let id = child.id.clone();
@@ -165,6 +195,7 @@ impl GenServer for SupervisorProcess {
         call: SupervisionCall<'_>,
         me: &Context<Self>,
     ) -> crate::Result {
+        self.adopt();
         Ok(match call {
             SupervisionCall::WhichChildren(_, caller) => caller.reply(self.children.infos()),
             SupervisionCall::CountChildren(_, caller) => caller.reply(self.children.counts()),
@@ -186,10 +217,14 @@ impl GenServer for SupervisorProcess {
         })
     }
 
-    async fn handle_info(&mut self, info: Info<RetryRestart>, me: &Context<Self>) -> crate::Result {
+    async fn handle_info(&mut self, info: Info<Internal>, me: &Context<Self>) -> crate::Result {
+        self.adopt();
         Ok(match info {
             Info::Exit(exit) => self.child_exited(me, exit.id, exit.reason).await,
-            Info::Message(RetryRestart(place)) if self.children.is_restarting(place) => {
+            Info::Message(Internal::ExitedEarly(pid, reason)) => {
+                self.child_exited(me, pid, reason).await
+            }
+            Info::Message(Internal::RetryRestart(place)) if self.children.is_restarting(place) => {
                 self.restart(me, place).await
             }
             _ => Flow::Continue,
@@ -197,6 +232,11 @@ impl GenServer for SupervisorProcess {
     }
 
     async fn terminate(&mut self, _reason: &ExitReason, _me: &Context<Self>) {
+        // Starts in flight end first, so that their children stop with the others.
+        if let Some(adopting) = &self.adopting {
+            adopting.adoptions.close().await;
+        }
+        self.adopt();
         self.stop_everyone().await;
     }
 
@@ -244,8 +284,24 @@ async fn start(
 }
 
 impl SupervisorProcess {
+    /// Adopts the children its handles started (see `adoption.rs`); those that exited
+    /// first have their exit handled in turn.
+    fn adopt(&mut self) {
+        let Some(adopting) = &self.adopting else {
+            return;
+        };
+        let adopted = adopting.adoptions.take();
+        for (spec, child) in adopted.children {
+            self.children.push(spec, Some(child));
+        }
+        for (pid, reason) in adopted.exits {
+            adopting.me.send_info(Internal::ExitedEarly(pid, reason));
+        }
+    }
+
     /// Flags, intensity used and children, in one answer.
-    pub(crate) fn overview(&self) -> Overview {
+    pub(crate) fn overview(&mut self) -> Overview {
+        self.adopt();
         let (strategy, dynamic) = match self.kind {
             Kind::Static(strategy) => (strategy, false),
             Kind::Dynamic { .. } => (Strategy::OneForOne, true),
@@ -315,8 +371,15 @@ impl SupervisorProcess {
         pid: ActorId,
         reason: ExitReason,
     ) -> Flow {
-        // An exit from a child we already stopped or replaced is stale: ignore it.
+        // An exit from a child we already stopped or replaced is stale: ignore it. One from
+        // a child whose start is still in flight is kept for its adoption.
         let Some(place) = self.children.place_of_running(pid) else {
+            if let Some(adopting) = &self.adopting {
+                if let Some(reason) = adopting.adoptions.unknown_exit(pid, reason) {
+                    // Left for adoption since this callback began: adopted next turn.
+                    adopting.me.send_info(Internal::ExitedEarly(pid, reason));
+                }
+            }
             return Flow::Continue;
         };
         let exited = self.children.mark_stopped(place);
@@ -402,7 +465,7 @@ impl SupervisorProcess {
                 Err(StartError::Ignored) => self.forget_if_done(member),
                 Err(_) => {
                     self.children.set_restarting(member);
-                    me.send_info(RetryRestart(member));
+                    me.send_info(Internal::RetryRestart(member));
                     break;
                 }
             }
