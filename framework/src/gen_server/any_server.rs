@@ -14,13 +14,30 @@ use crate::ExitReason;
 #[derive(Clone)]
 pub struct AnyServer {
     cell: ActorCell,
+    /// What depends on the protocol, one static table per protocol: a supervisor holds
+    /// one of these per child, so it stays two words.
+    erased: &'static Erased,
+}
+
+/// What an [`AnyServer`] needs of its protocol.
+struct Erased {
     /// The protocol's type name: what a caller would name to reach it.
-    protocol: &'static str,
-    /// Posts a system message as an envelope of the right protocol; a plain `fn` so any
-    /// protocol fits without a box.
+    protocol: fn() -> &'static str,
+    /// Posts a system message as an envelope of the right protocol.
     post_sys: fn(&ActorCell, SysMessage) -> bool,
     /// Asks it to stop in order (its `terminate` runs).
     stop: fn(&ActorCell, ExitReason) -> bool,
+}
+
+/// The table of protocol `P`, promoted to a static.
+struct ErasedOf<P>(std::marker::PhantomData<P>);
+
+impl<P: Protocol> ErasedOf<P> {
+    const ERASED: Erased = Erased {
+        protocol: std::any::type_name::<P>,
+        post_sys: post_sys::<P>,
+        stop: request_stop::<P>,
+    };
 }
 
 impl AnyServer {
@@ -28,9 +45,7 @@ impl AnyServer {
     pub fn new<P: Protocol>(server: &ServerRef<P>) -> Self {
         Self {
             cell: server.cell(),
-            protocol: std::any::type_name::<P>(),
-            post_sys: post_sys::<P>,
-            stop: request_stop::<P>,
+            erased: &ErasedOf::<P>::ERASED,
         }
     }
 
@@ -51,7 +66,7 @@ impl AnyServer {
 
     /// The type name of the protocol it serves (e.g. `my_app::Room`).
     pub fn protocol(&self) -> &'static str {
-        self.protocol
+        (self.erased.protocol)()
     }
 
     /// True until it has begun to exit.
@@ -66,7 +81,7 @@ impl AnyServer {
 
     /// Asks it to stop in order with `reason`; false if it is already gone.
     pub(crate) fn request_stop(&self, reason: ExitReason) -> bool {
-        (self.stop)(&self.cell, reason)
+        (self.erased.stop)(&self.cell, reason)
     }
 }
 
@@ -77,7 +92,7 @@ fn post_sys<P: Protocol>(cell: &ActorCell, SysMessage(request): SysMessage) -> b
 
 impl sealed::Target for AnyServer {
     fn post_sys(&self, request: SysMessage) -> bool {
-        (self.post_sys)(&self.cell, request)
+        (self.erased.post_sys)(&self.cell, request)
     }
 
     fn process(&self) -> ActorId {
@@ -91,7 +106,7 @@ impl fmt::Debug for AnyServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnyServer")
             .field("id", &self.cell.get_id())
-            .field("protocol", &self.protocol)
+            .field("protocol", &(self.erased.protocol)())
             .finish()
     }
 }

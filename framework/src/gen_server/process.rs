@@ -95,9 +95,6 @@ impl Linked {
 pub(crate) struct Running<G: GenServer> {
     server: G,
     me: Context<G>,
-    /// Set once the server has decided to stop: it then only answers callers with this
-    /// reason until its exit marker arrives.
-    exiting: Option<ExitReason>,
     /// For `sys` statistics: when it started, how many messages it handled.
     started: SystemTime,
     handled: u64,
@@ -106,8 +103,11 @@ pub(crate) struct Running<G: GenServer> {
     extras: Option<Box<Extras<G::Protocol>>>,
 }
 
-/// An idle timeout and `sys`'s counting, tracing and suspension.
+/// An idle timeout, `sys`'s counting, tracing and suspension, and an exit under way.
 struct Extras<P: Protocol> {
+    /// Set once the server has decided to stop: it then only answers callers with this
+    /// reason until its exit marker arrives.
+    exiting: Option<ExitReason>,
     /// The armed idle timer, cancelled by the next message; `idle_generation` tells its
     /// expiry from a stale one that was already queued when it was cancelled.
     idle: Option<tokio::task::JoinHandle<()>>,
@@ -127,6 +127,7 @@ struct Extras<P: Protocol> {
 impl<P: Protocol> Default for Extras<P> {
     fn default() -> Self {
         Self {
+            exiting: None,
             idle: None,
             idle_generation: 0,
             idle_for: None,
@@ -274,7 +275,7 @@ impl<G: GenServer> Running<G> {
             self.me.actor().stop(Some(reason.encode()));
         }
         self.me.drop_monitors();
-        self.exiting = Some(reason.clone());
+        self.extras().exiting = Some(reason.clone());
         // What waited while suspended is answered as what comes after the stop.
         let myself = self.me.actor().clone();
         for deferred in self.take_suspended() {
@@ -449,11 +450,11 @@ impl<G: GenServer> Running<G> {
                 let myself = self.me.actor().clone();
                 for deferred in waited {
                     match deferred {
-                        Deferred::Message(message) if self.exiting.is_some() => {
+                        Deferred::Message(message) if self.exiting().is_some() => {
                             self.after_exit(message, &myself)
                         }
                         Deferred::Message(message) => self.serve(message).await,
-                        Deferred::Exit(_, _) if self.exiting.is_some() => {}
+                        Deferred::Exit(_, _) if self.exiting().is_some() => {}
                         Deferred::Exit(id, reason) => self.exit_event(id, reason).await,
                     }
                 }
@@ -471,7 +472,7 @@ impl<G: GenServer> Running<G> {
                 let _ = answer.send(());
             }
         }
-        let waiting = !self.is_suspended() && self.exiting.is_none();
+        let waiting = !self.is_suspended() && self.exiting().is_none();
         let paused = self.extras.as_ref().filter(|extras| extras.idle.is_none());
         if let (true, Some(after)) = (waiting, paused.and_then(|extras| extras.idle_for)) {
             self.arm_idle(after);
@@ -512,7 +513,7 @@ impl<G: GenServer> Running<G> {
     /// exit marker ends the process.
     fn after_exit(&self, message: Envelope<G::Protocol>, myself: &ActorRef<Envelope<G::Protocol>>) {
         self.took(&message);
-        let Some(reason) = &self.exiting else {
+        let Some(reason) = self.exiting() else {
             return;
         };
         match message {
@@ -547,6 +548,11 @@ impl<G: GenServer> Running<G> {
 
     fn counter(&self) -> Option<&Counter> {
         self.extras.as_ref()?.counter.as_ref()
+    }
+
+    /// The reason it exits with, once it has decided to.
+    fn exiting(&self) -> Option<&ExitReason> {
+        self.extras.as_ref()?.exiting.as_ref()
     }
 
     fn tracing(&self) -> bool {
@@ -651,7 +657,6 @@ impl<G: GenServer> Actor for Process<G> {
         Ok(Running {
             server,
             me,
-            exiting: None,
             started: SystemTime::now(),
             handled: 0,
             extras: None,
@@ -679,7 +684,7 @@ impl<G: GenServer> Actor for Process<G> {
         run: &mut Running<G>,
     ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
         let done: Pin<Box<dyn Future<Output = ()> + Send + '_>> = match message {
-            message if run.exiting.is_some() => {
+            message if run.exiting().is_some() => {
                 run.after_exit(message, &myself);
                 Box::pin(std::future::ready(()))
             }
@@ -713,7 +718,7 @@ impl<G: GenServer> Actor for Process<G> {
         // resources (a listening socket, say) still held, as in OTP a dead process holds
         // nothing.
         drop(event);
-        if run.exiting.is_some() {
+        if run.exiting().is_some() {
             return Ok(());
         }
         if run.is_suspended() {
@@ -732,7 +737,7 @@ impl<G: GenServer> Actor for Process<G> {
         _myself: ActorRef<Envelope<G::Protocol>>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
-        if run.exiting.is_none() {
+        if run.exiting().is_none() {
             let reason = ExitReason::Shutdown;
             let _ = AssertUnwindSafe(run.server.terminate(&reason, &run.me))
                 .catch_unwind()

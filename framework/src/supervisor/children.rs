@@ -17,22 +17,33 @@ pub(super) type Place = u64;
 pub(super) struct Child {
     pub spec: ChildSpec,
     status: Status,
-    /// The process it last ran as: while its restart is pending, that process id still
-    /// names it (OTP's `{restarting, OldPid}`), so `terminate_child` can stop the retrying.
-    last: Option<ActorId>,
     /// Times it was started again since it was added (by a restart, its own or a
     /// sibling's, or by `restart_child`): what an observer shows of a child's trouble.
     restarts: u32,
 }
 
 /// What a child is doing (OTP: a pid, `restarting` or `undefined`).
+///
+/// A child not running keeps the process it last ran as, if any: while its restart is
+/// pending, that process id still names it (OTP's `{restarting, OldPid}`), so
+/// `terminate_child` can stop the retrying.
 enum Status {
     Running(ChildRef),
     /// A restart failed and is queued for another try.
-    Restarting,
+    Restarting(Option<ActorId>),
     /// Not running: exited without restart, terminated by request, or stopped for a
     /// sibling's restart and not yet started again.
-    Stopped,
+    Stopped(Option<ActorId>),
+}
+
+impl Status {
+    /// The process it runs as, or last ran as.
+    fn last(&self) -> Option<ActorId> {
+        match self {
+            Status::Running(running) => Some(running.cell().get_id()),
+            Status::Restarting(last) | Status::Stopped(last) => *last,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -53,15 +64,13 @@ impl Children {
     pub fn push(&mut self, spec: ChildSpec, running: Option<ChildRef>) -> Place {
         let place = self.next;
         self.next += 1;
-        let last = running.as_ref().map(|running| running.cell().get_id());
-        if let Some(pid) = last {
-            self.running.insert(pid, place);
+        if let Some(running) = &running {
+            self.running.insert(running.cell().get_id(), place);
         }
-        let status = running.map_or(Status::Stopped, Status::Running);
+        let status = running.map_or(Status::Stopped(None), Status::Running);
         let child = Child {
             spec,
             status,
-            last,
             restarts: 0,
         };
         self.ordered.insert(place, child);
@@ -72,7 +81,7 @@ impl Children {
     pub fn any_significant_alive(&self) -> bool {
         self.ordered
             .values()
-            .any(|child| child.spec.significant && !matches!(child.status, Status::Stopped))
+            .any(|child| child.spec.significant && !matches!(child.status, Status::Stopped(_)))
     }
 
     pub fn len(&self) -> usize {
@@ -117,29 +126,28 @@ impl Children {
     /// it ran: the caller stops it, or it has already exited.
     pub fn mark_stopped(&mut self, place: Place) -> Option<ChildRef> {
         let child = self.ordered.get_mut(&place)?;
-        match std::mem::replace(&mut child.status, Status::Stopped) {
+        let last = child.status.last();
+        match std::mem::replace(&mut child.status, Status::Stopped(last)) {
             Status::Running(running) => {
                 self.running.remove(&running.cell().get_id());
                 Some(running)
             }
-            Status::Restarting => {
-                if let Some(last) = child.last {
+            Status::Restarting(last) => {
+                if let Some(last) = last {
                     self.restarting.remove(&last);
                 }
                 None
             }
-            Status::Stopped => None,
+            Status::Stopped(_) => None,
         }
     }
 
     pub fn set_running(&mut self, place: Place, running: ChildRef) {
         if let Some(child) = self.ordered.get_mut(&place) {
-            if let (Status::Restarting, Some(last)) = (&child.status, child.last) {
+            if let Status::Restarting(Some(last)) = child.status {
                 self.restarting.remove(&last);
             }
-            let pid = running.cell().get_id();
-            self.running.insert(pid, place);
-            child.last = Some(pid);
+            self.running.insert(running.cell().get_id(), place);
             child.status = Status::Running(running);
             child.restarts += 1;
         }
@@ -147,8 +155,9 @@ impl Children {
 
     pub fn set_restarting(&mut self, place: Place) {
         if let Some(child) = self.ordered.get_mut(&place) {
-            child.status = Status::Restarting;
-            if let Some(last) = child.last {
+            let last = child.status.last();
+            child.status = Status::Restarting(last);
+            if let Some(last) = last {
                 self.restarting.insert(last, place);
             }
         }
@@ -156,7 +165,7 @@ impl Children {
 
     pub fn is_restarting(&self, place: Place) -> bool {
         self.get(place)
-            .is_some_and(|child| matches!(child.status, Status::Restarting))
+            .is_some_and(|child| matches!(child.status, Status::Restarting(_)))
     }
 
     /// What `which_children` reports, in start order.
@@ -194,8 +203,8 @@ impl Child {
     pub fn process(&self) -> ChildProcess {
         match &self.status {
             Status::Running(running) => ChildProcess::Running(running.server().clone()),
-            Status::Restarting => ChildProcess::Restarting,
-            Status::Stopped => ChildProcess::Undefined,
+            Status::Restarting(_) => ChildProcess::Restarting,
+            Status::Stopped(_) => ChildProcess::Undefined,
         }
     }
 }
