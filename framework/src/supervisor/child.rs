@@ -162,6 +162,17 @@ impl ChildSpec {
         })
     }
 
+    /// Whether `other` is a copy of this spec (the same start function, the same fields):
+    /// children started from copies of one spec can share it.
+    pub(crate) fn is_copy_of(&self, other: &ChildSpec) -> bool {
+        Arc::ptr_eq(&self.start, &other.start)
+            && self.id == other.id
+            && self.restart == other.restart
+            && self.shutdown == other.shutdown
+            && self.kind == other.kind
+            && self.significant == other.significant
+    }
+
     pub(crate) fn start(&self, parent: Parent) -> BoxFuture<'static, Result<ChildRef, StartError>> {
         (self.start)(parent)
     }

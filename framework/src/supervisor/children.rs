@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeBounds;
+use std::sync::{Arc, Weak};
 
 use ractor::ActorId;
 
@@ -15,7 +16,9 @@ pub(super) type Place = u64;
 
 /// One child: how to start it and what it is doing.
 pub(super) struct Child {
-    pub spec: ChildSpec,
+    /// Shared by the children started from copies of one spec (a dynamic supervisor's
+    /// thousands of children, typically): a child's record is then a few words.
+    pub spec: Arc<ChildSpec>,
     status: Status,
     /// Times it was started again since it was added (by a restart, its own or a
     /// sibling's, or by `restart_child`): what an observer shows of a child's trouble.
@@ -57,6 +60,9 @@ pub(super) struct Children {
     restarting: HashMap<ActorId, Place>,
     /// The place the next added child takes: after every other.
     next: Place,
+    /// The spec of the child added last, shared with the next if it is a copy. Weak: a
+    /// spec (and what its start function holds) goes with the last child started from it.
+    last_spec: Weak<ChildSpec>,
 }
 
 impl Children {
@@ -68,6 +74,11 @@ impl Children {
             self.running.insert(running.cell().get_id(), place);
         }
         let status = running.map_or(Status::Stopped(None), Status::Running);
+        let spec = match self.last_spec.upgrade() {
+            Some(last) if last.is_copy_of(&spec) => last,
+            _ => Arc::new(spec),
+        };
+        self.last_spec = Arc::downgrade(&spec);
         let child = Child {
             spec,
             status,

@@ -533,7 +533,7 @@ impl SupervisorProcess {
     fn child_spec(&self, target: &Target) -> Result<ChildSpec, SupervisorError> {
         let place = self.find(target)?;
         let child = self.children.get(place).ok_or_else(|| not_found(target))?;
-        Ok(child.spec.clone())
+        Ok(ChildSpec::clone(&child.spec))
     }
 
     async fn terminate_child(&mut self, target: Target) -> Result<(), SupervisorError> {
