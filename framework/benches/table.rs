@@ -44,6 +44,20 @@ fn main() {
     runtime.block_on(runtime.spawn(run())).expect("bench task");
 }
 
+/// `--check`: fail the run when a guarded row drifts past its [`Guard`].
+fn check() -> bool {
+    std::env::args().any(|arg| arg == "--check")
+}
+
+// The guards (see [`Guard`]): the highest of five runs at the guard's scale, plus a
+// margin; memory, which does not drift run to run, is held to its target.
+const CALL_GUARD: f64 = 1.45;
+const CAST_GUARD: f64 = 1.4;
+const RESTART_GUARD: f64 = 3.5;
+const SPAWN_GUARD: f64 = 1.5;
+const CONCURRENT_SPAWN_GUARD: f64 = 2.2;
+const MEMORY_GUARD: f64 = 512.0;
+
 /// Tokio worker threads: 2 by default, as in `../shared/ANCHORS.md`.
 fn workers() -> usize {
     std::env::var("BENCH_WORKERS")
@@ -84,6 +98,48 @@ struct Row {
     ours: f64,
     unit: &'static str,
     target: &'static str,
+    /// What `--check` allows (see [`Guard`]).
+    guard: Guard,
+}
+
+/// The drift `--check` allows a row before it fails the run, as `.ci/run` runs it: the
+/// current figure plus the run-to-run spread measured at that scale (BENCHMARKS.md,
+/// "The guard"), so that a change costing a tenth or more shows.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// At most this ratio to raw ractor.
+    Ratio(f64),
+    /// At most this many bytes more than raw ractor.
+    OverBytes(f64),
+    /// Not guarded (too noisy at the guard's scale to tell drift from noise).
+    None,
+}
+
+impl Row {
+    /// Why this row fails `--check`, if it does.
+    fn violation(&self) -> Option<String> {
+        let (value, limit, shown) = match self.guard {
+            Guard::Ratio(limit) => {
+                let ratio = self.ours / self.baseline;
+                (
+                    ratio,
+                    limit,
+                    format!("{ratio:.2}x raw ractor (allowed {limit:.2}x)"),
+                )
+            }
+            Guard::OverBytes(limit) => {
+                let over = self.ours - self.baseline;
+                (
+                    over,
+                    limit,
+                    format!("{over:.0} B over raw ractor (allowed {limit:.0} B)"),
+                )
+            }
+            Guard::None => return None,
+        };
+        // NaN (a variant that failed to run) fails too.
+        (value.is_nan() || value > limit).then(|| format!("{}: {shown}", self.metric))
+    }
 }
 
 async fn run() {
@@ -117,7 +173,14 @@ async fn run() {
                 Timeout::After(_) => "5 s timeout",
             };
             let metric = format!("call round-trip, {callers} caller(s), {waits}");
-            rows.push(row(&metric, &base, &theirs, &mine, "ns/call", "≤ 1.05x"));
+            let guard = Guard::Ratio(CALL_GUARD);
+            rows.push(row(
+                &metric,
+                [&base, &theirs, &mine],
+                "ns/call",
+                "≤ 1.05x",
+                guard,
+            ));
         }
     }
 
@@ -145,11 +208,10 @@ async fn run() {
     }
     rows.push(row(
         "cast throughput (casts, then one call)",
-        &base,
-        &theirs,
-        &mine,
+        [&base, &theirs, &mine],
         "ns/cast",
         "≤ 1.05x",
+        Guard::Ratio(CAST_GUARD),
     ));
 
     let restarts = count(2_000);
@@ -167,6 +229,11 @@ async fn run() {
             } else {
                 "≤ 2x raw"
             },
+            guard: if p == 0.5 {
+                Guard::Ratio(RESTART_GUARD)
+            } else {
+                Guard::None
+            },
         });
     }
 
@@ -181,6 +248,7 @@ async fn run() {
         ours: ours.per_child,
         unit: "ns",
         target: "≤ 1.2x raw, ≤ kameo",
+        guard: Guard::Ratio(SPAWN_GUARD),
     });
     rows.push(Row {
         metric: format!("start {n} servers directly (no supervisor), per child"),
@@ -189,6 +257,7 @@ async fn run() {
         ours: direct.per_child,
         unit: "ns",
         target: "(where the supervisor's cost begins)",
+        guard: Guard::Ratio(SPAWN_GUARD),
     });
     rows.push(Row {
         metric: format!(
@@ -199,6 +268,7 @@ async fn run() {
         ours: ours8.per_child,
         unit: "ns",
         target: "≤ 1.2x raw, ≤ kameo",
+        guard: Guard::Ratio(CONCURRENT_SPAWN_GUARD),
     });
     rows.push(Row {
         metric: format!(
@@ -210,6 +280,7 @@ async fn run() {
         ours: part8.per_child,
         unit: "ns",
         target: "≤ 1.2x raw, ≤ kameo",
+        guard: Guard::Ratio(CONCURRENT_SPAWN_GUARD),
     });
     rows.push(Row {
         metric: "memory per dynamic child (RSS growth)".into(),
@@ -218,6 +289,7 @@ async fn run() {
         ours: ours.bytes,
         unit: "bytes",
         target: "≤ raw + 0.5 KiB",
+        guard: Guard::OverBytes(MEMORY_GUARD),
     });
     rows.push(Row {
         metric: "memory per process started directly (RSS growth)".into(),
@@ -226,18 +298,30 @@ async fn run() {
         ours: direct.bytes,
         unit: "bytes",
         target: "≤ raw + 0.5 KiB",
+        guard: Guard::OverBytes(MEMORY_GUARD),
     });
 
     print_table(&rows, reps);
+    if check() {
+        let violations: Vec<String> = rows.iter().filter_map(Row::violation).collect();
+        if !violations.is_empty() {
+            eprintln!("\nthe guard failed: these rows drifted past what it allows:");
+            for violation in &violations {
+                eprintln!("  {violation}");
+            }
+            std::process::exit(1);
+        }
+        println!("\nthe guard holds: every guarded row is within what it allows");
+    }
 }
 
+/// Runs `raw ractor, kameo, ours` medians into a row.
 fn row(
     metric: &str,
-    base: &[f64],
-    theirs: &[f64],
-    mine: &[f64],
+    [base, theirs, mine]: [&[f64]; 3],
     unit: &'static str,
     target: &'static str,
+    guard: Guard,
 ) -> Row {
     Row {
         metric: metric.into(),
@@ -246,6 +330,7 @@ fn row(
         ours: median(mine.to_vec()),
         unit,
         target,
+        guard,
     }
 }
 
