@@ -6,6 +6,7 @@
 //! | `child.rs` | [`ChildSpec`] (restart, shutdown, type), [`Parent`], [`ChildRef`] |
 //! | `process.rs` | the supervisor process, static and dynamic alike: one state machine |
 //! | `children.rs` | its bookkeeping: children in start order, by process and by id |
+//! | `adoption.rs` | a dynamic supervisor's children started by their callers, then adopted |
 //! | `handle.rs` | [`SupervisorRef`], [`DynamicSupervisorRef`]: which_children, start_child, ... |
 //! | `intensity.rs` | restart intensity within a period |
 //! | `shutdown.rs` | stopping children within their budgets |
