@@ -41,7 +41,10 @@ fn main() {
         println!("{} {}", per_child.as_nanos(), bytes);
         return;
     }
-    runtime.block_on(runtime.spawn(run())).expect("bench task");
+    let rows = runtime.block_on(runtime.spawn(run())).expect("bench task");
+    if check() {
+        guard(&runtime, &rows);
+    }
 }
 
 /// `--check`: fail the run when a guarded row drifts past its [`Guard`].
@@ -142,7 +145,37 @@ impl Row {
     }
 }
 
-async fn run() {
+/// Fails the process if a guarded row drifted past its guard in this run and again in a
+/// second one: a time row's noise on a loaded machine can pass a guard once (memory rows
+/// do not drift, so they fail both).
+fn guard(runtime: &tokio::runtime::Runtime, rows: &[Row]) {
+    let first: Vec<&Row> = rows
+        .iter()
+        .filter(|row| row.violation().is_some())
+        .collect();
+    if first.is_empty() {
+        println!("\nthe guard holds: every guarded row is within what it allows");
+        return;
+    }
+    println!("\n{} row(s) past their guard: measuring again", first.len());
+    let again = runtime.block_on(runtime.spawn(run())).expect("bench task");
+    let violations: Vec<String> = again
+        .iter()
+        .filter(|row| first.iter().any(|failed| failed.metric == row.metric))
+        .filter_map(Row::violation)
+        .collect();
+    if violations.is_empty() {
+        println!("\nthe guard holds: the second run is within what it allows");
+        return;
+    }
+    eprintln!("\nthe guard failed: these rows drifted past what it allows, twice:");
+    for violation in &violations {
+        eprintln!("  {violation}");
+    }
+    std::process::exit(1);
+}
+
+async fn run() -> Vec<Row> {
     let reps = reps();
     let mut rows = Vec::new();
 
@@ -302,17 +335,7 @@ async fn run() {
     });
 
     print_table(&rows, reps);
-    if check() {
-        let violations: Vec<String> = rows.iter().filter_map(Row::violation).collect();
-        if !violations.is_empty() {
-            eprintln!("\nthe guard failed: these rows drifted past what it allows:");
-            for violation in &violations {
-                eprintln!("  {violation}");
-            }
-            std::process::exit(1);
-        }
-        println!("\nthe guard holds: every guarded row is within what it allows");
-    }
+    rows
 }
 
 /// Runs `raw ractor, kameo, ours` medians into a row.
@@ -449,7 +472,8 @@ async fn restart_latencies(n: usize) -> Restarts {
         }
         raw.push(started.elapsed());
     }
-    parent.stop(None);
+    // Gone with its child (and the name) before anything may measure again.
+    let _ = parent.stop_and_wait(None, None).await;
 
     let supervisor = kameo::spawn_supervisor();
     kameo::supervised(&supervisor, true).await;
