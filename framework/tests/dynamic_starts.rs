@@ -213,7 +213,8 @@ async fn a_start_during_the_shutdown_fails_or_its_child_is_stopped_in_order() {
     }
     drop(events);
     let mut stopped = HashSet::new();
-    while let Some(event) = log.recv().await {
+    // Every sender goes with the children and specs that hold one; bounded all the same.
+    while let Ok(Some(event)) = tokio::time::timeout(PATIENCE, log.recv()).await {
         if let Event::Terminated(label, reason) = event {
             assert_eq!(reason, ExitReason::Shutdown, "{label} stopped in order");
             stopped.insert(label);
