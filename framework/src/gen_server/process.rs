@@ -669,8 +669,9 @@ impl<G: GenServer> Actor for Process<G> {
         _myself: ActorRef<Envelope<G::Protocol>>,
         run: &mut Running<G>,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(reason) = Box::pin(run.settle()).await {
-            run.begin_exit(reason).await;
+        // Most `init`s ask for nothing after them: no box, no poll.
+        if run.me.asked_after() {
+            Box::pin(run.settle_or_exit(None)).await;
         }
         Ok(())
     }
