@@ -200,8 +200,8 @@ pub(crate) async fn spawn<G: GenServer>(
         server: PhantomData,
     };
     let spawned = match supervisor {
-        Some(supervisor) => Actor::spawn_linked(name.clone(), process, server, supervisor).await,
-        None => Actor::spawn(name.clone(), process, server).await,
+        Some(supervisor) => Actor::spawn_linked(name, process, server, supervisor).await,
+        None => Actor::spawn(name, process, server).await,
     };
     match spawned {
         Ok((actor, _)) => Ok(ServerRef::from_actor(actor)),
