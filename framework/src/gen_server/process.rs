@@ -319,24 +319,35 @@ impl<G: GenServer> Running<G> {
         if let Some(reason) = &stop {
             from.exited(reason.clone());
         }
-        self.after(stop).await;
+        if let Some(after) = self.after(stop) {
+            after.await;
+        }
     }
 
     async fn cast(&mut self, message: <G::Protocol as Protocol>::Cast) {
         let stop = flow(guarded(self.server.handle_cast(message, &self.me)).await);
-        self.after(stop).await;
+        if let Some(after) = self.after(stop) {
+            after.await;
+        }
     }
 
     async fn info_message(&mut self, message: super::InfoOf<G>) {
         let stop = self.info(Info::Message(message)).await;
-        self.after(stop).await;
+        if let Some(after) = self.after(stop) {
+            after.await;
+        }
     }
 
-    /// After a callback: most ask for nothing after them (one load, no call).
-    async fn after(&mut self, stop: Option<ExitReason>) {
-        if stop.is_some() || self.me.asked_after() {
-            Box::pin(self.settle_or_exit(stop)).await;
+    /// What to do after a callback, if anything: most ask for nothing after them (one
+    /// load, no future).
+    fn after(
+        &mut self,
+        stop: Option<ExitReason>,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        if stop.is_none() && !self.me.asked_after() {
+            return None;
         }
+        Some(Box::pin(self.settle_or_exit(stop)))
     }
 
     /// [`serve`](Self::serve)'s other messages: stops, downs, idle timeouts.
