@@ -14,7 +14,7 @@
 //! | `mailbox.rs` | counting a server's queued messages for `sys` statistics |
 //! | `context.rs` | [`Context`]: the `me` of every callback; monitors |
 //! | `lineage.rs` | how a supervisor knows a child's whole subtree is gone |
-//! | `process.rs` | the ractor actor that runs a GenServer and turns OTP semantics into ractor's |
+//! | `process/` | the ractor actor that runs a GenServer and turns OTP semantics into ractor's; `bookkeeping.rs`: `sys` counting, tracing, suspension, the idle timer |
 //!
 //! # Example
 //! ```

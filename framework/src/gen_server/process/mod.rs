@@ -21,7 +21,7 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use futures::future::Either;
 use futures::FutureExt;
@@ -30,12 +30,15 @@ use tokio::sync::oneshot;
 
 use super::mailbox::Counter;
 use super::reply::ReplySlot;
-use super::sys::{Statistics, Status, SysRequest};
+use super::sys::{Status, SysRequest};
 use super::{
     Context, Flow, GenServer, Gone, Info, Lineage, ProcessExit, Protocol, ServerRef, Start,
     Starting,
 };
 use crate::{BoxError, ExitReason, StartError};
+use bookkeeping::{trace_event, Extras};
+
+mod bookkeeping;
 
 /// A GenServer's mailbox entry.
 pub(crate) enum Envelope<P: Protocol> {
@@ -103,50 +106,6 @@ pub(crate) struct Running<G: GenServer> {
     extras: Option<Box<Extras<G::Protocol>>>,
 }
 
-/// An idle timeout, `sys`'s counting, tracing and suspension, and an exit under way.
-struct Extras<P: Protocol> {
-    /// Set once the server has decided to stop: it then only answers callers with this
-    /// reason until its exit marker arrives.
-    exiting: Option<ExitReason>,
-    /// The armed idle timer, cancelled by the next message; `idle_generation` tells its
-    /// expiry from a stale one that was already queued when it was cancelled.
-    idle: Option<tokio::task::JoinHandle<()>>,
-    idle_generation: u64,
-    /// The idle timeout being waited for: a system message pauses the timer (suspension
-    /// for as long as it lasts) and the full timeout starts again after it, as OTP's
-    /// `system_continue` does; a message ends the wait.
-    idle_for: Option<Duration>,
-    /// Counts its queued messages, while `sys::statistics(.., true)` says so.
-    counter: Option<Counter>,
-    /// `sys::trace` is on: each event is logged.
-    tracing: bool,
-    /// `sys::suspend`ed: what arrived meanwhile, to handle in order on resume.
-    suspended: Option<VecDeque<Deferred<P>>>,
-}
-
-impl<P: Protocol> Default for Extras<P> {
-    fn default() -> Self {
-        Self {
-            exiting: None,
-            idle: None,
-            idle_generation: 0,
-            idle_for: None,
-            counter: None,
-            tracing: false,
-            suspended: None,
-        }
-    }
-}
-
-impl<P: Protocol> Extras<P> {
-    /// Stops the idle timer, keeping its duration to start again after a system message.
-    fn pause_idle(&mut self) {
-        if let Some(timer) = self.idle.take() {
-            timer.abort();
-        }
-    }
-}
-
 /// What a suspended server keeps for later.
 enum Deferred<P: Protocol> {
     Message(Envelope<P>),
@@ -168,11 +127,6 @@ impl<P: Protocol> Envelope<P> {
             Self::Down(..) => "down",
         }
     }
-}
-
-/// One line per event while `sys::trace` is on (OTP prints them; we log them).
-fn trace_event<G: GenServer>(run: &Running<G>, event: &str) {
-    tracing::info!(target: "otp::sys", server = %run.me.id(), name = ?run.me.name(), event, "handling");
 }
 
 /// Asks the server behind `cell` to stop in order with `reason`. Returns false if it is gone.
@@ -516,124 +470,6 @@ impl<G: GenServer> Running<G> {
             self.arm_idle(after);
         }
         None
-    }
-}
-
-impl<G: GenServer> Running<G> {
-    /// A message that came after the server decided to stop: callers learn the reason, the
-    /// exit marker ends the process.
-    fn after_exit(&self, message: Envelope<G::Protocol>, myself: &ActorRef<Envelope<G::Protocol>>) {
-        self.took(&message);
-        let Some(reason) = self.exiting() else {
-            return;
-        };
-        match message {
-            Envelope::Call(_, from) => from.exited(reason.clone()),
-            Envelope::Stop(_, Some(waiter)) => _ = waiter.send(reason.clone()),
-            Envelope::Exit => myself.stop(Some(reason.encode())),
-            _ => {}
-        }
-    }
-
-    /// Bookkeeping before serving a message: `sys` statistics and trace, and the end of
-    /// an idle wait (except by the idle timeout itself).
-    #[inline]
-    fn serving(&mut self, message: &Envelope<G::Protocol>) {
-        self.handled += 1;
-        if self.extras.is_none() {
-            return;
-        }
-        self.took(message);
-        if self.tracing() {
-            trace_event(self, message.kind());
-        }
-        if !matches!(message, Envelope::Idle(_)) {
-            self.cancel_idle();
-        }
-    }
-
-    /// The extras, made now if this is their first use.
-    fn extras(&mut self) -> &mut Extras<G::Protocol> {
-        self.extras.get_or_insert_with(Default::default)
-    }
-
-    fn counter(&self) -> Option<&Counter> {
-        self.extras.as_ref()?.counter.as_ref()
-    }
-
-    /// The reason it exits with, once it has decided to.
-    fn exiting(&self) -> Option<&ExitReason> {
-        self.extras.as_ref()?.exiting.as_ref()
-    }
-
-    fn tracing(&self) -> bool {
-        self.extras.as_ref().is_some_and(|extras| extras.tracing)
-    }
-
-    fn is_suspended(&self) -> bool {
-        self.extras
-            .as_ref()
-            .is_some_and(|extras| extras.suspended.is_some())
-    }
-
-    /// Ends a suspension: what waited meanwhile, in order.
-    fn take_suspended(&mut self) -> VecDeque<Deferred<G::Protocol>> {
-        let waited = self
-            .extras
-            .as_mut()
-            .and_then(|extras| extras.suspended.take());
-        waited.unwrap_or_default()
-    }
-
-    /// A message left the mailbox, or the queue of a suspended server, to be handled (for
-    /// the queued count of `sys` statistics). The exit marker and idle timeouts come from
-    /// the process itself and were never counted.
-    #[inline]
-    fn took(&self, message: &Envelope<G::Protocol>) {
-        if let Some(counter) = self.counter() {
-            if !matches!(message, Envelope::Exit | Envelope::Idle(_)) {
-                counter.handled();
-            }
-        }
-    }
-
-    fn defer(&mut self, deferred: Deferred<G::Protocol>) {
-        let suspended = self
-            .extras
-            .as_mut()
-            .and_then(|extras| extras.suspended.as_mut());
-        if let Some(waiting) = suspended {
-            waiting.push_back(deferred);
-        }
-    }
-
-    fn statistics(&self) -> Statistics {
-        Statistics {
-            started_at_ms: super::sys::unix_ms(self.started),
-            handled: self.handled,
-            queued: self.counter().map(Counter::queued),
-        }
-    }
-
-    /// Any message ends the wait for the idle timeout.
-    #[inline]
-    fn cancel_idle(&mut self) {
-        if let Some(extras) = &mut self.extras {
-            extras.pause_idle();
-            extras.idle_for = None;
-        }
-    }
-
-    fn arm_idle(&mut self, after: Duration) {
-        let me = self.me.actor().clone();
-        let extras = self.extras();
-        extras.idle_generation += 1;
-        let generation = extras.idle_generation;
-        extras.idle = Some(tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let _ = me.send_message(Envelope::Idle(generation));
-        }));
-        extras.idle_for = Some(after);
     }
 }
 
